@@ -1,0 +1,109 @@
+"""Turn "pkg.module:attr.path" (or a factory) into a callable ASGI 3 app.
+
+Runs only where the app is served (the worker), never in a supervisor. Every failure becomes an
+`AppLoadError` with one readable line, plus the app's own traceback when its import raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from devserver.protocols.state import ASGIApp
+
+DEMO_APP = "devserver.demo:app"
+
+
+class AppLoadError(Exception):
+    """The app could not be loaded; `str()` is one line, `details` the traceback if any."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def import_from_string(target: str) -> Any:
+    module_name, sep, attrs = target.partition(":")
+    if not sep or not module_name or not attrs:
+        raise AppLoadError(f"app {target!r} must be given as 'module:attribute', e.g. main:app")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name) and _is_prefix(exc.name, module_name):
+            raise AppLoadError(
+                f"could not import module {module_name!r}: no module named {exc.name!r}"
+                " (check the name, or --app-dir)"
+            ) from None
+        raise _import_raised(module_name, exc) from None
+    except BaseException as exc:
+        raise _import_raised(module_name, exc) from None
+    value: Any = module
+    for attr in attrs.split("."):
+        try:
+            value = getattr(value, attr)
+        except AttributeError:
+            raise AppLoadError(f"module {module_name!r} has no attribute {attrs!r}") from None
+    return value
+
+
+def _is_prefix(name: str, module_name: str) -> bool:
+    return module_name == name or module_name.startswith(name + ".")
+
+
+def _import_raised(module_name: str, exc: BaseException) -> AppLoadError:
+    details = "".join(traceback.format_exception(exc))
+    return AppLoadError(f"importing {module_name!r} raised {type(exc).__name__}: {exc}", details)
+
+
+def load_app(target: str | None, *, factory: bool, interface: str, app_dir: str) -> ASGIApp:
+    """Import the app and return it as an ASGI 3 callable. Call once per serving process."""
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
+    app = import_from_string(target or DEMO_APP)
+    if factory:
+        try:
+            app = app()
+        except BaseException as exc:
+            raise AppLoadError(
+                f"the app factory {target!r} raised {type(exc).__name__}: {exc}",
+                "".join(traceback.format_exception(exc)),
+            ) from None
+    if not callable(app):
+        raise AppLoadError(f"{target!r} is not callable (got {type(app).__name__})"
+                           + ("; is it a factory? use --factory" if not factory else ""))
+    return _as_asgi3(app, interface if interface != "auto" else detect_interface(app))
+
+
+def detect_interface(app: Any) -> str:
+    """asgi3 for `async (scope, receive, send)`, asgi2 for `(scope) -> async (receive, send)`."""
+    call = app if inspect.isfunction(app) or inspect.ismethod(app) else getattr(app, "__call__", app)
+    if asyncio.iscoroutinefunction(app) or asyncio.iscoroutinefunction(call):
+        return "asgi3"
+    try:
+        params = inspect.signature(app).parameters
+    except (TypeError, ValueError):
+        return "asgi3"
+    if len(params) == 2:
+        return "wsgi"
+    if len(params) == 1:
+        return "asgi2"
+    return "asgi3"
+
+
+def _as_asgi3(app: Callable[..., Any], interface: str) -> ASGIApp:
+    if interface == "asgi3":
+        return app
+    if interface == "asgi2":
+        async def asgi2_adapter(scope: Any, receive: Any, send: Any) -> None:
+            await app(scope)(receive, send)
+
+        return asgi2_adapter
+    raise AppLoadError(
+        "this looks like a WSGI app, and this devserve build serves ASGI only: wrap it with"
+        " asgiref's WsgiToAsgi, or pass --interface asgi3 if it really is ASGI"
+    )

@@ -1,0 +1,168 @@
+"""`devserve [APP]`: argv, env and config file → Config → a running server; the composition root.
+
+The click options are generated from `devserver.config.Config`, so no option is spelled twice.
+Every failure a user can cause prints one readable line (plus the app's traceback when its import
+raised) and exits with a documented status:
+
+    0  stopped cleanly          2  bad command line or config value
+    1  unexpected error         3  startup failed: app not importable, bind failed, lifespan failed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import click
+
+from devserver import __version__
+from devserver.config import FIELDS, Config, ConfigError, Resolved, cli_flag, env_var, load_config
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_STARTUP = 3
+
+
+def fail(message: str, status: int, details: str = "") -> NoReturn:
+    if details:
+        sys.stderr.write(details if details.endswith("\n") else details + "\n")
+    click.echo(f"devserve: error: {message}", err=True)
+    sys.exit(status)
+
+
+# --------------------------------------------------------------------------- click, derived
+def _click_option(name: str) -> Callable[[Any], Any]:
+    meta = FIELDS[name].metadata
+    flag = cli_flag(name)
+    default = FIELDS[name].default
+    if meta["prod"] is not dataclasses.MISSING:
+        shown = f"{default}; {meta['prod']} with --prod"
+    elif FIELDS[name].default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        shown = "none"
+    else:
+        shown = "none" if default is None else str(default)
+    help_text = f"{meta['help']} [default: {shown}; env: {env_var(name)}]"
+    if meta["choices"]:
+        help_text = f"{meta['help']} One of: {', '.join(meta['choices'])}. " + help_text[
+            len(meta["help"]) + 1 :
+        ]
+    if meta["parse"].__name__ == "_boolean":
+        decls = [f"{flag}/--no-{flag[2:]}"] if meta["negatable"] else [flag]
+        return click.option(*decls, name, default=None, is_flag=True, help=help_text)
+    return click.option(flag, name, default=None, multiple=meta["multiple"],
+                        metavar=meta["metavar"] or name.upper(), help=help_text)
+
+
+def _with_config_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for name in reversed([n for n in FIELDS if n != "app"]):
+        func = _click_option(name)(func)
+    return func
+
+
+class _Command(click.Command):
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # one line for usage errors, not three
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            sys.exit(EXIT_ERROR)
+        except click.UsageError as exc:
+            fail(f"{exc.format_message()} (see devserve --help)", EXIT_USAGE)
+
+
+@click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"],
+                                               "max_content_width": 100})
+@click.argument("app", required=False)
+@_with_config_options
+@click.option("--print-config", is_flag=True, help="Show every resolved option and its source.")
+@click.version_option(__version__, "--version", prog_name="devserve")
+def main(app: str | None, print_config: bool, **options: Any) -> None:
+    """Serve APP (module:attr, ASGI) over HTTP/1.1. Without APP: the built-in demo app."""
+    given = {name: value for name, value in options.items() if value not in (None, ())}
+    if app is not None:
+        given["app"] = app
+    try:
+        resolved = load_config(given)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if print_config:
+        show_config(resolved)
+        return
+    sys.exit(run(resolved.config))
+
+
+def show_config(resolved: Resolved) -> None:
+    width = max(len(name) for name in FIELDS)
+    for name in FIELDS:
+        value = getattr(resolved.config, name)
+        if name == "ssl_keyfile_password" and value is not None:
+            value = "********"
+        click.echo(f"{name.ljust(width)}  {value!r:<30}  {resolved.sources[name]}")
+
+
+# --------------------------------------------------------------------------- running
+def run(config: Config) -> int:
+    """Serve in this process until stopped; returns the exit status."""
+    from devserver import logging as devserve_logging
+    from devserver.app_loader import AppLoadError, load_app
+    from devserver.lifespan import LifespanFailed
+    from devserver.server import Server
+    from devserver.sockets import BindError, bind_all, tls_context
+
+    devserve_logging.configure(config)
+    if config.env_file:
+        load_env_file(config.env_file)
+    if (config.workers or 1) > 1:
+        click.echo("devserve: --workers > 1 needs the supervisor; serving with 1 worker", err=True)
+    try:
+        tls = tls_context(config)
+        listeners = bind_all(config)
+    except BindError as exc:
+        fail(str(exc), EXIT_STARTUP)
+    try:
+        app = load_app(config.app, factory=config.factory, interface=config.interface,
+                       app_dir=config.app_dir)
+    except AppLoadError as exc:
+        fail(str(exc), EXIT_STARTUP, exc.details)
+    server = Server(config, app, listeners, tls)
+
+    async def serve() -> None:
+        server.install_signal_handlers()
+        await server.serve()
+
+    try:
+        run_loop(serve(), config.loop)
+    except LifespanFailed as exc:
+        fail(f"lifespan startup failed: {exc}", EXIT_STARTUP)
+    return EXIT_OK
+
+
+def run_loop(main: Any, loop: str) -> None:
+    if loop in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                fail("--loop uvloop: uvloop is not installed on this platform", EXIT_USAGE)
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
+
+
+def load_env_file(path: str) -> None:
+    from dotenv import dotenv_values
+
+    for key, value in dotenv_values(path).items():
+        if value is not None:
+            os.environ[key] = value
+
+
+def entry(argv: Sequence[str] | None = None) -> None:
+    main.main(args=list(argv) if argv is not None else None, prog_name="devserve")

@@ -1,0 +1,374 @@
+"""Every devserve option, declared exactly once: default, env var, help, validation.
+
+The CLI, the environment (`DEVSERVE_*`), `[tool.devserve]` in pyproject.toml and `devserve.toml`
+are all derived from the `Config` fields below; nothing else spells an option out again.
+Precedence: command line > environment > config file > default (`--prod` may change a default).
+This module does no I/O beyond reading the config file and knows nothing about serving.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "DEVSERVE_"
+
+
+class ConfigError(ValueError):
+    """A value that cannot be used; the message names the option and the source."""
+
+
+# --------------------------------------------------------------------------- parsers
+# Each parser takes a string (CLI, env) or an already-typed value (TOML) and returns the value.
+Parser = Callable[[Any], Any]
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value
+
+
+def _integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
+    def parse(value: Any) -> int:
+        try:
+            number = int(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"{value!r} is not a whole number")
+        if minimum is not None and number < minimum:
+            raise ValueError(f"{number} is below the minimum of {minimum}")
+        if maximum is not None and number > maximum:
+            raise ValueError(f"{number} is above the maximum of {maximum}")
+        return number
+
+    return parse
+
+
+def _seconds(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number of seconds") from None
+    if number < 0 or number != number:
+        raise ValueError(f"{value!r} must be zero or more seconds")
+    return number
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{value!r} is not a boolean (use true/false, 1/0, yes/no, on/off)")
+
+
+def _choice(*choices: str) -> Parser:
+    def parse(value: Any) -> str:
+        text = str(value).lower()
+        if text not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _header(value: Any) -> tuple[str, str]:
+    name, sep, text = _text(value).partition(":")
+    name = name.strip()
+    if not sep or not name or any(c in name for c in " \t\r\n") or "\r" in text or "\n" in text:
+        raise ValueError(f"{value!r} is not NAME:VALUE")
+    return (name, text.strip())
+
+
+def _bind(value: Any) -> str:
+    text = _text(value).strip()
+    if not text:
+        raise ValueError("an empty bind address")
+    if text.startswith("unix:") or text.startswith("fd://"):
+        if text.startswith("fd://") and not text[5:].isdigit():
+            raise ValueError(f"{value!r}: fd://N needs a file descriptor number")
+        return text
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT, unix:PATH or fd://N")
+    return text
+
+
+def _ips(value: Any) -> str:
+    from devserver.net import parse_networks  # late: keeps config importable without net
+
+    text = _text(value)
+    parse_networks(text)
+    return text
+
+
+# --------------------------------------------------------------------------- declaration
+def option(
+    default: Any,
+    help: str,
+    parse: Parser = _text,
+    *,
+    prod: Any = dataclasses.MISSING,
+    flag: str | None = None,
+    negatable: bool = False,
+    multiple: bool = False,
+    separator: str = ",",
+    metavar: str | None = None,
+    choices: Sequence[str] = (),
+) -> Any:
+    """Declare a Config field; the metadata drives the CLI, env and file loaders."""
+    meta = {
+        "help": help,
+        "parse": parse,
+        "prod": prod,
+        "flag": flag,
+        "negatable": negatable,
+        "multiple": multiple,
+        "separator": separator,
+        "metavar": metavar,
+        "choices": tuple(choices),
+    }
+    if multiple:
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+_LOOPS = ("auto", "uvloop", "asyncio")
+_LIFESPAN = ("auto", "on", "off")
+_INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved settings of one devserve run (immutable; build it with `load_config`)."""
+
+    app: str | None = option(None, "The app as module:attr (default: the built-in demo app).")
+    factory: bool = option(False, "Treat APP as a factory: call it with no arguments.", _boolean)
+    app_dir: str = option(".", "Directory put first on sys.path before importing APP.")
+    host: str = option("127.0.0.1", "Interface to bind (use :: for all IPv6, 0.0.0.0 for IPv4).")
+    port: int = option(8000, "Port to bind (0 picks a free one).", _integer(0, 65535))
+    uds: str | None = option(None, "Bind a Unix domain socket at this path.")
+    fd: int | None = option(None, "Serve on an inherited file descriptor.", _integer(0))
+    bind: tuple[str, ...] = option(
+        (),
+        "Listen address, repeatable: HOST:PORT, [::1]:PORT, unix:PATH or fd://N. "
+        "Replaces --host/--port/--uds/--fd.",
+        _bind,
+        multiple=True,
+        metavar="ADDRESS",
+    )
+    backlog: int = option(2048, "Maximum queued connections per listener.", _integer(1))
+    root_path: str = option("", "ASGI root_path: the prefix the app is mounted under.")
+    proxy_headers: bool = option(
+        True,
+        "Trust X-Forwarded-* and Forwarded from --forwarded-allow-ips.",
+        _boolean,
+        negatable=True,
+    )
+    forwarded_allow_ips: str = option(
+        "127.0.0.1",
+        "Comma-separated IPs or CIDR networks trusted for proxy headers ('*' trusts all).",
+        _ips,
+    )
+    limit_concurrency: int | None = option(
+        None, "Answer 503 when this many requests are already in flight.", _integer(1)
+    )
+    limit_request_line: int = option(
+        8190, "Longest request line in bytes (longer: 414).", _integer(64)
+    )
+    max_header_size: int = option(
+        65536, "Largest request header block in bytes (larger: 431).", _integer(256)
+    )
+    timeout_keep_alive: float = option(
+        5.0, "Close idle keep-alive connections after this many seconds.", _seconds
+    )
+    timeout_request_header: float = option(
+        10.0, "Disconnect a client whose request head takes longer than this.", _seconds
+    )
+    timeout_graceful_shutdown: float = option(
+        3.0,
+        "Seconds in-flight requests get to finish on stop (30 with --prod).",
+        _seconds,
+        prod=30.0,
+    )
+    ssl_keyfile: str | None = option(None, "TLS private key file (PEM).")
+    ssl_certfile: str | None = option(None, "TLS certificate chain file (PEM).")
+    ssl_keyfile_password: str | None = option(None, "Password of the TLS private key.")
+    ssl_ca_certs: str | None = option(None, "CA bundle to verify client certificates against.")
+    log_level: str = option(
+        "info", "Log level.", _choice(*_LOG_LEVELS), choices=_LOG_LEVELS
+    )
+    log_config: str | None = option(
+        None, "Logging config file: dictConfig JSON or YAML, or fileConfig INI."
+    )
+    access_log: bool = option(True, "Log one line per request.", _boolean, negatable=True)
+    access_log_format: str | None = option(
+        None, "Access log format with gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(D)s'."
+    )
+    server_header: bool = option(
+        True, "Send 'server: devserve'.", _boolean, negatable=True
+    )
+    date_header: bool = option(True, "Send a Date header.", _boolean, negatable=True)
+    header: tuple[tuple[str, str], ...] = option(
+        (),
+        "Extra response header NAME:VALUE, repeatable (env: separate with ';').",
+        _header,
+        multiple=True,
+        separator=";",
+        metavar="NAME:VALUE",
+    )
+    env_file: str | None = option(None, "Load environment variables from this .env file.")
+    lifespan: str = option(
+        "auto",
+        "Lifespan protocol: on (fail start if it fails), off, auto (tolerate apps without it).",
+        _choice(*_LIFESPAN),
+        choices=_LIFESPAN,
+    )
+    interface: str = option(
+        "auto", "App interface.", _choice(*_INTERFACES), choices=_INTERFACES
+    )
+    loop: str = option("auto", "Event loop implementation.", _choice(*_LOOPS), choices=_LOOPS)
+    prod: bool = option(False, "Production mode: headless, prod defaults.", _boolean)
+    tui: bool = option(
+        True, "Open the control panel in a terminal (dev mode).", _boolean, negatable=True
+    )
+    workers: int | None = option(
+        None, "Worker processes (default 1; CPU count with --prod).", _integer(1)
+    )
+
+    @property
+    def log_level_number(self) -> int:
+        import logging
+
+        return 5 if self.log_level == "trace" else int(getattr(logging, self.log_level.upper()))
+
+
+FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def env_var(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def cli_flag(name: str) -> str:
+    return FIELDS[name].metadata["flag"] or "--" + name.replace("_", "-")
+
+
+# --------------------------------------------------------------------------- loading
+@dataclass(frozen=True)
+class Resolved:
+    """A Config plus, for each option, where its value came from."""
+
+    config: Config
+    sources: Mapping[str, str]
+
+
+def _parse(name: str, raw: Any, source: str) -> Any:
+    meta = FIELDS[name].metadata
+    parse: Parser = meta["parse"]
+    try:
+        if meta["multiple"]:
+            items = raw if isinstance(raw, list | tuple) else _split(raw, meta["separator"])
+            return tuple(parse(item) for item in items)
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{cli_flag(name)} (from {source}): {exc}") from None
+
+
+def _split(raw: Any, separator: str) -> list[str]:
+    return [part.strip() for part in str(raw).split(separator) if part.strip()]
+
+
+def find_config_file(directory: Path) -> tuple[Path, Mapping[str, Any]] | None:
+    """The devserve.toml, else pyproject.toml's [tool.devserve], in `directory`."""
+    for path, section in ((directory / "devserve.toml", ()), (directory / "pyproject.toml",
+                                                              ("tool", "devserve"))):
+        if not path.is_file():
+            continue
+        try:
+            data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read it: {exc}") from None
+        for key in section:
+            data = data.get(key, {}) if isinstance(data, dict) else {}
+        if data or not section:
+            return path, data
+    return None
+
+
+def _from_file(directory: Path) -> dict[str, tuple[Any, str]]:
+    found = find_config_file(directory)
+    if found is None:
+        return {}
+    path, table = found
+    values = {}
+    for key, raw in table.items():
+        name = key.replace("-", "_")
+        if name not in FIELDS:
+            raise ConfigError(f"{path}: unknown option {key!r}")
+        values[name] = (raw, str(path))
+    return values
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    return {
+        name: (environ[env_var(name)], env_var(name))
+        for name in FIELDS
+        if env_var(name) in environ
+    }
+
+
+def load_config(
+    cli: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    directory: Path | None = None,
+) -> Resolved:
+    """Resolve every option from the CLI values given, the environment and the config file.
+
+    `cli` holds only the options the user actually typed (unset ones are absent or None).
+    Raises ConfigError with a one-line message naming the option and where the bad value came from.
+    """
+    environ = os.environ if environ is None else environ
+    layers = [_from_file(directory or Path.cwd()), _from_env(environ)]
+    layers.append({k: (v, "command line") for k, v in cli.items() if v not in (None, ())})
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {name: "default" for name in FIELDS}
+    for layer in layers:
+        for name, (raw, source) in layer.items():
+            values[name] = _parse(name, raw, source)
+            sources[name] = source
+    if values.get("prod"):
+        for name, fld in FIELDS.items():
+            if sources[name] == "default" and fld.metadata["prod"] is not dataclasses.MISSING:
+                values[name] = fld.metadata["prod"]
+                sources[name] = "default (--prod)"
+    config = Config(**values)
+    _check(config)
+    return Resolved(config, sources)
+
+
+def _check(config: Config) -> None:
+    """Cross-option rules that a single parser cannot see."""
+    if (config.ssl_keyfile is None) != (config.ssl_certfile is None):
+        raise ConfigError("--ssl-keyfile and --ssl-certfile must be given together")
+    for name in ("ssl_keyfile", "ssl_certfile", "ssl_ca_certs", "log_config", "env_file"):
+        path = getattr(config, name)
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"{cli_flag(name)}: no such file: {path}")
+    if not os.path.isdir(config.app_dir):
+        raise ConfigError(f"--app-dir: no such directory: {config.app_dir}")

@@ -1,0 +1,89 @@
+"""The ASGI lifespan protocol: run the app's startup before serving and its shutdown after.
+
+`--lifespan on` makes a failed or unsupported startup fatal; `auto` tolerates apps that do not
+speak lifespan (they raise on the unknown scope type); `off` never sends the scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from devserver.protocols.state import ASGIApp
+
+logger = logging.getLogger("devserve.server")
+
+
+class LifespanFailed(Exception):
+    """Startup failed; the message says why (the app's own message or its exception)."""
+
+
+class Lifespan:
+    """Drives one lifespan session: `await startup()` ... serve ... `await shutdown()`."""
+
+    def __init__(self, app: ASGIApp, mode: str, state: dict[str, Any]) -> None:
+        self.app = app
+        self.mode = mode
+        self.state = state
+        self.supported = mode != "off"
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._answer: asyncio.Future[dict[str, Any]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        """Run startup; raises LifespanFailed when it fails (or is unsupported in 'on' mode)."""
+        if not self.supported:
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        reply = await self._exchange("lifespan.startup")
+        if reply["type"] == "lifespan.startup.failed":
+            raise LifespanFailed(reply.get("message") or "lifespan startup failed")
+
+    async def shutdown(self) -> None:
+        if not self.supported or self._task is None:
+            return
+        reply = await self._exchange("lifespan.shutdown")
+        if reply["type"] == "lifespan.shutdown.failed":
+            logger.error("lifespan shutdown failed: %s", reply.get("message", ""))
+        await asyncio.wait({self._task}, timeout=5)
+
+    async def _exchange(self, event: str) -> dict[str, Any]:
+        self._answer = asyncio.get_running_loop().create_future()
+        await self._inbox.put({"type": event})
+        assert self._task is not None
+        await asyncio.wait({self._answer, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._answer.done():
+            return self._answer.result()
+        return {"type": f"{event}.failed", "message": "the app's lifespan handler returned"}
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
+                 "state": self.state}
+        try:
+            await self.app(scope, self._inbox.get, self._send)
+        except BaseException as exc:
+            self._crashed(exc)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+
+    def _crashed(self, exc: BaseException) -> None:
+        answered_startup = self._answer is not None and self._answer.done()
+        if self.mode == "auto" and not answered_startup:
+            logger.info("the app does not support the lifespan protocol (%s); going on without",
+                        type(exc).__name__)
+            self.supported = False
+            self._reply({"type": "lifespan.startup.complete"})
+            return
+        logger.error("Exception in the app's lifespan handler", exc_info=exc)
+        self._reply({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        kind = message.get("type", "")
+        if not kind.startswith("lifespan.") or not kind.endswith((".complete", ".failed")):
+            raise RuntimeError(f"unexpected lifespan message {kind!r}")
+        self._reply(message)
+
+    def _reply(self, message: dict[str, Any]) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result(message)

@@ -1,0 +1,194 @@
+"""Logging setup and the access log: levels, colours, gunicorn-style formats, --log-config.
+
+Everything goes through the stdlib `logging` module (loggers `devserve.server`,
+`devserve.access`), so a user's dictConfig/fileConfig can route or silence any of it.
+The access-log line is only built when the access logger is enabled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devserver.config import Config
+    from devserver.protocols.cycle import RequestCycle
+    from devserver.protocols.http import HTTPProtocol
+
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+
+_STATUS_COLOURS = {1: "\033[37m", 2: "\033[32m", 3: "\033[36m", 4: "\033[33m", 5: "\033[31m"}
+_LEVEL_COLOURS = {
+    "DEBUG": "\033[34m",
+    "INFO": "\033[32m",
+    "WARNING": "\033[33m",
+    "ERROR": "\033[31m",
+    "CRITICAL": "\033[1;31m",
+    "TRACE": "\033[2m",
+}
+_RESET = "\033[0m"
+
+
+def use_colour(stream: Any) -> bool:
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+class LevelFormatter(logging.Formatter):
+    """`INFO:     message`, the level coloured when writing to a terminal."""
+
+    def __init__(self, colour: bool) -> None:
+        super().__init__("%(levelprefix)s %(message)s")
+        self.colour = colour
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (stdlib name)
+        prefix = f"{record.levelname}:".ljust(9)
+        if self.colour:
+            prefix = _LEVEL_COLOURS.get(record.levelname, "") + prefix + _RESET
+        record.levelprefix = prefix
+        return super().formatMessage(record)
+
+
+def configure(config: Config) -> None:
+    """Set up logging for this process from --log-level, --log-config and the terminal."""
+    if config.log_config:
+        load_log_config(config.log_config)
+        return
+    level = config.log_level_number
+    handlers = {
+        "devserve.server": sys.stderr,
+        "devserve.access": sys.stdout,
+        "devserve.supervisor": sys.stderr,
+    }
+    for name, stream in handlers.items():
+        log = logging.getLogger(name)
+        log.handlers.clear()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(LevelFormatter(use_colour(stream)))
+        log.addHandler(handler)
+        log.setLevel(level)
+        log.propagate = False
+    if not config.access_log:
+        logging.getLogger("devserve.access").setLevel(logging.CRITICAL + 1)
+
+
+def load_log_config(path: str) -> None:
+    """dictConfig from .json/.yaml/.yml, fileConfig from anything else (INI)."""
+    if path.endswith(".json"):
+        with open(path, encoding="utf-8") as file:
+            logging.config.dictConfig(json.load(file))
+    elif path.endswith((".yaml", ".yml")):
+        import yaml  # optional: only needed for YAML log configs
+
+        with open(path, encoding="utf-8") as file:
+            logging.config.dictConfig(yaml.safe_load(file))
+    else:
+        logging.config.fileConfig(path, disable_existing_loggers=False)
+
+
+# --------------------------------------------------------------------------- access log
+_ATOM = re.compile(r"%\((\{[^}]*\}[ioe]|[a-zA-Z]+)\)s")
+AccessLogger = Callable[["HTTPProtocol", "RequestCycle"], None]
+
+
+class Atoms(Mapping[str, str]):
+    """gunicorn's access-log atoms for one request, computed only when the format asks."""
+
+    def __init__(self, conn: HTTPProtocol, cycle: RequestCycle, duration: float) -> None:
+        self.conn, self.cycle, self.duration = conn, cycle, duration
+
+    def __getitem__(self, key: str) -> str:
+        scope, cycle = self.cycle.scope, self.cycle
+        if key.startswith("{"):
+            name, kind = key[1:-2].lower(), key[-1]
+            if kind == "i":
+                return _header(scope["headers"], name.encode("latin-1"))
+            if kind == "e":
+                return os.environ.get(key[1:-2], "-")
+            return "-"  # response headers are not kept after they are written
+        value = _ATOM_FUNCS.get(key)
+        return value(self.conn, cycle, self.duration) if value else "-"
+
+    def __iter__(self) -> Any:
+        return iter(_ATOM_FUNCS)
+
+    def __len__(self) -> int:
+        return len(_ATOM_FUNCS)
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return "-"
+
+
+def _client(scope: Mapping[str, Any]) -> str:
+    client = scope.get("client")
+    return client[0] if client else "-"
+
+
+def _request_line(cycle: RequestCycle) -> str:
+    scope = cycle.scope
+    query = scope["query_string"]
+    target = scope["raw_path"].decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+    return f"{cycle.method} {target} HTTP/{scope['http_version']}"
+
+
+_ATOM_FUNCS: dict[str, Callable[[Any, RequestCycle, float], str]] = {
+    "h": lambda conn, c, d: _client(c.scope),
+    "l": lambda conn, c, d: "-",
+    "u": lambda conn, c, d: "-",
+    "t": lambda conn, c, d: time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
+    "r": lambda conn, c, d: _request_line(c),
+    "m": lambda conn, c, d: c.method,
+    "U": lambda conn, c, d: c.scope["path"],
+    "q": lambda conn, c, d: c.scope["query_string"].decode("latin-1"),
+    "H": lambda conn, c, d: f"HTTP/{c.scope['http_version']}",
+    "s": lambda conn, c, d: str(c.status),
+    "B": lambda conn, c, d: str(c.bytes_sent),
+    "b": lambda conn, c, d: str(c.bytes_sent) if c.bytes_sent else "-",
+    "f": lambda conn, c, d: _header(c.scope["headers"], b"referer"),
+    "a": lambda conn, c, d: _header(c.scope["headers"], b"user-agent"),
+    "T": lambda conn, c, d: str(int(d)),
+    "D": lambda conn, c, d: str(int(d * 1_000_000)),
+    "M": lambda conn, c, d: str(int(d * 1000)),
+    "L": lambda conn, c, d: f"{d:.6f}",
+    "p": lambda conn, c, d: f"<{os.getpid()}>",
+}
+
+
+def make_access_logger(fmt: str | None, colour: bool | None = None) -> AccessLogger:
+    """The function the HTTP protocol calls once per finished request."""
+    log = logging.getLogger("devserve.access")
+    if colour is None:
+        colour = use_colour(sys.stdout) and not any(
+            isinstance(h, logging.FileHandler) for h in log.handlers
+        )
+    if fmt is not None:
+        _ATOM.findall(fmt)  # the format is checked once, here, not per request
+
+        def custom(conn: HTTPProtocol, cycle: RequestCycle) -> None:
+            duration = time.perf_counter() - cycle.started_at
+            log.info(fmt % Atoms(conn, cycle, duration))
+
+        return custom
+
+    def default(conn: HTTPProtocol, cycle: RequestCycle) -> None:
+        ms = (time.perf_counter() - cycle.started_at) * 1000
+        status = str(cycle.status)
+        if colour:
+            status = _STATUS_COLOURS.get(cycle.status // 100, "") + status + _RESET
+        client = cycle.scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else "unix"
+        log.info('%s - "%s" %s %dB %.1fms', peer, _request_line(cycle), status,
+                 cycle.bytes_sent, ms)
+
+    return default

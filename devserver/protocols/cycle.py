@@ -1,0 +1,352 @@
+"""One HTTP request's life as the app sees it: `receive()`, `send()` and the ASGI message order.
+
+The response side is an explicit state machine (START → BODY → [TRAILERS] → DONE); any message
+that does not fit the state raises `ASGIProtocolError` naming what was expected. Framing
+(Content-Length or chunked), HEAD and bodiless statuses are decided here, once, when the first
+body message arrives, so that the head and a one-shot body leave in a single write.
+The cycle never reads from the socket; the connection (`HTTPProtocol`) feeds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from devserver.protocols import wire
+
+if TYPE_CHECKING:
+    from devserver.protocols.http import HTTPProtocol
+
+logger = logging.getLogger("devserve.server")
+
+# Buffer at most this much unread request body before we stop reading from the socket.
+BODY_HIGH_WATER = 65536
+SENDFILE_CHUNK = 1 << 20
+
+
+class ASGIProtocolError(RuntimeError):
+    """The app broke the ASGI message rules (wrong order, bad field)."""
+
+
+class ClientDisconnected(OSError):
+    """`send()` was called after the client went away (ASGI HTTP spec 2.4)."""
+
+
+class Response(enum.Enum):
+    START = "waiting for http.response.start"
+    BODY = "sending the body"
+    TRAILERS = "sending trailers"
+    DONE = "complete"
+
+
+class RequestCycle:
+    """Holds one request's scope, buffered body and response state."""
+
+    __slots__ = (
+        "conn",
+        "scope",
+        "method",
+        "is_head",
+        "keep_alive",
+        "chunked_ok",
+        "expect_100",
+        "body",
+        "body_complete",
+        "body_reported",
+        "disconnected",
+        "waiter",
+        "response",
+        "status",
+        "head",
+        "chunked",
+        "length_left",
+        "trailers",
+        "bytes_sent",
+        "started_at",
+    )
+
+    def __init__(
+        self,
+        conn: HTTPProtocol,
+        scope: dict[str, Any],
+        keep_alive: bool,
+        expect_100: bool,
+        started_at: float,
+    ) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.method: str = scope["method"]
+        self.is_head = self.method == "HEAD"
+        self.keep_alive = keep_alive
+        self.chunked_ok = scope["http_version"] == "1.1"
+        self.expect_100 = expect_100
+        self.body = b""
+        self.body_complete = False
+        self.body_reported = False
+        self.disconnected = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.response = Response.START
+        self.status = 0
+        self.head = b""
+        self.chunked = False
+        self.length_left: int | None = None
+        self.trailers = False
+        self.bytes_sent = 0
+        self.started_at = started_at
+
+    # ------------------------------------------------------------------ fed by the connection
+    def feed_body(self, data: bytes) -> None:
+        if self.response is Response.DONE:
+            return  # the app answered without reading it all; the rest is discarded
+        self.body += data
+        if len(self.body) > BODY_HIGH_WATER:
+            self.conn.flow.pause_reading()
+        self._wake()
+
+    def end_body(self) -> None:
+        self.body_complete = True
+        self._wake()
+
+    def disconnect(self) -> None:
+        self.disconnected = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ------------------------------------------------------------------ the app's receive()
+    async def receive(self) -> dict[str, Any]:
+        if self.expect_100:
+            self.expect_100 = False
+            if not self.body_complete and not self.disconnected:
+                self.conn.transport.write(wire.CONTINUE_100)
+        while True:
+            if self.disconnected or self.response is Response.DONE:
+                return {"type": "http.disconnect"}
+            if self.body or (self.body_complete and not self.body_reported):
+                return self._take_body()
+            self.conn.resume_reading_for(self)
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+
+    def _take_body(self) -> dict[str, Any]:
+        body, self.body = self.body, b""
+        more = not self.body_complete
+        self.body_reported = not more
+        if more:
+            self.conn.resume_reading_for(self)
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    # ------------------------------------------------------------------ the app's send()
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.disconnected:
+            raise ClientDisconnected(f"client disconnected before {message.get('type')!r}")
+        kind = message.get("type")
+        response = self.response
+        if response is Response.BODY and kind == "http.response.body":
+            self._send_body(message.get("body", b""), message.get("more_body", False))
+        elif response is Response.START and kind == "http.response.start":
+            self._start(message)
+        elif response is Response.BODY and kind == "http.response.pathsend":
+            await self._send_path(message)
+        elif response is Response.TRAILERS and kind == "http.response.trailers":
+            self._send_trailers(message)
+        else:
+            raise ASGIProtocolError(
+                f"unexpected ASGI message {kind!r} while {response.value}"
+                + ("" if response is Response.DONE else " (see the ASGI HTTP spec)")
+            )
+        if self.conn.flow.write_paused:
+            await self.conn.flow.drain()
+            if self.disconnected and self.response is not Response.DONE:
+                raise ClientDisconnected("client disconnected while the response was sent")
+
+    def _start(self, message: dict[str, Any]) -> None:
+        status = message.get("status")
+        if type(status) is not int or status not in wire.STATUS_LINES:
+            raise ASGIProtocolError(f"http.response.start: invalid status {status!r}")
+        parts = [wire.STATUS_LINES[status], self.conn.state.default_headers]
+        length: int | None = None
+        chunked = False
+        for name, value in message.get("headers", ()):
+            lower = name.lower()
+            if lower == b"content-length":
+                length = _content_length(value)
+            elif lower == b"transfer-encoding":
+                chunked = value.strip().lower() == b"chunked"
+                if not chunked:
+                    raise ASGIProtocolError(f"unsupported response transfer-encoding {value!r}")
+                continue  # we frame the body ourselves and add the header when we chunk
+            elif lower == b"connection":
+                if value.strip().lower() == b"close":
+                    self.keep_alive = False
+                continue  # decided by the server, written below
+            wire.check_header(name, value)
+            parts.append(b"%b: %b\r\n" % (name, value))
+        self.status = status
+        self.length_left = length
+        self.chunked = chunked
+        self.trailers = bool(message.get("trailers", False))
+        self.head = b"".join(parts)
+        self.response = Response.BODY
+
+    def _frame_head(self, body: bytes, more_body: bool) -> bytes:
+        """Finish the head now that the first body message shows how the body is framed."""
+        extra = b""
+        status = self.status
+        if wire.bodiless_status(status):
+            self.length_left = None
+            self.chunked = False
+        elif self.length_left is not None:
+            self.chunked = False
+        elif not more_body and not self.trailers and not self.chunked:
+            if status != 304 and (body or not self.is_head):
+                extra = b"content-length: %d\r\n" % len(body)
+        elif self.chunked_ok and not self.is_head and status != 304:
+            self.chunked = True
+            extra = b"transfer-encoding: chunked\r\n"
+        else:  # HTTP/1.0 or HEAD streaming: the end of the body is the end of the connection
+            self.chunked = False
+            if not self.is_head and status != 304:
+                self.keep_alive = False
+        if self.trailers and not self.chunked:
+            self.trailers = False  # cannot carry trailers without chunking; they are dropped
+        if self.conn.state.shutting_down:
+            self.keep_alive = False
+        if not self.keep_alive:
+            extra += b"connection: close\r\n"
+        elif not self.chunked_ok:
+            extra += b"connection: keep-alive\r\n"
+        head, self.head = self.head, b""
+        return head + extra + wire.CRLF
+
+    def _send_body(self, body: bytes, more_body: bool) -> None:
+        head = self.head
+        if head:
+            head = self._frame_head(body, more_body)
+        if not wire.has_body(self.status, self.is_head):
+            payload = b""
+            body = b""
+        elif self.chunked:
+            payload = wire.chunk(body) if body else b""
+            if not more_body and not self.trailers:
+                payload += wire.LAST_CHUNK
+        else:
+            payload = body
+            if self.length_left is not None:
+                self._count_length(len(body), more_body)
+        self.bytes_sent += len(body)
+        data = head + payload if head else payload
+        if data:
+            self.conn.transport.write(data)
+        if not more_body:
+            self._finish_body()
+
+    def _count_length(self, size: int, more_body: bool) -> None:
+        left = self.length_left
+        assert left is not None
+        left -= size
+        self.length_left = left
+        if left < 0:
+            raise ASGIProtocolError("response body longer than its Content-Length")
+        if not more_body and left > 0:
+            raise ASGIProtocolError(f"response body {left} bytes shorter than its Content-Length")
+
+    def _finish_body(self) -> None:
+        if self.trailers:
+            self.response = Response.TRAILERS
+        else:
+            self._complete()
+
+    def _send_trailers(self, message: dict[str, Any]) -> None:
+        headers = list(message.get("headers", ()))
+        for name, value in headers:
+            wire.check_header(name, value)
+        self.conn.transport.write(wire.trailer_block(headers))
+        if not message.get("more_trailers", False):
+            self._complete()
+
+    def _complete(self) -> None:
+        self.response = Response.DONE
+        self.conn.response_complete(self)
+
+    async def _send_path(self, message: dict[str, Any]) -> None:
+        path = message.get("path")
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise ASGIProtocolError(f"http.response.pathsend: 'path' must be absolute, got {path!r}")
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if self.length_left is None:
+                self.length_left = size
+                self.head += b"content-length: %d\r\n" % size
+            count = self.length_left
+            self.conn.transport.write(self._frame_head(b"", True))
+            if wire.has_body(self.status, self.is_head):
+                self.bytes_sent += await self.conn.send_file(file, count)
+        self.length_left = None
+        self._finish_body()
+
+    # ------------------------------------------------------------------ running the app
+    async def run(self) -> None:
+        """Run the app for this request; turn its failures into 500s or closed connections."""
+        state = self.conn.state
+        state.in_flight += 1
+        try:
+            await state.app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self._app_failed(exc)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+        else:
+            if self.response is not Response.DONE and not self.disconnected:
+                logger.error(
+                    "ASGI app returned without completing the response to %s %s",
+                    self.method,
+                    self.scope["path"],
+                )
+                self._abort_response()
+        finally:
+            state.in_flight -= 1
+            if state.shutting_down:
+                state.check_idle()
+
+    def _app_failed(self, exc: BaseException) -> None:
+        if self.disconnected and isinstance(exc, OSError | asyncio.CancelledError):
+            return  # the client left; the app noticed. Nothing to report.
+        if isinstance(exc, asyncio.CancelledError):
+            logger.warning("request %s %s cancelled", self.method, self.scope["path"])
+        else:
+            logger.error("Exception in ASGI application", exc_info=exc)
+        self._abort_response()
+
+    def _abort_response(self) -> None:
+        """Answer 500 if nothing was sent yet, else close the connection mid-response."""
+        if self.disconnected or self.response is Response.DONE:
+            return
+        if self.response is Response.START:
+            self.status = 500
+            self.keep_alive = False
+            self.response = Response.DONE
+            self.conn.transport.write(
+                wire.simple_response(500, "Internal Server Error", self.conn.state.default_headers)
+            )
+            self.conn.response_complete(self)
+        else:
+            self.keep_alive = False
+            self.response = Response.DONE
+            self.conn.transport.close()
+
+
+def _content_length(value: bytes) -> int:
+    text = value.strip()
+    if not text.isdigit():
+        raise ASGIProtocolError(f"invalid response Content-Length {value!r}")
+    return int(text)

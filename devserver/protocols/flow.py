@@ -1,0 +1,49 @@
+"""Backpressure both ways for one connection: pause reading when the app lags, drain writes.
+
+The toggles are idempotent so every caller can simply say what it wants; the transport is only
+touched when the state actually changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class FlowControl:
+    """Read pausing and write draining for one transport."""
+
+    __slots__ = ("_transport", "read_paused", "write_paused", "_drain_waiter")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self.read_paused = False
+        self.write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+
+    def pause_reading(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused:
+            self.read_paused = False
+            self._transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        """The transport's write buffer passed its high-water mark."""
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        """The buffer drained below the low-water mark, or the connection is gone."""
+        self.write_paused = False
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until the peer has taken enough of what we wrote; returns at once if it has."""
+        if self.write_paused:
+            if self._drain_waiter is None:
+                self._drain_waiter = asyncio.get_running_loop().create_future()
+            await self._drain_waiter

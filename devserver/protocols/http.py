@@ -1,0 +1,337 @@
+"""HTTP/1.1 connections on httptools: parse requests, hand each to a RequestCycle, in order.
+
+One `HTTPProtocol` per connection. It owns the parser, keep-alive, pipelining (responses leave in
+request order; reading pauses while requests queue), limits on the request head, the idle and
+header-read timers (driven by the server's tick, not by a timer per request) and graceful close.
+Anything malformed gets one 4xx/5xx answer and a closed connection: the parser (llhttp, strict)
+rejects ambiguous framing, so no second request can ever be smuggled behind a bad one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import http
+import logging
+import os
+import time
+from typing import IO, Any
+
+import httptools
+
+from devserver.protocols import wire
+from devserver.protocols.cycle import RequestCycle
+from devserver.protocols.flow import FlowControl
+from devserver.protocols.proxy import apply_proxy_headers
+from devserver.protocols.scope import http_scope
+from devserver.protocols.state import ServerState
+
+logger = logging.getLogger("devserve.server")
+
+COPY_CHUNK = 1 << 18
+
+
+class HTTPError(Exception):
+    """A request the server answers itself, with `status`, before the app sees it."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+def _parser_error_status(exc: httptools.HttpParserError) -> int:
+    if "Transfer-Encoding" in str(exc):
+        return 501  # llhttp: a Transfer-Encoding that does not end in chunked
+    return 400
+
+
+class HTTPProtocol(asyncio.Protocol):
+    """One client connection speaking HTTP/1.x."""
+
+    __slots__ = (
+        "state",
+        "settings",
+        "loop",
+        "transport",
+        "flow",
+        "parser",
+        "client",
+        "server",
+        "scheme",
+        "trusted_proxy",
+        "url",
+        "headers",
+        "expect_100",
+        "in_head",
+        "head_tick",
+        "head_size",
+        "head_read",
+        "idle_since",
+        "parsing",
+        "cycle",
+        "pipeline",
+        "pending_error",
+    )
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.settings = state.settings
+        self.loop = asyncio.get_running_loop()
+        self.parser = httptools.HttpRequestParser(self)
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.expect_100 = False
+        self.in_head = False
+        self.head_tick = 0
+        self.head_size = 0
+        self.head_read = 0
+        self.idle_since = state.ticks
+        self.parsing: RequestCycle | None = None
+        self.cycle: RequestCycle | None = None
+        self.pipeline: collections.deque[RequestCycle] = collections.deque()
+        self.pending_error: bytes | None = None
+
+    # ------------------------------------------------------------------ asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.flow = FlowControl(transport)
+        self.client = _address(transport.get_extra_info("peername"))
+        self.server = _address(transport.get_extra_info("sockname"), unix_path=True)
+        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
+        peer_host = self.client[0] if self.client else None
+        self.trusted_proxy = self.settings.proxy_headers and peer_host in self.settings.trusted_peers
+        self.state.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
+        for cycle in (self.cycle, self.parsing, *self.pipeline):
+            if cycle is not None:
+                cycle.disconnect()
+        self.pipeline.clear()
+        self.flow.resume_writing()
+        if self.state.shutting_down:
+            self.state.check_idle()
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    def data_received(self, data: bytes) -> None:
+        if self.in_head:
+            # A head spread over many reads: bound what the parser buffers for a partial line.
+            self.head_read += len(data)
+            if self.head_read > 2 * self.settings.max_header_size + self.settings.limit_request_line:
+                self._reject(431, "request head too large")
+                return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse_upgrade()
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if not isinstance(cause, HTTPError):
+                raise
+            self._reject(cause.status, str(cause))
+        except httptools.HttpParserError as exc:
+            self._reject(_parser_error_status(exc), str(exc))
+
+    # ------------------------------------------------------------------ httptools callbacks
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.expect_100 = False
+        self.in_head = True
+        self.head_tick = self.state.ticks
+        self.head_size = 0
+        self.head_read = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.settings.limit_request_line:
+            raise HTTPError(414, f"request target longer than {self.settings.limit_request_line}")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > self.settings.max_header_size:
+            raise HTTPError(431, f"headers larger than {self.settings.max_header_size} bytes")
+        if name == b"transfer-encoding" and value.strip().lower() != b"chunked":
+            raise HTTPError(501, f"unsupported transfer-encoding {value!r}")
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100 = True
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        parser = self.parser
+        state = self.state
+        scope = http_scope(
+            parser.get_method().decode("ascii"),
+            parser.get_http_version(),
+            self.url,
+            self.headers,
+            self.scheme,
+            self.client,
+            self.server,
+            self.settings.root_path,
+            state.lifespan_state.copy(),
+        )
+        if self.trusted_proxy:
+            apply_proxy_headers(scope, self.settings.trusted_peers)
+        cycle = RequestCycle(
+            self,
+            scope,
+            parser.should_keep_alive() and not state.shutting_down,
+            self.expect_100 and scope["http_version"] == "1.1",
+            time.perf_counter() if state.access_logger else 0.0,
+        )
+        self.parsing = cycle
+        if self.cycle is None:
+            self._start(cycle)
+        else:
+            self.pipeline.append(cycle)
+            self.flow.pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        if self.parsing is not None:
+            self.parsing.feed_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.parsing is not None:
+            self.parsing.end_body()
+
+    # ------------------------------------------------------------------ request/response flow
+    def _start(self, cycle: RequestCycle) -> None:
+        self.cycle = cycle
+        limit = self.settings.limit_concurrency
+        if limit is not None and self.state.in_flight >= limit:
+            self._answer(cycle, 503, "Service Unavailable: too many requests in flight")
+            return
+        self.loop.create_task(cycle.run())
+
+    def _answer(self, cycle: RequestCycle, status: int, text: str) -> None:
+        """Answer a request on the app's behalf and close the connection after it."""
+        logger.warning("%d for %s %s: %s", status, cycle.method, cycle.scope["path"], text)
+        cycle.status = status
+        cycle.keep_alive = False
+        cycle.response = cycle.response.DONE
+        self.transport.write(wire.simple_response(status, text, self.state.default_headers))
+        self.response_complete(cycle)
+
+    def response_complete(self, cycle: RequestCycle) -> None:
+        """Called by the cycle once its last byte is written: log it, then serve the next one."""
+        state = self.state
+        state.total_requests += 1
+        if state.access_logger is not None:
+            state.access_logger(self, cycle)
+        self.cycle = None
+        if not cycle.keep_alive or (cycle.expect_100 and not cycle.body_complete):
+            self.transport.close()  # flushes what was written first
+            return
+        if self.pipeline:
+            following = self.pipeline.popleft()
+            if not self.pipeline:
+                self.flow.resume_reading()
+            self._start(following)
+        elif self.pending_error is not None:
+            self.transport.write(self.pending_error)
+            self.transport.close()
+        else:
+            self.idle_since = state.ticks
+            self.flow.resume_reading()
+
+    def resume_reading_for(self, cycle: RequestCycle) -> None:
+        """The app wants more of `cycle`'s body; read on unless requests are queued."""
+        if cycle is self.parsing and not self.pipeline:
+            self.flow.resume_reading()
+
+    def _reject(self, status: int, detail: str) -> None:
+        """Answer a malformed request with `status` and close, after the responses before it."""
+        peer = f"{self.client[0]}:{self.client[1]}" if self.client else "unix socket"
+        logger.warning("%d %s from %s: %s", status, http.HTTPStatus(status).phrase, peer, detail)
+        self.flow.pause_reading()
+        self.in_head = False
+        response = wire.simple_response(status, http.HTTPStatus(status).phrase + "\n",
+                                        self.state.default_headers)
+        broken = self.parsing if self.parsing and not self.parsing.body_complete else None
+        if broken is not None:
+            self._drop_broken(broken)
+        if self.cycle is None:
+            self.transport.write(response)
+            self.transport.close()
+        else:
+            self.pending_error = response
+
+    def _drop_broken(self, cycle: RequestCycle) -> None:
+        """The body of `cycle` turned out malformed: it can never be answered normally."""
+        if cycle in self.pipeline:
+            self.pipeline.remove(cycle)
+            return
+        cycle.disconnect()
+        if cycle is self.cycle:
+            if cycle.response is cycle.response.START:
+                self.transport.write(
+                    wire.simple_response(400, "Bad Request\n", self.state.default_headers)
+                )
+            self.cycle = None
+            self.transport.close()
+
+    def _refuse_upgrade(self) -> None:
+        """An Upgrade request (WebSocket, h2c): served as plain HTTP, then the connection ends.
+
+        The bytes after its head belong to another protocol, so nothing more is parsed.
+        """
+        self.flow.pause_reading()
+        if self.parsing is not None:
+            self.parsing.keep_alive = False
+
+    # ------------------------------------------------------------------ timers and shutdown
+    def on_tick(self) -> None:
+        """Close the connection when its idle or header-read timer has run out."""
+        if self.cycle is not None:
+            return
+        state, settings = self.state, self.settings
+        if self.in_head:
+            if state.timed_out(self.head_tick, settings.timeout_request_header):
+                self._reject(408, "request head not received in time")
+        elif state.timed_out(self.idle_since, settings.timeout_keep_alive):
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close now if idle, else after the response in progress."""
+        if self.cycle is None:
+            self.transport.close()
+            return
+        for cycle in (self.cycle, *self.pipeline):
+            cycle.keep_alive = False
+        self.pipeline.clear()
+
+    # ------------------------------------------------------------------ files
+    async def send_file(self, file: IO[bytes], count: int) -> int:
+        """Write `count` bytes of `file` (http.response.pathsend); sendfile where the loop can."""
+        if self.transport.get_extra_info("sslcontext") is None:
+            try:
+                await self.flow.drain()
+                return await self.loop.sendfile(self.transport, file, 0, count)
+            except NotImplementedError:
+                pass  # uvloop has no sendfile: copy instead
+        sent = 0
+        while sent < count:
+            data = os.pread(file.fileno(), min(COPY_CHUNK, count - sent), sent)
+            if not data:
+                break
+            self.transport.write(data)
+            sent += len(data)
+            await self.flow.drain()
+        return sent
+
+
+def _address(info: Any, unix_path: bool = False) -> Any:
+    """(host, port) from a peername/sockname; (path, None) for a Unix socket's own name."""
+    if isinstance(info, tuple | list) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    if unix_path and isinstance(info, str) and info:
+        return (info, None)
+    return None

@@ -1,0 +1,68 @@
+"""Build the ASGI HTTP connection scope from what the parser saw (ASGI HTTP spec 2.4).
+
+One function, called once per request; it must stay lean because it is on the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+EXTENSIONS: dict[str, dict[str, Any]] = {
+    "http.response.pathsend": {},
+    "http.response.trailers": {},
+}
+HTTP_VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """Request target → (raw path, query string); origin form fast, absolute form parsed."""
+    if target[:1] != b"/":
+        if target == b"*":
+            return target, b""
+        url = httptools.parse_url(target)
+        return url.path or b"/", url.query or b""
+    path, _, query = target.partition(b"?")
+    return path.partition(b"#")[0], query.partition(b"#")[0]
+
+
+def decode_path(raw_path: bytes) -> str:
+    path = raw_path.decode("ascii", "surrogateescape")
+    return unquote(path) if "%" in path else path
+
+
+def http_scope(
+    method: str,
+    http_version: str,
+    target: bytes,
+    headers: list[tuple[bytes, bytes]],
+    scheme: str,
+    client: tuple[str, int] | None,
+    server: tuple[str, int | None] | None,
+    root_path: str,
+    state: dict[str, Any],
+) -> dict[str, Any]:
+    raw_path, query = split_target(target)
+    path = decode_path(raw_path)
+    if root_path:
+        path = root_path + path
+        raw_path = root_path.encode("utf-8") + raw_path
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": HTTP_VERSIONS.get(http_version, http_version),
+        "method": method,
+        "scheme": scheme,
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": root_path,
+        "headers": headers,
+        "client": client,
+        "server": server,
+        "state": state,
+        "extensions": EXTENSIONS,
+    }

@@ -1,0 +1,113 @@
+"""What all connections of one server process share: settings, the clock tick, counters.
+
+The server's ticker advances `ticks` and refreshes the Date header; connections read both instead
+of asking the clock on every request, and the ticker closes connections whose timers ran out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from devserver.net import TrustedPeers
+from devserver.protocols import wire
+
+if TYPE_CHECKING:
+    from devserver.config import Config
+    from devserver.protocols.http import HTTPProtocol
+
+ASGIApp = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class HTTPSettings:
+    """The part of the config the HTTP protocol reads on every connection."""
+
+    root_path: str = ""
+    proxy_headers: bool = True
+    trusted_peers: TrustedPeers = field(default_factory=lambda: TrustedPeers.from_text("127.0.0.1"))
+    limit_concurrency: int | None = None
+    limit_request_line: int = 8190
+    max_header_size: int = 65536
+    timeout_keep_alive: float = 5.0
+    timeout_request_header: float = 10.0
+    server_header: bool = True
+    date_header: bool = True
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    access_log: bool = True
+
+    @classmethod
+    def from_config(cls, config: Config) -> HTTPSettings:
+        access = config.access_log and logging.getLogger("devserve.access").isEnabledFor(
+            logging.INFO
+        )
+        return cls(
+            root_path=config.root_path,
+            proxy_headers=config.proxy_headers,
+            trusted_peers=TrustedPeers.from_text(config.forwarded_allow_ips),
+            limit_concurrency=config.limit_concurrency,
+            limit_request_line=config.limit_request_line,
+            max_header_size=config.max_header_size,
+            timeout_keep_alive=config.timeout_keep_alive,
+            timeout_request_header=config.timeout_request_header,
+            server_header=config.server_header,
+            date_header=config.date_header,
+            extra_headers=config.header,
+            access_log=access,
+        )
+
+
+class ServerState:
+    """Mutable state shared by every connection of one server (one event loop)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: HTTPSettings,
+        access_logger: Callable[..., None] | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.access_logger = access_logger if settings.access_log else None
+        self.lifespan_state: MutableMapping[str, Any] = {}
+        self.connections: set[HTTPProtocol] = set()
+        self.in_flight = 0
+        self.total_requests = 0
+        self.ticks = 0
+        self.tick_interval = tick_interval(settings)
+        self.shutting_down = False
+        self.idle = asyncio.Event()  # set once shutting down and nothing is left to finish
+        self.default_headers = b""
+        self.refresh_default_headers()
+
+    def refresh_default_headers(self) -> None:
+        """Rebuild the header block every response starts with (called once per tick)."""
+        parts = []
+        if self.settings.server_header:
+            parts.append(b"server: devserve\r\n")
+        if self.settings.date_header:
+            parts.append(b"date: " + wire.http_date() + b"\r\n")
+        for name, value in self.settings.extra_headers:
+            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+        self.default_headers = b"".join(parts)
+
+    def begin_shutdown(self) -> None:
+        self.shutting_down = True
+        self.check_idle()
+
+    def check_idle(self) -> None:
+        """While shutting down: note when the last connection and request are gone."""
+        if not self.connections and not self.in_flight:
+            self.idle.set()
+
+    def timed_out(self, since_tick: int, timeout: float) -> bool:
+        return timeout > 0 and (self.ticks - since_tick) * self.tick_interval >= timeout
+
+
+def tick_interval(settings: HTTPSettings) -> float:
+    """One second (the Date header's resolution), finer when a timeout is short."""
+    timeouts = [t for t in (settings.timeout_keep_alive, settings.timeout_request_header) if t > 0]
+    return max(0.01, min([1.0, *(t / 4 for t in timeouts)]))

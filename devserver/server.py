@@ -1,0 +1,146 @@
+"""One serving event loop: lifespan startup, listeners → HTTP protocols, the tick, graceful stop.
+
+`Server.serve()` runs until `request_stop()`; then it stops accepting, lets in-flight requests
+finish within --timeout-graceful-shutdown, closes idle keep-alive connections, runs lifespan
+shutdown and returns. It does not bind sockets (sockets.py) nor import the app (app_loader.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import time
+
+from devserver.config import Config
+from devserver.lifespan import Lifespan
+from devserver.logging import make_access_logger
+from devserver.protocols.http import HTTPProtocol
+from devserver.protocols.state import ASGIApp, HTTPSettings, ServerState
+from devserver.sockets import Listener
+
+logger = logging.getLogger("devserve.server")
+
+
+class Server:
+    """Serves `app` on already-bound listeners until asked to stop."""
+
+    def __init__(
+        self,
+        config: Config,
+        app: ASGIApp,
+        listeners: list[Listener],
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.config = config
+        self.listeners = listeners
+        self.tls = tls
+        settings = HTTPSettings.from_config(config)
+        self.state = ServerState(app, settings, make_access_logger(config.access_log_format))
+        self.started = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._force = False
+        self._closed: asyncio.Future[None] | None = None
+
+    # ------------------------------------------------------------------ control
+    def request_stop(self, force: bool = False) -> None:
+        """Ask for a graceful stop (a second call, or force=True, skips the grace period)."""
+        if self._stop.is_set() or force:
+            self._force = True
+            if self._closed is not None and not self._closed.done():
+                self._closed.set_result(None)
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.handle_stop_signal, signum)
+
+    def handle_stop_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self._stop.is_set():
+            logger.warning("%s again: stopping now", name)
+        else:
+            logger.info("%s: finishing in-flight requests, then stopping", name)
+        self.request_stop()
+
+    # ------------------------------------------------------------------ life
+    async def serve(self) -> None:
+        """Start up, serve until stopped, shut down. Raises LifespanFailed if startup fails."""
+        loop = asyncio.get_running_loop()
+        lifespan = Lifespan(self.state.app, self.config.lifespan, self.state.lifespan_state)
+        await lifespan.startup()
+        servers = [
+            await loop.create_server(
+                self._protocol, sock=listener.sock, ssl=self.tls, backlog=self.config.backlog
+            )
+            for listener in self.listeners
+        ]
+        for listener in self.listeners:
+            logger.info("serving on %s", listener.url(self.tls is not None))
+        ticker = loop.create_task(self._tick())
+        self.started.set()
+        try:
+            await self._stop.wait()
+        finally:
+            ticker.cancel()
+            await self._drain(servers)
+            await lifespan.shutdown()
+        logger.info("stopped")
+
+    def _protocol(self) -> HTTPProtocol:
+        return HTTPProtocol(self.state)
+
+    async def _tick(self) -> None:
+        """Advance the shared tick, refresh the Date header, expire idle connections."""
+        state = self.state
+        second = int(time.time())
+        while True:
+            await asyncio.sleep(state.tick_interval)
+            state.ticks += 1
+            now = int(time.time())
+            if now != second:
+                second = now
+                state.refresh_default_headers()
+            for conn in list(state.connections):
+                conn.on_tick()
+
+    async def _drain(self, servers: list[asyncio.Server]) -> None:
+        state = self.state
+        for server in servers:
+            server.close()
+        for conn in list(state.connections):
+            conn.shutdown()
+        state.begin_shutdown()
+        grace = 0.0 if self._force else self.config.timeout_graceful_shutdown
+        if not state.idle.is_set():
+            logger.info(
+                "waiting up to %gs for %d connection(s), %d request(s) in flight",
+                grace,
+                len(state.connections),
+                state.in_flight,
+            )
+            self._closed = asyncio.get_running_loop().create_future()
+            idle = asyncio.ensure_future(state.idle.wait())
+            await asyncio.wait({idle, self._closed}, timeout=grace,
+                               return_when=asyncio.FIRST_COMPLETED)
+            idle.cancel()
+        if not state.idle.is_set():
+            logger.warning("graceful shutdown timed out: closing %d connection(s)",
+                           len(state.connections))
+            for conn in list(state.connections):
+                conn.transport.abort()
+            await self._cancel_requests()
+        for server in servers:
+            await server.wait_closed()
+
+    async def _cancel_requests(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        requests = [t for t in tasks if getattr(t.get_coro(), "__qualname__", "").startswith(
+            "RequestCycle.run")]
+        for task in requests:
+            task.cancel()
+        if requests:
+            await asyncio.wait(requests, timeout=1)
