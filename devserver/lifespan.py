@@ -55,7 +55,11 @@ class Lifespan:
         await asyncio.wait({self._answer, self._task}, return_when=asyncio.FIRST_COMPLETED)
         if self._answer.done():
             return self._answer.result()
-        return {"type": f"{event}.failed", "message": "the app's lifespan handler returned"}
+        if self.mode == "auto" and event == "lifespan.startup":
+            logger.debug("the app returned from the lifespan scope: going on without lifespan")
+            self.supported = False
+            return {"type": "lifespan.startup.complete"}
+        return {"type": f"{event}.failed", "message": f"the app returned instead of answering {event}"}
 
     async def _run(self) -> None:
         scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},

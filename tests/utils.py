@@ -1,0 +1,201 @@
+"""Start real devserve servers for tests: in a thread (any app object) or as a subprocess (CLI).
+
+Both bind 127.0.0.1 port 0 and read the real port back; both stop the server in `finally`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from devserver.config import Config
+from devserver.server import Server
+from devserver.sockets import bind_all, tls_context
+
+READY = re.compile(r"serving on (\S+)")
+
+
+@dataclasses.dataclass
+class Running:
+    server: Server
+    loop: asyncio.AbstractEventLoop
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def connect(self, timeout: float = 5.0) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        return sock
+
+    def stop(self, force: bool = False) -> None:
+        self.loop.call_soon_threadsafe(self.server.request_stop, force)
+
+
+@contextlib.contextmanager
+def run_server(app: Any, **options: Any) -> Iterator[Running]:
+    """Serve `app` (an ASGI 3 callable) in a background thread with its own event loop."""
+    options.setdefault("port", 0)
+    options.setdefault("access_log", False)
+    config = Config(**options)
+    listeners = bind_all(config)
+    server = Server(config, app, listeners, tls_context(config))
+    loop = asyncio.new_event_loop()
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.serve())
+        except BaseException as exc:  # surfaced to the test below
+            failure.append(exc)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started.is_set():
+        if failure or not thread.is_alive():
+            raise RuntimeError(f"server did not start: {failure!r}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("server did not start within 10 s")
+        time.sleep(0.005)
+    sock = listeners[0].sock
+    host, port = sock.getsockname()[:2] if sock.family != socket.AF_UNIX else ("", 0)
+    running = Running(server, loop, host, port)
+    try:
+        yield running
+    finally:
+        if thread.is_alive():
+            running.stop()
+            thread.join(timeout=15)
+        if failure and not isinstance(failure[0], asyncio.CancelledError):
+            raise failure[0]
+
+
+@dataclasses.dataclass
+class Process:
+    proc: subprocess.Popen[str]
+    url: str
+    output: list[str]
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def read_until(self, pattern: str, timeout: float = 10.0) -> str:
+        """Read the process's output until a line matches `pattern`; returns that line."""
+        regex = re.compile(pattern)
+        for line in self.output:
+            if regex.search(line):
+                return line
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.output.append(line)
+            if regex.search(line):
+                return line
+        raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(self.output)}")
+
+
+def devserve_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "devserver", *args]
+
+
+@contextlib.contextmanager
+def run_devserve(*args: str, cwd: str | None = None, env: dict[str, str] | None = None
+                 ) -> Iterator[Process]:
+    """Run the real `devserve` CLI as a subprocess and wait until it serves."""
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    proc = subprocess.Popen(
+        devserve_command("--port", "0", "--no-tui", *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+    )
+    process = Process(proc, "", [])
+    try:
+        line = process.read_until(r"serving on |error:", timeout=20)
+        match = READY.search(line)
+        if match is None:
+            proc.wait(timeout=10)
+            raise AssertionError("devserve did not start:\n" + "".join(process.output))
+        process.url = match.group(1)
+        yield process
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def raw_exchange(sock: socket.socket, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send `data`, then read until the server closes the connection (or `timeout`)."""
+    sock.settimeout(timeout)
+    sock.sendall(data)
+    chunks = []
+    with contextlib.suppress(ConnectionResetError):
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bytes]:
+    """Read one response with a Content-Length body from a keep-alive connection."""
+    sock.settimeout(timeout)
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before a full head: {buffer!r}")
+        buffer += chunk
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    length = int(match.group(1)) if match else 0
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return head, rest[:length]
+
+
+def is_closed(sock: socket.socket, timeout: float = 5.0) -> bool:
+    """True when the peer closed the connection (EOF or reset) within `timeout`."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
