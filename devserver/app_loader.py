@@ -74,14 +74,16 @@ def load_app(target: str | None, *, factory: bool, interface: str, app_dir: str)
                 "".join(traceback.format_exception(exc)),
             ) from None
     if not callable(app):
-        raise AppLoadError(f"{target!r} is not callable (got {type(app).__name__})"
-                           + ("; is it a factory? use --factory" if not factory else ""))
+        raise AppLoadError(
+            f"{target!r} is not callable (got {type(app).__name__})"
+            + ("; is it a factory? use --factory" if not factory else "")
+        )
     return _as_asgi3(app, interface if interface != "auto" else detect_interface(app))
 
 
 def detect_interface(app: Any) -> str:
     """asgi3 for `async (scope, receive, send)`, asgi2 for `(scope) -> async (receive, send)`."""
-    call = app if inspect.isfunction(app) or inspect.ismethod(app) else getattr(app, "__call__", app)
+    call = app if inspect.isroutine(app) or inspect.isclass(app) else type(app).__call__
     if asyncio.iscoroutinefunction(app) or asyncio.iscoroutinefunction(call):
         return "asgi3"
     try:
@@ -99,6 +101,7 @@ def _as_asgi3(app: Callable[..., Any], interface: str) -> ASGIApp:
     if interface == "asgi3":
         return app
     if interface == "asgi2":
+
         async def asgi2_adapter(scope: Any, receive: Any, send: Any) -> None:
             await app(scope)(receive, send)
 

@@ -48,14 +48,21 @@ def _click_option(name: str) -> Callable[[Any], Any]:
         shown = "none" if default is None else str(default)
     help_text = f"{meta['help']} [default: {shown}; env: {env_var(name)}]"
     if meta["choices"]:
-        help_text = f"{meta['help']} One of: {', '.join(meta['choices'])}. " + help_text[
-            len(meta["help"]) + 1 :
-        ]
+        help_text = (
+            f"{meta['help']} One of: {', '.join(meta['choices'])}. "
+            + help_text[len(meta["help"]) + 1 :]
+        )
     if meta["parse"].__name__ == "_boolean":
         decls = [f"{flag}/--no-{flag[2:]}"] if meta["negatable"] else [flag]
         return click.option(*decls, name, default=None, is_flag=True, help=help_text)
-    return click.option(flag, name, default=None, multiple=meta["multiple"],
-                        metavar=meta["metavar"] or name.upper(), help=help_text)
+    return click.option(
+        flag,
+        name,
+        default=None,
+        multiple=meta["multiple"],
+        metavar=meta["metavar"] or name.upper(),
+        help=help_text,
+    )
 
 
 def _with_config_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,7 +74,8 @@ def _with_config_options(func: Callable[..., Any]) -> Callable[..., Any]:
 class _Command(click.Command):
     def main(self, *args: Any, **kwargs: Any) -> Any:  # one line for usage errors, not three
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            kwargs["standalone_mode"] = False
+            return super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.Abort:
@@ -76,8 +84,9 @@ class _Command(click.Command):
             fail(f"{exc.format_message()} (see devserve --help)", EXIT_USAGE)
 
 
-@click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"],
-                                               "max_content_width": 100})
+@click.command(
+    cls=_Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.argument("app", required=False)
 @_with_config_options
 @click.option("--print-config", is_flag=True, help="Show every resolved option and its source.")
@@ -126,8 +135,9 @@ def run(config: Config) -> int:
     except BindError as exc:
         fail(str(exc), EXIT_STARTUP)
     try:
-        app = load_app(config.app, factory=config.factory, interface=config.interface,
-                       app_dir=config.app_dir)
+        app = load_app(
+            config.app, factory=config.factory, interface=config.interface, app_dir=config.app_dir
+        )
     except AppLoadError as exc:
         fail(str(exc), EXIT_STARTUP, exc.details)
     server = Server(config, app, listeners, tls)

@@ -102,7 +102,7 @@ def _bind(value: Any) -> str:
         if text.startswith("fd://") and not text[5:].isdigit():
             raise ValueError(f"{value!r}: fd://N needs a file descriptor number")
         return text
-    host, sep, port = text.rpartition(":")
+    _host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{value!r} is not HOST:PORT, unix:PATH or fd://N")
     return text
@@ -210,9 +210,7 @@ class Config:
     ssl_certfile: str | None = option(None, "TLS certificate chain file (PEM).")
     ssl_keyfile_password: str | None = option(None, "Password of the TLS private key.")
     ssl_ca_certs: str | None = option(None, "CA bundle to verify client certificates against.")
-    log_level: str = option(
-        "info", "Log level.", _choice(*_LOG_LEVELS), choices=_LOG_LEVELS
-    )
+    log_level: str = option("info", "Log level.", _choice(*_LOG_LEVELS), choices=_LOG_LEVELS)
     log_config: str | None = option(
         None, "Logging config file: dictConfig JSON or YAML, or fileConfig INI."
     )
@@ -220,9 +218,7 @@ class Config:
     access_log_format: str | None = option(
         None, "Access log format with gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(D)s'."
     )
-    server_header: bool = option(
-        True, "Send 'server: devserve'.", _boolean, negatable=True
-    )
+    server_header: bool = option(True, "Send 'server: devserve'.", _boolean, negatable=True)
     date_header: bool = option(True, "Send a Date header.", _boolean, negatable=True)
     header: tuple[tuple[str, str], ...] = option(
         (),
@@ -239,9 +235,7 @@ class Config:
         _choice(*_LIFESPAN),
         choices=_LIFESPAN,
     )
-    interface: str = option(
-        "auto", "App interface.", _choice(*_INTERFACES), choices=_INTERFACES
-    )
+    interface: str = option("auto", "App interface.", _choice(*_INTERFACES), choices=_INTERFACES)
     loop: str = option("auto", "Event loop implementation.", _choice(*_LOOPS), choices=_LOOPS)
     prod: bool = option(False, "Production mode: headless, prod defaults.", _boolean)
     tui: bool = option(
@@ -296,8 +290,10 @@ def _split(raw: Any, separator: str) -> list[str]:
 
 def find_config_file(directory: Path) -> tuple[Path, Mapping[str, Any]] | None:
     """The devserve.toml, else pyproject.toml's [tool.devserve], in `directory`."""
-    for path, section in ((directory / "devserve.toml", ()), (directory / "pyproject.toml",
-                                                              ("tool", "devserve"))):
+    for path, section in (
+        (directory / "devserve.toml", ()),
+        (directory / "pyproject.toml", ("tool", "devserve")),
+    ):
         if not path.is_file():
             continue
         try:
@@ -327,9 +323,7 @@ def _from_file(directory: Path) -> dict[str, tuple[Any, str]]:
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
     return {
-        name: (environ[env_var(name)], env_var(name))
-        for name in FIELDS
-        if env_var(name) in environ
+        name: (environ[env_var(name)], env_var(name)) for name in FIELDS if env_var(name) in environ
     }
 
 

@@ -73,8 +73,10 @@ of the request that fetched it: the dict the server passes to the app with every
 
 async def send_text(send: Any, status: int, text: str, kind: str = "text/plain") -> None:
     body = text.encode("utf-8")
-    headers = [(b"content-type", f"{kind}; charset=utf-8".encode()),
-               (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", f"{kind}; charset=utf-8".encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -92,11 +94,17 @@ async def read_body(receive: Any) -> bytes:
 
 
 async def stream(send: Any) -> None:
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+        }
+    )
     for number in range(1, 11):
-        await send({"type": "http.response.body", "body": f"chunk {number}\n".encode(),
-                    "more_body": True})
+        await send(
+            {"type": "http.response.body", "body": f"chunk {number}\n".encode(), "more_body": True}
+        )
         await asyncio.sleep(0.2)
     await send({"type": "http.response.body", "body": b"done\n"})
 
@@ -107,8 +115,13 @@ async def websocket_echo(receive: Any, send: Any) -> None:
         if message["type"] == "websocket.connect":
             await send({"type": "websocket.accept"})
         elif message["type"] == "websocket.receive":
-            await send({"type": "websocket.send", "text": message.get("text"),
-                        "bytes": message.get("bytes")})
+            await send(
+                {
+                    "type": "websocket.send",
+                    "text": message.get("text"),
+                    "bytes": message.get("bytes"),
+                }
+            )
         else:
             return
 
@@ -124,7 +137,7 @@ async def lifespan(receive: Any, send: Any) -> None:
 async def app(scope: Scope, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         return await lifespan(receive, send)
-    path = scope["path"][len(scope.get("root_path", "")):] or "/"
+    path = scope["path"][len(scope.get("root_path", "")) :] or "/"
     if scope["type"] == "websocket":
         return await websocket_echo(receive, send)
     if path == "/":

@@ -52,18 +52,25 @@ class Lifespan:
         self._answer = asyncio.get_running_loop().create_future()
         await self._inbox.put({"type": event})
         assert self._task is not None
-        await asyncio.wait({self._answer, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {self._answer, self._task}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if self._answer.done():
             return self._answer.result()
         if self.mode == "auto" and event == "lifespan.startup":
             logger.debug("the app returned from the lifespan scope: going on without lifespan")
             self.supported = False
             return {"type": "lifespan.startup.complete"}
-        return {"type": f"{event}.failed", "message": f"the app returned instead of answering {event}"}
+        return {
+            "type": f"{event}.failed",
+            "message": f"the app returned instead of answering {event}",
+        }
 
     async def _run(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
-                 "state": self.state}
+        scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "state": self.state,
+        }
         try:
             await self.app(scope, self._inbox.get, self._send)
         except BaseException as exc:
@@ -74,8 +81,10 @@ class Lifespan:
     def _crashed(self, exc: BaseException) -> None:
         answered_startup = self._answer is not None and self._answer.done()
         if self.mode == "auto" and not answered_startup:
-            logger.info("the app does not support the lifespan protocol (%s); going on without",
-                        type(exc).__name__)
+            logger.info(
+                "the app does not support the lifespan protocol (%s); going on without",
+                type(exc).__name__,
+            )
             self.supported = False
             self._reply({"type": "lifespan.startup.complete"})
             return

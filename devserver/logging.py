@@ -188,7 +188,8 @@ def make_access_logger(fmt: str | None, colour: bool | None = None) -> AccessLog
             status = _STATUS_COLOURS.get(cycle.status // 100, "") + status + _RESET
         client = cycle.scope.get("client")
         peer = f"{client[0]}:{client[1]}" if client else "unix"
-        log.info('%s - "%s" %s %dB %.1fms', peer, _request_line(cycle), status,
-                 cycle.bytes_sent, ms)
+        log.info(
+            '%s - "%s" %s %dB %.1fms', peer, _request_line(cycle), status, cycle.bytes_sent, ms
+        )
 
     return default

@@ -12,6 +12,7 @@ import logging
 import signal
 import ssl
 import time
+from typing import Any
 
 from devserver.config import Config
 from devserver.lifespan import Lifespan
@@ -123,12 +124,13 @@ class Server:
             )
             self._closed = asyncio.get_running_loop().create_future()
             idle = asyncio.ensure_future(state.idle.wait())
-            await asyncio.wait({idle, self._closed}, timeout=grace,
-                               return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {idle, self._closed}
+            await asyncio.wait(waiting, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
             idle.cancel()
         if not state.idle.is_set():
-            logger.warning("graceful shutdown timed out: closing %d connection(s)",
-                           len(state.connections))
+            logger.warning(
+                "graceful shutdown timed out: closing %d connection(s)", len(state.connections)
+            )
             for conn in list(state.connections):
                 conn.transport.abort()
             await self._cancel_requests()
@@ -138,8 +140,11 @@ class Server:
     async def _cancel_requests(self) -> None:
         current = asyncio.current_task()
         tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-        requests = [t for t in tasks if getattr(t.get_coro(), "__qualname__", "").startswith(
-            "RequestCycle.run")]
+        requests = [
+            t
+            for t in tasks
+            if getattr(t.get_coro(), "__qualname__", "").startswith("RequestCycle.run")
+        ]
         for task in requests:
             task.cancel()
         if requests:

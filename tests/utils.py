@@ -123,8 +123,9 @@ def devserve_command(*args: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def run_devserve(*args: str, cwd: str | None = None, env: dict[str, str] | None = None
-                 ) -> Iterator[Process]:
+def run_devserve(
+    *args: str, cwd: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Process]:
     """Run the real `devserve` CLI as a subprocess and wait until it serves."""
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
     proc = subprocess.Popen(

@@ -281,7 +281,9 @@ class RequestCycle:
     async def _send_path(self, message: dict[str, Any]) -> None:
         path = message.get("path")
         if not isinstance(path, str) or not os.path.isabs(path):
-            raise ASGIProtocolError(f"http.response.pathsend: 'path' must be absolute, got {path!r}")
+            raise ASGIProtocolError(
+                f"http.response.pathsend: 'path' must be absolute, got {path!r}"
+            )
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
             if self.length_left is None:

@@ -94,12 +94,14 @@ class HTTPProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
-        self.flow = FlowControl(transport)
+        self.flow = FlowControl(self.transport)
         self.client = _address(transport.get_extra_info("peername"))
         self.server = _address(transport.get_extra_info("sockname"), unix_path=True)
         self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         peer_host = self.client[0] if self.client else None
-        self.trusted_proxy = self.settings.proxy_headers and peer_host in self.settings.trusted_peers
+        self.trusted_proxy = (
+            self.settings.proxy_headers and peer_host in self.settings.trusted_peers
+        )
         self.state.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -122,7 +124,10 @@ class HTTPProtocol(asyncio.Protocol):
         if self.in_head:
             # A head spread over many reads: bound what the parser buffers for a partial line.
             self.head_read += len(data)
-            if self.head_read > 2 * self.settings.max_header_size + self.settings.limit_request_line:
+            if (
+                self.head_read
+                > 2 * self.settings.max_header_size + self.settings.limit_request_line
+            ):
                 self._reject(431, "request head too large")
                 return
         try:
@@ -253,8 +258,9 @@ class HTTPProtocol(asyncio.Protocol):
         logger.warning("%d %s from %s: %s", status, http.HTTPStatus(status).phrase, peer, detail)
         self.flow.pause_reading()
         self.in_head = False
-        response = wire.simple_response(status, http.HTTPStatus(status).phrase + "\n",
-                                        self.state.default_headers)
+        response = wire.simple_response(
+            status, http.HTTPStatus(status).phrase + "\n", self.state.default_headers
+        )
         broken = self.parsing if self.parsing and not self.parsing.body_complete else None
         if broken is not None:
             self._drop_broken(broken)

@@ -37,9 +37,7 @@ def apply_proxy_headers(scope: dict[str, Any], trusted: TrustedPeers) -> None:
         scope["scheme"] = _scheme_for(scope["scheme"], proto)
     if host:
         encoded = host.encode("latin-1")
-        scope["headers"] = [
-            (k, encoded if k == b"host" else v) for k, v in scope["headers"]
-        ]
+        scope["headers"] = [(k, encoded if k == b"host" else v) for k, v in scope["headers"]]
 
 
 def _parse_forwarded(value: bytes) -> tuple[list[str], str | None, str | None]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +72,7 @@ class ServerState:
         self.app = app
         self.settings = settings
         self.access_logger = access_logger if settings.access_log else None
-        self.lifespan_state: MutableMapping[str, Any] = {}
+        self.lifespan_state: dict[str, Any] = {}
         self.connections: set[HTTPProtocol] = set()
         self.in_flight = 0
         self.total_requests = 0
