@@ -13,7 +13,6 @@ import asyncio
 import collections
 import http
 import logging
-import os
 import time
 from typing import IO, Any
 
@@ -24,11 +23,10 @@ from devserver.protocols.cycle import RequestCycle
 from devserver.protocols.flow import FlowControl
 from devserver.protocols.proxy import apply_proxy_headers
 from devserver.protocols.scope import http_scope
+from devserver.protocols.sendfile import send_file
 from devserver.protocols.state import ServerState
 
 logger = logging.getLogger("devserve.server")
-
-COPY_CHUNK = 1 << 18
 
 
 class HTTPError(Exception):
@@ -314,24 +312,8 @@ class HTTPProtocol(asyncio.Protocol):
             cycle.keep_alive = False
         self.pipeline.clear()
 
-    # ------------------------------------------------------------------ files
     async def send_file(self, file: IO[bytes], count: int) -> int:
-        """Write `count` bytes of `file` (http.response.pathsend); sendfile where the loop can."""
-        if self.transport.get_extra_info("sslcontext") is None:
-            try:
-                await self.flow.drain()
-                return await self.loop.sendfile(self.transport, file, 0, count)
-            except NotImplementedError:
-                pass  # uvloop has no sendfile: copy instead
-        sent = 0
-        while sent < count:
-            data = os.pread(file.fileno(), min(COPY_CHUNK, count - sent), sent)
-            if not data:
-                break
-            self.transport.write(data)
-            sent += len(data)
-            await self.flow.drain()
-        return sent
+        return await send_file(self.transport, self.flow, file, count)
 
 
 def _address(info: Any, unix_path: bool = False) -> Any:
