@@ -7,8 +7,13 @@ another thread with its own loop), waited on from the app through the default ex
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import json
+import socket
 import threading
+import time
+from collections.abc import Sequence
 from typing import Any
 
 Scope = dict[str, Any]
@@ -268,17 +273,17 @@ class SlowReader:
         if await _lifespan(scope, receive, send):
             return
         total = 0
-        digest = 0
+        digest = hashlib.sha256()
         while True:
             message = await receive()
             body = message.get("body", b"")
             self.largest = max(self.largest, len(body))
             total += len(body)
-            digest = (digest + sum(body[::4096])) % 1_000_003
+            digest.update(body)
             await asyncio.sleep(0.001)  # a slow consumer (not synchronisation)
             if not message.get("more_body"):
                 break
-        await respond(send, 200, f"{total} {digest}".encode())
+        await respond(send, 200, f"{total} {digest.hexdigest()}".encode())
 
 
 class BigResponse:
@@ -315,3 +320,155 @@ def pattern(offset: int, size: int) -> bytes:
     start = offset % 256
     data = (block[start:] + block[:start]) * (size // len(block) + 1)
     return data[:size]
+
+
+# --------------------------------------------------------------------------- client side
+@dataclasses.dataclass
+class Response:
+    """One HTTP/1.1 response as parsed off the wire by `parse_responses`."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    trailers: list[tuple[str, str]]
+    chunks: list[bytes]
+
+    def header(self, name: str) -> str | None:
+        values = [v for k, v in self.headers if k == name.lower()]
+        return ", ".join(values) if values else None
+
+    def names(self) -> list[str]:
+        return [k for k, _ in self.headers]
+
+
+class Incomplete(ValueError):
+    """The bytes end in the middle of a response (`need`: the total size known to be needed)."""
+
+    def __init__(self, message: str, need: int = 0) -> None:
+        super().__init__(message)
+        self.need = need
+
+
+def _fields(block: bytes) -> list[tuple[str, str]]:
+    fields = []
+    for line in block.split(b"\r\n"):
+        if line:
+            name, sep, value = line.partition(b":")
+            if not sep:
+                raise ValueError(f"malformed field line {line!r}")
+            fields.append((name.decode("latin-1").lower(), value.strip().decode("latin-1")))
+    return fields
+
+
+def parse_responses(
+    data: bytes, bodiless: Sequence[bool] = (), *, eof: bool = True
+) -> list[Response]:
+    """Split `data` into responses with strict framing checks; interim (1xx) ones included.
+
+    `bodiless[n]` says that the n-th final response answers a HEAD request. Without a
+    Content-Length or chunked framing, a body runs to the end of `data` (only with `eof`).
+    """
+    responses: list[Response] = []
+    finals = 0
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\r\n\r\n", pos)
+        if end < 0:
+            raise Incomplete(f"incomplete head: {data[pos:]!r}")
+        status_line, _, block = data[pos:end].partition(b"\r\n")
+        version, code, _reason = status_line.decode("latin-1").split(" ", 2)
+        if version != "HTTP/1.1":
+            raise ValueError(f"bad status line {status_line!r}")
+        status = int(code)
+        headers = _fields(block)
+        pos = end + 4
+        names = [k for k, _ in headers]
+        body, trailers, chunks = b"", [], []
+        if status < 200:
+            responses.append(Response(status, headers, b"", [], []))
+            continue
+        is_head = finals < len(bodiless) and bodiless[finals]
+        finals += 1
+        if is_head or status in (204, 304):
+            pass
+        elif "transfer-encoding" in names:
+            if "content-length" in names:
+                raise ValueError("response with both Content-Length and Transfer-Encoding")
+            while True:
+                line_end = data.find(b"\r\n", pos)
+                if line_end < 0:
+                    raise Incomplete("incomplete chunk size")
+                size = int(data[pos:line_end].split(b";")[0], 16)
+                pos = line_end + 2
+                if size == 0:
+                    end = data.find(b"\r\n\r\n", pos - 2)
+                    if end < 0:
+                        raise Incomplete("incomplete trailer section")
+                    trailers = _fields(data[pos:end])
+                    pos = end + 4
+                    break
+                if len(data) < pos + size + 2:
+                    raise Incomplete("incomplete chunk")
+                chunks.append(data[pos : pos + size])
+                if data[pos + size : pos + size + 2] != b"\r\n":
+                    raise ValueError("chunk not followed by CRLF")
+                pos += size + 2
+            body = b"".join(chunks)
+        elif "content-length" in names:
+            length = int(dict(headers)["content-length"])
+            if len(data) < pos + length:
+                raise Incomplete(f"body shorter than {length}", need=pos + length)
+            body = data[pos : pos + length]
+            pos += length
+        else:
+            if not eof:
+                raise Incomplete("body delimited by the end of the connection")
+            body = data[pos:]
+            pos = len(data)
+        responses.append(Response(status, headers, body, trailers, chunks))
+    return responses
+
+
+def read_until_closed(sock: socket.socket, timeout: float = 2.0) -> tuple[bytes, bool]:
+    """Read until EOF/reset or until `timeout` passes; returns (data, closed)."""
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return b"".join(chunks), False
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            return b"".join(chunks), True
+        except TimeoutError:
+            return b"".join(chunks), False
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+
+
+def read_responses(
+    sock: socket.socket, count: int, bodiless: Sequence[bool] = (), timeout: float = 2.0
+) -> list[Response]:
+    """Read from a kept-alive connection until `count` final responses have arrived."""
+    deadline = time.monotonic() + timeout
+    data = bytearray()
+    need = 0
+    while True:
+        if len(data) >= need:
+            try:
+                responses = parse_responses(bytes(data), bodiless, eof=False)
+                if sum(r.status >= 200 for r in responses) >= count:
+                    return responses
+            except Incomplete as exc:
+                need = exc.need
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{count} responses not received in time: {bytes(data[:500])!r}")
+        sock.settimeout(left)
+        chunk = sock.recv(262144)
+        if not chunk:
+            raise ConnectionError(f"closed after {bytes(data[:500])!r}")
+        data += chunk

@@ -217,8 +217,8 @@ class RequestCycle:
             self.chunked = False
             if not self.is_head and status != 304:
                 self.keep_alive = False
-        if self.trailers and not self.chunked:
-            self.trailers = False  # cannot carry trailers without chunking; they are dropped
+        if self.expect_100 and not self.body_complete:
+            self.keep_alive = False  # the client may still send the body we never asked for
         if self.conn.state.shutting_down:
             self.keep_alive = False
         if not self.keep_alive:
@@ -270,7 +270,8 @@ class RequestCycle:
         headers = list(message.get("headers", ()))
         for name, value in headers:
             wire.check_header(name, value)
-        self.conn.transport.write(wire.trailer_block(headers))
+        if self.chunked:  # without chunking (HEAD, HTTP/1.0) trailers are dropped silently
+            self.conn.transport.write(wire.trailer_block(headers))
         if not message.get("more_trailers", False):
             self._complete()
 
@@ -333,7 +334,8 @@ class RequestCycle:
         """Answer 500 if nothing was sent yet, else close the connection mid-response."""
         if self.disconnected or self.response is Response.DONE:
             return
-        if self.response is Response.START:
+        if self.response is Response.START or self.head:  # nothing on the wire yet
+            self.head = b""
             self.status = 500
             self.keep_alive = False
             self.response = Response.DONE

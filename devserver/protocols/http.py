@@ -37,10 +37,14 @@ class HTTPError(Exception):
         self.status = status
 
 
-def _parser_error_status(exc: httptools.HttpParserError) -> int:
-    if "Transfer-Encoding" in str(exc):
-        return 501  # llhttp: a Transfer-Encoding that does not end in chunked
-    return 400
+def _check_transfer_encoding(value: bytes) -> None:
+    """Only `chunked`, exactly once: other codings are 501, odd lists 400 (llhttp decides the
+    rest, such as Transfer-Encoding together with Content-Length)."""
+    codings = [coding.strip() for coding in value.lower().split(b",")]
+    if any(coding != b"chunked" for coding in codings):
+        raise HTTPError(501, f"unsupported transfer-encoding {value!r}")
+    if len(codings) != 1:
+        raise HTTPError(400, f"invalid transfer-encoding {value!r}")
 
 
 class HTTPProtocol(asyncio.Protocol):
@@ -60,6 +64,7 @@ class HTTPProtocol(asyncio.Protocol):
         "url",
         "headers",
         "expect_100",
+        "host_count",
         "in_head",
         "head_tick",
         "head_size",
@@ -79,6 +84,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.expect_100 = False
+        self.host_count = 0
         self.in_head = False
         self.head_tick = 0
         self.head_size = 0
@@ -138,13 +144,14 @@ class HTTPProtocol(asyncio.Protocol):
                 raise
             self._reject(cause.status, str(cause))
         except httptools.HttpParserError as exc:
-            self._reject(_parser_error_status(exc), str(exc))
+            self._reject(400, str(exc))
 
     # ------------------------------------------------------------------ httptools callbacks
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
         self.expect_100 = False
+        self.host_count = 0
         self.in_head = True
         self.head_tick = self.state.ticks
         self.head_size = 0
@@ -160,9 +167,15 @@ class HTTPProtocol(asyncio.Protocol):
         self.head_size += len(name) + len(value) + 4
         if self.head_size > self.settings.max_header_size:
             raise HTTPError(431, f"headers larger than {self.settings.max_header_size} bytes")
-        if name == b"transfer-encoding" and value.strip().lower() != b"chunked":
-            raise HTTPError(501, f"unsupported transfer-encoding {value!r}")
-        if name == b"expect" and value.lower() == b"100-continue":
+        if not self.in_head:
+            return  # a trailer field of a chunked body: never mixed into the request's headers
+        if value[-1:] in (b" ", b"\t"):
+            value = value.rstrip(b" \t")  # llhttp strips leading whitespace only
+        if name == b"host":
+            self.host_count += 1
+        elif name == b"transfer-encoding":
+            _check_transfer_encoding(value)
+        elif name == b"expect" and value.lower() == b"100-continue":
             self.expect_100 = True
         self.headers.append((name, value))
 
@@ -170,17 +183,25 @@ class HTTPProtocol(asyncio.Protocol):
         self.in_head = False
         parser = self.parser
         state = self.state
-        scope = http_scope(
-            parser.get_method().decode("ascii"),
-            parser.get_http_version(),
-            self.url,
-            self.headers,
-            self.scheme,
-            self.client,
-            self.server,
-            self.settings.root_path,
-            state.lifespan_state.copy(),
-        )
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise HTTPError(505, f"HTTP/{version} is not supported")
+        if self.host_count != 1 and (version == "1.1" or self.host_count):
+            raise HTTPError(400, f"{self.host_count} Host headers (HTTP/1.1 needs exactly one)")
+        try:
+            scope = http_scope(
+                parser.get_method().decode("ascii"),
+                version,
+                self.url,
+                self.headers,
+                self.scheme,
+                self.client,
+                self.server,
+                self.settings.root_path,
+                state.lifespan_state.copy(),
+            )
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
         if self.trusted_proxy:
             apply_proxy_headers(scope, self.settings.trusted_peers)
         cycle = RequestCycle(

@@ -15,7 +15,6 @@ EXTENSIONS: dict[str, dict[str, Any]] = {
     "http.response.pathsend": {},
     "http.response.trailers": {},
 }
-HTTP_VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
@@ -23,7 +22,10 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
     if target[:1] != b"/":
         if target == b"*":
             return target, b""
-        url = httptools.parse_url(target)
+        try:
+            url = httptools.parse_url(target)
+        except httptools.HttpParserInvalidURLError:
+            raise ValueError(f"invalid request target {target[:100]!r}") from None
         return url.path or b"/", url.query or b""
     path, _, query = target.partition(b"?")
     return path.partition(b"#")[0], query.partition(b"#")[0]
@@ -53,7 +55,7 @@ def http_scope(
     return {
         "type": "http",
         "asgi": ASGI_VERSION,
-        "http_version": HTTP_VERSIONS.get(http_version, http_version),
+        "http_version": http_version,
         "method": method,
         "scheme": scheme,
         "path": path,
