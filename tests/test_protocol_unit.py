@@ -153,7 +153,9 @@ def test_pipelined_requests_pause_reading_and_answer_in_order() -> None:
 
         protocol, transport, _ = connect(app)
         protocol.data_received(
-            b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\nGET /3 HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"GET /2 HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"GET /3 HTTP/1.1\r\nHost: t\r\n\r\n"
         )
         await asyncio.sleep(0)
         assert transport.written == b""
