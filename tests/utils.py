@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import os
 import re
-import select
+import signal
 import socket
 import subprocess
 import sys
@@ -92,30 +92,85 @@ class Process:
     proc: subprocess.Popen[str]
     url: str
     output: list[str]
+    reader: Output | None = None
 
     @property
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
+    @property
+    def out(self) -> Output:
+        """The process's output, read line by line on a thread (started on first use)."""
+        if self.reader is None:
+            self.reader = Output(self)
+        return self.reader
+
     def read_until(self, pattern: str, timeout: float = 10.0) -> str:
-        """Read the process's output until a line matches `pattern`; returns that line."""
+        """Wait for a line of output matching `pattern`; returns that line."""
+        return self.out.wait_for(pattern, timeout)
+
+
+class Output:
+    """Reads a devserve subprocess's merged output on a thread, line by line.
+
+    A blocking reader thread never misses lines that arrive together in one read (select on
+    a buffered pipe would).
+    """
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        self.lines: list[str] = list(process.output)
+        self.eof = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        stream = self.process.proc.stdout
+        assert stream is not None
+        try:
+            for line in stream:
+                with self._changed:
+                    self.lines.append(line)
+                    self.process.output.append(line)
+                    self._changed.notify_all()
+        except (ValueError, OSError):
+            pass  # closed by run_devserve's cleanup
+        finally:
+            with self._changed:
+                self.eof = True
+                self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 10.0) -> str:
+        """The first line matching `pattern`, waiting for it until `timeout`."""
         regex = re.compile(pattern)
-        for line in self.output:
-            if regex.search(line):
-                return line
         deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], deadline - time.monotonic())
-            if not ready:
-                break
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.output.append(line)
-            if regex.search(line):
-                return line
-        raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(self.output)}")
+        seen = 0
+        with self._changed:
+            while True:
+                for line in self.lines[seen:]:
+                    if regex.search(line):
+                        return line
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if self.eof or left <= 0:
+                    raise AssertionError(f"no line matching {pattern!r} in:\n{self.text}")
+                self._changed.wait(left)
+
+    def count(self, pattern: str) -> int:
+        with self._changed:
+            return sum(1 for line in self.lines if re.search(pattern, line))
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 10.0) -> str:
+        """Send `signum`, expect exit status 0, and return everything the process printed."""
+        self.process.proc.send_signal(signum)
+        assert self.process.proc.wait(timeout=timeout) == 0, self.text
+        self._thread.join(timeout)
+        return self.text
 
 
 def devserve_command(*args: str) -> list[str]:
