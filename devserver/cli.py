@@ -124,7 +124,10 @@ def run(config: Config) -> int:
     from devserver.server import Server
     from devserver.sockets import BindError, bind_all, tls_context
 
-    devserve_logging.configure(config)
+    try:
+        devserve_logging.configure(config)
+    except Exception as exc:  # json/yaml/configparser/dictConfig each raise their own
+        fail(f"--log-config {config.log_config}: {type(exc).__name__}: {exc}", EXIT_USAGE)
     if config.env_file:
         load_env_file(config.env_file)
     if (config.workers or 1) > 1:

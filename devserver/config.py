@@ -108,6 +108,20 @@ def _bind(value: Any) -> str:
     return text
 
 
+class _AnyAtom(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "-"
+
+
+def _log_format(value: Any) -> str:
+    text = _text(value)
+    try:
+        text % _AnyAtom()
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{text!r} is not a valid %-format: {exc}") from None
+    return text
+
+
 def _ips(value: Any) -> str:
     from devserver.net import parse_networks  # late: keeps config importable without net
 
@@ -216,7 +230,9 @@ class Config:
     )
     access_log: bool = option(True, "Log one line per request.", _boolean, negatable=True)
     access_log_format: str | None = option(
-        None, "Access log format with gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(D)s'."
+        None,
+        "Access log format with gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(D)s'.",
+        _log_format,
     )
     server_header: bool = option(True, "Send 'server: devserve'.", _boolean, negatable=True)
     date_header: bool = option(True, "Send a Date header.", _boolean, negatable=True)
@@ -352,17 +368,19 @@ def load_config(
                 values[name] = fld.metadata["prod"]
                 sources[name] = "default (--prod)"
     config = Config(**values)
-    _check(config)
+    _check(config, sources)
     return Resolved(config, sources)
 
 
-def _check(config: Config) -> None:
+def _check(config: Config, sources: Mapping[str, str]) -> None:
     """Cross-option rules that a single parser cannot see."""
     if (config.ssl_keyfile is None) != (config.ssl_certfile is None):
         raise ConfigError("--ssl-keyfile and --ssl-certfile must be given together")
     for name in ("ssl_keyfile", "ssl_certfile", "ssl_ca_certs", "log_config", "env_file"):
         path = getattr(config, name)
         if path is not None and not os.path.isfile(path):
-            raise ConfigError(f"{cli_flag(name)}: no such file: {path}")
+            raise ConfigError(f"{cli_flag(name)} (from {sources[name]}): no such file: {path}")
     if not os.path.isdir(config.app_dir):
-        raise ConfigError(f"--app-dir: no such directory: {config.app_dir}")
+        raise ConfigError(
+            f"--app-dir (from {sources['app_dir']}): no such directory: {config.app_dir}"
+        )

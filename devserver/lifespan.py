@@ -30,6 +30,7 @@ class Lifespan:
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._answer: asyncio.Future[dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._started = False  # the app answered lifespan.startup
 
     async def startup(self) -> None:
         """Run startup; raises LifespanFailed when it fails (or is unsupported in 'on' mode)."""
@@ -37,6 +38,7 @@ class Lifespan:
             return
         self._task = asyncio.get_running_loop().create_task(self._run())
         reply = await self._exchange("lifespan.startup")
+        self._started = True
         if reply["type"] == "lifespan.startup.failed":
             raise LifespanFailed(reply.get("message") or "lifespan startup failed")
 
@@ -79,7 +81,7 @@ class Lifespan:
                 raise
 
     def _crashed(self, exc: BaseException) -> None:
-        answered_startup = self._answer is not None and self._answer.done()
+        answered_startup = self._started or (self._answer is not None and self._answer.done())
         if self.mode == "auto" and not answered_startup:
             logger.info(
                 "the app does not support the lifespan protocol (%s); going on without",
@@ -89,7 +91,8 @@ class Lifespan:
             self._reply({"type": "lifespan.startup.complete"})
             return
         logger.error("Exception in the app's lifespan handler", exc_info=exc)
-        self._reply({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+        phase = "shutdown" if self._started else "startup"
+        self._reply({"type": f"lifespan.{phase}.failed", "message": f"{type(exc).__name__}: {exc}"})
 
     async def _send(self, message: dict[str, Any]) -> None:
         kind = message.get("type", "")

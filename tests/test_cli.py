@@ -167,11 +167,6 @@ def test_port_already_in_use_exits_3_naming_the_address() -> None:
     assert f"127.0.0.1:{port}" in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cli.run calls logging.configure outside any error handling; a bad"
-    " --log-config escapes as a raw traceback with exit status 1",
-)
 @pytest.mark.parametrize(
     "text", ["{not json", '{"version": 1, "handlers": {"h": {"class": "no.such.Handler"}}}']
 )

@@ -213,9 +213,6 @@ def test_cross_option_rules(tmp_path: Path) -> None:
         load_config({"app_dir": str(tmp_path / "nope")}, environ={}, directory=tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: config._check's file/directory errors do not name the source"
-)
 def test_missing_file_error_names_its_source(tmp_path: Path) -> None:
     """A missing --log-config file given via DEVSERVE_LOG_CONFIG is reported with that source."""
     environ = {"DEVSERVE_LOG_CONFIG": str(tmp_path / "missing.json")}

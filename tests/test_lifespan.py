@@ -181,14 +181,7 @@ async def shutdown_raises(scope: dict[str, Any], receive: Any, send: Any) -> Non
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param(
-            "auto",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: Lifespan._crashed treats an exception during shutdown in auto mode"
-                " as 'app does not support lifespan' (logged at INFO) and drops it",
-            ),
-        ),
+        "auto",
         "on",
     ],
 )

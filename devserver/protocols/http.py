@@ -248,9 +248,14 @@ class HTTPProtocol(asyncio.Protocol):
         """Called by the cycle once its last byte is written: log it, then serve the next one."""
         state = self.state
         state.total_requests += 1
-        if state.access_logger is not None:
-            state.access_logger(self, cycle)
         self.cycle = None
+        if state.access_logger is not None:
+            try:
+                state.access_logger(self, cycle)
+            except Exception:
+                logger.exception(
+                    "the access log failed for %s %s", cycle.method, cycle.scope["path"]
+                )
         if not cycle.keep_alive or (cycle.expect_100 and not cycle.body_complete):
             self.transport.close()  # flushes what was written first
             return

@@ -22,7 +22,7 @@ def apply_proxy_headers(scope: dict[str, Any], trusted: TrustedPeers) -> None:
         if name == b"forwarded":
             forwarded = value if forwarded is None else forwarded + b"," + value
         elif name == b"x-forwarded-for":
-            hops.extend(h.strip() for h in value.decode("latin-1").split(","))
+            hops.extend(h.strip() for h in value.decode("latin-1").split(",") if h.strip())
         elif name == b"x-forwarded-proto":
             proto = value.decode("latin-1").rsplit(",", 1)[-1].strip().lower()
         elif name == b"x-forwarded-host":
