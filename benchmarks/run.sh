@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# devserve vs uvicorn (and optionally the other peers), suites hello and json, 1 worker, pinned.
+#
+# Usage: benchmarks/run.sh [--peers] [--rounds N] [--duration S] [--suites "hello json"]
+#                          [--out PREFIX] [-- extra bench.py arguments]
+#   --peers           also granian, hypercorn and gunicorn+uvicorn (or BENCH_PEERS=1)
+#   --rounds N        interleaved rounds (default 5, from suites.json)
+#   --duration S      seconds of measured wrk load per trial (default 10)
+#   --suites "..."    suites to run (default "hello json"; "stream" works too)
+#   --out PREFIX      output prefix (default benchmarks/results/<suites>-<timestamp>)
+# Environment:
+#   PEERS_VENV           peers venv (default /tmp/peers-venv; created with setup_peers.sh if missing)
+#   BENCH_DEVSERVE_CMD   override devserve's command template (placeholders as in suites.json)
+#
+# Writes PREFIX.md and PREFIX.json, then prints req/s and p99 as ratios to uvicorn (ratios.py).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$HERE")
+VENV=${PEERS_VENV:-/tmp/peers-venv}
+PEERS=${BENCH_PEERS:-0}
+SUITES="hello json"
+ROUNDS=""
+DURATION=""
+OUT=""
+EXTRA=()
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --peers) PEERS=1 ;;
+    --rounds) ROUNDS=$2; shift ;;
+    --duration) DURATION=$2; shift ;;
+    --suites) SUITES=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# (a) the peers venv and wrk
+if ! "$VENV/bin/python" -c 'import uvicorn, granian, gunicorn, hypercorn' 2>/dev/null; then
+  echo "run.sh: creating the peers venv in $VENV" >&2
+  bash "$HERE/setup_peers.sh" "$VENV"
+fi
+if ! command -v wrk >/dev/null; then
+  apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
+fi
+command -v taskset >/dev/null || { echo "run.sh: taskset (util-linux) is required" >&2; exit 1; }
+if [ -z "${BENCH_DEVSERVE_CMD:-}" ] && [ ! -x "$REPO/.venv/bin/devserve" ]; then
+  echo "run.sh: $REPO/.venv/bin/devserve not found: install the project into .venv first" >&2
+  echo "        (python3.11 -m venv .venv && .venv/bin/pip install -e .), or set BENCH_DEVSERVE_CMD" >&2
+  exit 1
+fi
+
+# (b) the run: servers interleaved uvicorn, devserve[, granian, hypercorn, gunicorn+uvicorn]
+ONLY=uvicorn,devserve
+[ "$PEERS" = 1 ] && ONLY=uvicorn,devserve,granian,hypercorn,gunicorn+uvicorn
+ARGS=(--only "$ONLY")
+for s in $SUITES; do ARGS+=(--suite "$s"); done
+[ -n "$ROUNDS" ] && ARGS+=(--rounds "$ROUNDS")
+[ -n "$DURATION" ] && ARGS+=(--duration "$DURATION")
+[ -n "${BENCH_DEVSERVE_CMD:-}" ] && ARGS+=(--server "devserve=$BENCH_DEVSERVE_CMD")
+if [ -z "$OUT" ]; then
+  tag=$(echo "$SUITES" | tr ' ' '-')
+  [ "$PEERS" = 1 ] && tag="$tag-peers"
+  OUT="$HERE/results/$tag-$(date +%Y%m%d-%H%M%S)"
+fi
+mkdir -p "$(dirname "$OUT")"
+"$VENV/bin/python" "$HERE/bench.py" "${ARGS[@]}" --out "$OUT" ${EXTRA[@]+"${EXTRA[@]}"}
+
+# (c) ratios to uvicorn
+echo
+"$VENV/bin/python" "$HERE/ratios.py" "$OUT.json" | tee "$OUT.ratios.md"
