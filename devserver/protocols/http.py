@@ -247,7 +247,6 @@ class HTTPProtocol(asyncio.Protocol):
     def response_complete(self, cycle: RequestCycle) -> None:
         """Called by the cycle once its last byte is written: log it, then serve the next one."""
         state = self.state
-        state.total_requests += 1
         self.cycle = None
         if state.access_logger is not None:
             try:

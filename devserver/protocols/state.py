@@ -75,7 +75,6 @@ class ServerState:
         self.lifespan_state: dict[str, Any] = {}
         self.connections: set[HTTPProtocol] = set()
         self.in_flight = 0
-        self.total_requests = 0
         self.ticks = 0
         self.tick_interval = tick_interval(settings)
         self.shutting_down = False
