@@ -96,7 +96,7 @@ def test_get_writes_the_exact_response_and_keeps_the_connection() -> None:
         assert transport.take() == HELLO
         assert not transport.closed
         assert transport.reading
-        assert state.total_requests == 1
+        assert protocol.cycle is None and state.in_flight == 0
 
     run(main)
 
