@@ -7,6 +7,7 @@ Synchronisation is by socket reads with deadlines and threading events, never by
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import hashlib
@@ -924,3 +925,32 @@ def test_scope_header_values_exclude_trailing_whitespace(recorder: Running) -> N
     """Leading and trailing spaces/tabs around a header value are not part of the value."""
     got = seen(recorder, b"GET / HTTP/1.1\r\nHost: test\r\nX-Spaces: \t value \t \r\n\r\n")
     assert got["headers"][1] == ["x-spaces", "value"]
+
+
+def test_receive_waiting_after_the_response_returns_disconnect() -> None:
+    """An app still awaiting receive() when its response completes gets http.disconnect."""
+    seen: list[str] = []
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()  # the (empty) body
+
+        async def listen() -> None:
+            seen.append((await receive())["type"])  # type: ignore[operator]
+
+        listener = asyncio.ensure_future(listen())
+        await asyncio.sleep(0)
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+        await asyncio.wait_for(listener, 2)
+
+    with run_server(app) as server:
+        sock = server.connect()
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        [response] = read_responses(sock, 1)
+        assert response.body == b"ok"
+        deadline = time.monotonic() + 2
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert seen == ["http.disconnect"]

@@ -277,6 +277,7 @@ class RequestCycle:
 
     def _complete(self) -> None:
         self.response = Response.DONE
+        self._wake()  # a receive() still waiting now returns http.disconnect
         self.conn.response_complete(self)
 
     async def _send_path(self, message: dict[str, Any]) -> None:
