@@ -62,6 +62,7 @@ class RequestCycle:
         "status",
         "head",
         "chunked",
+        "body_on_wire",
         "length_left",
         "trailers",
         "bytes_sent",
@@ -92,6 +93,7 @@ class RequestCycle:
         self.status = 0
         self.head = b""
         self.chunked = False
+        self.body_on_wire = True
         self.length_left: int | None = None
         self.trailers = False
         self.bytes_sent = 0
@@ -108,7 +110,8 @@ class RequestCycle:
 
     def end_body(self) -> None:
         self.body_complete = True
-        self._wake()
+        if self.waiter is not None:
+            self._wake()
 
     def disconnect(self) -> None:
         self.disconnected = True
@@ -202,6 +205,7 @@ class RequestCycle:
         """Finish the head now that the first body message shows how the body is framed."""
         extra = b""
         status = self.status
+        self.body_on_wire = wire.has_body(status, self.is_head)
         if wire.bodiless_status(status):
             self.length_left = None
             self.chunked = False
@@ -232,9 +236,8 @@ class RequestCycle:
         head = self.head
         if head:
             head = self._frame_head(body, more_body)
-        if not wire.has_body(self.status, self.is_head):
-            payload = b""
-            body = b""
+        if not self.body_on_wire:
+            payload = body = b""
         elif self.chunked:
             payload = wire.chunk(body) if body else b""
             if not more_body and not self.trailers:
@@ -242,23 +245,15 @@ class RequestCycle:
         else:
             payload = body
             if self.length_left is not None:
-                self._count_length(len(body), more_body)
+                left = self.length_left = self.length_left - len(body)
+                if left < 0 or (left and not more_body):
+                    _length_mismatch(left)
         self.bytes_sent += len(body)
         data = head + payload if head else payload
         if data:
             self.conn.transport.write(data)
         if not more_body:
             self._finish_body()
-
-    def _count_length(self, size: int, more_body: bool) -> None:
-        left = self.length_left
-        assert left is not None
-        left -= size
-        self.length_left = left
-        if left < 0:
-            raise ASGIProtocolError("response body longer than its Content-Length")
-        if not more_body and left > 0:
-            raise ASGIProtocolError(f"response body {left} bytes shorter than its Content-Length")
 
     def _finish_body(self) -> None:
         if self.trailers:
@@ -293,7 +288,7 @@ class RequestCycle:
                 self.head += b"content-length: %d\r\n" % size
             count = self.length_left
             self.conn.transport.write(self._frame_head(b"", True))
-            if wire.has_body(self.status, self.is_head):
+            if self.body_on_wire:
                 self.bytes_sent += await self.conn.send_file(file, count)
         self.length_left = None
         self._finish_body()
@@ -348,6 +343,12 @@ class RequestCycle:
             self.keep_alive = False
             self.response = Response.DONE
             self.conn.transport.close()
+
+
+def _length_mismatch(left: int) -> None:
+    if left < 0:
+        raise ASGIProtocolError("response body longer than its Content-Length")
+    raise ASGIProtocolError(f"response body {left} bytes shorter than its Content-Length")
 
 
 def _content_length(value: bytes) -> int:

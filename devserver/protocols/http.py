@@ -29,6 +29,10 @@ from devserver.protocols.state import ServerState
 logger = logging.getLogger("devserve.server")
 
 
+# Decoded once: get_method() returns bytes, and the few common methods repeat forever.
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+
+
 class HTTPError(Exception):
     """A request the server answers itself, with `status`, before the app sees it."""
 
@@ -189,8 +193,9 @@ class HTTPProtocol(asyncio.Protocol):
         if self.host_count != 1 and (version == "1.1" or self.host_count):
             raise HTTPError(400, f"{self.host_count} Host headers (HTTP/1.1 needs exactly one)")
         try:
+            method = parser.get_method()
             scope = http_scope(
-                parser.get_method().decode("ascii"),
+                _METHODS.get(method) or method.decode("ascii"),
                 version,
                 self.url,
                 self.headers,
@@ -268,7 +273,8 @@ class HTTPProtocol(asyncio.Protocol):
             self.transport.close()
         else:
             self.idle_since = state.ticks
-            self.flow.resume_reading()
+            if self.flow.read_paused:
+                self.flow.resume_reading()
 
     def resume_reading_for(self, cycle: RequestCycle) -> None:
         """The app wants more of `cycle`'s body; read on unless requests are queued."""
