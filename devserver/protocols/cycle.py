@@ -326,19 +326,23 @@ class RequestCycle:
             logger.error("Exception in ASGI application", exc_info=exc)
         self._abort_response()
 
+    def answer(self, status: int, text: str) -> None:
+        """Answer on the app's behalf (500, 503) and close the connection after it."""
+        self.head = b""
+        self.status = status
+        self.keep_alive = False
+        self.response = Response.DONE
+        self.conn.transport.write(
+            wire.simple_response(status, text, self.conn.state.default_headers)
+        )
+        self.conn.response_complete(self)
+
     def _abort_response(self) -> None:
         """Answer 500 if nothing was sent yet, else close the connection mid-response."""
         if self.disconnected or self.response is Response.DONE:
             return
         if self.response is Response.START or self.head:  # nothing on the wire yet
-            self.head = b""
-            self.status = 500
-            self.keep_alive = False
-            self.response = Response.DONE
-            self.conn.transport.write(
-                wire.simple_response(500, "Internal Server Error", self.conn.state.default_headers)
-            )
-            self.conn.response_complete(self)
+            self.answer(500, "Internal Server Error")
         else:
             self.keep_alive = False
             self.response = Response.DONE

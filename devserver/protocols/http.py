@@ -236,18 +236,15 @@ class HTTPProtocol(asyncio.Protocol):
         self.cycle = cycle
         limit = self.settings.limit_concurrency
         if limit is not None and self.state.in_flight >= limit:
-            self._answer(cycle, 503, "Service Unavailable: too many requests in flight")
+            logger.warning(
+                "503 for %s %s: %d requests in flight",
+                cycle.method,
+                cycle.scope["path"],
+                self.state.in_flight,
+            )
+            cycle.answer(503, "Service Unavailable: too many requests in flight")
             return
         self.loop.create_task(cycle.run())
-
-    def _answer(self, cycle: RequestCycle, status: int, text: str) -> None:
-        """Answer a request on the app's behalf and close the connection after it."""
-        logger.warning("%d for %s %s: %s", status, cycle.method, cycle.scope["path"], text)
-        cycle.status = status
-        cycle.keep_alive = False
-        cycle.response = cycle.response.DONE
-        self.transport.write(wire.simple_response(status, text, self.state.default_headers))
-        self.response_complete(cycle)
 
     def response_complete(self, cycle: RequestCycle) -> None:
         """Called by the cycle once its last byte is written: log it, then serve the next one."""

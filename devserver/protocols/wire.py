@@ -68,8 +68,9 @@ def trailer_block(headers: list[tuple[bytes, bytes]]) -> bytes:
     return b"0\r\n" + b"".join(b"%b: %b\r\n" % (k, v) for k, v in headers) + CRLF
 
 
-def simple_response(status: int, body: str, extra: bytes = b"", *, close: bool = True) -> bytes:
-    """A whole plain-text response the server sends on its own (400, 431, 500, 503 ...).
+def simple_response(status: int, body: str, extra: bytes = b"") -> bytes:
+    """A whole plain-text response the server sends on its own (400, 431, 500, 503 ...), after
+    which the connection closes.
 
     `extra` is a ready block of header lines (the server's Date/Server headers).
     """
@@ -79,9 +80,8 @@ def simple_response(status: int, body: str, extra: bytes = b"", *, close: bool =
         extra,
         b"content-type: text/plain; charset=utf-8\r\n",
         b"content-length: %d\r\n" % len(payload),
+        b"connection: close\r\n",
+        CRLF,
+        payload,
     ]
-    if close:
-        parts.append(b"connection: close\r\n")
-    parts.append(CRLF)
-    parts.append(payload)
     return b"".join(parts)
