@@ -10,9 +10,7 @@ raised) and exits with a documented status:
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -117,64 +115,43 @@ def show_config(resolved: Resolved) -> None:
 
 # --------------------------------------------------------------------------- running
 def run(config: Config) -> int:
-    """Serve in this process until stopped; returns the exit status."""
+    """Bind, start the fork server, supervise the workers until stopped; returns the exit status."""
     from devserver import logging as devserve_logging
-    from devserver.app_loader import AppLoadError, load_app
-    from devserver.lifespan import LifespanFailed
-    from devserver.server import Server
-    from devserver.sockets import BindError, bind_all, tls_context
+    from devserver.server import run_loop
+    from devserver.sockets import BindError, bind, bind_all, tls_context
+    from devserver.supervisor import service, spawn
 
     try:
         devserve_logging.configure(config)
     except Exception as exc:  # json/yaml/configparser/dictConfig each raise their own
         fail(f"--log-config {config.log_config}: {type(exc).__name__}: {exc}", EXIT_USAGE)
-    if config.env_file:
-        load_env_file(config.env_file)
-    if (config.workers or 1) > 1:
-        click.echo("devserve: --workers > 1 needs the supervisor; serving with 1 worker", err=True)
+    if config.loop == "uvloop" and not _has_uvloop():
+        fail("--loop uvloop: uvloop is not installed on this platform", EXIT_USAGE)
     try:
-        tls = tls_context(config)
+        tls_context(config)  # fail here, once, rather than in every worker
         listeners = bind_all(config)
+        admin = None
+        if config.admin:
+            from devserver.sockets import Listener
+
+            admin = Listener(bind(config.admin, config.backlog), config.admin)
     except BindError as exc:
         fail(str(exc), EXIT_STARTUP)
+    spawn.start_fork_server()  # before anything could start a thread in this process
     try:
-        app = load_app(
-            config.app, factory=config.factory, interface=config.interface, app_dir=config.app_dir
-        )
-    except AppLoadError as exc:
-        fail(str(exc), EXIT_STARTUP, exc.details)
-    server = Server(config, app, listeners, tls)
-
-    async def serve() -> None:
-        server.install_signal_handlers()
-        await server.serve()
-
-    try:
-        run_loop(serve(), config.loop)
-    except LifespanFailed as exc:
-        fail(f"lifespan startup failed: {exc}", EXIT_STARTUP)
+        with service.pidfile(config.pidfile):
+            run_loop(service.serve(config, listeners, admin), config.loop)
+    except service.StartupError as exc:
+        fail(exc.failure.message, EXIT_STARTUP, exc.failure.details)
     return EXIT_OK
 
 
-def run_loop(main: Any, loop: str) -> None:
-    if loop in ("auto", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if loop == "uvloop":
-                fail("--loop uvloop: uvloop is not installed on this platform", EXIT_USAGE)
-        else:
-            uvloop.run(main)
-            return
-    asyncio.run(main)
-
-
-def load_env_file(path: str) -> None:
-    from dotenv import dotenv_values
-
-    for key, value in dotenv_values(path).items():
-        if value is not None:
-            os.environ[key] = value
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def entry(argv: Sequence[str] | None = None) -> None:

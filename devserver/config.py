@@ -164,6 +164,7 @@ def option(
 _LOOPS = ("auto", "uvloop", "asyncio")
 _LIFESPAN = ("auto", "on", "off")
 _INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
+_LOG_FORMATS = ("plain", "json")
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -258,7 +259,39 @@ class Config:
         True, "Open the control panel in a terminal (dev mode).", _boolean, negatable=True
     )
     workers: int | None = option(
-        None, "Worker processes (default 1; CPU count with --prod).", _integer(1)
+        None,
+        "Worker processes (default: $WEB_CONCURRENCY, else 1; the CPU count with --prod).",
+        _integer(1),
+    )
+    timeout: float = option(
+        30.0, "Kill and replace a worker whose heartbeat is silent this long (0: never).", _seconds
+    )
+    timeout_boot: float = option(
+        60.0, "Seconds a worker may take to import the app and start (0: no limit).", _seconds
+    )
+    max_requests: int = option(
+        0, "Recycle a worker after this many requests (0: never).", _integer(0)
+    )
+    max_requests_jitter: int = option(
+        0, "Add up to this many requests to --max-requests, per worker.", _integer(0)
+    )
+    max_worker_lifetime: float = option(
+        0.0, "Recycle a worker after this many seconds (0: never; up to 10% jitter).", _seconds
+    )
+    max_worker_memory: int = option(
+        0, "Recycle a worker whose RSS exceeds this many MiB (0: never).", _integer(0)
+    )
+    control: str = option(
+        "auto",
+        "Control socket path for `devserve ctl` and `devserve top` "
+        "('auto': under $XDG_RUNTIME_DIR or the working directory; 'off': none).",
+    )
+    admin: str | None = option(
+        None, "Serve /livez and /readyz on this HOST:PORT (off unless given).", _bind
+    )
+    pidfile: str | None = option(None, "Write the supervisor's pid to this file.")
+    log_format: str = option(
+        "plain", "Log line format.", _choice(*_LOG_FORMATS), choices=_LOG_FORMATS
     )
 
     @property
@@ -355,6 +388,8 @@ def load_config(
     """
     environ = os.environ if environ is None else environ
     layers = [_from_file(directory or Path.cwd()), _from_env(environ)]
+    if "WEB_CONCURRENCY" in environ and "workers" not in layers[1]:
+        layers[1]["workers"] = (environ["WEB_CONCURRENCY"], "WEB_CONCURRENCY")
     layers.append({k: (v, "command line") for k, v in cli.items() if v not in (None, ())})
     values: dict[str, Any] = {}
     sources: dict[str, str] = {name: "default" for name in FIELDS}
@@ -384,3 +419,10 @@ def _check(config: Config, sources: Mapping[str, str]) -> None:
         raise ConfigError(
             f"--app-dir (from {sources['app_dir']}): no such directory: {config.app_dir}"
         )
+
+
+def worker_count(config: Config) -> int:
+    """--workers, else 1 in dev mode and the CPU count with --prod."""
+    if config.workers is not None:
+        return config.workers
+    return (os.cpu_count() or 1) if config.prod else 1

@@ -55,27 +55,66 @@ class LevelFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers (--log-format json)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
 def configure(config: Config) -> None:
-    """Set up logging for this process from --log-level, --log-config and the terminal."""
-    if config.log_config:
-        load_log_config(config.log_config)
-        return
+    """Set up logging for this process from --log-level, --log-format, --log-config, the tty.
+
+    devserve's own setup comes first, so a --log-config file changes only the loggers it names
+    (unless a dictConfig asks to disable the others).
+    """
     level = config.log_level_number
     handlers = {
         "devserve.server": sys.stderr,
         "devserve.access": sys.stdout,
         "devserve.supervisor": sys.stderr,
     }
+    if config.log_format == "json":  # one stream, so lines from every process stay in order
+        handlers = dict.fromkeys(handlers, sys.stdout)
     for name, stream in handlers.items():
         log = logging.getLogger(name)
         log.handlers.clear()
         handler = logging.StreamHandler(stream)
-        handler.setFormatter(LevelFormatter(use_colour(stream)))
+        formatter: logging.Formatter = (
+            JSONFormatter() if config.log_format == "json" else LevelFormatter(use_colour(stream))
+        )
+        handler.setFormatter(formatter)
         log.addHandler(handler)
         log.setLevel(level)
         log.propagate = False
     if not config.access_log:
         logging.getLogger("devserve.access").setLevel(logging.CRITICAL + 1)
+    if config.log_config:
+        load_log_config(config.log_config)
+
+
+def reopen_files() -> None:
+    """Reopen every log file (SIGUSR1, after logrotate moved them); streams are left alone."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for log in loggers:
+        for handler in getattr(log, "handlers", ()):
+            if isinstance(handler, logging.FileHandler):
+                handler.acquire()
+                try:
+                    handler.close()
+                    handler.stream = handler._open()
+                finally:
+                    handler.release()
 
 
 def load_log_config(path: str) -> None:

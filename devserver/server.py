@@ -12,6 +12,7 @@ import logging
 import signal
 import ssl
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from devserver.config import Config
@@ -78,8 +79,6 @@ class Server:
             )
             for listener in self.listeners
         ]
-        for listener in self.listeners:
-            logger.info("serving on %s", listener.url(self.tls is not None))
         ticker = loop.create_task(self._tick())
         self.started.set()
         try:
@@ -88,7 +87,7 @@ class Server:
             ticker.cancel()
             await self._drain(servers)
             await lifespan.shutdown()
-        logger.info("stopped")
+        logger.debug("stopped")
 
     def _protocol(self) -> HTTPProtocol:
         return HTTPProtocol(self.state)
@@ -149,3 +148,16 @@ class Server:
             task.cancel()
         if requests:
             await asyncio.wait(requests, timeout=1)
+
+
+def run_loop(main: Coroutine[Any, Any, Any], loop: str) -> Any:
+    """Run `main` to completion on uvloop (auto: when installed) or asyncio's own loop."""
+    if loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                raise
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)

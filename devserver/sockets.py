@@ -12,6 +12,7 @@ import ssl
 import stat
 from dataclasses import dataclass
 
+from devserver import systemd
 from devserver.config import Config
 
 
@@ -45,6 +46,11 @@ def addresses(config: Config) -> list[str]:
 
 
 def bind_all(config: Config) -> list[Listener]:
+    """Every listener of the config; sockets passed by systemd (LISTEN_FDS) take precedence."""
+    inherited = systemd.listen_fds()
+    if inherited:
+        systemd.forget_listen_fds()
+        return [Listener(_adopt_fd(fd), f"fd://{fd}") for fd in inherited]
     listeners: list[Listener] = []
     try:
         for address in addresses(config):

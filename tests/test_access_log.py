@@ -126,6 +126,7 @@ def log_config(access_file: Path) -> dict[str, object]:
                 "propagate": False,
             },
             "devserve.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "devserve.supervisor": {"handlers": ["console"], "level": "INFO", "propagate": False},
         },
     }
 
@@ -143,7 +144,7 @@ def test_log_config_json_routes_access_log_to_a_file(tmp_path: Path) -> None:
     assert line.startswith("devserve.access INFO ")
     assert '"GET /to-json-file HTTP/1.1" 200' in line
     assert "/to-json-file" not in text
-    assert "devserve.server INFO serving on" in text
+    assert "devserve.supervisor INFO serving on" in text
 
 
 def test_log_config_yaml_routes_access_log_to_a_file(tmp_path: Path) -> None:

@@ -250,6 +250,7 @@ class HTTPProtocol(asyncio.Protocol):
         """Called by the cycle once its last byte is written: log it, then serve the next one."""
         state = self.state
         self.cycle = None
+        state.requests += 1
         if state.access_logger is not None:
             try:
                 state.access_logger(self, cycle)

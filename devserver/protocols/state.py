@@ -75,6 +75,7 @@ class ServerState:
         self.lifespan_state: dict[str, Any] = {}
         self.connections: set[HTTPProtocol] = set()
         self.in_flight = 0
+        self.requests = 0  # responses completed, for the supervisor's heartbeat
         self.ticks = 0
         self.tick_interval = tick_interval(settings)
         self.shutting_down = False

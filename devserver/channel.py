@@ -1,0 +1,175 @@
+"""The messages a worker and its supervisor exchange, and how they travel between the two.
+
+One connected Unix stream socket per worker carries frozen dataclasses, each framed as a 4-byte
+big-endian length followed by JSON `{"type": <class name>, ...fields}`. Both ends read with
+`ChannelProtocol` on their event loop; the worker may also `send_blocking` before its loop runs.
+Nothing here knows about serving or supervising.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger("devserve.supervisor")
+
+_LENGTH = struct.Struct(">I")
+MAX_FRAME = 16 * 1024 * 1024  # far above any real message; stops a corrupt stream early
+
+
+# --------------------------------------------------------------------------- worker → supervisor
+@dataclass(frozen=True)
+class Booting:
+    """The worker process runs and is about to import the app."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Ready:
+    """The app is imported, lifespan startup is done and the listeners accept."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Startup failed; `message` is one line, `details` the traceback when there is one."""
+
+    message: str
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Heartbeat with the worker's counters, about every 250 ms while its loop runs."""
+
+    requests: int
+    in_flight: int
+    connections: int
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """The worker stopped serving and is shutting down (`reason` for the log)."""
+
+    reason: str
+
+
+# --------------------------------------------------------------------------- supervisor → worker
+@dataclass(frozen=True)
+class Drain:
+    """Stop accepting, finish in-flight requests (bounded by the grace period), then exit."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Exit now: close every connection without waiting."""
+
+
+@dataclass(frozen=True)
+class ReopenLogs:
+    """Reopen log files (after logrotate moved them)."""
+
+
+Message = Booting | Ready | Failed | Tick | Stopping | Drain | Stop | ReopenLogs
+_TYPES: dict[str, type[Any]] = {
+    cls.__name__: cls for cls in (Booting, Ready, Failed, Tick, Stopping, Drain, Stop, ReopenLogs)
+}
+
+
+class ChannelError(ValueError):
+    """Bytes on the channel that are not a message."""
+
+
+def encode(message: Message) -> bytes:
+    body = json.dumps({"type": type(message).__name__, **dataclasses.asdict(message)}).encode()
+    return _LENGTH.pack(len(body)) + body
+
+
+def decode(body: bytes) -> Message:
+    try:
+        data = json.loads(body)
+        cls = _TYPES[data.pop("type")]
+        message: Message = cls(**data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ChannelError(f"not a channel message: {exc}") from None
+    return message
+
+
+def send_blocking(sock: socket.socket, message: Message) -> None:
+    """Send on a blocking socket: for the worker before its event loop runs."""
+    sock.sendall(encode(message))
+
+
+class ChannelProtocol(asyncio.Protocol):
+    """One end of a channel on an event loop: decodes frames, calls back, sends messages."""
+
+    def __init__(
+        self,
+        on_message: Callable[[Message], None],
+        on_lost: Callable[[], None],
+    ) -> None:
+        self.on_message = on_message
+        self.on_lost = on_lost
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not registered
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.on_lost()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(self.buffer)
+            if length > MAX_FRAME:
+                logger.error("channel: a %d-byte frame is too large; closing", length)
+                self.close()
+                return
+            end = _LENGTH.size + length
+            if len(self.buffer) < end:
+                return
+            body = bytes(self.buffer[_LENGTH.size : end])
+            del self.buffer[:end]
+            try:
+                message = decode(body)
+            except ChannelError as exc:
+                logger.error("channel: %s; closing", exc)
+                self.close()
+                return
+            self.on_message(message)
+
+    def send(self, message: Message) -> bool:
+        """Queue a message; False when the other end is gone."""
+        if self.transport is None or self.transport.is_closing():
+            return False
+        self.transport.write(encode(message))
+        return True
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def open_channel(
+    sock: socket.socket,
+    on_message: Callable[[Message], None],
+    on_lost: Callable[[], None],
+) -> ChannelProtocol:
+    """Wrap a connected socket in a ChannelProtocol on the running loop."""
+    loop = asyncio.get_running_loop()
+    _transport, protocol = await loop.connect_accepted_socket(
+        lambda: ChannelProtocol(on_message, on_lost), sock
+    )
+    return protocol

@@ -1,0 +1,80 @@
+"""A client of the control socket, for `devserve ctl`, `devserve top` and tests (stdlib only).
+
+`ControlClient(path).request("status")` returns the result or raises ControlError with the
+server's message; `NotRunning` says that nothing listens at the path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+from devserver.control import schema
+
+
+class ControlError(Exception):
+    """The server refused a command, or the conversation broke; the text says which."""
+
+
+class NotRunning(ControlError):
+    """No devserve listens on the control socket."""
+
+
+class ControlClient:
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+
+    def _connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            raise NotRunning(f"no devserve is listening on {self.path}") from None
+        except OSError as exc:
+            sock.close()
+            raise ControlError(f"cannot connect to {self.path}: {exc}") from None
+        return sock
+
+    def request(self, command: str, **args: Any) -> schema.Message:
+        """Send one command; returns its result."""
+        with self._connect() as sock:
+            sock.sendall(schema.encode(schema.request(command, next(self._ids), **args)))
+            reply = next(_lines(sock), None)
+        if reply is None:
+            raise ControlError("the server closed the connection without answering")
+        if not reply.get("ok"):
+            raise ControlError(str(reply.get("error", "the server refused the command")))
+        result: schema.Message = reply["result"]
+        return result
+
+    def subscribe(self) -> Iterator[schema.Message]:
+        """Snapshots and events, as the server sends them, until the caller stops iterating."""
+        sock = self._connect()
+        sock.settimeout(None)
+        try:
+            sock.sendall(schema.encode(schema.request("subscribe", next(self._ids))))
+            lines = _lines(sock)
+            next(lines, None)  # the acknowledgement
+            yield from lines
+        finally:
+            sock.close()
+
+
+def _lines(sock: socket.socket) -> Iterator[schema.Message]:
+    buffer = b""
+    while True:
+        while b"\n" not in buffer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            buffer += chunk
+            if len(buffer) > schema.MAX_LINE:
+                raise ControlError("a reply line over the size limit")
+        line, _, buffer = buffer.partition(b"\n")
+        yield schema.decode(line)

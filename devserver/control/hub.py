@@ -1,0 +1,90 @@
+"""The control API's one implementation: commands to the supervisor, events and snapshots out.
+
+Every transport (the Unix socket, later the dashboard's WebSocket, the in-process panel) hands
+decoded requests to `Hub.handle` and streams `Hub.stream()` to subscribers; none of them talks to
+the supervisor directly. Subscriber queues are bounded: a slow client loses events, never memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from devserver.control import schema
+
+if TYPE_CHECKING:
+    from devserver.supervisor.supervisor import Supervisor
+
+logger = logging.getLogger("devserve.supervisor")
+
+QUEUE_SIZE = 1000
+SNAPSHOT_INTERVAL = 1.0
+
+Handler = Callable[["Supervisor", schema.Message], schema.Message]
+_HANDLERS: dict[str, Handler] = {
+    "status": lambda sup, msg: sup.snapshot(),
+    "scale": lambda sup, msg: sup.scale(msg["workers"]),
+    "restart": lambda sup, msg: sup.restart(),
+    "kill": lambda sup, msg: sup.kill(_pid(msg["pid"])),
+    "stop": lambda sup, msg: sup.stop(fast=bool(msg.get("fast", False))),
+    "reopen-logs": lambda sup, msg: sup.reopen_logs(),
+}
+
+
+def _pid(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise ValueError(f"kill: {value!r} is not a pid")
+    return int(value)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.supervisor: Supervisor | None = None
+        self._subscribers: set[asyncio.Queue[schema.Message]] = set()
+
+    def attach(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+
+    def handle(self, message: Any) -> schema.Message:
+        """Carry out one request; returns the reply (a result or an error), never raises."""
+        request_id = message.get("id") if isinstance(message, dict) else None
+        try:
+            command, checked = schema.check_request(message)
+            if command == "subscribe":
+                raise schema.SchemaError("subscribe is answered by the transport's stream")
+            assert self.supervisor is not None
+            return schema.result(request_id, _HANDLERS[command](self.supervisor, checked))
+        except ValueError as exc:  # SchemaError, CommandError and bad arguments
+            return schema.error(request_id, str(exc))
+
+    def publish(self, event: schema.Message) -> None:
+        """Send an event to every subscriber; a full queue drops its oldest event."""
+        message = schema.event(event)
+        for queue in self._subscribers:
+            if queue.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(message)
+
+    async def stream(self) -> AsyncIterator[schema.Message]:
+        """A snapshot now and once a second, events as they happen, until the caller stops."""
+        assert self.supervisor is not None
+        queue: asyncio.Queue[schema.Message] = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers.add(queue)
+        loop = asyncio.get_running_loop()
+        try:
+            next_snapshot = loop.time()
+            while True:
+                if loop.time() >= next_snapshot:
+                    next_snapshot = loop.time() + SNAPSHOT_INTERVAL
+                    yield schema.snapshot(self.supervisor.snapshot())
+                try:
+                    timeout = max(0.0, next_snapshot - loop.time())
+                    yield await asyncio.wait_for(queue.get(), timeout)
+                except TimeoutError:
+                    continue
+        finally:
+            self._subscribers.discard(queue)

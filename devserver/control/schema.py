@@ -1,0 +1,91 @@
+"""The control API's contract, shared by the server and every client: message shapes, version.
+
+Stdlib only: the dashboard and `devserve ctl` import this module too. On the Unix control socket
+each message is one JSON object on one line (UTF-8, '\\n'-terminated):
+
+    client → server   {"id": 1, "command": "status"}
+                      {"id": 2, "command": "scale", "workers": "+1"}      N, "+N" or "-N"
+                      {"id": 3, "command": "restart"}                      rolling restart
+                      {"id": 4, "command": "kill", "pid": 4242}            SIGKILL, replaced
+                      {"id": 5, "command": "stop", "fast": false}          drain, then exit
+                      {"id": 6, "command": "reopen-logs"}
+                      {"id": 7, "command": "subscribe"}                    then a stream:
+    server → client   {"version": 1, "type": "result", "id": 1, "ok": true, "result": {...}}
+                      {"version": 1, "type": "error", "id": 2, "ok": false, "error": "..."}
+                      {"version": 1, "type": "snapshot", "snapshot": {...}}   once a second
+                      {"version": 1, "type": "event", "event": {"kind": "worker", ...}}
+
+A snapshot has "server", "workers" and "totals" (docs/control-api.md lists every field).
+Clients must ignore fields they do not know; a change that removes or renames one bumps VERSION.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+VERSION = 1
+MAX_LINE = 1024 * 1024
+
+# command → the arguments it requires
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "status": (),
+    "scale": ("workers",),
+    "restart": (),
+    "kill": ("pid",),
+    "stop": (),
+    "reopen-logs": (),
+    "subscribe": (),
+}
+EVENT_KINDS = ("worker", "ready", "restart", "scale", "crash_loop", "stopping")
+
+Message = dict[str, Any]
+
+
+class SchemaError(ValueError):
+    """A message that does not follow this schema; the text says what is wrong."""
+
+
+def request(command: str, id: int = 1, **args: Any) -> Message:
+    return {"id": id, "command": command, **args}
+
+
+def check_request(message: Any) -> tuple[str, Message]:
+    """The command name and the message, or SchemaError naming what is missing."""
+    if not isinstance(message, dict):
+        raise SchemaError("a request is a JSON object")
+    command = message.get("command")
+    if command not in COMMANDS:
+        known = ", ".join(COMMANDS)
+        raise SchemaError(f"unknown command {command!r} (known: {known})")
+    missing = [name for name in COMMANDS[command] if name not in message]
+    if missing:
+        raise SchemaError(f"{command}: missing {', '.join(missing)}")
+    return command, message
+
+
+def result(id: Any, value: Message) -> Message:
+    return {"version": VERSION, "type": "result", "id": id, "ok": True, "result": value}
+
+
+def error(id: Any, text: str) -> Message:
+    return {"version": VERSION, "type": "error", "id": id, "ok": False, "error": text}
+
+
+def snapshot(value: Message) -> Message:
+    return {"version": VERSION, "type": "snapshot", "snapshot": value}
+
+
+def event(value: Message) -> Message:
+    return {"version": VERSION, "type": "event", "event": value}
+
+
+def encode(message: Message) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise SchemaError(f"not JSON: {exc}") from None

@@ -1,0 +1,113 @@
+"""The supervisor process from start to exit: listeners in, workers up, control surfaces, cleanup.
+
+`serve(config)` binds nothing and imports no app: the CLI has bound the listeners and started the
+fork server. Around the Supervisor it runs the control socket, the admin endpoint (--admin),
+the pidfile and systemd notifications, and it tears them down in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+from typing import Any
+
+from devserver import systemd
+from devserver.channel import Failed
+from devserver.config import Config, worker_count
+from devserver.control.hub import Hub
+from devserver.control.unix import ControlServer, ControlSocketError, resolve_path
+from devserver.control.web import admin_app
+from devserver.server import Server
+from devserver.sockets import Listener
+from devserver.supervisor.supervisor import Supervisor
+
+logger = logging.getLogger("devserve.supervisor")
+
+
+class StartupError(Exception):
+    """devserve could not start; `failure` has the one-line reason and the traceback, if any."""
+
+    def __init__(self, failure: Failed) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+async def serve(config: Config, listeners: list[Listener], admin: Listener | None = None) -> None:
+    """Supervise until stopped. Raises StartupError when the first workers cannot start."""
+    hub = Hub()
+    supervisor = Supervisor(
+        config, listeners, worker_count(config), publish=hub.publish, notify=systemd.notify
+    )
+    hub.attach(supervisor)
+    supervisor.watch.watchdog = systemd.watchdog_interval()
+    supervisor.install_signal_handlers()
+    control = await _start_control(config, hub)
+    admin_server = _start_admin(config, admin, supervisor)
+    try:
+        if not await supervisor.run():
+            raise StartupError(supervisor.startup_failure or Failed("the workers did not start"))
+    finally:
+        if admin_server is not None:
+            admin_server.request_stop(force=True)
+        if control is not None:
+            await control.close()
+
+
+async def _start_control(config: Config, hub: Hub) -> ControlServer | None:
+    path = resolve_path(config.control)
+    if path is None:
+        return None
+    control = ControlServer(hub, path)
+    try:
+        await control.start()
+    except ControlSocketError as exc:
+        if config.control != "auto":
+            raise StartupError(Failed(str(exc))) from None
+        logger.warning("%s; running without one (pass --control PATH)", exc)
+        return None
+    logger.debug("control socket: %s", path)
+    return control
+
+
+def _start_admin(config: Config, admin: Listener | None, supervisor: Supervisor) -> Server | None:
+    if admin is None:
+        return None
+
+    def status() -> dict[str, Any]:
+        ready = sum(1 for w in supervisor.workers.values() if w.serving)
+        return {"ready": supervisor.ready, "workers_ready": ready}
+
+    settings = dataclasses.replace(
+        config, lifespan="off", access_log=False, limit_concurrency=None, header=()
+    )
+    server = Server(settings, admin_app(status), [admin])
+    task = asyncio.get_running_loop().create_task(server.serve())
+    task.add_done_callback(_log_failure)
+    logger.info("health endpoints on %s/livez and /readyz", admin.url(False))
+    return server
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the admin endpoint failed: %s", task.exception())
+
+
+@contextlib.contextmanager
+def pidfile(path: str | None) -> Any:
+    """Write our pid to `path` for the run's duration (removed on exit, if still ours)."""
+    if path is None:
+        yield
+        return
+    with open(path, "w", encoding="ascii") as file:
+        file.write(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            with open(path, encoding="ascii") as file:
+                mine = file.read().strip() == str(os.getpid())
+            if mine:
+                os.unlink(path)

@@ -1,0 +1,543 @@
+"""The supervisor: keeps the target number of workers serving, restarts them in rolling generations.
+
+It owns the worker table and every policy decision: spawn (supervisor/spawn.py), respawn with
+backoff, stop respawning in a crash loop, scale, roll a new generation in before draining the old,
+recycle, stop. Signal handlers and control commands only call the small public methods below; the
+work happens on this process's event loop. It never imports the user's app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from devserver import channel
+from devserver.config import Config
+from devserver.sockets import Listener
+from devserver.supervisor import spawn
+from devserver.supervisor.watch import Watch
+from devserver.supervisor.workers import STARTING, Worker, WorkerState, describe_exit
+from devserver.worker import WorkerSpec
+
+logger = logging.getLogger("devserve.supervisor")
+
+CRASH_WINDOW = 30.0  # seconds over which unexpected deaths are counted
+CRASH_LIMIT = 5  # that many deaths within the window is a crash loop: stop respawning
+MAX_BACKOFF = 5.0
+
+Event = dict[str, Any]
+
+
+class CommandError(ValueError):
+    """A control command that cannot be carried out; the message says why."""
+
+
+class Supervisor:
+    """Runs and watches the workers of one devserve instance."""
+
+    def __init__(
+        self,
+        config: Config,
+        listeners: list[Listener],
+        workers: int,
+        publish: Callable[[Event], None] = lambda event: None,
+        notify: Callable[[str], object] = lambda state: None,
+    ) -> None:
+        self.config = config
+        self.listeners = listeners
+        self.configured = workers
+        self.target = workers
+        self.publish = publish
+        self.notify = notify  # systemd's sd_notify, or nothing
+        self.workers: dict[int, Worker] = {}
+        self.generation = 0
+        self.started_at = time.monotonic()
+        self.booted = False
+        self.stopping = False
+        self.fast = False
+        self.startup_failure: channel.Failed | None = None
+        self.crash_loop = False
+        self.slot_restarts: collections.Counter[int] = collections.Counter()
+        self.retired_requests = 0
+        self._slots_used: set[int] = set()
+        self._deaths: collections.deque[float] = collections.deque()
+        self._respawn_after = 0.0
+        self._respawn_timer: asyncio.TimerHandle | None = None
+        self._restart: asyncio.Task[None] | None = None
+        self._restart_again = False
+        self._changed = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self.watch = Watch(self)
+
+    # ------------------------------------------------------------------ commands
+    def scale(self, how: str | int) -> Event:
+        """Set the target: N, '+N' or '-N' (at least 1). Up spawns, down drains the newest."""
+        text = str(how).strip()
+        try:
+            number = int(text)
+        except ValueError:
+            raise CommandError(f"scale: {how!r} is not N, +N or -N") from None
+        target = self.target + number if text[:1] in "+-" else number
+        if target < 1:
+            raise CommandError(f"scale: the target would be {target}; it must be at least 1")
+        self._require_running()
+        self.target = target
+        self.crash_loop = False
+        logger.info("scaling to %d worker(s)", target)
+        self.publish({"kind": "scale", "target": target})
+        self._reconcile()
+        return {"target": target}
+
+    def restart(self) -> Event:
+        """Roll a new generation in; a request during a restart runs one more restart after it."""
+        self._require_running()
+        if self._restart is not None and not self._restart.done():
+            self._restart_again = True
+            return {"restart": "queued"}
+        self._restart = asyncio.get_running_loop().create_task(self._restarts())
+        return {"restart": "started"}
+
+    def kill(self, pid: int) -> Event:
+        """SIGKILL one worker; it is replaced at once (this does not count as a crash)."""
+        worker = self.workers.get(pid)
+        if worker is None or not worker.alive:
+            raise CommandError(f"kill: no worker with pid {pid}")
+        worker.expected_exit = True
+        _signal(worker, signal.SIGKILL)
+        return {"killed": pid}
+
+    def stop(self, fast: bool = False) -> Event:
+        """Drain every worker and exit; a second stop (or fast=True) closes everything now."""
+        fast = fast or self.stopping
+        if fast and not self.fast:
+            self.fast = True
+            self.watch.fast_stop_at = time.monotonic()
+        if not self.stopping:
+            self.stopping = True
+            for listener in self.listeners:  # once the workers let go too, new clients are refused
+                listener.sock.close()
+            self.notify("STOPPING=1")
+            self.publish({"kind": "stopping", "fast": fast})
+        for worker in self._alive():
+            self._drain(worker, "stopping", fast=fast)
+        self._stop_requested.set()
+        self._changed.set()
+        return {"stopping": "fast" if fast else "graceful"}
+
+    def reopen_logs(self) -> Event:
+        from devserver.logging import reopen_files
+
+        reopen_files()
+        for worker in self._alive():
+            _send(worker, channel.ReopenLogs())
+        return {"reopened": True}
+
+    # ------------------------------------------------------------------ signals
+    def install_signal_handlers(self) -> None:
+        """Handlers only call the commands above, on the loop (asyncio defers them there)."""
+        loop = asyncio.get_running_loop()
+        actions: dict[signal.Signals, Callable[[], object]] = {
+            signal.SIGINT: self.handle_stop_signal,
+            signal.SIGTERM: self.handle_stop_signal,
+            signal.SIGQUIT: lambda: self.stop(fast=True),
+            signal.SIGHUP: self.restart,
+            signal.SIGTTIN: lambda: self.scale("+1"),
+            signal.SIGTTOU: lambda: self.scale("-1"),
+            signal.SIGUSR1: self.reopen_logs,
+        }
+        for signum, action in actions.items():
+            loop.add_signal_handler(signum, self._on_signal, signum, action)
+
+    def _on_signal(self, signum: signal.Signals, action: Callable[[], object]) -> None:
+        logger.info("received %s", signum.name)
+        try:
+            action()
+        except CommandError as exc:
+            logger.warning("%s ignored: %s", signum.name, exc)
+
+    def handle_stop_signal(self) -> None:
+        if self.stopping:
+            logger.warning("stopping now, without waiting for in-flight requests")
+        else:
+            logger.info("finishing in-flight requests, then stopping (again: stop now)")
+        self.stop()
+
+    def _require_running(self) -> None:
+        if self.stopping:
+            raise CommandError("devserve is stopping")
+
+    # ------------------------------------------------------------------ life
+    async def run(self) -> bool:
+        """Boot the first generation, supervise until stopped. False when the first boot failed."""
+        self.watch.start()
+        try:
+            if not await self._first_boot():
+                await self._wind_down()
+                return False
+            await self._stop_requested.wait()
+            if self._restart is not None:
+                self._restart.cancel()
+            await self._wind_down()
+            return True
+        finally:
+            self.watch.stop()
+
+    async def _first_boot(self) -> bool:
+        self.generation = 1
+        first = [self._spawn(1) for _ in range(self.target)]
+        await self._until(lambda: self.stopping or _settled(first))
+        failed = next((w for w in first if not w.serving), None)
+        if self.stopping or failed is not None:
+            if failed is not None and not self.stopping:
+                self.startup_failure = failed.failure or channel.Failed(
+                    f"{failed.describe()} {failed.exit_status or 'did not start'}"
+                )
+            self.stop(fast=True)
+            return False
+        self.booted = True
+        tls = self.config.ssl_certfile is not None
+        for listener in self.listeners:
+            logger.info("serving on %s", listener.url(tls))
+        self.notify("READY=1")
+        self.publish({"kind": "ready", "generation": 1})
+        return True
+
+    async def _wind_down(self) -> None:
+        await self._until(lambda: not self._alive())
+        logger.log(logging.INFO if self.booted else logging.DEBUG, "stopped")
+
+    async def _until(self, predicate: Callable[[], bool]) -> None:
+        """Wait (without polling) until `predicate` holds; re-checked on every worker change."""
+        while not predicate():
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _alive(self) -> list[Worker]:
+        return [w for w in self.workers.values() if w.alive]
+
+    # ------------------------------------------------------------------ spawning and exits
+    def _spawn(self, generation: int, slot: int | None = None) -> Worker:
+        if slot is None:
+            slot = self._free_slot(generation)
+        if slot in self._slots_used:  # a replacement, not a new slot (first boot, scale up)
+            self.slot_restarts[slot] += 1
+        self._slots_used.add(slot)
+        ours, theirs = socket.socketpair()
+        spec = WorkerSpec(self.config, self.listeners, theirs, slot, generation)
+        try:
+            process = spawn.spawn(spec)
+        finally:
+            theirs.close()
+        assert process.pid is not None  # known once start() returned
+        worker = Worker(process, process.pid, slot, generation, max_requests=self._request_limit())
+        self.workers[worker.pid] = worker
+        loop = asyncio.get_running_loop()
+        loop.add_reader(process.sentinel, self._on_exit, worker)
+        worker.opening = loop.create_task(self._open_channel(worker, ours))
+        logger.debug("spawned %s", worker.describe())
+        self._worker_event(worker)
+        return worker
+
+    async def _open_channel(self, worker: Worker, sock: socket.socket) -> None:
+        worker.channel = await channel.open_channel(
+            sock, lambda message: self._on_message(worker, message), lambda: None
+        )
+
+    def _free_slot(self, generation: int) -> int:
+        taken = {
+            w.slot
+            for w in self.workers.values()
+            if w.generation == generation and w.alive and w.state is not WorkerState.DRAINING
+        }
+        return next(n for n in range(1, len(taken) + 2) if n not in taken)
+
+    def _request_limit(self) -> int:
+        limit = self.config.max_requests
+        if not limit:
+            return 0
+        return limit + random.randint(0, self.config.max_requests_jitter)
+
+    def _on_message(self, worker: Worker, message: channel.Message) -> None:
+        worker.last_heard = time.monotonic()
+        if isinstance(message, channel.Tick):
+            worker.requests = message.requests
+            worker.in_flight = message.in_flight
+            worker.connections = message.connections
+            self.watch.check_requests(worker)
+        elif isinstance(message, channel.Booting):
+            self._move(worker, WorkerState.BOOTING)
+        elif isinstance(message, channel.Ready):
+            self._on_ready(worker)
+        elif isinstance(message, channel.Failed):
+            worker.failure = message
+        elif isinstance(message, channel.Stopping):
+            logger.debug("%s stopping: %s", worker.describe(), message.reason)
+
+    def _on_ready(self, worker: Worker) -> None:
+        if worker.state is WorkerState.DRAINING:  # dropped while booting; it is being killed
+            return
+        self._move(worker, WorkerState.READY)
+        logger.info(
+            "%s ready in %.0f ms", worker.describe(), (time.monotonic() - worker.spawned_at) * 1000
+        )
+        if self.stopping:
+            self._drain(worker, "stopping", fast=self.fast)
+            return
+        self._retire_replaced(worker.generation)
+
+    def _on_exit(self, worker: Worker) -> None:
+        process = worker.process
+        asyncio.get_running_loop().remove_reader(process.sentinel)
+        process.join(0)
+        reason = describe_exit(process.exitcode, worker.expected_exit or bool(worker.aborted_at))
+        process.close()
+        worker.exit_status = reason
+        self.retired_requests += worker.requests
+        if worker.state in STARTING:
+            self._move(worker, WorkerState.FAILED)
+        else:
+            self._move(worker, WorkerState.EXITED)
+        if worker.channel is not None:
+            worker.channel.close()
+        del self.workers[worker.pid]
+        self._log_exit(worker, reason)
+        if not worker.expected_exit and worker.generation == self.generation and self.booted:
+            self._note_death(worker, reason)
+        self._reconcile()
+
+    def _log_exit(self, worker: Worker, reason: str) -> None:
+        if not self.booted:  # a failed first boot is reported once, by the CLI
+            logger.debug("%s %s", worker.describe(), reason)
+            return
+        if worker.expected_exit:
+            logger.info("%s %s", worker.describe(), reason)
+            return
+        logger.error("%s %s", worker.describe(), reason)
+        if worker.failure is not None and self.booted:
+            details = worker.failure.details.rstrip()
+            logger.error("%s%s", worker.failure.message, "\n" + details if details else "")
+
+    def _note_death(self, worker: Worker, reason: str) -> None:
+        now = time.monotonic()
+        self._deaths.append(now)
+        while self._deaths and now - self._deaths[0] > CRASH_WINDOW:
+            self._deaths.popleft()
+        deaths = len(self._deaths)
+        if deaths >= CRASH_LIMIT and not self.crash_loop:
+            self.crash_loop = True
+            message = (
+                f"workers died {deaths} times in {CRASH_WINDOW:.0f}s (last: {worker.describe()} "
+                f"{reason}): not respawning. Fix the app, then restart or scale "
+                "(devserve ctl restart)."
+            )
+            logger.critical(message)
+            self.publish({"kind": "crash_loop", "message": message})
+        backoff = min(0.25 * 2 ** (deaths - 2), MAX_BACKOFF) if deaths > 1 else 0.0
+        self._respawn_after = now + backoff
+
+    # ------------------------------------------------------------------ keeping the target
+    def _reconcile(self) -> None:
+        """Spawn or drain workers of the current generation until `target` of them live."""
+        if self.stopping or not self.booted or self.crash_loop:
+            return
+        current = [
+            w
+            for w in self.workers.values()
+            if w.generation == self.generation
+            and w.state in (*STARTING, WorkerState.READY)
+            and not w.retiring
+        ]
+        missing = self.target - len(current)
+        if missing > 0:
+            wait = self._respawn_after - time.monotonic()
+            if wait > 0:
+                self._reconcile_later(wait)
+                return
+            for _ in range(missing):
+                self._spawn(self.generation)
+        elif missing < 0:
+            # starting workers first, then the newest ready ones
+            excess = sorted(current, key=lambda w: (w.serving, -w.spawned_at))[:-missing]
+            for worker in excess:
+                self._drain(worker, "scaled down")
+
+    def _reconcile_later(self, delay: float) -> None:
+        if self._respawn_timer is None or self._respawn_timer.cancelled():
+            logger.info("respawning in %.2fs", delay)
+
+            def fire() -> None:
+                self._respawn_timer = None
+                self._reconcile()
+
+            self._respawn_timer = asyncio.get_running_loop().call_later(delay, fire)
+
+    def _drain(self, worker: Worker, reason: str, fast: bool = False) -> None:
+        """Tell a worker to go: drain (or stop at once); a worker still starting is killed."""
+        worker.expected_exit = True
+        if worker.state in STARTING:
+            self._move(worker, WorkerState.DRAINING)
+            _signal(worker, signal.SIGKILL)
+            return
+        if worker.state is WorkerState.READY:
+            self._move(worker, WorkerState.DRAINING)
+            logger.info("draining %s: %s", worker.describe(), reason)
+        message: channel.Message = channel.Stop() if fast else channel.Drain()
+        if not _send(worker, message):
+            _signal(worker, signal.SIGQUIT if fast else signal.SIGTERM)
+
+    def retire(self, worker: Worker, reason: str) -> None:
+        """Replace a serving worker gracefully: its replacement is ready before it drains."""
+        if worker.retiring or not worker.serving or self.stopping:
+            return
+        if any(w.retiring and w.alive for w in self.workers.values()):
+            return  # one at a time, so workers never recycle all at once; asked again later
+        logger.info("recycling %s: %s", worker.describe(), reason)
+        worker.retiring = reason
+        self._reconcile()
+
+    def _retire_replaced(self, generation: int) -> None:
+        """Drain retiring workers once enough of their generation serve without them."""
+        mine = [w for w in self.workers.values() if w.generation == generation]
+        serving = sum(1 for w in mine if w.serving and not w.retiring)
+        for worker in mine:
+            if worker.retiring and worker.serving and serving >= self.target:
+                self._drain(worker, worker.retiring)
+
+    # ------------------------------------------------------------------ rolling restart
+    async def _restarts(self) -> None:
+        while True:
+            self._restart_again = False
+            await self._rolling_restart()
+            if not self._restart_again or self.stopping:
+                return
+
+    async def _rolling_restart(self) -> None:
+        generation = max(w.generation for w in self.workers.values()) + 1 if self.workers else 1
+        began = time.monotonic()
+        logger.info("restart: starting generation %d (%d workers)", generation, self.target)
+        self.notify("RELOADING=1")
+        self.publish({"kind": "restart", "phase": "started", "generation": generation})
+        new = [self._spawn(generation) for _ in range(self.target)]
+        await self._until(lambda: self.stopping or _settled(new))
+        failed = next((w for w in new if not w.serving), None)
+        if self.stopping:
+            return
+        if failed is not None:
+            self._abandon(new, failed, generation)
+            return
+        old = [w for w in self._alive() if w.generation != generation]
+        self.generation = generation
+        self.crash_loop = False
+        self._deaths.clear()
+        for worker in old:
+            if worker.state is not WorkerState.DRAINING:
+                self._drain(worker, f"replaced by generation {generation}")
+        seconds = time.monotonic() - began
+        logger.info("restart: generation %d serving after %.2fs", generation, seconds)
+        self.notify("READY=1")
+        self.publish(
+            {"kind": "restart", "phase": "succeeded", "generation": generation, "seconds": seconds}
+        )
+        self._reconcile()
+
+    def _abandon(self, new: list[Worker], failed: Worker, generation: int) -> None:
+        for worker in new:
+            if worker.alive:
+                self._drain(worker, f"generation {generation} failed")
+        failure = failed.failure or channel.Failed(f"{failed.describe()} {failed.exit_status}")
+        logger.error(
+            "restart failed: generation %d did not start, generation %d keeps serving: %s%s",
+            generation,
+            self.generation,
+            failure.message,
+            "\n" + failure.details.rstrip() if failure.details else "",
+        )
+        self.notify("READY=1")
+        self.publish(
+            {
+                "kind": "restart",
+                "phase": "failed",
+                "generation": generation,
+                "message": failure.message,
+                "details": failure.details,
+            }
+        )
+
+    # ------------------------------------------------------------------ state changes
+    def _move(self, worker: Worker, state: WorkerState) -> None:
+        worker.move(state)
+        self._changed.set()
+        self._worker_event(worker)
+
+    def _worker_event(self, worker: Worker) -> None:
+        self.publish(
+            {
+                "kind": "worker",
+                "pid": worker.pid,
+                "slot": worker.slot,
+                "generation": worker.generation,
+                "state": worker.state.value,
+                "reason": worker.exit_status,
+            }
+        )
+
+    # ------------------------------------------------------------------ status
+    def snapshot(self) -> Event:
+        """The state the control API's `status` returns (see control/schema.py)."""
+        now = time.monotonic()
+        workers = sorted(self._alive(), key=lambda w: (w.generation, w.slot))
+        rows = [{**w.as_dict(now), "restarts": self.slot_restarts[w.slot]} for w in workers]
+        state = "stopping" if self.stopping else "starting" if not self.booted else "running"
+        if self._restart is not None and not self._restart.done() and not self.stopping:
+            state = "restarting"
+        return {
+            "server": {
+                "pid": os.getpid(),
+                "app": self.config.app or "devserver.demo:app",
+                "mode": "prod" if self.config.prod else "dev",
+                "state": state,
+                "generation": self.generation,
+                "workers_target": self.target,
+                "workers_configured": self.configured,
+                "uptime": round(now - self.started_at, 3),
+                "crash_loop": self.crash_loop,
+            },
+            "workers": rows,
+            "totals": {
+                "workers_ready": sum(1 for w in workers if w.serving),
+                "requests": self.retired_requests + sum(w.requests for w in workers),
+                "in_flight": sum(w.in_flight for w in workers),
+                "connections": sum(w.connections for w in workers),
+                "rss": sum(w.rss for w in workers),
+                "cpu_percent": round(sum(w.cpu_percent for w in workers), 1),
+                "restarts": sum(self.slot_restarts.values()),
+            },
+        }
+
+    @property
+    def ready(self) -> bool:
+        """At least one worker serves and devserve is not stopping: /readyz's answer."""
+        return not self.stopping and any(w.serving for w in self.workers.values())
+
+
+def _settled(workers: list[Worker]) -> bool:
+    """Every one of them serves, or one of them is gone."""
+    return all(w.serving for w in workers) or any(not w.alive for w in workers)
+
+
+def _send(worker: Worker, message: channel.Message) -> bool:
+    return worker.channel is not None and worker.channel.send(message)
+
+
+def _signal(worker: Worker, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # already gone: its exit is on its way
+        os.kill(worker.pid, signum)

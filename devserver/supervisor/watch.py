@@ -1,0 +1,146 @@
+"""The supervisor's watch: timeouts, hung workers, resource samples and recycling triggers.
+
+Every 250 ms it checks each worker against its clocks: a boot longer than --timeout-boot, a ready
+worker whose heartbeat has been silent for --timeout (SIGABRT so faulthandler logs its stack, then
+SIGKILL), a drain past the grace period, a fast stop that did not end. Once a second it samples
+RSS and CPU (psutil) and asks the supervisor to recycle workers past --max-worker-lifetime or
+--max-worker-memory; --max-requests is checked on each heartbeat. Decisions about replacements
+stay in supervisor.py; this module only notices and escalates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import time
+from typing import TYPE_CHECKING
+
+import psutil
+
+from devserver.supervisor.workers import STARTING, Worker, WorkerState
+
+if TYPE_CHECKING:
+    from devserver.supervisor.supervisor import Supervisor
+
+logger = logging.getLogger("devserve.supervisor")
+
+INTERVAL = 0.25
+SAMPLE_EVERY = 1.0
+ABORT_GRACE = 2.0  # after SIGABRT, seconds before SIGKILL (faulthandler needs a moment)
+DRAIN_MARGIN = 2.0  # past the grace period, a draining worker is killed
+FAST_STOP_GRACE = 1.0
+
+
+class Watch:
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+        self.config = supervisor.config
+        self.fast_stop_at: float | None = None
+        self.watchdog: float | None = None  # systemd WatchdogSec/2, set by the CLI when asked
+        self._task: asyncio.Task[None] | None = None
+        self._processes: dict[int, psutil.Process] = {}
+        self._lifetimes: dict[int, float] = {}
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        next_sample = 0.0
+        next_watchdog = 0.0
+        while True:
+            now = time.monotonic()
+            for worker in list(self.supervisor.workers.values()):
+                self._check_clocks(worker, now)
+            if now >= next_sample:
+                next_sample = now + SAMPLE_EVERY
+                self._sample(now)
+            if self.watchdog and now >= next_watchdog:
+                next_watchdog = now + self.watchdog
+                self.supervisor.notify("WATCHDOG=1")
+            await asyncio.sleep(INTERVAL)
+
+    # ------------------------------------------------------------------ clocks
+    def _check_clocks(self, worker: Worker, now: float) -> None:
+        config = self.config
+        if worker.state in STARTING and config.timeout_boot:
+            if worker.uptime(now) > config.timeout_boot and not worker.aborted_at:
+                logger.error(
+                    "%s did not boot within %gs (--timeout-boot): killing it",
+                    worker.describe(),
+                    config.timeout_boot,
+                )
+                worker.aborted_at = now
+                _signal(worker.pid, signal.SIGKILL)
+        elif worker.state is WorkerState.READY and config.timeout:
+            silent = now - worker.last_heard
+            if silent > config.timeout and not worker.aborted_at:
+                logger.error(
+                    "%s silent for %.1fs (--timeout %gs): the app blocks its event loop? "
+                    "Aborting it; its stack follows.",
+                    worker.describe(),
+                    silent,
+                    config.timeout,
+                )
+                worker.aborted_at = now
+                _signal(worker.pid, signal.SIGABRT)
+        elif worker.state is WorkerState.DRAINING and worker.draining_since is not None:
+            grace = 0.0 if self.supervisor.fast else config.timeout_graceful_shutdown
+            if now - worker.draining_since > grace + DRAIN_MARGIN and not worker.aborted_at:
+                logger.warning("%s still draining after %gs: killing it", worker.describe(), grace)
+                worker.aborted_at = now
+                _signal(worker.pid, signal.SIGKILL)
+        if worker.aborted_at and now - worker.aborted_at > ABORT_GRACE and worker.alive:
+            _signal(worker.pid, signal.SIGKILL)
+        if self.fast_stop_at and now - self.fast_stop_at > FAST_STOP_GRACE:
+            _signal(worker.pid, signal.SIGKILL)
+
+    # ------------------------------------------------------------------ samples and recycling
+    def _sample(self, now: float) -> None:
+        alive = {w.pid: w for w in self.supervisor.workers.values() if w.alive}
+        for pid in set(self._processes) - set(alive):
+            del self._processes[pid]
+            self._lifetimes.pop(pid, None)
+        for pid, worker in alive.items():
+            process = self._processes.get(pid)
+            try:
+                if process is None:
+                    process = self._processes[pid] = psutil.Process(pid)
+                    process.cpu_percent(None)  # the first call only starts the measurement
+                worker.rss = process.memory_info().rss
+                worker.cpu_percent = process.cpu_percent(None)
+            except psutil.Error:
+                continue
+            self._check_recycling(worker, now)
+
+    def _check_recycling(self, worker: Worker, now: float) -> None:
+        config = self.config
+        if not worker.serving or worker.retiring or worker.ready_at is None:
+            return
+        if config.max_worker_memory and worker.rss > config.max_worker_memory * 1024 * 1024:
+            mib = worker.rss / 1024 / 1024
+            self.supervisor.retire(worker, f"RSS {mib:.0f} MiB > --max-worker-memory")
+        elif config.max_worker_lifetime:
+            # up to 10% jitter per worker, so workers started together do not recycle together
+            limit = self._lifetimes.setdefault(
+                worker.pid, config.max_worker_lifetime * (1 + random.random() / 10)
+            )
+            if now - worker.ready_at > limit:
+                self.supervisor.retire(worker, f"older than {config.max_worker_lifetime:g}s")
+
+    def check_requests(self, worker: Worker) -> None:
+        """On each heartbeat: recycle a worker that served its --max-requests (plus jitter)."""
+        if worker.max_requests and worker.requests >= worker.max_requests:
+            self.supervisor.retire(worker, f"served {worker.requests} requests")
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)

@@ -1,0 +1,142 @@
+"""A worker process's life: import the app, run lifespan, serve, report to the supervisor, obey it.
+
+`main` runs in a process forked by the fork server (supervisor/spawn.py); this is the only place
+where the user's app is imported. The worker reports `Booting`, then `Ready` or `Failed`, then a
+`Tick` heartbeat about every 250 ms; it drains on `Drain` or SIGTERM, stops at once on `Stop` or
+SIGQUIT, and drains by itself when the supervisor goes away. It never decides to restart itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import os
+import signal
+import socket
+import sys
+import traceback
+from dataclasses import dataclass
+
+from devserver import channel
+from devserver import logging as devserve_logging
+from devserver.app_loader import AppLoadError, load_app
+from devserver.config import Config
+from devserver.lifespan import LifespanFailed
+from devserver.server import Server, run_loop
+from devserver.sockets import BindError, Listener, tls_context
+
+HEARTBEAT_INTERVAL = 0.25
+EXIT_STARTUP = 3  # the same status the CLI uses for a startup failure
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a new worker needs, pickled to the fork server (sockets travel as fds)."""
+
+    config: Config
+    listeners: list[Listener]
+    channel: socket.socket
+    slot: int
+    generation: int
+
+
+def main(spec: WorkerSpec) -> None:
+    """The worker process's entry point; exits with 0 after a clean stop, 3 on a startup failure."""
+    # Ctrl-C reaches the whole process group: the supervisor decides what it means.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    faulthandler.enable()  # SIGABRT from the heartbeat monitor logs every thread's stack
+    devserve_logging.configure(spec.config)
+    link = spec.channel
+    link.setblocking(True)
+    channel.send_blocking(link, channel.Booting(os.getpid()))
+    server = _boot(spec)
+    if server is None:
+        sys.exit(EXIT_STARTUP)
+    link.setblocking(False)
+    sys.exit(run_loop(_serve(server, link), spec.config.loop))
+
+
+def _boot(spec: WorkerSpec) -> Server | None:
+    """Import the app; on failure tell the supervisor why and return None."""
+    config = spec.config
+    try:
+        if config.env_file:
+            load_env_file(config.env_file)
+        app = load_app(
+            config.app, factory=config.factory, interface=config.interface, app_dir=config.app_dir
+        )
+        tls = tls_context(config)
+    except (AppLoadError, BindError) as exc:
+        details = exc.details if isinstance(exc, AppLoadError) else ""
+        channel.send_blocking(spec.channel, channel.Failed(str(exc), details))
+        return None
+    except Exception as exc:  # the env file or something else nobody foresaw: still report it
+        failure = channel.Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        channel.send_blocking(spec.channel, failure)
+        return None
+    return Server(config, app, spec.listeners, tls)
+
+
+async def _serve(server: Server, link: socket.socket) -> int:
+    """Serve until told to stop; report Ready once accepting. Returns the exit status."""
+    loop = asyncio.get_running_loop()
+    supervisor = await channel.open_channel(
+        link,
+        on_message=lambda message: _obey(server, message),
+        on_lost=lambda: server.request_stop(),  # the supervisor is gone: do not serve orphaned
+    )
+    loop.add_signal_handler(signal.SIGTERM, server.request_stop)
+    loop.add_signal_handler(signal.SIGQUIT, server.request_stop, True)
+    loop.add_signal_handler(signal.SIGUSR1, devserve_logging.reopen_files)
+    serving = asyncio.ensure_future(server.serve())
+    started = asyncio.ensure_future(server.started.wait())
+    await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
+    if not started.done():
+        started.cancel()
+        return _startup_failed(supervisor, serving)
+    supervisor.send(channel.Ready(os.getpid()))
+    heartbeat = asyncio.ensure_future(_heartbeat(server, supervisor))
+    try:
+        await serving
+    finally:
+        heartbeat.cancel()
+        supervisor.send(channel.Stopping("stopped"))
+        supervisor.close()
+    return 0
+
+
+def _startup_failed(supervisor: channel.ChannelProtocol, serving: asyncio.Future[None]) -> int:
+    exc = serving.exception()
+    if isinstance(exc, LifespanFailed):
+        supervisor.send(channel.Failed(f"lifespan startup failed: {exc}"))
+    elif exc is not None:
+        details = "".join(traceback.format_exception(exc))
+        supervisor.send(channel.Failed(f"{type(exc).__name__}: {exc}", details))
+    supervisor.close()
+    return EXIT_STARTUP
+
+
+def _obey(server: Server, message: channel.Message) -> None:
+    if isinstance(message, channel.Drain):
+        server.request_stop()
+    elif isinstance(message, channel.Stop):
+        server.request_stop(force=True)
+    elif isinstance(message, channel.ReopenLogs):
+        devserve_logging.reopen_files()
+
+
+async def _heartbeat(server: Server, supervisor: channel.ChannelProtocol) -> None:
+    """The stats tick doubles as the heartbeat: a blocked loop stops both."""
+    state = server.state
+    while True:
+        supervisor.send(channel.Tick(state.requests, state.in_flight, len(state.connections)))
+        await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+
+def load_env_file(path: str) -> None:
+    """Put the variables of a .env file into this process's environment (the app reads them)."""
+    from dotenv import dotenv_values
+
+    for key, value in dotenv_values(path).items():
+        if value is not None:
+            os.environ[key] = value
