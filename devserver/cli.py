@@ -155,4 +155,10 @@ def _has_uvloop() -> bool:
 
 
 def entry(argv: Sequence[str] | None = None) -> None:
-    main.main(args=list(argv) if argv is not None else None, prog_name="devserve")
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["ctl"]:
+        from devserver import ctl
+
+        ctl.main(args[1:])
+        return
+    main.main(args=args, prog_name="devserve")

@@ -1,0 +1,177 @@
+"""`devserve ctl`: operate a running devserve through its control socket, from a shell.
+
+    devserve ctl status            workers and totals as a table (--json: the raw snapshot)
+    devserve ctl scale N|+N|-N     set the number of workers
+    devserve ctl restart           rolling restart
+    devserve ctl kill PID          kill one worker (it is replaced)
+    devserve ctl stop [--fast]     graceful stop (--fast: close connections now)
+
+Exit status 0 when the server did it, 1 when it refused or nobody listens (one line on stderr).
+This module only formats; the conversation is control/client.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from devserver.control.client import ControlClient, ControlError, NotRunning
+from devserver.control.unix import default_path
+
+EXIT_REFUSED = 1
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"devserve ctl: error: {message}", err=True)
+    sys.exit(EXIT_REFUSED)
+
+
+def _call(control: str | None, command: str, **args: Any) -> dict[str, Any]:
+    path = control or default_path()
+    try:
+        return ControlClient(path).request(command, **args)
+    except NotRunning:
+        _fail(f"no devserve is listening on {path} (is it running? else pass --control PATH)")
+    except ControlError as exc:
+        _fail(str(exc))
+
+
+class _Group(click.Group):
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # one line for usage errors
+        try:
+            kwargs["standalone_mode"] = False
+            return super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            click.echo(f"devserve ctl: error: {exc.format_message()} (see --help)", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--control",
+    metavar="PATH",
+    envvar="DEVSERVE_CONTROL",
+    help="Control socket of the server [default: the one for this directory].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+@click.pass_context
+def ctl(context: click.Context, control: str | None, as_json: bool) -> None:
+    """Operate a running devserve through its control socket."""
+    if control == "auto":
+        control = None
+    context.obj = {"control": control, "json": as_json}
+
+
+def _done(context: click.Context, result: dict[str, Any], text: str) -> None:
+    click.echo(json.dumps(result, indent=2) if context.obj["json"] else text)
+
+
+@ctl.command()
+@click.pass_context
+def status(context: click.Context) -> None:
+    """Show the server, its workers and totals."""
+    snapshot = _call(context.obj["control"], "status")
+    _done(context, snapshot, format_status(snapshot))
+
+
+@ctl.command()
+@click.argument("workers")
+@click.pass_context
+def scale(context: click.Context, workers: str) -> None:
+    """Set the number of workers: N, +N or -N."""
+    result = _call(context.obj["control"], "scale", workers=workers)
+    _done(context, result, f"scaling to {result['target']} worker(s)")
+
+
+@ctl.command()
+@click.pass_context
+def restart(context: click.Context) -> None:
+    """Rolling restart: a new generation serves before the old one drains."""
+    result = _call(context.obj["control"], "restart")
+    queued = result["restart"] == "queued"
+    _done(context, result, "restart queued after the one running" if queued else "restarting")
+
+
+@ctl.command()
+@click.argument("pid", type=int)
+@click.pass_context
+def kill(context: click.Context, pid: int) -> None:
+    """Kill one worker (SIGKILL); the supervisor replaces it."""
+    result = _call(context.obj["control"], "kill", pid=pid)
+    _done(context, result, f"killed worker {pid}")
+
+
+@ctl.command()
+@click.option("--fast", is_flag=True, help="Close connections now instead of draining.")
+@click.pass_context
+def stop(context: click.Context, fast: bool) -> None:
+    """Stop the server (graceful unless --fast)."""
+    result = _call(context.obj["control"], "stop", fast=fast)
+    _done(context, result, f"stopping ({result['stopping']})")
+
+
+# --------------------------------------------------------------------------- formatting
+_COLUMNS = ("SLOT", "PID", "GEN", "STATE", "UPTIME", "REQUESTS", "IN-FLIGHT", "CONN", "RSS")
+_COLUMNS += ("CPU%", "RESTARTS")
+
+
+def format_status(snapshot: dict[str, Any]) -> str:
+    """The snapshot as a header and a fixed-width table, like `ps`."""
+    server, totals = snapshot["server"], snapshot["totals"]
+    lines = [
+        f"devserve pid {server['pid']}  {server['app']}  {server['mode']}  {server['state']}  "
+        f"generation {server['generation']}  uptime {duration(server['uptime'])}",
+        f"workers {totals['workers_ready']}/{server['workers_target']} ready "
+        f"(configured {server['workers_configured']})  requests {totals['requests']}  "
+        f"in flight {totals['in_flight']}  connections {totals['connections']}  "
+        f"RSS {mebibytes(totals['rss'])}  CPU {totals['cpu_percent']:.1f}%  "
+        f"restarts {totals['restarts']}",
+    ]
+    if server.get("crash_loop"):
+        lines.append("CRASH LOOP: workers keep dying; not respawning until restart or scale")
+    rows = [
+        (
+            w["slot"],
+            w["pid"],
+            w["generation"],
+            w["state"] + (" (recycling)" if w.get("retiring") else ""),
+            duration(w["uptime"]),
+            w["requests"],
+            w["in_flight"],
+            w["connections"],
+            mebibytes(w["rss"]),
+            f"{w['cpu_percent']:.1f}",
+            w["restarts"],
+        )
+        for w in snapshot["workers"]
+    ]
+    table = [_COLUMNS, *[tuple(str(cell) for cell in row) for row in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(_COLUMNS))]
+    lines.append("")
+    lines += [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+    return "\n".join(lines)
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def mebibytes(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB"
+
+
+def main(argv: list[str]) -> None:
+    ctl.main(args=argv, prog_name="devserve ctl")
