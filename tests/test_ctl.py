@@ -1,0 +1,185 @@
+"""The control socket and `devserve ctl` against a real server: commands, errors, permissions."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devserver.control.client import ControlClient, ControlError, NotRunning
+from tests.utils import Process, devserve_command, run_devserve
+
+
+def ctl(control: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        devserve_command("ctl", "--control", str(control), *args),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+
+def until(predicate: Callable[[], Any], timeout: float = 10.0, message: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting: {message}")
+        time.sleep(0.02)
+
+
+def ready_pids(control: Path) -> list[int]:
+    status = ControlClient(str(control)).request("status")
+    return [w["pid"] for w in status["workers"] if w["state"] == "ready"]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[Process, Path]]:
+    control = tmp_path / "ctl.sock"
+    with run_devserve("--workers", "2", "--control", str(control)) as proc:
+        until(lambda: len(ready_pids(control)) == 2, message="two workers ready")
+        yield proc, control
+
+
+def test_control_socket_is_private(server: tuple[Process, Path]) -> None:
+    """The control socket is created with mode 0600: only its owner may connect."""
+    _, control = server
+    assert stat.S_IMODE(os.stat(control).st_mode) == 0o600
+
+
+def test_status_prints_a_table_of_workers(server: tuple[Process, Path]) -> None:
+    """`ctl status` shows the ready count and one row per worker with its pid and state."""
+    _, control = server
+    result = ctl(control, "status")
+    assert result.returncode == 0, result.stderr
+    assert "workers 2/2 ready (configured 2)" in result.stdout
+    for pid in ready_pids(control):
+        assert any(
+            line.split()[1:2] == [str(pid)] and "ready" in line
+            for line in result.stdout.splitlines()
+        )
+
+
+def test_status_json_is_the_snapshot(server: tuple[Process, Path]) -> None:
+    """`ctl --json status` prints the snapshot: server, workers and totals."""
+    proc, control = server
+    result = ctl(control, "--json", "status")
+    snapshot = json.loads(result.stdout)
+    assert snapshot["server"]["pid"] == proc.proc.pid
+    assert snapshot["server"]["workers_target"] == 2
+    assert {w["state"] for w in snapshot["workers"]} == {"ready"}
+    assert snapshot["totals"]["workers_ready"] == 2
+
+
+def test_scale_restart_and_kill(server: tuple[Process, Path]) -> None:
+    """scale +1 adds a worker, restart replaces every pid, kill replaces one worker."""
+    _, control = server
+    assert ctl(control, "scale", "+1").stdout.strip() == "scaling to 3 worker(s)"
+    until(lambda: len(ready_pids(control)) == 3, message="three workers")
+    before = set(ready_pids(control))
+    assert ctl(control, "restart").returncode == 0
+    until(
+        lambda: len(ready_pids(control)) == 3 and not before & set(ready_pids(control)),
+        message="a new generation",
+    )
+    victim = ready_pids(control)[0]
+    assert ctl(control, "kill", str(victim)).stdout.strip() == f"killed worker {victim}"
+    until(
+        lambda: victim not in ready_pids(control) and len(ready_pids(control)) == 3,
+        message="the killed worker replaced",
+    )
+
+
+def test_refusals_are_one_line_and_exit_1(server: tuple[Process, Path]) -> None:
+    """A command the server refuses prints its reason on one line and exits 1."""
+    _, control = server
+    for args, reason in (
+        (("scale", "0"), "it must be at least 1"),
+        (("scale", "lots"), "'lots' is not N, +N or -N"),
+        (("kill", "1"), "no worker with pid 1"),
+    ):
+        result = ctl(control, *args)
+        assert result.returncode == 1
+        assert result.stderr.count("\n") == 1 and reason in result.stderr
+
+
+def test_stop_drains_and_exits(server: tuple[Process, Path]) -> None:
+    """`ctl stop` stops the server with status 0 and removes the control socket."""
+    proc, control = server
+    assert ctl(control, "stop").stdout.strip() == "stopping (graceful)"
+    assert proc.proc.wait(timeout=15) == 0
+    assert not control.exists()
+
+
+def test_no_server_is_a_clear_message(tmp_path: Path) -> None:
+    """With nobody listening, ctl says so in one line and exits 1."""
+    result = ctl(tmp_path / "nobody.sock", "status")
+    assert result.returncode == 1
+    assert result.stderr.startswith("devserve ctl: error: no devserve is listening on")
+    with pytest.raises(NotRunning):
+        ControlClient(str(tmp_path / "nobody.sock")).request("status")
+
+
+def test_a_second_server_on_the_same_control_path_does_not_start(
+    server: tuple[Process, Path],
+) -> None:
+    """An explicit --control path held by a live server is a startup error (status 3)."""
+    _, control = server
+    result = subprocess.run(
+        devserve_command("--no-tui", "--port", "0", "--control", str(control)),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 3
+    assert "is in use by another devserve" in result.stderr
+    assert ready_pids(control), "the first server still answers"
+
+
+def test_malformed_lines_get_errors_and_the_connection_stays_usable(
+    server: tuple[Process, Path],
+) -> None:
+    """Garbage on the socket gets an error reply; the next valid request is still answered."""
+    import socket
+
+    _, control = server
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(str(control))
+        sock.sendall(b"this is not json\n" + b'{"id": 9, "command": "status"}\n')
+        data = b""
+        while data.count(b"\n") < 2:
+            data += sock.recv(65536)
+    first, second = (json.loads(line) for line in data.splitlines()[:2])
+    assert first["type"] == "error" and "not JSON" in first["error"]
+    assert second["id"] == 9 and second["ok"] is True
+
+
+def test_subscribe_streams_snapshots_and_events(server: tuple[Process, Path]) -> None:
+    """A subscriber gets a snapshot at once and worker events when the server scales."""
+    _, control = server
+    client = ControlClient(str(control))
+    stream = client.subscribe()
+    first = next(stream)
+    assert first["type"] == "snapshot" and first["version"] == 1
+    client.request("scale", workers="3")
+    states = set()
+    deadline = time.monotonic() + 10
+    for message in stream:
+        if message["type"] == "event" and message["event"]["kind"] == "worker":
+            states.add(message["event"]["state"])
+        if "ready" in states or time.monotonic() > deadline:
+            break
+    stream.close()
+    assert {"spawning", "booting", "ready"} <= states
+    with pytest.raises(ControlError):
+        client.request("scale", workers="-5")
