@@ -116,10 +116,13 @@ def show_config(resolved: Resolved) -> None:
 # --------------------------------------------------------------------------- running
 def run(config: Config) -> int:
     """Bind, start the fork server, supervise the workers until stopped; returns the exit status."""
+    from devserver.supervisor import spawn
+
+    spawn.start_fork_server()  # first: it boots in parallel, before this process has any thread
     from devserver import logging as devserve_logging
     from devserver.server import run_loop
     from devserver.sockets import BindError, bind, bind_all, tls_context
-    from devserver.supervisor import service, spawn
+    from devserver.supervisor import service
 
     try:
         devserve_logging.configure(config)
@@ -137,7 +140,6 @@ def run(config: Config) -> int:
             admin = Listener(bind(config.admin, config.backlog), config.admin)
     except BindError as exc:
         fail(str(exc), EXIT_STARTUP)
-    spawn.start_fork_server()  # before anything could start a thread in this process
     try:
         with service.pidfile(config.pidfile):
             run_loop(service.serve(config, listeners, admin), config.loop)

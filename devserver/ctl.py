@@ -116,8 +116,19 @@ def stop(context: click.Context, fast: bool) -> None:
 
 
 # --------------------------------------------------------------------------- formatting
-_COLUMNS = ("SLOT", "PID", "GEN", "STATE", "UPTIME", "REQUESTS", "IN-FLIGHT", "CONN", "RSS")
-_COLUMNS += ("CPU%", "RESTARTS")
+_COLUMNS = [
+    "SLOT",
+    "PID",
+    "GEN",
+    "STATE",
+    "UPTIME",
+    "REQUESTS",
+    "IN-FLIGHT",
+    "CONN",
+    "RSS",
+    "CPU%",
+    "RESTARTS",
+]
 
 
 def format_status(snapshot: dict[str, Any]) -> str:
@@ -150,7 +161,7 @@ def format_status(snapshot: dict[str, Any]) -> str:
         )
         for w in snapshot["workers"]
     ]
-    table = [_COLUMNS, *[tuple(str(cell) for cell in row) for row in rows]]
+    table = [_COLUMNS, *[[str(cell) for cell in row] for row in rows]]
     widths = [max(len(row[i]) for row in table) for i in range(len(_COLUMNS))]
     lines.append("")
     lines += [

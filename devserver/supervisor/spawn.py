@@ -10,8 +10,10 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
 
-from devserver import worker
+if TYPE_CHECKING:
+    from devserver.worker import WorkerSpec
 
 _PRELOAD = ["devserver.worker"]
 _context = multiprocessing.get_context("forkserver")
@@ -23,8 +25,10 @@ def start_fork_server() -> None:
     multiprocessing.forkserver.ensure_running()
 
 
-def spawn(spec: worker.WorkerSpec) -> BaseProcess:
+def spawn(spec: WorkerSpec) -> BaseProcess:
     """Fork a worker running `worker.main(spec)`; returns once its pid is known."""
+    from devserver import worker  # here: start_fork_server() must not wait for these imports
+
     process = _context.Process(
         target=worker.main, args=(spec,), name=f"devserve-worker-{spec.slot}"
     )
