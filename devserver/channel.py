@@ -66,7 +66,13 @@ class Stopping:
 # --------------------------------------------------------------------------- supervisor → worker
 @dataclass(frozen=True)
 class Drain:
-    """Stop accepting, finish in-flight requests (bounded by the grace period), then exit."""
+    """Stop accepting, finish in-flight requests (bounded by the grace period), then exit.
+
+    `keep_idle`: seconds an idle keep-alive connection stays open for one more request, for
+    drains where other workers keep serving (restart, scale down, recycling); 0 on stop.
+    """
+
+    keep_idle: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,17 @@ class Server:
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
         self._force = False
+        self._keep_idle = 0.0
         self._closed: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ control
-    def request_stop(self, force: bool = False) -> None:
-        """Ask for a graceful stop (a second call, or force=True, skips the grace period)."""
+    def request_stop(self, force: bool = False, keep_idle: float = 0.0) -> None:
+        """Ask for a graceful stop (a second call, or force=True, skips the grace period).
+
+        `keep_idle`: seconds idle keep-alive connections stay open for one more request (used
+        when other workers take over, so busy keep-alive clients are not cut mid-send).
+        """
+        self._keep_idle = keep_idle
         if self._stop.is_set() or force:
             self._force = True
             if self._closed is not None and not self._closed.done():
@@ -111,7 +117,7 @@ class Server:
         for server in servers:
             server.close()
         for conn in list(state.connections):
-            conn.shutdown()
+            conn.shutdown(0.0 if self._force else self._keep_idle)
         state.begin_shutdown()
         grace = 0.0 if self._force else self.config.timeout_graceful_shutdown
         if not state.idle.is_set():

@@ -118,7 +118,7 @@ def _startup_failed(supervisor: channel.ChannelProtocol, serving: asyncio.Future
 
 def _obey(server: Server, message: channel.Message) -> None:
     if isinstance(message, channel.Drain):
-        server.request_stop()
+        server.request_stop(keep_idle=message.keep_idle)
     elif isinstance(message, channel.Stop):
         server.request_stop(force=True)
     elif isinstance(message, channel.ReopenLogs):

@@ -332,14 +332,27 @@ class HTTPProtocol(asyncio.Protocol):
         elif state.timed_out(self.idle_since, settings.timeout_keep_alive):
             self.transport.close()
 
-    def shutdown(self) -> None:
-        """Graceful stop: close now if idle, else after the response in progress."""
+    def shutdown(self, keep_idle: float = 0.0) -> None:
+        """Graceful stop: close after the response in progress; an idle connection now, or,
+        with `keep_idle`, once it stayed idle that long.
+
+        Keeping an idle keep-alive connection open for a moment during a rolling restart means
+        a client that sends its next request right now gets an answer (with Connection: close)
+        instead of a reset: closing at once races with every busy keep-alive client.
+        """
         if self.cycle is None:
-            self.transport.close()
+            if keep_idle > 0:
+                self.loop.call_later(keep_idle, self._close_if_idle)
+            else:
+                self.transport.close()
             return
         for cycle in (self.cycle, *self.pipeline):
             cycle.keep_alive = False
         self.pipeline.clear()
+
+    def _close_if_idle(self) -> None:
+        if self.cycle is None and not self.in_head:
+            self.transport.close()
 
     async def send_file(self, file: IO[bytes], count: int) -> int:
         return await send_file(self.transport, self.flow, file, count)

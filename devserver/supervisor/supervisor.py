@@ -33,6 +33,9 @@ logger = logging.getLogger("devserve.supervisor")
 CRASH_WINDOW = 30.0  # seconds over which unexpected deaths are counted
 CRASH_LIMIT = 5  # that many deaths within the window is a crash loop: stop respawning
 MAX_BACKOFF = 5.0
+KEEP_IDLE = (
+    1.0  # on a rolling drain, idle keep-alive connections get this long for one more request
+)
 
 Event = dict[str, Any]
 
@@ -207,7 +210,7 @@ class Supervisor:
         tls = self.config.ssl_certfile is not None
         for listener in self.listeners:
             logger.info("serving on %s", listener.url(tls))
-        self.notify("READY=1")
+        self.notify(f"READY=1\nSTATUS=serving with {self.target} worker(s)")
         self.publish({"kind": "ready", "generation": 1})
         return True
 
@@ -390,7 +393,8 @@ class Supervisor:
         if worker.state is WorkerState.READY:
             self._move(worker, WorkerState.DRAINING)
             logger.info("draining %s: %s", worker.describe(), reason)
-        message: channel.Message = channel.Stop() if fast else channel.Drain()
+        keep_idle = 0.0 if self.stopping else min(KEEP_IDLE, self.config.timeout_keep_alive)
+        message: channel.Message = channel.Stop() if fast else channel.Drain(keep_idle)
         if not _send(worker, message):
             _signal(worker, signal.SIGQUIT if fast else signal.SIGTERM)
 
@@ -443,7 +447,7 @@ class Supervisor:
                 self._drain(worker, f"replaced by generation {generation}")
         seconds = time.monotonic() - began
         logger.info("restart: generation %d serving after %.2fs", generation, seconds)
-        self.notify("READY=1")
+        self.notify(f"READY=1\nSTATUS=generation {generation} serving")
         self.publish(
             {"kind": "restart", "phase": "succeeded", "generation": generation, "seconds": seconds}
         )
