@@ -98,6 +98,39 @@ def test_idle_keep_alive_connections_are_closed_on_stop() -> None:
         wait_until(lambda: stopped(server), timeout=3, message="server stopped")
 
 
+def test_rolling_drain_answers_one_more_request_on_an_idle_connection() -> None:
+    """With keep_idle, an idle keep-alive connection still gets an answer, with close."""
+    app = GatedApp()
+    with run_server(app, timeout_keep_alive=60) as server:
+        busy = server.connect()
+        busy.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_response(busy)
+        server.loop.call_soon_threadsafe(lambda: server.server.request_stop(keep_idle=5))
+        wait_until(lambda: refuses_connections(server), message="listener closed")
+        busy.sendall(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body = read_response(busy)
+        assert body == b"finished /second"
+        assert b"connection: close" in head.lower()
+        assert is_closed(busy, timeout=3)
+        busy.close()
+        wait_until(lambda: stopped(server), timeout=3, message="server stopped")
+
+
+def test_rolling_drain_closes_a_connection_that_stays_idle() -> None:
+    """With keep_idle, a connection that sends nothing is closed once it was idle that long."""
+    app = GatedApp()
+    with run_server(app, timeout_keep_alive=60) as server:
+        idle = server.connect()
+        idle.sendall(b"GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_response(idle)
+        began = time.monotonic()
+        server.loop.call_soon_threadsafe(lambda: server.server.request_stop(keep_idle=0.3))
+        assert is_closed(idle, timeout=3)
+        assert time.monotonic() - began >= 0.25, "kept open for the keep_idle period first"
+        idle.close()
+        wait_until(lambda: stopped(server), timeout=3, message="server stopped")
+
+
 def test_request_outliving_the_grace_period_is_cut_off() -> None:
     """With a short timeout_graceful_shutdown a request that never ends is cancelled and cut."""
     app = GatedApp()
