@@ -116,9 +116,12 @@ def show_config(resolved: Resolved) -> None:
 # --------------------------------------------------------------------------- running
 def run(config: Config) -> int:
     """Bind, start the fork server, supervise the workers until stopped; returns the exit status."""
+    from devserver import systemd
     from devserver.supervisor import spawn
 
-    spawn.start_fork_server()  # first: it boots in parallel, before this process has any thread
+    inherited = systemd.listen_fds()  # ours alone: no process we start may take them
+    systemd.forget_listen_fds()
+    spawn.start_fork_server()  # early: it boots in parallel, before this process has any thread
     from devserver import logging as devserve_logging
     from devserver.server import run_loop
     from devserver.sockets import BindError, bind, bind_all, tls_context
@@ -132,7 +135,7 @@ def run(config: Config) -> int:
         fail("--loop uvloop: uvloop is not installed on this platform", EXIT_USAGE)
     try:
         tls_context(config)  # fail here, once, rather than in every worker
-        listeners = bind_all(config)
+        listeners = bind_all(config, inherited)
         admin = None
         if config.admin:
             from devserver.sockets import Listener

@@ -12,7 +12,6 @@ import ssl
 import stat
 from dataclasses import dataclass
 
-from devserver import systemd
 from devserver.config import Config
 
 
@@ -45,11 +44,9 @@ def addresses(config: Config) -> list[str]:
     return [f"{host}:{config.port}"]
 
 
-def bind_all(config: Config) -> list[Listener]:
-    """Every listener of the config; sockets passed by systemd (LISTEN_FDS) take precedence."""
-    inherited = systemd.listen_fds()
+def bind_all(config: Config, inherited: list[int] | None = None) -> list[Listener]:
+    """Every listener of the config; sockets passed by systemd (see systemd.listen_fds) win."""
     if inherited:
-        systemd.forget_listen_fds()
         return [Listener(_adopt_fd(fd), f"fd://{fd}") for fd in inherited]
     listeners: list[Listener] = []
     try:

@@ -23,7 +23,7 @@ from devserver.config import Config
 from devserver.server import Server
 from devserver.sockets import bind_all, tls_context
 
-READY = re.compile(r"serving on (\S+)")
+READY = re.compile(r'serving on ([^\s"]+)')
 
 
 @dataclasses.dataclass
@@ -178,28 +178,20 @@ def devserve_command(*args: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def run_devserve(
-    *args: str, cwd: str | None = None, env: dict[str, str] | None = None
+def spawned(
+    command: list[str], env: dict[str, str] | None = None, **popen: Any
 ) -> Iterator[Process]:
-    """Run the real `devserve` CLI as a subprocess and wait until it serves."""
-    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    """Start `command` with merged output and NO_COLOR; terminate (then kill) it in `finally`."""
     proc = subprocess.Popen(
-        devserve_command("--port", "0", "--no-tui", *args),
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        cwd=cwd,
-        env=full_env,
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        **popen,
     )
-    process = Process(proc, "", [])
     try:
-        line = process.read_until(r"serving on |error:", timeout=20)
-        match = READY.search(line)
-        if match is None:
-            proc.wait(timeout=10)
-            raise AssertionError("devserve did not start:\n" + "".join(process.output))
-        process.url = match.group(1)
-        yield process
+        yield Process(proc, "", [])
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -210,6 +202,21 @@ def run_devserve(
                 proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+@contextlib.contextmanager
+def run_devserve(
+    *args: str, cwd: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Process]:
+    """Run the real `devserve` CLI as a subprocess and wait until it serves."""
+    with spawned(devserve_command("--port", "0", "--no-tui", *args), env, cwd=cwd) as process:
+        line = process.read_until(r"serving on |error:", timeout=20)
+        match = READY.search(line)
+        if match is None:
+            process.proc.wait(timeout=10)
+            raise AssertionError("devserve did not start:\n" + "".join(process.output))
+        process.url = match.group(1)
+        yield process
 
 
 def raw_exchange(sock: socket.socket, data: bytes, timeout: float = 5.0) -> bytes:

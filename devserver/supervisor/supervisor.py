@@ -33,6 +33,7 @@ logger = logging.getLogger("devserve.supervisor")
 CRASH_WINDOW = 30.0  # seconds over which unexpected deaths are counted
 CRASH_LIMIT = 5  # that many deaths within the window is a crash loop: stop respawning
 MAX_BACKOFF = 5.0
+CHANNEL_LINGER = 1.0  # after a worker exits, how long its last messages may take to arrive
 KEEP_IDLE = (
     1.0  # on a rolling drain, idle keep-alive connections get this long for one more request
 )
@@ -63,6 +64,7 @@ class Supervisor:
         self.notify = notify  # systemd's sd_notify, or nothing
         self.workers: dict[int, Worker] = {}
         self.generation = 0
+        self._last_generation = 0
         self.started_at = time.monotonic()
         self.booted = False
         self.stopping = False
@@ -195,10 +197,10 @@ class Supervisor:
             self.watch.stop()
 
     async def _first_boot(self) -> bool:
-        self.generation = 1
+        self.generation = self._last_generation = 1
         first = [self._spawn(1) for _ in range(self.target)]
         await self._until(lambda: self.stopping or _settled(first))
-        failed = next((w for w in first if not w.serving), None)
+        failed = _first_failure(first)
         if self.stopping or failed is not None:
             if failed is not None and not self.stopping:
                 self.startup_failure = failed.failure or channel.Failed(
@@ -252,7 +254,7 @@ class Supervisor:
 
     async def _open_channel(self, worker: Worker, sock: socket.socket) -> None:
         worker.channel = await channel.open_channel(
-            sock, lambda message: self._on_message(worker, message), lambda: None
+            sock, lambda message: self._on_message(worker, message), worker.channel_closed.set
         )
 
     def _free_slot(self, generation: int) -> int:
@@ -298,8 +300,19 @@ class Supervisor:
         self._retire_replaced(worker.generation)
 
     def _on_exit(self, worker: Worker) -> None:
+        asyncio.get_running_loop().remove_reader(worker.process.sentinel)
+        task = asyncio.get_running_loop().create_task(self._after_exit(worker))
+        worker.opening = task  # keeps a reference until it is done
+
+    async def _after_exit(self, worker: Worker) -> None:
+        """Read what the worker said last (its Failed message may still be in the socket)."""
+        with contextlib.suppress(TimeoutError):
+            # EOF comes when the process is gone, unless a child it started holds the socket
+            await asyncio.wait_for(worker.channel_closed.wait(), CHANNEL_LINGER)
+        self._finish_exit(worker)
+
+    def _finish_exit(self, worker: Worker) -> None:
         process = worker.process
-        asyncio.get_running_loop().remove_reader(process.sentinel)
         process.join(0)
         reason = describe_exit(process.exitcode, worker.expected_exit or bool(worker.aborted_at))
         process.close()
@@ -425,14 +438,15 @@ class Supervisor:
                 return
 
     async def _rolling_restart(self) -> None:
-        generation = max(w.generation for w in self.workers.values()) + 1 if self.workers else 1
+        self._last_generation += 1  # failed generations keep their number too
+        generation = self._last_generation
         began = time.monotonic()
         logger.info("restart: starting generation %d (%d workers)", generation, self.target)
         self.notify("RELOADING=1")
         self.publish({"kind": "restart", "phase": "started", "generation": generation})
         new = [self._spawn(generation) for _ in range(self.target)]
         await self._until(lambda: self.stopping or _settled(new))
-        failed = next((w for w in new if not w.serving), None)
+        failed = _first_failure(new)
         if self.stopping:
             return
         if failed is not None:
@@ -536,6 +550,12 @@ class Supervisor:
 def _settled(workers: list[Worker]) -> bool:
     """Every one of them serves, or one of them is gone."""
     return all(w.serving for w in workers) or any(not w.alive for w in workers)
+
+
+def _first_failure(workers: list[Worker]) -> Worker | None:
+    """The worker that ended a boot: one that is gone, else (on stop) one that is not serving."""
+    gone = [w for w in workers if not w.alive]
+    return next(iter(gone), None) or next((w for w in workers if not w.serving), None)
 
 
 def _send(worker: Worker, message: channel.Message) -> bool:

@@ -65,6 +65,7 @@ class Worker:
     generation: int
     channel: ChannelProtocol | None = None
     opening: asyncio.Task[None] | None = None  # the channel being wrapped on the loop
+    channel_closed: asyncio.Event = field(default_factory=asyncio.Event)  # EOF from the worker
     state: WorkerState = WorkerState.SPAWNING
     spawned_at: float = field(default_factory=time.monotonic)
     ready_at: float | None = None

@@ -1,0 +1,317 @@
+"""The supervisor as an operator meets it: real processes, real signals, real sockets.
+
+Each test starts `python -m devserver` with workers forked from the fork server, drives it with
+signals and the control socket, and reads what it logs. The app (cli_apps/supervised_app.py)
+misbehaves on demand: a slow request, a blocked event loop, a worker that dies mid-request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from devserver.control.client import ControlClient
+from tests.utils import Process, devserve_command, run_devserve
+
+APPS = str(Path(__file__).parent / "cli_apps")
+APP = "supervised_app:app"
+
+Workers = list[dict[str, Any]]
+
+
+@contextlib.contextmanager
+def serve(tmp_path: Path, *args: str, workers: int = 2) -> Iterator[Process]:
+    """devserve serving the supervised app, with its own control socket under tmp_path."""
+    with run_devserve(
+        "--workers", str(workers), "--control", str(tmp_path / "ctl.sock"), "--app-dir", APPS,
+        *args, APP,
+    ) as proc:  # fmt: skip
+        yield proc
+
+
+def control(tmp_path: Path) -> ControlClient:
+    return ControlClient(str(tmp_path / "ctl.sock"), timeout=5)
+
+
+def wait_for_workers(
+    client: ControlClient, predicate: Callable[[Workers], bool], timeout: float = 10.0
+) -> Workers:
+    """Poll `status` (with a deadline) until its worker rows satisfy `predicate`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        workers: Workers = client.request("status")["workers"]
+        if predicate(workers):
+            return workers
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for the workers; last status: {workers}")
+        time.sleep(0.05)
+
+
+def ready(count: int) -> Callable[[Workers], bool]:
+    """Exactly `count` workers, every one of them ready."""
+    return lambda workers: len(workers) == count and all(w["state"] == "ready" for w in workers)
+
+
+def fresh(count: int, dead: set[int]) -> Callable[[Workers], bool]:
+    """`count` ready workers, none of them one of the `dead` pids."""
+    return lambda workers: ready(count)(workers) and not pids(workers) & dead
+
+
+def pids(workers: Workers) -> set[int]:
+    return {w["pid"] for w in workers}
+
+
+def slow_request(pool: ThreadPoolExecutor, proc: Process, release: Path) -> tuple[Future[Any], int]:
+    """Start GET /slow on a thread; returns its future and the pid of the worker serving it."""
+    future = pool.submit(httpx.get, f"{proc.url}/slow?{release}", timeout=20)
+    line = proc.out.wait_for(r"supervised_app: slow in pid \d+")
+    return future, int(line.split()[-1])
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting for its parent counts as gone)."""
+    try:
+        status: str = psutil.Process(pid).status()
+    except psutil.NoSuchProcess:
+        return True
+    return bool(status == psutil.STATUS_ZOMBIE)
+
+
+def wait_gone(pid: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not gone(pid):
+        assert time.monotonic() < deadline, f"process {pid} outlived devserve"
+        time.sleep(0.05)
+
+
+def wait_refused(port: int, timeout: float = 5.0) -> None:
+    """Poll (with a deadline) until connecting to `port` is refused: nobody listens any more."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                pass  # still in a backlog that is about to close
+        except ConnectionRefusedError:
+            return
+        assert time.monotonic() < deadline, f"port {port} still accepts connections"
+        time.sleep(0.02)
+
+
+def wait_exit(proc: Process, timeout: float) -> tuple[int, float]:
+    """The exit status and how long it took to come."""
+    began = time.monotonic()
+    status = proc.proc.wait(timeout=timeout)
+    return status, time.monotonic() - began
+
+
+# --------------------------------------------------------------------------- stopping
+def test_graceful_stop_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
+    """On SIGINT two workers drain: new connections are refused, a slow request still finishes."""
+    release = tmp_path / "release"
+    with (
+        ThreadPoolExecutor(1) as pool,
+        serve(tmp_path, "--timeout-graceful-shutdown", "10") as proc,
+    ):
+        slow, busy = slow_request(pool, proc, release)
+        proc.proc.send_signal(signal.SIGINT)
+        # the idle worker goes at once; the busy one waits for its request
+        proc.out.wait_for(rf"worker \d \(pid (?!{busy}\b)\d+, generation 1\) exited normally")
+        wait_refused(proc.port)
+        assert proc.proc.poll() is None and not slow.done()
+        release.touch()
+        response = slow.result(timeout=10)
+        status, _ = wait_exit(proc, timeout=10)
+        text = proc.out.text
+    assert (response.status_code, response.text) == (200, "done")
+    assert status == 0, text
+    assert re.search(rf"worker \d \(pid {busy}, generation 1\) exited normally", text)
+    assert re.search(r"INFO: +stopped$", text, re.MULTILINE)
+
+
+def test_second_sigint_during_the_drain_stops_at_once(tmp_path: Path) -> None:
+    """A second SIGINT while a slow request drains cuts the request off and exits 0 at once."""
+    with (
+        ThreadPoolExecutor(1) as pool,
+        serve(tmp_path, "--timeout-graceful-shutdown", "30") as proc,
+    ):
+        slow, busy = slow_request(pool, proc, tmp_path / "never")
+        proc.proc.send_signal(signal.SIGINT)
+        proc.out.wait_for("finishing in-flight requests, then stopping")
+        assert proc.proc.poll() is None
+        proc.proc.send_signal(signal.SIGINT)
+        status, seconds = wait_exit(proc, timeout=10)
+        text = proc.out.text
+        with pytest.raises(httpx.HTTPError):
+            slow.result(timeout=5)
+    assert status == 0, text
+    assert seconds < 3, f"took {seconds:.1f}s:\n{text}"
+    assert "stopping now, without waiting for in-flight requests" in text
+    wait_gone(busy)
+
+
+def test_sigquit_stops_at_once_despite_a_request_in_flight(tmp_path: Path) -> None:
+    """SIGQUIT is a fast stop: exit 0 within 2 s though a slow request is in flight."""
+    with (
+        ThreadPoolExecutor(1) as pool,
+        serve(tmp_path, "--timeout-graceful-shutdown", "30") as proc,
+    ):
+        slow, busy = slow_request(pool, proc, tmp_path / "never")
+        proc.proc.send_signal(signal.SIGQUIT)
+        status, seconds = wait_exit(proc, timeout=10)
+        text = proc.out.text
+        with pytest.raises(httpx.HTTPError):
+            slow.result(timeout=5)
+    assert status == 0, text
+    assert seconds < 2, f"took {seconds:.1f}s:\n{text}"
+    assert "received SIGQUIT" in text
+    wait_gone(busy)
+
+
+# --------------------------------------------------------------------------- hung and dying workers
+def test_hung_worker_is_aborted_with_its_stack_and_replaced(tmp_path: Path) -> None:
+    """A worker whose event loop blocks past --timeout logs its stack, dies and is replaced."""
+    with ThreadPoolExecutor(1) as pool, serve(tmp_path, "--timeout", "1") as proc:
+        client = control(tmp_path)
+        before = pids(wait_for_workers(client, ready(2)))
+        hung = pool.submit(httpx.get, f"{proc.url}/hang", timeout=20)
+        hung_pid = int(proc.out.wait_for(r"supervised_app: hang in pid \d+").split()[-1])
+        # the other worker still serves while this one hangs
+        assert httpx.get(f"{proc.url}/pid", timeout=5).text == str((before - {hung_pid}).pop())
+        proc.out.wait_for(rf"pid {hung_pid}, generation 1\) silent for .*--timeout 1s", timeout=5)
+        proc.out.wait_for(rf"pid {hung_pid}, generation 1\) killed by SIGABRT", timeout=5)
+        after = pids(wait_for_workers(client, fresh(2, {hung_pid})))
+        with pytest.raises(httpx.HTTPError):
+            hung.result(timeout=5)
+        answers = {httpx.get(f"{proc.url}/pid", timeout=5).text for _ in range(4)}
+        text = proc.out.text
+    assert hung_pid in before and len(after - before) == 1
+    assert answers <= {str(pid) for pid in after}
+    assert "Fatal Python error: Aborted" in text
+    assert "Current thread" in text
+    assert re.search(r'supervised_app\.py", line \d+ in hang_forever', text)
+
+
+def test_crash_loop_stops_respawning_until_restart(tmp_path: Path) -> None:
+    """Five worker deaths stop respawning with a CRITICAL line; `restart` rolls a new generation."""
+    with serve(tmp_path, workers=1) as proc:
+        client = control(tmp_path)
+        dead: set[int] = set()
+        for _ in range(5):
+            workers = wait_for_workers(client, fresh(1, dead))
+            dead |= pids(workers)
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"{proc.url}/exit", timeout=5)
+        line = proc.out.wait_for("CRITICAL:", timeout=10)
+        stuck = client.request("status")
+        assert client.request("restart") == {"restart": "started"}
+        workers = wait_for_workers(client, ready(1))
+        answer = httpx.get(f"{proc.url}/pid", timeout=5).text
+        recovered = client.request("status")["server"]
+        proc.out.stop()
+    assert "workers died 5 times" in line and "not respawning" in line
+    assert stuck["workers"] == [] and stuck["server"]["crash_loop"] is True
+    assert answer == str(workers[0]["pid"]) and workers[0]["pid"] not in dead
+    assert recovered["crash_loop"] is False
+    assert workers[0]["generation"] > 1 and recovered["generation"] > 1, (workers, recovered)
+
+
+# --------------------------------------------------------------------------- scaling
+def test_sigttin_adds_a_worker_and_sigttou_drains_the_newest(tmp_path: Path) -> None:
+    """SIGTTIN scales up by one worker; SIGTTOU scales down again, draining the newest."""
+    with serve(tmp_path, workers=1) as proc:
+        client = control(tmp_path)
+        first = pids(wait_for_workers(client, ready(1)))
+        proc.proc.send_signal(signal.SIGTTIN)
+        grown = pids(wait_for_workers(client, ready(2)))
+        target_up = client.request("status")["server"]["workers_target"]
+        proc.proc.send_signal(signal.SIGTTOU)
+        shrunk = pids(wait_for_workers(client, ready(1)))
+        target_down = client.request("status")["server"]["workers_target"]
+        newest = (grown - first).pop()
+        proc.out.wait_for(rf"pid {newest}, generation 1\) exited normally")
+        proc.out.stop()
+    assert first < grown and len(grown) == 2
+    assert shrunk == first
+    assert (target_up, target_down) == (2, 1)
+
+
+def test_sigttou_at_one_worker_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    """SIGTTOU never scales below one worker: it is ignored with a warning."""
+    with serve(tmp_path, workers=1) as proc:
+        client = control(tmp_path)
+        first = pids(wait_for_workers(client, ready(1)))
+        proc.proc.send_signal(signal.SIGTTOU)
+        line = proc.out.wait_for("SIGTTOU ignored")
+        status = client.request("status")
+        proc.out.stop()
+    assert "at least 1" in line
+    assert status["server"]["workers_target"] == 1 and pids(status["workers"]) == first
+
+
+# --------------------------------------------------------------------------- startup failure
+def test_first_boot_failure_with_two_workers_exits_3_with_one_error(tmp_path: Path) -> None:
+    """An app that raises at import exits 3: its traceback once, then one error line, no more."""
+    result = subprocess.run(
+        devserve_command(
+            "--no-tui", "--port", "0", "--workers", "2", "--control", str(tmp_path / "ctl.sock"),
+            "--app-dir", APPS, "broken_app:app",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "NO_COLOR": "1"},
+    )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == ""
+    assert lines[0] == "Traceback (most recent call last):", result.stderr
+    assert result.stderr.count("Traceback") == 1, result.stderr
+    assert lines.count("RuntimeError: broken_app refuses to import") == 1, result.stderr
+    assert lines[-1].startswith("devserve: error:") and "broken_app refuses" in lines[-1]
+    assert [line for line in lines if "devserve: error:" in line] == [lines[-1]]
+    noisy = [line for line in lines if re.match(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL):", line)]
+    assert noisy == [], result.stderr
+    assert not (tmp_path / "ctl.sock").exists()
+
+
+# --------------------------------------------------------------------------- pidfile and json logs
+def test_pidfile_holds_the_supervisor_pid_and_is_removed_on_exit(tmp_path: Path) -> None:
+    """--pidfile holds the supervisor's pid while it runs and is gone after a clean stop."""
+    pidfile = tmp_path / "devserve.pid"
+    with serve(tmp_path, "--pidfile", str(pidfile)) as proc:
+        written = pidfile.read_text()
+        proc.out.stop()
+    assert written == f"{proc.proc.pid}\n"
+    assert not pidfile.exists()
+
+
+def test_json_log_format_prints_one_object_per_line(tmp_path: Path) -> None:
+    """--log-format json prints each log line, workers' ready lines included, as a JSON object."""
+    with serve(tmp_path, "--log-format", "json") as proc:
+        serving = json.loads(proc.out.wait_for("serving on"))
+        url = serving["message"].split()[-1]
+        assert httpx.get(f"{url}/pid", timeout=5).status_code == 200
+        proc.out.wait_for(r'"logger": "devserve.access"')
+        text = proc.out.stop()
+    entries = [json.loads(line) for line in text.splitlines()]
+    assert all(set(e) == {"time", "level", "logger", "pid", "message"} for e in entries), text
+    messages = [e["message"] for e in entries]
+    ready_line = re.compile(r"worker \d \(pid \d+, generation 1\) ready in \d+ ms")
+    ready_lines = [m for m in messages if ready_line.fullmatch(m)]
+    assert len(ready_lines) == 2, text
+    assert serving["pid"] == proc.proc.pid and serving["logger"] == "devserve.supervisor"
+    assert "stopped" in messages
