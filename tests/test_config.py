@@ -10,7 +10,15 @@ import click
 import pytest
 
 from devserver import cli
-from devserver.config import FIELDS, Config, ConfigError, cli_flag, env_var, load_config
+from devserver.config import (
+    FIELDS,
+    Config,
+    ConfigError,
+    cli_flag,
+    env_var,
+    load_config,
+    worker_count,
+)
 from tests.utils import devserve_command
 
 
@@ -245,3 +253,24 @@ def test_print_config_shows_values_and_sources(tmp_path: Path) -> None:
     assert lines["timeout_graceful_shutdown"].endswith("default (--prod)")
     assert lines["backlog"].endswith("default")
     assert "hunter2" not in result.stdout, "the key password is masked"
+
+
+def test_worker_count_defaults_by_mode(tmp_path: Path) -> None:
+    """One worker in dev mode, the CPU count with --prod, --workers always wins."""
+    dev = load_config({}, environ={}, directory=tmp_path).config
+    prod = load_config({"prod": "1"}, environ={}, directory=tmp_path).config
+    explicit = load_config({"prod": "1", "workers": "3"}, environ={}, directory=tmp_path).config
+    assert worker_count(dev) == 1
+    assert worker_count(prod) == (os.cpu_count() or 1)
+    assert worker_count(explicit) == 3
+
+
+def test_web_concurrency_sets_workers_below_devserve_workers(tmp_path: Path) -> None:
+    """$WEB_CONCURRENCY (Heroku, Render...) sets --workers unless DEVSERVE_WORKERS or the CLI do."""
+    resolved = load_config({}, environ={"WEB_CONCURRENCY": "4"}, directory=tmp_path)
+    assert (resolved.config.workers, resolved.sources["workers"]) == (4, "WEB_CONCURRENCY")
+    both = {"WEB_CONCURRENCY": "4", "DEVSERVE_WORKERS": "2"}
+    assert load_config({}, environ=both, directory=tmp_path).config.workers == 2
+    assert load_config({"workers": "5"}, environ=both, directory=tmp_path).config.workers == 5
+    with pytest.raises(ConfigError, match=r"--workers \(from WEB_CONCURRENCY\)"):
+        load_config({}, environ={"WEB_CONCURRENCY": "many"}, directory=tmp_path)
