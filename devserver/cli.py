@@ -90,7 +90,11 @@ class _Command(click.Command):
 @click.option("--print-config", is_flag=True, help="Show every resolved option and its source.")
 @click.version_option(__version__, "--version", prog_name="devserve")
 def main(app: str | None, print_config: bool, **options: Any) -> None:
-    """Serve APP (module:attr, ASGI) over HTTP/1.1. Without APP: the built-in demo app."""
+    """Serve APP (module:attr, ASGI) over HTTP/1.1. Without APP: the built-in demo app.
+
+    A supervisor keeps --workers processes serving. To operate a running server (status, scale,
+    restart, kill, stop) see `devserve ctl --help`.
+    """
     given = {name: value for name, value in options.items() if value not in (None, ())}
     if app is not None:
         given["app"] = app
