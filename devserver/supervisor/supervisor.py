@@ -23,7 +23,7 @@ from typing import Any
 from devserver import channel
 from devserver.config import Config
 from devserver.sockets import Listener
-from devserver.supervisor import spawn
+from devserver.supervisor import signals, spawn, status
 from devserver.supervisor.watch import Watch
 from devserver.supervisor.workers import STARTING, Worker, WorkerState, describe_exit
 from devserver.worker import WorkerSpec
@@ -132,7 +132,7 @@ class Supervisor:
                 listener.sock.close()
             self.notify("STOPPING=1")
             self.publish({"kind": "stopping", "fast": fast})
-        for worker in self._alive():
+        for worker in self.alive_workers():
             self._drain(worker, "stopping", fast=fast)
         self._stop_requested.set()
         self._changed.set()
@@ -142,39 +142,9 @@ class Supervisor:
         from devserver.logging import reopen_files
 
         reopen_files()
-        for worker in self._alive():
+        for worker in self.alive_workers():
             _send(worker, channel.ReopenLogs())
         return {"reopened": True}
-
-    # ------------------------------------------------------------------ signals
-    def install_signal_handlers(self) -> None:
-        """Handlers only call the commands above, on the loop (asyncio defers them there)."""
-        loop = asyncio.get_running_loop()
-        actions: dict[signal.Signals, Callable[[], object]] = {
-            signal.SIGINT: self.handle_stop_signal,
-            signal.SIGTERM: self.handle_stop_signal,
-            signal.SIGQUIT: lambda: self.stop(fast=True),
-            signal.SIGHUP: self.restart,
-            signal.SIGTTIN: lambda: self.scale("+1"),
-            signal.SIGTTOU: lambda: self.scale("-1"),
-            signal.SIGUSR1: self.reopen_logs,
-        }
-        for signum, action in actions.items():
-            loop.add_signal_handler(signum, self._on_signal, signum, action)
-
-    def _on_signal(self, signum: signal.Signals, action: Callable[[], object]) -> None:
-        logger.info("received %s", signum.name)
-        try:
-            action()
-        except CommandError as exc:
-            logger.warning("%s ignored: %s", signum.name, exc)
-
-    def handle_stop_signal(self) -> None:
-        if self.stopping:
-            logger.warning("stopping now, without waiting for in-flight requests")
-        else:
-            logger.info("finishing in-flight requests, then stopping (again: stop now)")
-        self.stop()
 
     def _require_running(self) -> None:
         if self.stopping:
@@ -217,7 +187,7 @@ class Supervisor:
         return True
 
     async def _wind_down(self) -> None:
-        await self._until(lambda: not self._alive())
+        await self._until(lambda: not self.alive_workers())
         logger.log(logging.INFO if self.booted else logging.DEBUG, "stopped")
 
     async def _until(self, predicate: Callable[[], bool]) -> None:
@@ -226,8 +196,12 @@ class Supervisor:
             self._changed.clear()
             await self._changed.wait()
 
-    def _alive(self) -> list[Worker]:
+    def alive_workers(self) -> list[Worker]:
         return [w for w in self.workers.values() if w.alive]
+
+    @property
+    def restarting(self) -> bool:
+        return self._restart is not None and not self._restart.done()
 
     # ------------------------------------------------------------------ spawning and exits
     def _spawn(self, generation: int, slot: int | None = None) -> Worker:
@@ -452,7 +426,7 @@ class Supervisor:
         if failed is not None:
             self._abandon(new, failed, generation)
             return
-        old = [w for w in self._alive() if w.generation != generation]
+        old = [w for w in self.alive_workers() if w.generation != generation]
         self.generation = generation
         self.crash_loop = False
         self._deaths.clear()
@@ -511,35 +485,10 @@ class Supervisor:
     # ------------------------------------------------------------------ status
     def snapshot(self) -> Event:
         """The state the control API's `status` returns (see control/schema.py)."""
-        now = time.monotonic()
-        workers = sorted(self._alive(), key=lambda w: (w.generation, w.slot))
-        rows = [{**w.as_dict(now), "restarts": self.slot_restarts[w.slot]} for w in workers]
-        state = "stopping" if self.stopping else "starting" if not self.booted else "running"
-        if self._restart is not None and not self._restart.done() and not self.stopping:
-            state = "restarting"
-        return {
-            "server": {
-                "pid": os.getpid(),
-                "app": self.config.app or "devserver.demo:app",
-                "mode": "prod" if self.config.prod else "dev",
-                "state": state,
-                "generation": self.generation,
-                "workers_target": self.target,
-                "workers_configured": self.configured,
-                "uptime": round(now - self.started_at, 3),
-                "crash_loop": self.crash_loop,
-            },
-            "workers": rows,
-            "totals": {
-                "workers_ready": sum(1 for w in workers if w.serving),
-                "requests": self.retired_requests + sum(w.requests for w in workers),
-                "in_flight": sum(w.in_flight for w in workers),
-                "connections": sum(w.connections for w in workers),
-                "rss": sum(w.rss for w in workers),
-                "cpu_percent": round(sum(w.cpu_percent for w in workers), 1),
-                "restarts": sum(self.slot_restarts.values()),
-            },
-        }
+        return status.snapshot(self)
+
+    def install_signal_handlers(self) -> None:
+        signals.install(self)
 
     @property
     def ready(self) -> bool:

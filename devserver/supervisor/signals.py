@@ -1,0 +1,55 @@
+"""The supervisor's signals, one line each: what an operator's `kill -SIG` means to devserve.
+
+    TERM, INT   graceful stop (a second one: stop now)     HUP          rolling restart
+    QUIT        fast stop                                  TTIN / TTOU  one worker more / fewer
+    USR1        reopen log files
+
+asyncio runs these handlers on the loop, outside the real signal handler, and they only call
+the supervisor's public commands: the loop does the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devserver.supervisor.supervisor import Supervisor
+
+logger = logging.getLogger("devserve.supervisor")
+
+
+def install(supervisor: Supervisor) -> None:
+    loop = asyncio.get_running_loop()
+    actions: dict[signal.Signals, Callable[[], object]] = {
+        signal.SIGINT: lambda: handle_stop(supervisor),
+        signal.SIGTERM: lambda: handle_stop(supervisor),
+        signal.SIGQUIT: lambda: supervisor.stop(fast=True),
+        signal.SIGHUP: supervisor.restart,
+        signal.SIGTTIN: lambda: supervisor.scale("+1"),
+        signal.SIGTTOU: lambda: supervisor.scale("-1"),
+        signal.SIGUSR1: supervisor.reopen_logs,
+    }
+    for signum, action in actions.items():
+        loop.add_signal_handler(signum, _on_signal, signum, action)
+
+
+def _on_signal(signum: signal.Signals, action: Callable[[], object]) -> None:
+    from devserver.supervisor.supervisor import CommandError
+
+    logger.info("received %s", signum.name)
+    try:
+        action()
+    except CommandError as exc:
+        logger.warning("%s ignored: %s", signum.name, exc)
+
+
+def handle_stop(supervisor: Supervisor) -> None:
+    if supervisor.stopping:
+        logger.warning("stopping now, without waiting for in-flight requests")
+    else:
+        logger.info("finishing in-flight requests, then stopping (again: stop now)")
+    supervisor.stop()
