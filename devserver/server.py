@@ -114,12 +114,16 @@ class Server:
 
     async def _drain(self, servers: list[asyncio.Server]) -> None:
         state = self.state
+        loop = asyncio.get_running_loop()
         for server in servers:
             server.close()
+        await _settle()  # connections accepted just before close() get connection_made now
+        keep_idle = 0.0 if self._force else self._keep_idle
         for conn in list(state.connections):
-            conn.shutdown(0.0 if self._force else self._keep_idle)
-        state.begin_shutdown()
+            conn.shutdown(keep_idle)
+        state.begin_shutdown(keep_idle)
         grace = 0.0 if self._force else self.config.timeout_graceful_shutdown
+        deadline = loop.time() + grace
         if not state.idle.is_set():
             logger.info(
                 "waiting up to %gs for %d connection(s), %d request(s) in flight",
@@ -127,10 +131,19 @@ class Server:
                 len(state.connections),
                 state.in_flight,
             )
-            self._closed = asyncio.get_running_loop().create_future()
+        self._closed = loop.create_future()
+        while not self._closed.done():
+            if state.idle.is_set():
+                await _settle()  # a late accept clears `idle` again (asyncio accepts in a task)
+                if state.idle.is_set():
+                    break
+            if loop.time() >= deadline:
+                break
             idle = asyncio.ensure_future(state.idle.wait())
             waiting: set[asyncio.Future[Any]] = {idle, self._closed}
-            await asyncio.wait(waiting, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiting, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
+            )
             idle.cancel()
         if not state.idle.is_set():
             logger.warning(
@@ -154,6 +167,12 @@ class Server:
             task.cancel()
         if requests:
             await asyncio.wait(requests, timeout=1)
+
+
+async def _settle() -> None:
+    """Let callbacks already scheduled run (a few loop passes), e.g. connection_made."""
+    for _ in range(3):
+        await asyncio.sleep(0)
 
 
 def run_loop(main: Coroutine[Any, Any, Any], loop: str) -> Any:

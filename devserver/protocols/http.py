@@ -33,6 +33,9 @@ logger = logging.getLogger("devserve.server")
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
+LATE_CONNECTION_GRACE = 0.5  # seconds a connection accepted during shutdown gets to send
+
+
 class HTTPError(Exception):
     """A request the server answers itself, with `status`, before the app sees it."""
 
@@ -110,7 +113,11 @@ class HTTPProtocol(asyncio.Protocol):
         self.trusted_proxy = (
             self.settings.proxy_headers and peer_host in self.settings.trusted_peers
         )
-        self.state.connections.add(self)
+        state = self.state
+        state.connections.add(self)
+        if state.shutting_down:  # accepted just before the listener closed: still answer it
+            state.idle.clear()
+            self.shutdown(max(state.keep_idle, LATE_CONNECTION_GRACE))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)

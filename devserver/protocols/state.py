@@ -79,6 +79,7 @@ class ServerState:
         self.ticks = 0
         self.tick_interval = tick_interval(settings)
         self.shutting_down = False
+        self.keep_idle = 0.0  # while shutting down: how long idle connections may wait
         self.idle = asyncio.Event()  # set once shutting down and nothing is left to finish
         self.default_headers = b""
         self.refresh_default_headers()
@@ -94,8 +95,9 @@ class ServerState:
             parts.append(f"{name}: {value}\r\n".encode("latin-1"))
         self.default_headers = b"".join(parts)
 
-    def begin_shutdown(self) -> None:
+    def begin_shutdown(self, keep_idle: float = 0.0) -> None:
         self.shutting_down = True
+        self.keep_idle = keep_idle
         self.check_idle()
 
     def check_idle(self) -> None:
