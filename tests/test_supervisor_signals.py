@@ -24,8 +24,8 @@ import httpx
 import psutil
 import pytest
 
-from devserver.control.client import ControlClient
-from tests.utils import Process, devserve_command, run_devserve
+from devserver.control.client import ControlClient, ControlError
+from tests.utils import Process, devserve_command, run_devserve, spawned
 
 APPS = str(Path(__file__).parent / "cli_apps")
 APP = "supervised_app:app"
@@ -315,3 +315,24 @@ def test_json_log_format_prints_one_object_per_line(tmp_path: Path) -> None:
     assert len(ready_lines) == 2, text
     assert serving["pid"] == proc.proc.pid and serving["logger"] == "devserve.supervisor"
     assert "stopped" in messages
+
+
+def test_stop_during_the_first_boot_is_a_clean_exit(tmp_path: Path) -> None:
+    """SIGTERM while the first workers still import the app exits 0, and restart is refused."""
+    gate = tmp_path / "gate"
+    control = tmp_path / "ctl.sock"
+    command = devserve_command(
+        "--no-tui", "--port", "0", "--control", str(control), "--app-dir", APPS,
+        "gated_boot_app:app",
+    )  # fmt: skip
+    with spawned(command, {"GATED_BOOT_APP_GATE": str(gate)}) as proc:
+        client = ControlClient(str(control))
+        deadline = time.monotonic() + 10
+        while not control.exists():
+            assert time.monotonic() < deadline, proc.out.text
+            time.sleep(0.01)
+        with pytest.raises(ControlError, match="still starting"):
+            client.request("restart")
+        proc.proc.terminate()
+        assert proc.proc.wait(timeout=10) == 0, proc.out.text
+    assert "error" not in proc.out.text.lower()

@@ -104,7 +104,7 @@ class Supervisor:
 
     def restart(self) -> Event:
         """Roll a new generation in; a request during a restart runs one more restart after it."""
-        self._require_running()
+        self._require_running(booted=True)
         if self._restart is not None and not self._restart.done():
             self._restart_again = True
             return {"restart": "queued"}
@@ -113,6 +113,7 @@ class Supervisor:
 
     def kill(self, pid: int) -> Event:
         """SIGKILL one worker; it is replaced at once (this does not count as a crash)."""
+        self._require_running(booted=True)
         worker = self.workers.get(pid)
         if worker is None or not worker.alive:
             raise CommandError(f"kill: no worker with pid {pid}")
@@ -146,18 +147,21 @@ class Supervisor:
             _send(worker, channel.ReopenLogs())
         return {"reopened": True}
 
-    def _require_running(self) -> None:
+    def _require_running(self, booted: bool = False) -> None:
         if self.stopping:
             raise CommandError("devserve is stopping")
+        if booted and not self.booted:  # the first boot decides the exit status: keep it clean
+            raise CommandError("devserve is still starting its first workers; try again")
 
     # ------------------------------------------------------------------ life
     async def run(self) -> bool:
-        """Boot the first generation, supervise until stopped. False when the first boot failed."""
+        """Boot the first generation, supervise until stopped. False when the first boot failed
+        (then `startup_failure` says why); a stop asked for during the boot is a clean stop."""
         self.watch.start()
         try:
             if not await self._first_boot():
                 await self._wind_down()
-                return False
+                return self.startup_failure is None
             await self._stop_requested.wait()
             if self._restart is not None:
                 self._restart.cancel()
@@ -184,6 +188,7 @@ class Supervisor:
             logger.info("serving on %s", listener.url(tls))
         self.notify(f"READY=1\nSTATUS=serving with {self.target} worker(s)")
         self.publish({"kind": "ready", "generation": 1})
+        self._reconcile()  # the target may have changed while booting
         return True
 
     async def _wind_down(self) -> None:
