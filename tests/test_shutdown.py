@@ -51,6 +51,15 @@ def wait_until(predicate: Any, timeout: float = 5.0, message: str = "") -> None:
         time.sleep(0.005)  # a poll with a deadline
 
 
+def kept_alive(server: Running) -> socket.socket:
+    """A connection that has completed one request and stays open (keep-alive)."""
+    conn = server.connect()
+    conn.sendall(b"GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, body = read_response(conn)
+    assert body == b"finished /quick" and b"connection: close" not in head.lower()
+    return conn
+
+
 def refuses_connections(server: Running) -> bool:
     try:
         with socket.create_connection((server.host, server.port), timeout=1):
@@ -88,10 +97,7 @@ def test_idle_keep_alive_connections_are_closed_on_stop() -> None:
     """A keep-alive connection with no request in progress is closed as soon as stop begins."""
     app = GatedApp()
     with run_server(app, timeout_keep_alive=60) as server:
-        idle = server.connect()
-        idle.sendall(b"GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
-        head, body = read_response(idle)
-        assert body == b"finished /quick" and b"connection: close" not in head.lower()
+        idle = kept_alive(server)
         server.stop()
         assert is_closed(idle, timeout=3)
         idle.close()
@@ -102,9 +108,7 @@ def test_rolling_drain_answers_one_more_request_on_an_idle_connection() -> None:
     """With keep_idle, an idle keep-alive connection still gets an answer, with close."""
     app = GatedApp()
     with run_server(app, timeout_keep_alive=60) as server:
-        busy = server.connect()
-        busy.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
-        read_response(busy)
+        busy = kept_alive(server)
         server.loop.call_soon_threadsafe(lambda: server.server.request_stop(keep_idle=5))
         wait_until(lambda: refuses_connections(server), message="listener closed")
         busy.sendall(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -120,9 +124,7 @@ def test_rolling_drain_closes_a_connection_that_stays_idle() -> None:
     """With keep_idle, a connection that sends nothing is closed once it was idle that long."""
     app = GatedApp()
     with run_server(app, timeout_keep_alive=60) as server:
-        idle = server.connect()
-        idle.sendall(b"GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
-        read_response(idle)
+        idle = kept_alive(server)
         began = time.monotonic()
         server.loop.call_soon_threadsafe(lambda: server.server.request_stop(keep_idle=0.3))
         assert is_closed(idle, timeout=3)
