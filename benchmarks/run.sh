@@ -2,15 +2,19 @@
 # devserve vs uvicorn (and optionally the other peers), suites hello and json, 1 worker, pinned.
 #
 # Usage: benchmarks/run.sh [--peers] [--rounds N] [--duration S] [--suites "hello json"]
-#                          [--out PREFIX] [-- extra bench.py arguments]
+#                          [--out PREFIX] [--restart] [-- extra bench.py / restart_bench.py arguments]
 #   --peers           also granian, hypercorn and gunicorn+uvicorn (or BENCH_PEERS=1)
 #   --rounds N        interleaved rounds (default 5, from suites.json)
 #   --duration S      seconds of measured wrk load per trial (default 10)
 #   --suites "..."    suites to run (default "hello json"; "stream" works too)
 #   --out PREFIX      output prefix (default benchmarks/results/<suites>-<timestamp>)
+#   --restart         instead: worker spawn -> ready and rolling restart (SIGHUP) of 2 workers under
+#                     load, devserve vs gunicorn+uvicorn and uvicorn --workers 2 (restart_bench.py;
+#                     --rounds and --out apply; no wrk needed)
 # Environment:
 #   PEERS_VENV           peers venv (default /tmp/peers-venv; created with setup_peers.sh if missing)
-#   BENCH_DEVSERVE_CMD   override devserve's command template (placeholders as in suites.json)
+#   BENCH_DEVSERVE_CMD   override devserve's command template (placeholders as in suites.json;
+#                        with --restart it should take {workers} and {control}, see restart_bench.py)
 #
 # Writes PREFIX.md and PREFIX.json, then prints req/s and p99 as ratios to uvicorn (ratios.py).
 set -euo pipefail
@@ -19,6 +23,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 VENV=${PEERS_VENV:-/tmp/peers-venv}
 PEERS=${BENCH_PEERS:-0}
+RESTART=0
 SUITES="hello json"
 ROUNDS=""
 DURATION=""
@@ -32,8 +37,9 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift ;;
     --suites) SUITES=$2; shift ;;
     --out) OUT=$2; shift ;;
+    --restart) RESTART=1 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -44,15 +50,24 @@ if ! "$VENV/bin/python" -c 'import uvicorn, granian, gunicorn, hypercorn' 2>/dev
   echo "run.sh: creating the peers venv in $VENV" >&2
   bash "$HERE/setup_peers.sh" "$VENV"
 fi
-if ! command -v wrk >/dev/null; then
-  apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
-fi
-command -v taskset >/dev/null || { echo "run.sh: taskset (util-linux) is required" >&2; exit 1; }
 if [ -z "${BENCH_DEVSERVE_CMD:-}" ] && [ ! -x "$REPO/.venv/bin/devserve" ]; then
   echo "run.sh: $REPO/.venv/bin/devserve not found: install the project into .venv first" >&2
   echo "        (python3.11 -m venv .venv && .venv/bin/pip install -e .), or set BENCH_DEVSERVE_CMD" >&2
   exit 1
 fi
+if [ "$RESTART" = 1 ]; then
+  # worker spawn -> ready and rolling restarts; the servers in turn each round (restart_bench.py)
+  ARGS=()
+  [ -n "$ROUNDS" ] && ARGS+=(--rounds "$ROUNDS")
+  [ -n "${BENCH_DEVSERVE_CMD:-}" ] && ARGS+=(--server "devserve=$BENCH_DEVSERVE_CMD")
+  [ -z "$OUT" ] && OUT="$HERE/results/restart-$(date +%Y%m%d-%H%M%S)"
+  mkdir -p "$(dirname "$OUT")"
+  exec "$VENV/bin/python" "$HERE/restart_bench.py" ${ARGS[@]+"${ARGS[@]}"} --out "$OUT" ${EXTRA[@]+"${EXTRA[@]}"}
+fi
+if ! command -v wrk >/dev/null; then
+  apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
+fi
+command -v taskset >/dev/null || { echo "run.sh: taskset (util-linux) is required" >&2; exit 1; }
 
 # (b) the run: servers interleaved uvicorn, devserve[, granian, hypercorn, gunicorn+uvicorn]
 ONLY=uvicorn,devserve

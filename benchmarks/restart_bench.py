@@ -1,0 +1,814 @@
+#!/usr/bin/env python3
+"""Worker spawn and rolling restart benchmark: devserve beside gunicorn+UvicornWorker and uvicorn.
+
+For every round, every server is started fresh, in turn (A B C A B C ...), with 2 workers,
+the server pinned to --server-cpus and this client to --client-cpus:
+
+  1. cold start: spawn the command, poll GET / (a new connection each, every 5 ms) until the
+     first 200; then wait until the full set of workers holds the listening socket
+  2. load: --threads client threads (half keep-alive, half a new connection per request,
+     --pause s between requests each); every answer names its worker (the x-worker-pid
+     header of apps/asgi_hello_pid.py)
+  3. after --steady s of load, SIGHUP to the root pid; the restart is done when every original
+     worker pid is gone (exited or a zombie), a full set of new worker pids holds the listening
+     socket, and each of those new workers has answered a request (load or a probe).
+     Worker = a process of the server's tree, other than the root, that holds the listening
+     socket (found through /proc), so the same rule applies to all servers.
+  4. failed requests from the SIGHUP until --tail s after done: connection refused, reset,
+     timeout, EOF, non-200. On a reused keep-alive connection, an EOF before any response
+     byte is counted apart (`ka_eof_before_response`: the server closed an idle connection as
+     the request went out, a race that clients retry); everything else is a hard failure.
+  5. devserve only (servers whose template has {control}): per-worker spawn -> ready, by
+     `scale +1` on the control socket, --spawns-per-round times, load stopped: the
+     supervisor's own figure (its log line 'worker S (pid P, generation G) ready in N ms',
+     from just after the fork to the worker's Ready message) and the figure seen from outside
+     (scale command sent -> the control socket's status lists the new worker as ready, polled
+     every 2 ms); then `scale -1` and wait for the extra worker to exit. The generation-2
+     'ready in' lines logged during the restart under load are reported too.
+  6. SIGTERM the root pid, SIGKILL leftovers of its tree by pid after 35 s.
+
+Templates use {python} {bin} {repo} {port} {host} {app} {app_dir} {workers} {control}.
+Run with the peers venv's interpreter (stdlib only; imports helpers from bench.py beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from bench import (  # noqa: E402
+    CLK_TCK,
+    HOST,
+    REPO,
+    _alive,
+    _stat_fields,
+    free_port,
+    sys_cpu,
+    tree_pids,
+    wait_quiet,
+)
+
+APP_DIR = os.path.join(HERE, "apps")
+APP = "asgi_hello_pid:app"
+SERVERS = {
+    "devserve": "{repo}/.venv/bin/devserve {app} --app-dir {app_dir} --host {host} --port {port} "
+    "--prod --no-tui --workers {workers} --control {control} --no-access-log",
+    "gunicorn+uvicorn": "{python} -m gunicorn -k uvicorn.workers.UvicornWorker -w {workers} "
+    "-b {host}:{port} --log-level info {app}",
+    "uvicorn": "{python} -m uvicorn {app} --host {host} --port {port} --workers {workers} "
+    "--log-level info --no-access-log",
+}
+RETRYABLE = {"ka_eof_before_response"}
+READY_RE = re.compile(r"worker (\d+) \(pid (\d+), generation (\d+)\) ready in (\d+) ms")
+SERVING_RE = re.compile(r"restart: generation (\d+) serving after ([\d.]+)s")
+REQ_KA = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+REQ_CLOSE = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
+
+# --------------------------------------------------------------------------- HTTP client
+
+
+class EOFBeforeEnd(Exception):
+    """The peer closed the connection before the response was complete."""
+
+
+class Conn:
+    """A minimal HTTP/1.1 client connection that knows how many response bytes it has seen."""
+
+    def __init__(self, port: int, timeout: float) -> None:
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.responses = 0  # complete responses read on this connection
+        self.got = 0  # bytes of the current response received so far
+
+    def _recv(self) -> bytes:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFBeforeEnd
+        self.got += len(chunk)
+        return chunk
+
+    def get(self, request: bytes) -> tuple[int, int, bool]:
+        """(status, worker pid or 0, server wants to close)."""
+        self.got = 0
+        self.sock.sendall(request)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += self._recv()
+        head, _, body = buf.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get(b"content-length", b"0"))
+        while len(body) < length:
+            body += self._recv()
+        self.responses += 1
+        close = headers.get(b"connection", b"").lower() == b"close"
+        return status, int(headers.get(b"x-worker-pid", b"0") or 0), close
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def classify(exc: BaseException, conn: Conn | None) -> str:
+    """A short name for a failed request (see the module docstring)."""
+    if conn is None:  # connect() failed
+        if isinstance(exc, ConnectionRefusedError):
+            return "refused"
+        if isinstance(exc, TimeoutError):
+            return "connect_timeout"
+        return "connect_" + type(exc).__name__
+    reused = "ka_" if conn.responses else ""
+    where = "before_response" if conn.got == 0 else "mid_response"
+    if isinstance(exc, EOFBeforeEnd):
+        return f"{reused}eof_{where}"
+    if isinstance(exc, TimeoutError):
+        return f"timeout_{where}"
+    if isinstance(exc, ConnectionResetError):
+        return f"{reused}reset_{where}"
+    if isinstance(exc, BrokenPipeError):
+        return f"{reused}broken_pipe"
+    return f"{reused}{type(exc).__name__}"
+
+
+def get_once(port: int, timeout: float) -> tuple[str, int]:
+    """One GET on a new connection (Connection: close): (outcome, worker pid)."""
+    conn = None
+    try:
+        conn = Conn(port, timeout)
+        status, pid, _ = conn.get(REQ_CLOSE)
+        return ("ok" if status == 200 else f"http{status}"), pid
+    except (OSError, EOFBeforeEnd, ValueError, IndexError) as exc:
+        return classify(exc, conn), 0
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+class Load(threading.Thread):
+    """GETs in a loop, on one keep-alive connection (reconnecting after a failure or a close)
+    or on a new connection each; logs (start, end, outcome, worker pid)."""
+
+    def __init__(self, port: int, keep_alive: bool, pause: float, timeout: float) -> None:
+        super().__init__(daemon=True)
+        self.port, self.keep_alive, self.pause, self.timeout = port, keep_alive, pause, timeout
+        self.log: list[tuple[float, float, str, int]] = []
+        self.stop_evt = threading.Event()
+
+    def run(self) -> None:
+        conn: Conn | None = None
+        request = REQ_KA if self.keep_alive else REQ_CLOSE
+        while not self.stop_evt.is_set():
+            t0 = time.monotonic()
+            pid = 0
+            try:
+                if conn is None:
+                    conn = Conn(self.port, self.timeout)
+                status, pid, close = conn.get(request)
+                outcome = "ok" if status == 200 else f"http{status}"
+                if close or not self.keep_alive:
+                    conn.close()
+                    conn = None
+            except (OSError, EOFBeforeEnd, ValueError, IndexError) as exc:
+                outcome = classify(exc, conn)
+                if conn is not None:
+                    conn.close()
+                    conn = None
+            self.log.append((t0, time.monotonic(), outcome, pid))
+            time.sleep(self.pause)
+        if conn is not None:
+            conn.close()
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def listen_inodes(port: int) -> set[str]:
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        out.add(f"socket:[{fields[9]}]")
+        except OSError:
+            pass
+    return out
+
+
+def holds(pid: int, targets: set[str]) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in targets:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def worker_pids(root: int, inodes: set[str]) -> set[int]:
+    """Live processes of root's tree, other than root, that hold the listening socket."""
+    return {p for p in tree_pids(root)[1:] if holds(p, inodes)}
+
+
+def tree_cpu_total(root: int) -> float:
+    """CPU seconds of root's tree, including descendants already reaped inside the tree
+    (utime + stime + cutime + cstime of every live process), so workers that exit during a
+    restart still count."""
+    total = 0
+    for p in tree_pids(root):
+        st = _stat_fields(p)
+        if st:
+            total += sum(int(x) for x in st[11:15])
+    return total / CLK_TCK
+
+
+def own_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def control(path: str, command: str, **args: object) -> dict:
+    """One command on devserve's control socket (JSON lines, see devserver/control/schema.py)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(json.dumps({"id": 1, "command": command, **args}).encode() + b"\n")
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise RuntimeError(f"control {command}: closed without an answer")
+            buf += chunk
+    reply = json.loads(buf.partition(b"\n")[0])
+    if not reply.get("ok"):
+        raise RuntimeError(f"control {command}: {reply.get('error')}")
+    result: dict = reply["result"]
+    return result
+
+
+def stop_tree(proc: subprocess.Popen, timeout: float = 35.0) -> float:
+    """SIGTERM the root, wait for the whole tree; SIGKILL leftovers by pid. Seconds (-1: killed)."""
+    pids = tree_pids(proc.pid)
+    t0 = time.monotonic()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM)
+    while time.monotonic() - t0 < timeout:
+        proc.poll()
+        if proc.returncode is not None and not [p for p in pids if p != proc.pid and _alive(p)]:
+            return time.monotonic() - t0
+        time.sleep(0.01)
+    for p in pids + tree_pids(proc.pid):
+        if _alive(p):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+    proc.wait(10)
+    return -1.0
+
+
+# --------------------------------------------------------------------------- one trial
+
+
+class Trial:
+    def __init__(self, name: str, template: str, rnd: int, a: argparse.Namespace, logdir: str):
+        self.name, self.template, self.round, self.a = name, template, rnd, a
+        self.has_control = "{control}" in template
+        self.res: dict = {"server": name, "round": rnd}
+        self.log_path = os.path.join(logdir, f"{name}-r{rnd}.log")
+        self.control_path = os.path.join(logdir, f"{name}-r{rnd}.sock")
+        self.proc: subprocess.Popen | None = None
+
+    def run(self) -> dict:
+        try:
+            if self.start():
+                self.restart()
+                if self.has_control and self.a.spawns_per_round > 0:
+                    self.spawns()
+        except Exception as exc:  # keep going with the other servers
+            self.res["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            if self.proc is not None:
+                self.res["shutdown_s"] = stop_tree(self.proc)
+            self.read_log()
+        return self.res
+
+    def start(self) -> bool:
+        a = self.a
+        self.port = port = free_port()
+        fmt = {
+            "python": shlex.quote(a.python),
+            "bin": shlex.quote(os.path.dirname(a.python)),
+            "repo": shlex.quote(REPO),
+            "port": port,
+            "host": HOST,
+            "app": APP,
+            "app_dir": shlex.quote(APP_DIR),
+            "workers": a.workers,
+            "control": shlex.quote(self.control_path),
+        }
+        argv = shlex.split(self.template.format(**fmt))
+        if a.pin:
+            argv = ["taskset", "-c", a.server_cpus, *argv]
+        self.res["cmd"] = " ".join(argv).replace(str(port), "{port}")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if SNAPSHOT and "{repo}" in self.template:
+            env["PYTHONPATH"] = SNAPSHOT["dir"]
+        with open(self.log_path, "wb") as logf:
+            t0 = time.monotonic()
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=APP_DIR,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
+            )
+        while time.monotonic() - t0 < 30:
+            if self.proc.poll() is not None:
+                self.res["error"] = f"exited early rc={self.proc.returncode}"
+                return False
+            if get_once(port, 1.0)[0] == "ok":
+                break
+            time.sleep(0.005)
+        else:
+            self.res["error"] = "no 200 within 30 s"
+            return False
+        self.res["cold_start_s"] = time.monotonic() - t0
+        self.inodes = listen_inodes(port)
+        while len(worker_pids(self.proc.pid, self.inodes)) < a.workers:
+            if time.monotonic() - t0 > 30:
+                self.res["error"] = "the workers never all held the listening socket"
+                return False
+            time.sleep(0.005)
+        self.res["all_workers_s"] = time.monotonic() - t0
+        return True
+
+    def restart(self) -> None:
+        a, root = self.a, self.proc.pid
+        time.sleep(a.settle)
+        threads = [Load(self.port, i % 2 == 0, a.pause, a.req_timeout) for i in range(a.threads)]
+        cpu0 = (sys_cpu()[0], tree_cpu_total(root), own_cpu(), time.monotonic())
+        for t in threads:
+            t.start()
+        time.sleep(a.steady)
+        old = worker_pids(root, self.inodes)
+        self.res["old_pids"] = sorted(old)
+        probes: list[tuple[float, float, str, int]] = []
+        t_hup = time.monotonic()
+        os.kill(root, signal.SIGHUP)
+        t_gone = t_done = None
+        new: set[int] = set()
+        answered: set[int] = set()  # worker pids that answered since the SIGHUP
+        seen = [len(t.log) for t in threads]
+        next_probe = 0.0
+        while time.monotonic() - t_hup < a.max_wait:
+            now = time.monotonic()
+            for i, t in enumerate(threads):
+                n = len(t.log)
+                answered.update(e[3] for e in t.log[seen[i] : n] if e[2] == "ok")
+                seen[i] = n
+            live = worker_pids(root, self.inodes)
+            if t_gone is None and not any(_alive(p) for p in old):
+                t_gone = now
+            new = live - old
+            if t_gone is not None and len(new) >= a.workers:
+                if now >= next_probe:  # make sure the new set answers, load or not
+                    outcome, pid = get_once(self.port, a.req_timeout)
+                    probes.append((now, time.monotonic(), outcome, pid))
+                    if outcome == "ok":
+                        answered.add(pid)
+                    next_probe = time.monotonic() + 0.02
+                if new <= answered:
+                    t_done = time.monotonic()
+                    break
+            time.sleep(0.005)
+        time.sleep(a.tail)
+        for t in threads:
+            t.stop_evt.set()
+        for t in threads:
+            t.join(a.req_timeout + 5)
+        busy, srv, cli = sys_cpu()[0] - cpu0[0], tree_cpu_total(root) - cpu0[1], own_cpu() - cpu0[2]
+        span = time.monotonic() - cpu0[3]
+        self.res["server_cpu_pct"] = 100 * srv / span
+        self.res["client_cpu_pct"] = 100 * cli / span
+        # everything else busy on the box meanwhile (other processes): a disturbed trial is redone
+        self.res["other_cpu_pct"] = 100 * (busy - srv - cli) / span
+        end = (t_done or t_hup + a.max_wait) + a.tail
+        entries = [e for t in threads for e in t.log]
+        window = [e for e in entries if e[1] >= t_hup and e[0] <= end]
+        before = [e for e in entries if e[1] < t_hup]
+        kinds: dict[str, int] = {}
+        for e in window:
+            if e[2] != "ok":
+                kinds[e[2]] = kinds.get(e[2], 0) + 1
+        new_answers = [e[1] for e in window if e[2] == "ok" and e[3] not in old]
+        self.res.update(
+            {
+                "restart_s": None if t_done is None else t_done - t_hup,
+                "old_gone_s": None if t_gone is None else t_gone - t_hup,
+                "first_new_answer_s": min(new_answers) - t_hup if new_answers else None,
+                "new_pids": sorted(new),
+                "requests_before": len(before),
+                "failed_before": sum(1 for e in before if e[2] != "ok"),
+                "load_rps": len(before) / a.steady if a.steady else None,
+                "requests_window": len(window),
+                "window_s": end - t_hup,
+                "hard_failures": sum(n for k, n in kinds.items() if k not in RETRYABLE),
+                "ka_eof_races": sum(n for k, n in kinds.items() if k in RETRYABLE),
+                "failure_kinds": kinds,
+                "failures_detail": [
+                    (round(e[0] - t_hup, 4), round(e[1] - t_hup, 4), e[2])
+                    for e in window
+                    if e[2] != "ok"
+                ][:50],
+                "max_request_ms": 1000 * max((e[1] - e[0] for e in window), default=0.0),
+                "probes": len(probes),
+            }
+        )
+        if t_done is None:
+            self.res["error"] = f"restart not done within {a.max_wait} s"
+
+    def spawns(self) -> None:
+        """scale +1 / -1 on the control socket, load stopped: per-worker spawn -> ready."""
+        path, out = self.control_path, []
+        time.sleep(0.5)
+        for _ in range(self.a.spawns_per_round):
+            before = {w["pid"] for w in control(path, "status")["workers"]}
+            t0 = time.monotonic()
+            control(path, "scale", workers="+1")
+            pid = None
+            while time.monotonic() - t0 < 30:
+                for w in control(path, "status")["workers"]:
+                    if w["pid"] not in before and w["state"] == "ready":
+                        pid = w["pid"]
+                if pid:
+                    break
+                time.sleep(0.002)
+            t_ready = time.monotonic()
+            control(path, "scale", workers="-1")
+            while pid and _alive(pid) and time.monotonic() - t_ready < 30:
+                time.sleep(0.01)
+            out.append({"pid": pid, "external_ms": (t_ready - t0) * 1000 if pid else None})
+            time.sleep(0.2)
+        self.res["spawns"] = out
+
+    def read_log(self) -> None:
+        try:
+            with open(self.log_path, "rb") as f:
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return
+        self.res["log"] = text[-20000:]
+        if not self.has_control:
+            return
+        ready = {int(m[2]): (int(m[3]), float(m[4])) for m in READY_RE.finditer(text)}
+        restarted = set(self.res.get("new_pids", []))  # not the workers of the scale cycles
+        self.res["ready_ms_restart"] = [ms for p, (_, ms) in ready.items() if p in restarted]
+        self.res["ready_ms_boot"] = [ms for gen, ms in ready.values() if gen == 1]
+        m = SERVING_RE.search(text)
+        self.res["serving_after_s"] = float(m[2]) if m else None
+        for s in self.res.get("spawns", []):
+            s["supervisor_ms"] = ready.get(s["pid"], (None, None))[1]
+
+
+# --------------------------------------------------------------------------- report
+
+
+def med(xs: list) -> tuple | None:
+    xs = [x for x in xs if x is not None]
+    return (statistics.median(xs), min(xs), max(xs), len(xs)) if xs else None
+
+
+def fmt(t: tuple | None, digits: int = 2, n: bool = False) -> str:
+    if t is None:
+        return "n/a"
+    s = f"{t[0]:.{digits}f} ({t[1]:.{digits}f}\u2013{t[2]:.{digits}f})"
+    return s + (f", n={t[3]}" if n else "")
+
+
+SNAPSHOT: dict[str, str] = {}  # with --devserve-rev: {"dir": ..., "commit": ...}
+
+
+def take_snapshot(rev: str) -> None:
+    """Export devserver/ at `rev` into a temp dir; devserve then runs with it first on
+    PYTHONPATH, so commits and edits made in the working tree during the run change nothing."""
+    commit = subprocess.run(
+        ["git", "-C", REPO, "rev-parse", "--short", rev], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    d = tempfile.mkdtemp(prefix=f"devserve-{commit}-", dir="/tmp")
+    archive = subprocess.run(
+        ["git", "-C", REPO, "archive", commit, "devserver"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
+    SNAPSHOT.update(dir=d, commit=commit)
+
+
+def devserve_source() -> str:
+    """The commit, plus a hash of devserver/ when the working tree differs from it (the project
+    is installed editable, so edits during a run change what later trials measure)."""
+    if SNAPSHOT:
+        return f"{SNAPSHOT['commit']} (snapshot)"
+    try:
+        head = subprocess.run(
+            ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", REPO, "status", "--porcelain", "--", "devserver"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    except OSError:
+        return "?"
+    if not dirty:
+        return head
+    digest = hashlib.sha1()
+    for d, _, files in sorted(os.walk(os.path.join(REPO, "devserver"))):
+        for name in sorted(f for f in files if f.endswith(".py")):
+            with open(os.path.join(d, name), "rb") as f:
+                digest.update(name.encode() + f.read())
+    return f"{head}+dirty:{digest.hexdigest()[:10]}"
+
+
+def versions(a: argparse.Namespace) -> dict:
+    v = {"python": platform.python_version(), "kernel": platform.release(), "cpus": os.cpu_count()}
+    code = "import uvicorn, gunicorn; print(uvicorn.__version__, gunicorn.__version__)"
+    try:
+        out = subprocess.run([a.python, "-c", code], capture_output=True, text=True, timeout=30)
+        v["uvicorn"], v["gunicorn"] = out.stdout.split()
+    except (OSError, ValueError, subprocess.SubprocessError):
+        pass
+    try:
+        dv = [os.path.join(REPO, ".venv/bin/devserve"), "--version"]
+        out = subprocess.run(dv, capture_output=True, text=True, timeout=30)
+        v["devserve"] = out.stdout.strip().rpartition(" ")[2]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    v["devserve_source"] = devserve_source()
+    return v
+
+
+def report(results: list[dict], servers: dict, a: argparse.Namespace, info: dict) -> tuple:
+    base = a.baseline if a.baseline in servers else None
+    pin = f"server on CPU {a.server_cpus}, client on CPU {a.client_cpus}" if a.pin else "unpinned"
+    lines = [
+        f"Rolling restart (SIGHUP) of {a.workers} workers under load: {a.threads} client threads "
+        f"({(a.threads + 1) // 2} keep-alive, {a.threads // 2} new connection per request), "
+        f"{a.pause * 1000:.0f} ms pause between requests; {pin}; {a.rounds} rounds interleaved; "
+        "median (min\u2013max). Restart = SIGHUP until every old worker pid is gone and every new "
+        "worker has answered. Failures counted from SIGHUP to "
+        f"{a.tail:.1f} s after the restart.",
+        "",
+        "| server | restart s | restart x "
+        + (base or "-")
+        + " | old workers gone s | hard failures / restart | keep-alive EOF races / restart "
+        "| failure kinds (total) | requests in window | longest request ms | cold start s | ok |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    summary: dict = {}
+    for name, tpl in servers.items():
+        rs = [r for r in results if r["server"] == name]
+        ratios = []
+        for r in rs:
+            b = next((x for x in results if x["server"] == base and x["round"] == r["round"]), None)
+            if b and r.get("restart_s") and b.get("restart_s"):
+                ratios.append(r["restart_s"] / b["restart_s"])
+        kinds: dict[str, int] = {}
+        for r in rs:
+            for k, n in r.get("failure_kinds", {}).items():
+                kinds[k] = kinds.get(k, 0) + n
+        s = {
+            "template": tpl,
+            "restart_s": med([r.get("restart_s") for r in rs]),
+            "restart_ratio": med(ratios),
+            "old_gone_s": med([r.get("old_gone_s") for r in rs]),
+            "hard_failures": med([r.get("hard_failures") for r in rs]),
+            "ka_eof_races": med([r.get("ka_eof_races") for r in rs]),
+            "hard_failures_per_round": [r.get("hard_failures") for r in rs],
+            "ka_eof_races_per_round": [r.get("ka_eof_races") for r in rs],
+            "failure_kinds": kinds,
+            "requests_window": med([r.get("requests_window") for r in rs]),
+            "max_request_ms": med([r.get("max_request_ms") for r in rs]),
+            "cold_start_s": med([r.get("cold_start_s") for r in rs]),
+            "ok": sum(1 for r in rs if r.get("restart_s") is not None and not r.get("error")),
+            "n": len(rs),
+        }
+        summary[name] = s
+        per = ", ".join(str(x) for x in s["hard_failures_per_round"])
+        per_ka = ", ".join(str(x) for x in s["ka_eof_races_per_round"])
+        lines.append(
+            f"| `{name}` | {fmt(s['restart_s'], 3)} | {fmt(s['restart_ratio'], 2)} "
+            f"| {fmt(s['old_gone_s'], 3)} | {fmt(s['hard_failures'], 0)} [{per}] "
+            f"| {fmt(s['ka_eof_races'], 0)} [{per_ka}] "
+            f"| {', '.join(f'{k} {n}' for k, n in sorted(kinds.items())) or '-'} "
+            f"| {fmt(s['requests_window'], 0)} | {fmt(s['max_request_ms'], 0)} "
+            f"| {fmt(s['cold_start_s'], 3)} | {s['ok']}/{s['n']} |"
+        )
+    dev = [r for r in results if r["server"] in servers and "{control}" in servers[r["server"]]]
+    if dev:
+        sup = [s.get("supervisor_ms") for r in dev for s in r.get("spawns", [])]
+        ext = [s.get("external_ms") for r in dev for s in r.get("spawns", [])]
+        under = [ms for r in dev for ms in r.get("ready_ms_restart", [])]
+        boot = [ms for r in dev for ms in r.get("ready_ms_boot", [])]
+        serving = [r.get("serving_after_s") for r in dev]
+        summary["_spawn"] = {
+            "supervisor_ms": med(sup),
+            "external_ms": med(ext),
+            "restart_ready_ms": med(under),
+            "boot_ready_ms": med(boot),
+            "serving_after_s": med(serving),
+            "goal_ms": 100,
+        }
+        names = ", ".join(sorted({r["server"] for r in dev}))
+        where = f"server on CPU {a.server_cpus}" if a.pin else "unpinned"
+        lines += [
+            "",
+            f"Per-worker spawn → ready ({names}, hello app, {where}), ms, "
+            "median (min\u2013max), n:",
+            "",
+            "| measured | how | ms |",
+            "|---|---|---|",
+            *(
+                f"| {what} | {how} | {fmt(t, digits, True)} |"
+                for what, how, t, digits in (
+                    (
+                        "spawn → ready, idle",
+                        "supervisor log 'ready in N ms' after `scale +1`",
+                        med(sup),
+                        0,
+                    ),
+                    (
+                        "spawn → ready, idle, from outside",
+                        "`scale +1` sent → status lists it ready (2 ms polls)",
+                        med(ext),
+                        1,
+                    ),
+                    (
+                        "spawn → ready, during the restart under load",
+                        "supervisor log, generation 2",
+                        med(under),
+                        0,
+                    ),
+                    ("spawn → ready, first boot", "supervisor log, generation 1", med(boot), 0),
+                    (
+                        "restart: SIGHUP → new generation serving",
+                        "supervisor log 'serving after'",
+                        med([x * 1000 if x is not None else None for x in serving]),
+                        0,
+                    ),
+                )
+                if t is not None
+            ),
+        ]
+    vtxt = ", ".join(f"{k} {v}" for k, v in info.items())
+    lines += ["", f"Versions: {vtxt}.", "", "Commands:", ""]
+    lines += [f"- `{n}`: `{t}`" for n, t in servers.items()]
+    return "\n".join(lines) + "\n", summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--server", action="append", help="NAME=TEMPLATE: replace NAME's template, or add NAME"
+    )
+    ap.add_argument("--only", help="comma-separated server names to keep")
+    ap.add_argument("--list", action="store_true", help="print the server templates and exit")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=4, help="client threads (half keep-alive)")
+    ap.add_argument("--pause", type=float, default=0.002, help="s between requests, per thread")
+    ap.add_argument("--req-timeout", type=float, default=5.0, help="per-request timeout (s)")
+    ap.add_argument("--settle", type=float, default=1.0, help="s after start, before the load")
+    ap.add_argument("--steady", type=float, default=1.5, help="s of load before the SIGHUP")
+    ap.add_argument("--tail", type=float, default=1.0, help="s of counting after the restart")
+    ap.add_argument("--max-wait", type=float, default=60.0, help="give up on a restart after")
+    ap.add_argument("--spawns-per-round", type=int, default=4, help="devserve scale +1/-1 cycles")
+    ap.add_argument("--server-cpus", default="1")
+    ap.add_argument("--client-cpus", default="0")
+    ap.add_argument("--no-pin", dest="pin", action="store_false")
+    ap.add_argument("--baseline", default="uvicorn", help="restart duration ratios against it")
+    ap.add_argument("--quiet-pct", type=float, default=15.0, help="wait for a quieter box first")
+    ap.add_argument(
+        "--max-other-cpu",
+        type=float,
+        default=15.0,
+        help="redo a trial when other processes used more than this %% of a core during it",
+    )
+    ap.add_argument("--retries", type=int, default=2, help="redos of a disturbed trial")
+    ap.add_argument("--python", default=sys.executable, help="interpreter of the peers")
+    ap.add_argument("--out", help="output prefix (default results/restart-<timestamp>)")
+    ap.add_argument("--keep-logs", action="store_true", help="keep the server logs")
+    ap.add_argument(
+        "--devserve-rev",
+        help="run devserve's code as of this git revision (e.g. HEAD), exported to a temp dir, "
+        "instead of the working tree, which others may be editing during the run",
+    )
+    a = ap.parse_args()
+
+    servers = dict(SERVERS)
+    for spec in a.server or []:
+        k, _, v = spec.partition("=")
+        servers[k.strip()] = v.strip()
+    if a.only:
+        keep = [x.strip() for x in a.only.split(",")]
+        servers = {k: v for k, v in servers.items() if k in keep}
+    if a.list or not servers:
+        for k, v in servers.items():
+            print(f"{k}: {v}")
+        return
+    if a.pin:
+        os.sched_setaffinity(0, {int(c) for c in a.client_cpus.split(",")})
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # the trial's finally stops its server
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)  # even when started in the background
+    if a.devserve_rev:
+        take_snapshot(a.devserve_rev)
+    info = versions(a)
+    logdir = tempfile.mkdtemp(prefix="restart-bench-", dir="/tmp")
+    results = []
+    try:
+        for rnd in range(1, a.rounds + 1):
+            for name, tpl in servers.items():
+                for attempt in range(a.retries + 1):
+                    waited = wait_quiet(a.quiet_pct)
+                    source = devserve_source()
+                    r = Trial(name, tpl, rnd, a, logdir).run()
+                    r.update(waited_quiet_s=waited, devserve_source=source, attempt=attempt)
+                    other = r.get("other_cpu_pct")
+                    if other is None or other <= a.max_other_cpu or attempt == a.retries:
+                        break
+                    print(
+                        f"r{rnd} {name}: {other:.0f} % of a core busy with other processes "
+                        "during the trial; redoing it",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                results.append(r)
+                sp = [s.get("supervisor_ms") for s in r.get("spawns", [])]
+                print(
+                    f"r{rnd} {name:18s} restart={r.get('restart_s')} old_gone={r.get('old_gone_s')}"
+                    f" hard={r.get('hard_failures')} ka_eof={r.get('ka_eof_races')}"
+                    f" kinds={r.get('failure_kinds')} window={r.get('requests_window')}"
+                    f" max_ms={r.get('max_request_ms')} cold={r.get('cold_start_s')}"
+                    f" other_cpu={r.get('other_cpu_pct')}"
+                    + (f" ready_ms={r.get('ready_ms_restart')} spawns_ms={sp}" if sp else "")
+                    + (f" ERROR {r['error']}" if r.get("error") else ""),
+                    file=sys.stderr,
+                    flush=True,
+                )
+    finally:
+        if a.keep_logs:
+            print(f"server logs kept in {logdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(logdir, ignore_errors=True)
+        if SNAPSHOT:
+            shutil.rmtree(SNAPSHOT["dir"], ignore_errors=True)
+    sources = list(dict.fromkeys(r["devserve_source"] for r in results))
+    if len(sources) > 1:
+        info["devserve_source"] = " -> ".join(sources) + " (CHANGED during the run)"
+    md, summary = report(results, servers, a, info)
+    print(md)
+    out = a.out or os.path.join(HERE, "results", "restart-" + time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out + ".md", "w") as f:
+        f.write(md)
+    with open(out + ".json", "w") as f:
+        doc = {"args": vars(a), "versions": info, "summary": summary, "results": results}
+        json.dump(doc, f, indent=1, default=str)
+    print(f"wrote {out}.md and {out}.json", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
