@@ -237,3 +237,25 @@ def test_max_requests_recycles_workers_without_failing_a_request(tmp_path: Path)
     assert {int(pid) for pid, _ in recycled} & first
     assert len(served(load) - first) >= 3
     assert len(ready_pids(status)) == 2
+
+
+def test_max_worker_lifetime_recycles_one_worker_at_a_time(tmp_path: Path) -> None:
+    """--max-worker-lifetime replaces old workers, one at a time, without failing a request."""
+    with serve(tmp_path, "--workers", "2", "--max-worker-lifetime", "0.5") as (server, control):
+        first = ready_pids(control.request("status"))
+        with Load(server.url, threads=4, header="x-pid") as load:
+            deadline = time.monotonic() + 10
+            while server.out.count(r"recycling worker .* older than 0.5s") < 3:
+                assert time.monotonic() < deadline, server.out.text
+                load.wait_for_more(50)
+        converge(control, only_ready(2), "two ready workers")
+        output = server.out.stop()
+    assert load.failures == [], report(load, output)
+    assert first - served(load) or len(served(load) - first) >= 2
+    # staggered: a worker is recycled only after the previous one was drained
+    events = re.findall(r"(recycling|draining) worker \d+ \(pid (\d+), [^)]*\): older than", output)
+    kinds = "".join(kind[0] for kind, _ in events)
+    assert re.fullmatch(r"(rd)+r?", kinds), output
+    assert [pid for kind, pid in events if kind == "recycling"][: kinds.count("d")] == [
+        pid for kind, pid in events if kind == "draining"
+    ]
