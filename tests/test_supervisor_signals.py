@@ -321,7 +321,10 @@ def test_stop_during_the_first_boot_is_a_clean_exit(tmp_path: Path) -> None:
     with spawned(command, {"GATED_BOOT_APP_GATE": str(gate)}) as proc:
         client = ControlClient(str(control))
         deadline = time.monotonic() + 10
-        while not control.exists():
+        while True:  # a poll with a deadline, until the control socket answers
+            with contextlib.suppress(ControlError):
+                assert client.request("status")["server"]["state"] == "starting"
+                break
             assert time.monotonic() < deadline, proc.out.text
             time.sleep(0.01)
         with pytest.raises(ControlError, match="still starting"):

@@ -72,6 +72,7 @@ class ControlServer:
         previous = os.umask(0o177)  # created 0600: no window where others could connect
         try:
             sock.bind(self.path)
+            sock.listen(16)  # at once: a client that sees the file should not be refused
         except OSError as exc:
             sock.close()
             raise ControlSocketError(f"cannot create control socket {self.path}: {exc}") from None
