@@ -84,7 +84,9 @@ def configure(config: Config) -> None:
         "devserve.access": sys.stdout,
         "devserve.supervisor": sys.stderr,
     }
-    if config.log_format == "json":  # one stream, so lines from every process stay in order
+    if config.prod or config.log_format == "json":
+        # production: one stream (stdout, what containers and journald collect), so the lines
+        # of every process stay in order
         handlers = dict.fromkeys(handlers, sys.stdout)
     for name, stream in handlers.items():
         log = logging.getLogger(name)

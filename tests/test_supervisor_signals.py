@@ -332,3 +332,31 @@ def test_stop_during_the_first_boot_is_a_clean_exit(tmp_path: Path) -> None:
         proc.proc.terminate()
         assert proc.proc.wait(timeout=10) == 0, proc.out.text
     assert "error" not in proc.out.text.lower()
+
+
+def test_prod_logs_go_to_stdout_only(tmp_path: Path) -> None:
+    """With --prod every log line goes to stdout (what containers and journald collect)."""
+    command = devserve_command(
+        "--prod", "--no-tui", "--workers", "1", "--port", "0", "--control", "off"
+    )
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "serving on" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert err == ""
+    assert "received SIGTERM" in out and "stopped" in out
