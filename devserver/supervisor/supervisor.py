@@ -226,7 +226,7 @@ class Supervisor:
         self.workers[worker.pid] = worker
         loop = asyncio.get_running_loop()
         loop.add_reader(process.sentinel, self._on_exit, worker)
-        worker.opening = loop.create_task(self._open_channel(worker, ours))
+        worker.pending = loop.create_task(self._open_channel(worker, ours))
         logger.debug("spawned %s", worker.describe())
         self._worker_event(worker)
         return worker
@@ -280,8 +280,7 @@ class Supervisor:
 
     def _on_exit(self, worker: Worker) -> None:
         asyncio.get_running_loop().remove_reader(worker.process.sentinel)
-        task = asyncio.get_running_loop().create_task(self._after_exit(worker))
-        worker.opening = task  # keeps a reference until it is done
+        worker.pending = asyncio.get_running_loop().create_task(self._after_exit(worker))
 
     async def _after_exit(self, worker: Worker) -> None:
         """Read what the worker said last (its Failed message may still be in the socket)."""

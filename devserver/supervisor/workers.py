@@ -64,7 +64,9 @@ class Worker:
     slot: int
     generation: int
     channel: ChannelProtocol | None = None
-    opening: asyncio.Task[None] | None = None  # the channel being wrapped on the loop
+    # the loop's task for this worker (opening its channel, later reading its last messages),
+    # held here so it is not garbage-collected while it runs
+    pending: asyncio.Task[None] | None = None
     channel_closed: asyncio.Event = field(default_factory=asyncio.Event)  # EOF from the worker
     state: WorkerState = WorkerState.SPAWNING
     spawned_at: float = field(default_factory=time.monotonic)
