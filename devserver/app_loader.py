@@ -10,10 +10,10 @@ import asyncio
 import importlib
 import inspect
 import sys
-import traceback
 from collections.abc import Callable
 from typing import Any
 
+from devserver import tracebacks
 from devserver.protocols.state import ASGIApp
 
 DEMO_APP = "devserver.demo:app"
@@ -22,9 +22,10 @@ DEMO_APP = "devserver.demo:app"
 class AppLoadError(Exception):
     """The app could not be loaded; `str()` is one line, `details` the traceback if any."""
 
-    def __init__(self, message: str, details: str = "") -> None:
+    def __init__(self, message: str, details: str = "", cause: BaseException | None = None) -> None:
         super().__init__(message)
         self.details = details
+        self.file, self.line = tracebacks.location(cause) if cause else (None, None)
 
 
 def import_from_string(target: str) -> Any:
@@ -56,8 +57,8 @@ def _is_prefix(name: str, module_name: str) -> bool:
 
 
 def _import_raised(module_name: str, exc: BaseException) -> AppLoadError:
-    details = "".join(traceback.format_exception(exc))
-    return AppLoadError(f"importing {module_name!r} raised {type(exc).__name__}: {exc}", details)
+    message = f"importing {module_name!r} raised {type(exc).__name__}: {exc}"
+    return AppLoadError(message, tracebacks.format(exc), exc)
 
 
 def load_app(target: str | None, *, factory: bool, interface: str, app_dir: str) -> ASGIApp:
@@ -71,7 +72,8 @@ def load_app(target: str | None, *, factory: bool, interface: str, app_dir: str)
         except BaseException as exc:
             raise AppLoadError(
                 f"the app factory {target!r} raised {type(exc).__name__}: {exc}",
-                "".join(traceback.format_exception(exc)),
+                tracebacks.format(exc),
+                exc,
             ) from None
     if not callable(app):
         raise AppLoadError(

@@ -45,6 +45,8 @@ class Failed:
 
     message: str
     details: str = ""
+    file: str | None = None  # where to look: the app's file and line, when known
+    line: int | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,16 @@ from typing import Any, NoReturn
 import click
 
 from devserver import __version__
-from devserver.config import FIELDS, Config, ConfigError, Resolved, cli_flag, env_var, load_config
+from devserver.config import (
+    FIELDS,
+    Config,
+    ConfigError,
+    Resolved,
+    cli_flag,
+    env_var,
+    load_config,
+    reload_enabled,
+)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -88,8 +97,11 @@ class _Command(click.Command):
 @click.argument("app", required=False)
 @_with_config_options
 @click.option("--print-config", is_flag=True, help="Show every resolved option and its source.")
+@click.option(
+    "--print-watch", is_flag=True, help="Show what --reload watches and how many files match."
+)
 @click.version_option(__version__, "--version", prog_name="devserve")
-def main(app: str | None, print_config: bool, **options: Any) -> None:
+def main(app: str | None, print_config: bool, print_watch: bool, **options: Any) -> None:
     """Serve APP (module:attr, ASGI) over HTTP/1.1. Without APP: the built-in demo app.
 
     A supervisor keeps --workers processes serving. To operate a running server (status, scale,
@@ -105,6 +117,9 @@ def main(app: str | None, print_config: bool, **options: Any) -> None:
     if print_config:
         show_config(resolved)
         return
+    if print_watch:
+        show_watch(resolved.config)
+        return
     sys.exit(run(resolved.config))
 
 
@@ -115,6 +130,30 @@ def show_config(resolved: Resolved) -> None:
         if name == "ssl_keyfile_password" and value is not None:
             value = "********"
         click.echo(f"{name.ljust(width)}  {value!r:<30}  {resolved.sources[name]}")
+
+
+def show_watch(config: Config) -> None:
+    from pathlib import Path
+
+    from devserver.config import find_config_file
+    from devserver.supervisor.reload import HUGE, WatchSet
+
+    found = find_config_file(Path.cwd())
+    watch_set = WatchSet.from_config(config, str(found[0]) if found else None)
+    directories = watch_set.directories()
+    files = watch_set.matching_files()
+    state = "on" if reload_enabled(config, terminal=sys.stdout.isatty()) else "off"
+    click.echo(f"reload     {state} (--reload / --no-reload)")
+    for root in watch_set.roots:
+        click.echo(f"root       {root}")
+    for path in sorted(watch_set.files):
+        click.echo(f"file       {path}")
+    click.echo(f"include    {' '.join(watch_set.include_patterns)}")
+    click.echo(f"exclude    {' '.join(watch_set.exclude_patterns)}")
+    click.echo(f"delay      {config.reload_delay:g}s")
+    click.echo(f"watching   {len(directories)} directories, {len(files)} matching files")
+    if len(directories) > HUGE:
+        click.echo("warning    that is a lot: narrow it with --reload-dir or --reload-exclude")
 
 
 # --------------------------------------------------------------------------- running
@@ -149,7 +188,8 @@ def run(config: Config) -> int:
         fail(str(exc), EXIT_STARTUP)
     try:
         with service.pidfile(config.pidfile):
-            run_loop(service.serve(config, listeners, admin), config.loop)
+            reload = reload_enabled(config, terminal=sys.stdout.isatty())
+            run_loop(service.serve(config, listeners, admin, reload), config.loop)
     except service.StartupError as exc:
         fail(exc.failure.message, EXIT_STARTUP, exc.failure.details)
     return EXIT_OK

@@ -166,6 +166,25 @@ _LIFESPAN = ("auto", "on", "off")
 _INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
 _LOG_FORMATS = ("plain", "json")
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# What --reload watches unless told otherwise (gitignore-style patterns; see supervisor/reload.py)
+RELOAD_INCLUDE = ("*.py", ".env")
+RELOAD_EXCLUDE = (
+    ".git/",
+    "__pycache__/",
+    ".venv/",
+    "venv/",
+    "node_modules/",
+    ".mypy_cache/",
+    ".pytest_cache/",
+    ".ruff_cache/",
+    ".tox/",
+    "*.pyc",
+    "*.swp",
+    "*.swx",
+    "*~",
+    ".#*",
+    "#*#",
+)
 
 
 @dataclass(frozen=True)
@@ -293,6 +312,38 @@ class Config:
     log_format: str = option(
         "plain", "Log line format.", _choice(*_LOG_FORMATS), choices=_LOG_FORMATS
     )
+    reload: bool | None = option(
+        None,
+        "Roll in new workers when a watched file changes (default: on in a terminal, off with "
+        "--prod).",
+        _boolean,
+        prod=False,
+        negatable=True,
+    )
+    reload_dir: tuple[str, ...] = option(
+        (),
+        "Directory to watch for --reload, repeatable (default: --app-dir).",
+        multiple=True,
+        metavar="DIR",
+    )
+    reload_include: tuple[str, ...] = option(
+        (),
+        "Also reload on files matching this gitignore-style glob, repeatable (always watched: "
+        + ", ".join(RELOAD_INCLUDE)
+        + ", the config file and --env-file).",
+        multiple=True,
+        metavar="GLOB",
+    )
+    reload_exclude: tuple[str, ...] = option(
+        (),
+        "Never reload on paths matching this gitignore-style glob, repeatable (always "
+        "excluded: " + ", ".join(RELOAD_EXCLUDE) + ").",
+        multiple=True,
+        metavar="GLOB",
+    )
+    reload_delay: float = option(
+        0.05, "Seconds to gather the changes of one save into one reload.", _seconds
+    )
 
     @property
     def log_level_number(self) -> int:
@@ -419,6 +470,18 @@ def _check(config: Config, sources: Mapping[str, str]) -> None:
         raise ConfigError(
             f"--app-dir (from {sources['app_dir']}): no such directory: {config.app_dir}"
         )
+    for directory in config.reload_dir:
+        if not os.path.isdir(directory):
+            raise ConfigError(
+                f"--reload-dir (from {sources['reload_dir']}): no such directory: {directory}"
+            )
+
+
+def reload_enabled(config: Config, terminal: bool) -> bool:
+    """--reload / --no-reload, else on when devserve runs in a terminal (never with --prod)."""
+    if config.reload is not None:
+        return config.reload
+    return terminal and not config.prod
 
 
 def worker_count(config: Config) -> int:

@@ -31,6 +31,7 @@ class Lifespan:
         self._answer: asyncio.Future[dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = False  # the app answered lifespan.startup
+        self.error: BaseException | None = None  # what the app raised, if it raised
 
     async def startup(self) -> None:
         """Run startup; raises LifespanFailed when it fails (or is unsupported in 'on' mode)."""
@@ -40,7 +41,8 @@ class Lifespan:
         reply = await self._exchange("lifespan.startup")
         self._started = True
         if reply["type"] == "lifespan.startup.failed":
-            raise LifespanFailed(reply.get("message") or "lifespan startup failed")
+            message = reply.get("message") or "lifespan startup failed"
+            raise LifespanFailed(message) from self.error
 
     async def shutdown(self) -> None:
         if not self.supported or self._task is None:
@@ -90,8 +92,10 @@ class Lifespan:
             self.supported = False
             self._reply({"type": "lifespan.startup.complete"})
             return
-        logger.error("Exception in the app's lifespan handler", exc_info=exc)
+        self.error = exc
         phase = "shutdown" if self._started else "startup"
+        if phase == "shutdown":  # a startup failure is raised, with this as its cause
+            logger.error("Exception in the app's lifespan handler", exc_info=exc)
         self._reply({"type": f"lifespan.{phase}.failed", "message": f"{type(exc).__name__}: {exc}"})
 
     async def _send(self, message: dict[str, Any]) -> None:

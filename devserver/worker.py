@@ -14,10 +14,9 @@ import os
 import signal
 import socket
 import sys
-import traceback
 from dataclasses import dataclass
 
-from devserver import channel
+from devserver import channel, tracebacks
 from devserver import logging as devserve_logging
 from devserver.app_loader import AppLoadError, load_app
 from devserver.config import Config
@@ -66,15 +65,16 @@ def _boot(spec: WorkerSpec) -> Server | None:
             config.app, factory=config.factory, interface=config.interface, app_dir=config.app_dir
         )
         tls = tls_context(config)
-    except (AppLoadError, BindError) as exc:
-        details = exc.details if isinstance(exc, AppLoadError) else ""
-        channel.send_blocking(spec.channel, channel.Failed(str(exc), details))
-        return None
+    except AppLoadError as exc:
+        failure = channel.Failed(str(exc), exc.details, exc.file, exc.line)
+    except BindError as exc:
+        failure = channel.Failed(str(exc))
     except Exception as exc:  # the env file or something else nobody foresaw: still report it
-        failure = channel.Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        channel.send_blocking(spec.channel, failure)
-        return None
-    return Server(config, app, spec.listeners, tls)
+        failure = _failure(f"{type(exc).__name__}: {exc}", exc)
+    else:
+        return Server(config, app, spec.listeners, tls)
+    channel.send_blocking(spec.channel, failure)
+    return None
 
 
 async def _serve(server: Server, link: socket.socket) -> int:
@@ -107,13 +107,18 @@ async def _serve(server: Server, link: socket.socket) -> int:
 
 def _startup_failed(supervisor: channel.ChannelProtocol, serving: asyncio.Future[None]) -> int:
     exc = serving.exception()
-    if isinstance(exc, LifespanFailed):
-        supervisor.send(channel.Failed(f"lifespan startup failed: {exc}"))
+    if isinstance(exc, LifespanFailed):  # the app's own exception, if it raised one, is the cause
+        supervisor.send(_failure(f"lifespan startup failed: {exc}", exc.__cause__))
     elif exc is not None:
-        details = "".join(traceback.format_exception(exc))
-        supervisor.send(channel.Failed(f"{type(exc).__name__}: {exc}", details))
+        supervisor.send(_failure(f"{type(exc).__name__}: {exc}", exc))
     supervisor.close()
     return EXIT_STARTUP
+
+
+def _failure(message: str, exc: BaseException | None) -> channel.Failed:
+    if exc is None:
+        return channel.Failed(message)
+    return channel.Failed(message, tracebacks.format(exc), *tracebacks.location(exc))
 
 
 def _obey(server: Server, message: channel.Message) -> None:

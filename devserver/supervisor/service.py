@@ -12,17 +12,19 @@ import contextlib
 import dataclasses
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from devserver import systemd
 from devserver.channel import Failed
-from devserver.config import Config, worker_count
+from devserver.config import Config, find_config_file, worker_count
 from devserver.control.hub import Hub
 from devserver.control.unix import ControlServer, ControlSocketError, resolve_path
 from devserver.control.web import admin_app
 from devserver.server import Server
 from devserver.sockets import Listener
-from devserver.supervisor.supervisor import Supervisor
+from devserver.supervisor.reload import Reloader, WatchSet
+from devserver.supervisor.supervisor import CommandError, Supervisor
 
 logger = logging.getLogger("devserve.supervisor")
 
@@ -35,25 +37,63 @@ class StartupError(Exception):
         self.failure = failure
 
 
-async def serve(config: Config, listeners: list[Listener], admin: Listener | None = None) -> None:
-    """Supervise until stopped. Raises StartupError when the first workers cannot start."""
+async def serve(
+    config: Config,
+    listeners: list[Listener],
+    admin: Listener | None = None,
+    reload: bool = False,
+) -> None:
+    """Supervise until stopped. Raises StartupError when the first workers cannot start (with
+    `reload` they can: devserve then shows the failure and waits for a change)."""
     hub = Hub()
     supervisor = Supervisor(
-        config, listeners, worker_count(config), publish=hub.publish, notify=systemd.notify
+        config,
+        listeners,
+        worker_count(config),
+        publish=hub.publish,
+        notify=systemd.notify,
+        reloading=reload,
     )
     hub.attach(supervisor)
     supervisor.watch.watchdog = systemd.watchdog_interval()
     supervisor.install_signal_handlers()
     control = await _start_control(config, hub)
     admin_server = _start_admin(config, admin, supervisor)
+    reloader = _start_reloader(config, supervisor) if reload else None
     try:
         if not await supervisor.run():
             raise StartupError(supervisor.startup_failure or Failed("the workers did not start"))
     finally:
+        if reloader is not None:
+            reloader.close()
         if admin_server is not None:
             admin_server.request_stop(force=True)
         if control is not None:
             await control.close()
+
+
+def _start_reloader(config: Config, supervisor: Supervisor) -> Reloader:
+    found = find_config_file(Path.cwd())  # the file load_config read, if any
+    watch_set = WatchSet.from_config(config, str(found[0]) if found else None)
+
+    def changed(paths: list[str], seen_at: float) -> None:
+        with contextlib.suppress(CommandError):  # stopping: nothing to reload
+            supervisor.reload(paths, seen_at)
+
+    reloader = Reloader(watch_set, config.reload_delay, changed)
+    task = asyncio.get_running_loop().create_task(reloader.run(), name="the file watcher")
+    task.add_done_callback(_log_failure)
+    logger.info(
+        "reload: watching %s for %s",
+        ", ".join(_shown(root) for root in watch_set.roots),
+        ", ".join(watch_set.include_patterns),
+    )
+    return reloader
+
+
+def _shown(path: str) -> str:
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else path
 
 
 async def _start_control(config: Config, hub: Hub) -> ControlServer | None:
@@ -84,7 +124,7 @@ def _start_admin(config: Config, admin: Listener | None, supervisor: Supervisor)
         config, lifespan="off", access_log=False, limit_concurrency=None, header=()
     )
     server = Server(settings, admin_app(status), [admin])
-    task = asyncio.get_running_loop().create_task(server.serve())
+    task = asyncio.get_running_loop().create_task(server.serve(), name="the admin endpoint")
     task.add_done_callback(_log_failure)
     logger.info("health endpoints on %s/livez and /readyz", admin.url(False))
     return server
@@ -92,7 +132,7 @@ def _start_admin(config: Config, admin: Listener | None, supervisor: Supervisor)
 
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        logger.error("the admin endpoint failed: %s", task.exception())
+        logger.error("%s failed: %s", task.get_name(), task.exception())
 
 
 @contextlib.contextmanager

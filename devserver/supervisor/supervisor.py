@@ -2,8 +2,9 @@
 
 It owns the worker table and every policy decision: spawn (supervisor/spawn.py), respawn with
 backoff, stop respawning in a crash loop, scale, roll a new generation in before draining the old,
-recycle, stop. Signal handlers and control commands only call the small public methods below; the
-work happens on this process's event loop. It never imports the user's app.
+reload new code (the same roll, cancelling a generation that still boots old code), recycle, stop.
+Signal handlers, the file watcher and control commands only call the small public methods below;
+the work happens on this process's event loop. It never imports the user's app.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import random
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from devserver import channel
 from devserver.config import Config
 from devserver.sockets import Listener
 from devserver.supervisor import signals, spawn, status
+from devserver.supervisor.fallback import Fallback
 from devserver.supervisor.watch import Watch
 from devserver.supervisor.workers import STARTING, Worker, WorkerState, describe_exit
 from devserver.worker import WorkerSpec
@@ -55,6 +57,7 @@ class Supervisor:
         workers: int,
         publish: Callable[[Event], None] = lambda event: None,
         notify: Callable[[str], object] = lambda state: None,
+        reloading: bool = False,
     ) -> None:
         self.config = config
         self.listeners = listeners
@@ -66,7 +69,13 @@ class Supervisor:
         self.generation = 0
         self._last_generation = 0
         self.started_at = time.monotonic()
-        self.booted = False
+        self.booted = False  # a generation has served
+        # --reload: a failed boot is shown (error page, events) instead of ending devserve
+        self.reloading = reloading
+        self.fallback = Fallback(config, listeners)
+        self.last_failure: channel.Failed | None = None  # of the latest generation, if it failed
+        self._first_boot_over = False
+        self._early_reload: tuple[list[str], float | None] | None = None
         self.stopping = False
         self.fast = False
         self.startup_failure: channel.Failed | None = None
@@ -78,7 +87,7 @@ class Supervisor:
         self._respawn_after = 0.0
         self._respawn_timer: asyncio.TimerHandle | None = None
         self._restart: asyncio.Task[None] | None = None
-        self._restart_again = False
+        self._restart_again: str | None = None  # what to run once the running roll is done
         self._changed = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self.watch = Watch(self)
@@ -105,11 +114,26 @@ class Supervisor:
     def restart(self) -> Event:
         """Roll a new generation in; a request during a restart runs one more restart after it."""
         self._require_running(booted=True)
-        if self._restart is not None and not self._restart.done():
-            self._restart_again = True
+        if self.restarting:
+            self._restart_again = self._restart_again or "restart"
             return {"restart": "queued"}
-        self._restart = asyncio.get_running_loop().create_task(self._restarts())
+        self._restart = asyncio.get_running_loop().create_task(self._restarts("restart"))
         return {"restart": "started"}
+
+    def reload(self, changed: Sequence[str] = (), seen_at: float | None = None) -> Event:
+        """New code: roll in a generation that imports it. A generation still booting has the old
+        code, so it is cancelled and replaced; `seen_at` is when the change was noticed."""
+        self._require_running()
+        changes = (list(changed), seen_at)
+        if not self._first_boot_over:  # the first generation decides what happens next
+            self._early_reload = changes
+            self._changed.set()
+            return {"reload": "queued"}
+        if self._restart is not None and not self._restart.done():
+            self._restart.cancel()  # its generation's workers are stopped as it unwinds
+        loop = asyncio.get_running_loop()
+        self._restart = loop.create_task(self._restarts("reload", changes))
+        return {"reload": "started"}
 
     def kill(self, pid: int) -> Event:
         """SIGKILL one worker; it is replaced at once (this does not count as a crash)."""
@@ -150,7 +174,7 @@ class Supervisor:
     def _require_running(self, booted: bool = False) -> None:
         if self.stopping:
             raise CommandError("devserve is stopping")
-        if booted and not self.booted:  # the first boot decides the exit status: keep it clean
+        if booted and not self._first_boot_over:  # the first boot decides the exit status
             raise CommandError("devserve is still starting its first workers; try again")
 
     # ------------------------------------------------------------------ life
@@ -165,31 +189,52 @@ class Supervisor:
             await self._stop_requested.wait()
             if self._restart is not None:
                 self._restart.cancel()
+            self.fallback.hide()
             await self._wind_down()
             return True
         finally:
             self.watch.stop()
 
     async def _first_boot(self) -> bool:
+        """False when devserve should end: stopped, or (without --reload) the boot failed."""
         self.generation = self._last_generation = 1
         first = [self._spawn(1) for _ in range(self.target)]
-        await self._until(lambda: self.stopping or _settled(first))
+        await self._until(
+            lambda: self.stopping or _settled(first) or self._early_reload is not None
+        )
+        self._first_boot_over = True
         failed = _first_failure(first)
-        if self.stopping or failed is not None:
-            if failed is not None and not self.stopping:
-                self.startup_failure = failed.failure or channel.Failed(
-                    f"{failed.describe()} {failed.exit_status or 'did not start'}"
-                )
+        if self.stopping:
             self.stop(fast=True)
             return False
+        if self._early_reload is not None and failed is not None:
+            # new code arrived while the first generation booted the old: boot the new instead
+            for worker in first:
+                if worker.alive:
+                    self._drain(worker, "newer changes arrived while it booted")
+        elif failed is not None:
+            failure = _failure_of(failed)
+            if not self.reloading:
+                self.startup_failure = failure
+                self.stop(fast=True)
+                return False
+            self._abandon(first, failure, 1, "reload")
+        else:
+            self._serving_at_last()
+        if self._early_reload is not None:
+            self.reload(*self._early_reload)
+        return True
+
+    def _serving_at_last(self) -> None:
+        """The first generation that serves (the first boot's, or a reload's after it failed)."""
         self.booted = True
+        self.fallback.hide()
         tls = self.config.ssl_certfile is not None
         for listener in self.listeners:
             logger.info("serving on %s", listener.url(tls))
         self.notify(f"READY=1\nSTATUS=serving with {self.target} worker(s)")
-        self.publish({"kind": "ready", "generation": 1})
+        self.publish({"kind": "ready", "generation": self.generation})
         self._reconcile()  # the target may have changed while booting
-        return True
 
     async def _wind_down(self) -> None:
         await self._until(lambda: not self.alive_workers())
@@ -309,7 +354,8 @@ class Supervisor:
         self._reconcile()
 
     def _log_exit(self, worker: Worker, reason: str) -> None:
-        if not self.booted:  # a failed first boot is reported once, by the CLI
+        if not self.booted or worker.generation > self.generation:
+            # a generation that never served: its failure is reported once, for the generation
             logger.debug("%s %s", worker.describe(), reason)
             return
         if worker.expected_exit:
@@ -408,63 +454,102 @@ class Supervisor:
                 self._drain(worker, worker.retiring)
 
     # ------------------------------------------------------------------ rolling restart
-    async def _restarts(self) -> None:
+    async def _restarts(
+        self, kind: str, changes: tuple[list[str], float | None] = ([], None)
+    ) -> None:
         while True:
-            self._restart_again = False
-            await self._rolling_restart()
-            if not self._restart_again or self.stopping:
+            self._restart_again = None
+            await self._rolling_restart(kind, *changes)
+            if self._restart_again is None or self.stopping:
                 return
+            kind, changes = self._restart_again, ([], None)
 
-    async def _rolling_restart(self) -> None:
+    async def _rolling_restart(self, kind: str, changed: list[str], seen_at: float | None) -> None:
+        """Start a whole generation; once every worker of it serves, drain the others. `kind` is
+        'restart' or 'reload' (then `changed` lists the files and `seen_at` when)."""
         self._last_generation += 1  # failed generations keep their number too
         generation = self._last_generation
-        began = time.monotonic()
-        logger.info("restart: starting generation %d (%d workers)", generation, self.target)
+        began = seen_at or time.monotonic()
+        cause = f" ({_describe(changed)} changed)" if changed else ""
+        logger.info("%s: starting generation %d%s", kind, generation, cause)
         self.notify("RELOADING=1")
-        self.publish({"kind": "restart", "phase": "started", "generation": generation})
+        self.publish(
+            {"kind": kind, "phase": "started", "generation": generation, "changed": changed}
+        )
         new = [self._spawn(generation) for _ in range(self.target)]
-        await self._until(lambda: self.stopping or _settled(new))
+        try:
+            await self._until(lambda: self.stopping or _settled(new))
+        except asyncio.CancelledError:
+            self._cancel(new, generation, kind)
+            raise
         failed = _first_failure(new)
         if self.stopping:
             return
         if failed is not None:
-            self._abandon(new, failed, generation)
+            self._abandon(new, _failure_of(failed), generation, kind)
             return
         old = [w for w in self.alive_workers() if w.generation != generation]
         self.generation = generation
         self.crash_loop = False
+        self.last_failure = None
         self._deaths.clear()
         for worker in old:
             if worker.state is not WorkerState.DRAINING:
                 self._drain(worker, f"replaced by generation {generation}")
         seconds = time.monotonic() - began
-        logger.info("restart: generation %d serving after %.2fs", generation, seconds)
+        logger.info("%s: generation %d serving after %.2fs%s", kind, generation, seconds, cause)
         self.notify(f"READY=1\nSTATUS=generation {generation} serving")
         self.publish(
-            {"kind": "restart", "phase": "succeeded", "generation": generation, "seconds": seconds}
+            {"kind": kind, "phase": "succeeded", "generation": generation, "seconds": seconds}
         )
+        if not self.booted:
+            self._serving_at_last()
         self._reconcile()
 
-    def _abandon(self, new: list[Worker], failed: Worker, generation: int) -> None:
+    def _cancel(self, new: list[Worker], generation: int, kind: str) -> None:
+        """A newer reload replaces this generation before it served: stop it quietly."""
+        if self.stopping:
+            return
+        for worker in new:
+            if worker.alive:
+                self._drain(worker, f"generation {generation} superseded")
+        logger.info("%s: generation %d superseded by newer changes", kind, generation)
+        self.publish({"kind": kind, "phase": "cancelled", "generation": generation})
+
+    def _abandon(
+        self, new: list[Worker], failure: channel.Failed, generation: int, kind: str
+    ) -> None:
         for worker in new:
             if worker.alive:
                 self._drain(worker, f"generation {generation} failed")
-        failure = failed.failure or channel.Failed(f"{failed.describe()} {failed.exit_status}")
+        self.last_failure = failure
+        where = ""
+        if failure.file and f"line {failure.line}" not in failure.message:  # SyntaxError says it
+            where = f" ({failure.file}, line {failure.line})"
+        if self.booted:
+            outcome = f"generation {self.generation} keeps serving"
+        else:
+            self.fallback.show(failure)
+            outcome = "requests get an error page until a change fixes it"
         logger.error(
-            "restart failed: generation %d did not start, generation %d keeps serving: %s%s",
+            "%s: generation %d did not start, %s: %s%s%s",
+            f"{kind} failed" if generation > 1 else "the app failed",
             generation,
-            self.generation,
+            outcome,
             failure.message,
+            where,
             "\n" + failure.details.rstrip() if failure.details else "",
         )
         self.notify("READY=1")
         self.publish(
             {
-                "kind": "restart",
+                "kind": kind,
                 "phase": "failed",
                 "generation": generation,
                 "message": failure.message,
                 "details": failure.details,
+                "file": failure.file,
+                "line": failure.line,
             }
         )
 
@@ -509,6 +594,18 @@ def _first_failure(workers: list[Worker]) -> Worker | None:
     """The worker that ended a boot: one that is gone, else (on stop) one that is not serving."""
     gone = [w for w in workers if not w.alive]
     return next(iter(gone), None) or next((w for w in workers if not w.serving), None)
+
+
+def _failure_of(worker: Worker) -> channel.Failed:
+    """Why a worker did not start: what it said, else how it ended."""
+    return worker.failure or channel.Failed(
+        f"{worker.describe()} {worker.exit_status or 'did not start'}"
+    )
+
+
+def _describe(paths: Sequence[str]) -> str:
+    shown = [os.path.relpath(path) for path in paths[:3]]
+    return ", ".join(shown) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def _send(worker: Worker, message: channel.Message) -> bool:

@@ -1,0 +1,133 @@
+"""The error page served while no generation of the app could start (--reload only).
+
+With --reload a failed first boot does not end devserve: the supervisor itself answers every
+request with 500 and the app's traceback, until a save brings up a generation that works. It
+serves on duplicates of the listening sockets, so stopping it leaves the originals to the
+workers. The page polls and reloads itself once the app serves (or fails differently). With
+--prod the traceback stays in the log: the page says only that the app did not start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import html
+import json
+import logging
+from typing import Any
+
+from devserver.channel import Failed
+from devserver.config import Config
+from devserver.server import Server
+from devserver.sockets import Listener, tls_context
+
+logger = logging.getLogger("devserve.supervisor")
+
+
+class Fallback:
+    """Shows the latest failure on every listener while no generation serves."""
+
+    def __init__(self, config: Config, listeners: list[Listener]) -> None:
+        self.config = config
+        self.listeners = listeners
+        self.failure: Failed | None = None
+        self._server: Server | None = None
+
+    @property
+    def showing(self) -> bool:
+        return self._server is not None
+
+    def show(self, failure: Failed) -> None:
+        self.failure = failure
+        if self._server is not None:
+            return
+        settings = dataclasses.replace(self.config, lifespan="off", limit_concurrency=None)
+        copies = [Listener(listener.sock.dup(), listener.address) for listener in self.listeners]
+        self._server = Server(settings, self._app, copies, tls_context(self.config))
+        task = asyncio.get_running_loop().create_task(self._server.serve())
+        task.add_done_callback(_log_failure)
+
+    def hide(self) -> None:
+        """Stop accepting (the workers take over); requests already here are answered."""
+        if self._server is not None:
+            self._server.request_stop()
+            self._server = None
+
+    async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        failure = self.failure or Failed("the app did not start")
+        accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
+        if "text/html" in accept:
+            body, kind = render_html(failure, self.config.prod), "text/html; charset=utf-8"
+        else:
+            body, kind = render_text(failure, self.config.prod), "text/plain; charset=utf-8"
+        data = body.encode()
+        headers = [
+            (b"content-type", kind.encode()),
+            (b"content-length", str(len(data)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+
+
+def render_text(failure: Failed, prod: bool) -> str:
+    lines = ["devserve: the app did not start", "", failure.message]
+    if not prod:
+        if failure.file:
+            lines.append(f"at {failure.file}, line {failure.line}")
+        if failure.details:
+            lines += ["", failure.details.rstrip()]
+        lines += ["", "Fix it and save: devserve reloads when the file changes."]
+    return "\n".join(lines) + "\n"
+
+
+def render_html(failure: Failed, prod: bool) -> str:
+    where = ""
+    if failure.file and not prod:
+        where = f"<p class=where>{html.escape(failure.file)}, line {failure.line}</p>"
+    details = "" if prod or not failure.details else f"<pre>{html.escape(failure.details)}</pre>"
+    # The page asks for the text version once a second: a different answer (the app serves, or
+    # fails another way) reloads it. JSON in a script: escape '<' so '</script>' cannot end it.
+    shown = json.dumps(render_text(failure, prod)).replace("<", "\\u003c")
+    return _PAGE.format(
+        message=html.escape(failure.message), where=where, details=details, shown=shown
+    )
+
+
+_PAGE = """<!doctype html>
+<html lang=en><head><meta charset=utf-8><title>devserve: the app did not start</title>
+<style>
+body {{ font: 15px/1.5 system-ui, sans-serif; margin: 2rem; color: #1a1a1a; }}
+h1 {{ font-size: 1.3rem; color: #b00020; }}
+.message {{ font-weight: 600; }}
+.where {{ font-family: ui-monospace, monospace; }}
+pre {{ background: #f5f5f5; padding: 1rem; overflow-x: auto; font-size: 13px; }}
+.hint {{ color: #555; }}
+</style></head>
+<body>
+<h1>The app did not start</h1>
+<p class=message>{message}</p>
+{where}
+{details}
+<p class=hint>Fix it and save: devserve reloads, and so does this page.</p>
+<script>
+const shown = {shown};
+async function poll() {{
+  try {{
+    const options = {{headers: {{accept: "text/plain"}}, cache: "no-store"}};
+    const answer = await fetch(location.href, options);
+    if (answer.status !== 500 || (await answer.text()) !== shown) {{ location.reload(); return; }}
+  }} catch (error) {{}}
+  setTimeout(poll, 1000);
+}}
+setTimeout(poll, 1000);
+</script>
+</body></html>
+"""
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the error page server failed: %s", task.exception())
