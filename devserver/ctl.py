@@ -3,6 +3,7 @@
     devserve ctl status            workers and totals as a table (--json: the raw snapshot)
     devserve ctl scale N|+N|-N     set the number of workers
     devserve ctl restart           rolling restart
+    devserve ctl reload            rolling restart for new code (replaces one still booting)
     devserve ctl kill PID          kill one worker (it is replaced)
     devserve ctl stop [--fast]     graceful stop (--fast: close connections now)
 
@@ -98,6 +99,15 @@ def restart(context: click.Context) -> None:
 
 
 @ctl.command()
+@click.pass_context
+def reload(context: click.Context) -> None:
+    """Roll in new code now, as a file change would (a generation still booting is replaced)."""
+    result = _call(context.obj["control"], "reload")
+    queued = result["reload"] == "queued"
+    _done(context, result, "reload queued after the first boot" if queued else "reloading")
+
+
+@ctl.command()
 @click.argument("pid", type=int)
 @click.pass_context
 def kill(context: click.Context, pid: int) -> None:
@@ -145,6 +155,10 @@ def format_status(snapshot: dict[str, Any]) -> str:
     ]
     if server.get("crash_loop"):
         lines.append("CRASH LOOP: workers keep dying; not respawning until restart or scale")
+    failure = server.get("failure")
+    if failure:
+        where = f" ({failure['file']}, line {failure['line']})" if failure.get("file") else ""
+        lines.append(f"generation {failure['generation']} failed: {failure['message']}{where}")
     rows = [
         (
             w["slot"],

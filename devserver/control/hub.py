@@ -28,6 +28,7 @@ _HANDLERS: dict[str, Handler] = {
     "status": lambda sup, msg: sup.snapshot(),
     "scale": lambda sup, msg: sup.scale(msg["workers"]),
     "restart": lambda sup, msg: sup.restart(),
+    "reload": lambda sup, msg: sup.reload(),
     "kill": lambda sup, msg: sup.kill(_pid(msg["pid"])),
     "stop": lambda sup, msg: sup.stop(fast=bool(msg.get("fast", False))),
     "reopen-logs": lambda sup, msg: sup.reopen_logs(),

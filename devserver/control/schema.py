@@ -6,6 +6,7 @@ each message is one JSON object on one line (UTF-8, '\\n'-terminated):
     client → server   {"id": 1, "command": "status"}
                       {"id": 2, "command": "scale", "workers": "+1"}      N, "+N" or "-N"
                       {"id": 3, "command": "restart"}                      rolling restart
+                      {"id": 8, "command": "reload"}                       restart for new code
                       {"id": 4, "command": "kill", "pid": 4242}            SIGKILL, replaced
                       {"id": 5, "command": "stop", "fast": false}          drain, then exit
                       {"id": 6, "command": "reopen-logs"}
@@ -32,12 +33,13 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "status": (),
     "scale": ("workers",),
     "restart": (),
+    "reload": (),
     "kill": ("pid",),
     "stop": (),
     "reopen-logs": (),
     "subscribe": (),
 }
-EVENT_KINDS = ("worker", "ready", "restart", "scale", "crash_loop", "stopping")
+EVENT_KINDS = ("worker", "ready", "restart", "reload", "scale", "crash_loop", "stopping")
 
 Message = dict[str, Any]
 

@@ -30,6 +30,8 @@ def snapshot(supervisor: Supervisor) -> dict[str, Any]:
             "workers_configured": supervisor.configured,
             "uptime": round(now - supervisor.started_at, 3),
             "crash_loop": supervisor.crash_loop,
+            "reload": supervisor.reloading,
+            "failure": supervisor.last_failure,
         },
         "workers": rows,
         "totals": {
@@ -48,5 +50,5 @@ def _state(supervisor: Supervisor) -> str:
     if supervisor.stopping:
         return "stopping"
     if not supervisor.booted:
-        return "starting"
+        return "failed" if supervisor.fallback.showing else "starting"
     return "restarting" if supervisor.restarting else "running"

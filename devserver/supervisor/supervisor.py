@@ -73,7 +73,7 @@ class Supervisor:
         # --reload: a failed boot is shown (error page, events) instead of ending devserve
         self.reloading = reloading
         self.fallback = Fallback(config, listeners)
-        self.last_failure: channel.Failed | None = None  # of the latest generation, if it failed
+        self.last_failure: Event | None = None  # the latest generation's, until one serves
         self._first_boot_over = False
         self._early_reload: tuple[list[str], float | None] | None = None
         self.stopping = False
@@ -522,7 +522,6 @@ class Supervisor:
         for worker in new:
             if worker.alive:
                 self._drain(worker, f"generation {generation} failed")
-        self.last_failure = failure
         where = ""
         if failure.file and f"line {failure.line}" not in failure.message:  # SyntaxError says it
             where = f" ({failure.file}, line {failure.line})"
@@ -541,17 +540,14 @@ class Supervisor:
             "\n" + failure.details.rstrip() if failure.details else "",
         )
         self.notify("READY=1")
-        self.publish(
-            {
-                "kind": kind,
-                "phase": "failed",
-                "generation": generation,
-                "message": failure.message,
-                "details": failure.details,
-                "file": failure.file,
-                "line": failure.line,
-            }
-        )
+        self.last_failure = {
+            "generation": generation,
+            "message": failure.message,
+            "details": failure.details,
+            "file": failure.file,
+            "line": failure.line,
+        }
+        self.publish({"kind": kind, "phase": "failed", **self.last_failure})
 
     # ------------------------------------------------------------------ state changes
     def _move(self, worker: Worker, state: WorkerState) -> None:
