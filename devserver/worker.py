@@ -37,6 +37,7 @@ class WorkerSpec:
     channel: socket.socket
     slot: int
     generation: int
+    reloading: bool = False  # --reload is on
 
 
 def main(spec: WorkerSpec) -> None:
@@ -45,6 +46,10 @@ def main(spec: WorkerSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     faulthandler.enable()  # SIGABRT from the heartbeat monitor logs every thread's stack
     devserve_logging.configure(spec.config)
+    if spec.reloading:
+        # A save in the same second as the last compile, with the same size, looks unchanged
+        # to a .pyc: with none written, every generation compiles the code as it is now.
+        sys.dont_write_bytecode = True
     link = spec.channel
     link.setblocking(True)
     channel.send_blocking(link, channel.Booting(os.getpid()))

@@ -46,6 +46,9 @@ class Fallback:
         self._server = Server(settings, self._app, copies, tls_context(self.config))
         task = asyncio.get_running_loop().create_task(self._server.serve())
         task.add_done_callback(_log_failure)
+        tls = self.config.ssl_certfile is not None
+        for listener in self.listeners:
+            logger.info("error page on %s", listener.url(tls))
 
     def hide(self) -> None:
         """Stop accepting (the workers take over); requests already here are answered."""

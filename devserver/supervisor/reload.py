@@ -134,7 +134,7 @@ class Reloader:
         self.watch_set = watch_set
         self.delay = delay
         self.on_change = on_change
-        self.ready = asyncio.Event()  # set once the first watcher runs (tests wait for it)
+        self.ready = asyncio.Event()  # set once the first watcher is in place
         self._pending: dict[str, None] = {}
         self._first_seen = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -165,18 +165,37 @@ class Reloader:
             stop_event=self._stop,
             ignore_permission_denied=True,
         )
-        self.ready.set()
-        async for changes in changes_seen:
-            grown = False
-            for change, path in changes:
-                if change is watchfiles.Change.added and os.path.isdir(path):
-                    if not self.watch_set.pruned(path):
-                        grown = True
-                        self._note_tree(path)
-                elif self.watch_set.counts(path):
-                    self._note(path)
-            if grown:
-                return  # watch again, with the new directories
+        # awatch builds its watcher in the first step of the first anext(), synchronously, and
+        # keeps what it sees between our reads: once that step ran, no change can be missed
+        following = asyncio.ensure_future(anext(changes_seen))
+        await asyncio.sleep(0)
+        if not self.ready.is_set():
+            self.ready.set()
+            logger.info(
+                "reload: watching %d directories under %s for %s",
+                len(directories),
+                ", ".join(_shown(root) for root in self.watch_set.roots),
+                ", ".join(self.watch_set.include_patterns),
+            )
+        try:
+            while self._take(await following):
+                following = asyncio.ensure_future(anext(changes_seen))
+        except StopAsyncIteration:  # closed
+            pass
+        finally:
+            await changes_seen.aclose()
+
+    def _take(self, changes: set[tuple[watchfiles.Change, str]]) -> bool:
+        """Note the changes that count; False when a new directory needs a new watcher."""
+        grown = False
+        for change, path in changes:
+            if change is watchfiles.Change.added and os.path.isdir(path):
+                if not self.watch_set.pruned(path):
+                    grown = True
+                    self._note_tree(path)
+            elif self.watch_set.counts(path):
+                self._note(path)
+        return not grown
 
     def _note_tree(self, directory: str) -> None:
         """A directory that appeared (a checkout, an unpacked package): its files changed too."""
@@ -194,6 +213,11 @@ class Reloader:
         self._timer = None
         changed, self._pending = list(self._pending), {}
         self.on_change(changed, self._first_seen)
+
+
+def _shown(path: str) -> str:
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else path
 
 
 def _absolute(path: str) -> str:

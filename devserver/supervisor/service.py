@@ -83,17 +83,7 @@ def _start_reloader(config: Config, supervisor: Supervisor) -> Reloader:
     reloader = Reloader(watch_set, config.reload_delay, changed)
     task = asyncio.get_running_loop().create_task(reloader.run(), name="the file watcher")
     task.add_done_callback(_log_failure)
-    logger.info(
-        "reload: watching %s for %s",
-        ", ".join(_shown(root) for root in watch_set.roots),
-        ", ".join(watch_set.include_patterns),
-    )
     return reloader
-
-
-def _shown(path: str) -> str:
-    relative = os.path.relpath(path)
-    return relative if not relative.startswith("..") else path
 
 
 async def _start_control(config: Config, hub: Hub) -> ControlServer | None:

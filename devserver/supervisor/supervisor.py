@@ -261,7 +261,7 @@ class Supervisor:
             self.slot_restarts[slot] += 1
         self._slots_used.add(slot)
         ours, theirs = socket.socketpair()
-        spec = WorkerSpec(self.config, self.listeners, theirs, slot, generation)
+        spec = WorkerSpec(self.config, self.listeners, theirs, slot, generation, self.reloading)
         try:
             process = spawn.spawn(spec)
         finally:
