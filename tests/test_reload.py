@@ -356,3 +356,38 @@ def test_the_reload_command_rolls_in_new_code(tmp_path: Path) -> None:
         server.out.wait_for(r"reload: generation 2 serving")
         assert control.request("status")["server"]["generation"] == 2
         server.out.stop()
+
+
+def _run_in_a_terminal(tmp_path: Path, *args: str, until_line: str) -> str:
+    """Run devserve with its output on a pseudo-terminal; its output up to `until_line`."""
+    import pty
+    import select
+    import subprocess
+
+    main, terminal = pty.openpty()
+    argv = devserve_command("--port", "0", "--control", str(tmp_path / "ctl.sock"), *args)
+    proc = subprocess.Popen(argv, stdout=terminal, stderr=terminal, cwd=str(tmp_path))
+    os.close(terminal)
+    output = b""
+    try:
+        deadline = time.monotonic() + 20
+        while until_line.encode() not in output and time.monotonic() < deadline:
+            if select.select([main], [], [], 0.1)[0]:
+                output += os.read(main, 65536)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        os.close(main)
+    return output.decode(errors="replace")
+
+
+def test_reload_is_on_by_default_in_a_terminal_but_not_with_prod(tmp_path: Path) -> None:
+    """In a terminal, plain `devserve app:app` watches files; with --prod it does not."""
+    write_app(tmp_path, "tty")
+    dev = _run_in_a_terminal(tmp_path, "app:app", until_line="reload: watching")
+    assert "reload: watching 1 directory" in dev
+    prod = _run_in_a_terminal(
+        tmp_path, "--prod", "--workers", "1", "app:app", until_line="serving on"
+    )
+    assert "serving on" in prod
+    assert "reload" not in prod

@@ -172,8 +172,9 @@ class Reloader:
         if not self.ready.is_set():
             self.ready.set()
             logger.info(
-                "reload: watching %d directories under %s for %s",
+                "reload: watching %d director%s under %s for %s",
                 len(directories),
+                "y" if len(directories) == 1 else "ies",
                 ", ".join(_shown(root) for root in self.watch_set.roots),
                 ", ".join(self.watch_set.include_patterns),
             )
