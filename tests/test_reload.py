@@ -191,6 +191,43 @@ def test_a_broken_save_keeps_the_old_code_serving(tmp_path: Path) -> None:
     assert "importlib" not in failed["details"]
 
 
+LIFESPAN_FAILS = """\
+async def app(scope, receive, send):
+    await receive()
+    raise ConnectionError("the database is down")
+"""
+DIES_AT_BOOT = "import os\nos._exit(7)\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "message", "line"),
+    [
+        (LIFESPAN_FAILS, "lifespan startup failed: ConnectionError: the database is down", 3),
+        (DIES_AT_BOOT, "exited with status 7", None),
+    ],
+    ids=["lifespan-fails", "dies-at-boot"],
+)
+def test_a_save_that_fails_later_in_the_boot_keeps_the_old_code(
+    tmp_path: Path, source: str, message: str, line: int | None
+) -> None:
+    """A lifespan startup that raises (reported with the app's own line) and a worker that dies
+    while booting are broken saves too: the old code serves on."""
+    write_app(tmp_path, "good")
+    with reloading(tmp_path, "--lifespan", "on") as (server, control):
+        events = Events(control)
+        try:
+            (tmp_path / "app.py").write_text(source)
+            failed = events.wait(reload_event("failed"))
+            assert get(server) == (200, "good -")
+        finally:
+            events.close()
+        server.out.stop()
+    assert message in failed["message"]
+    assert failed["line"] == line
+    if line is not None:
+        assert failed["file"] == str(tmp_path / "app.py")
+
+
 def test_an_app_that_never_started_shows_its_traceback_until_fixed(tmp_path: Path) -> None:
     """First boot broken: every request gets a 500 page with the traceback (HTML for browsers)
     instead of devserve exiting; saving the fix serves the app."""
