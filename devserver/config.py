@@ -183,7 +183,7 @@ RELOAD_EXCLUDE = (
     "*.swx",
     "*~",
     ".#*",
-    "#*#",
+    "\\#*#",  # emacs auto-save; the backslash keeps gitignore from reading a comment
 )
 
 

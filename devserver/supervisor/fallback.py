@@ -4,7 +4,8 @@ With --reload a failed first boot does not end devserve: the supervisor itself a
 request with 500 and the app's traceback, until a save brings up a generation that works. It
 serves on duplicates of the listening sockets, so stopping it leaves the originals to the
 workers. The page polls and reloads itself once the app serves (or fails differently). With
---prod the traceback stays in the log: the page says only that the app did not start.
+--prod the reason stays in the log (an exception's text may hold a secret): the page says only
+that the app did not start.
 """
 
 from __future__ import annotations
@@ -76,8 +77,11 @@ class Fallback:
 
 
 def render_text(failure: Failed, prod: bool) -> str:
-    lines = ["devserve: the app did not start", "", failure.message]
-    if not prod:
+    lines = ["devserve: the app did not start", ""]
+    if prod:
+        lines.append("The server's log says why.")
+    else:
+        lines.append(failure.message)
         if failure.file:
             lines.append(f"at {failure.file}, line {failure.line}")
         if failure.details:
@@ -91,12 +95,11 @@ def render_html(failure: Failed, prod: bool) -> str:
     if failure.file and not prod:
         where = f"<p class=where>{html.escape(failure.file)}, line {failure.line}</p>"
     details = "" if prod or not failure.details else f"<pre>{html.escape(failure.details)}</pre>"
+    message = "The server's log says why." if prod else failure.message
     # The page asks for the text version once a second: a different answer (the app serves, or
     # fails another way) reloads it. JSON in a script: escape '<' so '</script>' cannot end it.
     shown = json.dumps(render_text(failure, prod)).replace("<", "\\u003c")
-    return _PAGE.format(
-        message=html.escape(failure.message), where=where, details=details, shown=shown
-    )
+    return _PAGE.format(message=html.escape(message), where=where, details=details, shown=shown)
 
 
 _PAGE = """<!doctype html>

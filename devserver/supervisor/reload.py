@@ -16,9 +16,10 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pathspec
 import watchfiles
@@ -28,6 +29,7 @@ from devserver.config import RELOAD_EXCLUDE, RELOAD_INCLUDE, Config
 logger = logging.getLogger("devserve.supervisor")
 
 STEP_MS = 10  # how often watchfiles' thread hands over what it saw; grouping is ours (delay)
+MTIME_SLACK = 0.05  # file times tick coarser than the clock: look this much further back
 HUGE = 5000  # directories: past this many, say how to narrow the watch
 
 
@@ -141,67 +143,89 @@ class Reloader:
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
-        """Watch until closed; re-walks the tree when a directory appears."""
+        """Watch until closed. A new directory needs a new watcher (each directory is watched on
+        its own); what changed while none watched is found by its mtime, once the next one is in
+        place, and the new directories' files count as changed (they may have been moved in)."""
+        since: float | None = None  # when the previous watcher last reported
+        grown: list[str] = []
         while not self._stop.is_set():
             directories = await asyncio.to_thread(self.watch_set.directories)
             if not self.ready.is_set():
                 self.watch_set.warn_if_huge(directories)
+            changes_seen = watchfiles.awatch(
+                *directories,
+                watch_filter=None,
+                recursive=False,
+                step=STEP_MS,
+                stop_event=self._stop,
+                ignore_permission_denied=True,
+            )
+            # awatch builds its watcher in the first step of the first anext(), synchronously,
+            # and keeps what it sees between our reads: once that step ran, nothing is missed
+            following = asyncio.ensure_future(anext(changes_seen))
+            await asyncio.sleep(0)
+            if following.done() and isinstance(following.exception(), FileNotFoundError):
+                continue  # a directory vanished between the walk and the watch: walk again
+            self._announce(directories)
+            if since is not None:
+                missed = await asyncio.to_thread(self._missed, directories, grown, since)
+                for path in missed:
+                    self._note(path)
             try:
-                await self._watch(directories)
-            except FileNotFoundError:  # a directory vanished between the walk and the watch
+                since, grown = await self._follow(changes_seen, following)
+            except FileNotFoundError:
                 continue
+            finally:
+                await changes_seen.aclose()
 
     def close(self) -> None:
         self._stop.set()
         if self._timer is not None:
             self._timer.cancel()
 
-    async def _watch(self, directories: list[str]) -> None:
-        changes_seen = watchfiles.awatch(
-            *directories,
-            watch_filter=None,
-            recursive=False,
-            step=STEP_MS,
-            stop_event=self._stop,
-            ignore_permission_denied=True,
+    def _announce(self, directories: list[str]) -> None:
+        if self.ready.is_set():
+            return
+        self.ready.set()
+        logger.info(
+            "reload: watching %d director%s under %s for %s",
+            len(directories),
+            "y" if len(directories) == 1 else "ies",
+            ", ".join(_shown(root) for root in self.watch_set.roots),
+            ", ".join(self.watch_set.include_patterns),
         )
-        # awatch builds its watcher in the first step of the first anext(), synchronously, and
-        # keeps what it sees between our reads: once that step ran, no change can be missed
-        following = asyncio.ensure_future(anext(changes_seen))
-        await asyncio.sleep(0)
-        if not self.ready.is_set():
-            self.ready.set()
-            logger.info(
-                "reload: watching %d director%s under %s for %s",
-                len(directories),
-                "y" if len(directories) == 1 else "ies",
-                ", ".join(_shown(root) for root in self.watch_set.roots),
-                ", ".join(self.watch_set.include_patterns),
-            )
-        try:
-            while self._take(await following):
-                following = asyncio.ensure_future(anext(changes_seen))
-        except StopAsyncIteration:  # closed
-            pass
-        finally:
-            await changes_seen.aclose()
 
-    def _take(self, changes: set[tuple[watchfiles.Change, str]]) -> bool:
-        """Note the changes that count; False when a new directory needs a new watcher."""
-        grown = False
-        for change, path in changes:
-            if change is watchfiles.Change.added and os.path.isdir(path):
-                if not self.watch_set.pruned(path):
-                    grown = True
-                    self._note_tree(path)
-            elif self.watch_set.counts(path):
-                self._note(path)
-        return not grown
+    async def _follow(
+        self, changes_seen: AsyncIterator[set[tuple[watchfiles.Change, str]]], following: Any
+    ) -> tuple[float, list[str]]:
+        """Note changes until a directory appears: then when that was, and the new directories."""
+        while True:
+            try:
+                changes = await following
+            except StopAsyncIteration:  # closed
+                return time.time(), []
+            seen = time.time() - MTIME_SLACK
+            grown = []
+            for change, path in changes:
+                if change is watchfiles.Change.added and os.path.isdir(path):
+                    if not self.watch_set.pruned(path):
+                        grown.append(path)
+                elif self.watch_set.counts(path):
+                    self._note(path)
+            if grown:
+                return seen, grown
+            following = asyncio.ensure_future(anext(changes_seen))
 
-    def _note_tree(self, directory: str) -> None:
-        """A directory that appeared (a checkout, an unpacked package): its files changed too."""
-        for path in self.watch_set.matching_files(under=directory):
-            self._note(path)
+    def _missed(self, directories: list[str], grown: list[str], since: float) -> list[str]:
+        """Files that count and changed since `since`, plus every file under new directories."""
+        found = [path for directory in grown for path in self.watch_set.matching_files(directory)]
+        for directory in directories:
+            with contextlib.suppress(OSError), os.scandir(directory) as entries:
+                for entry in entries:
+                    with contextlib.suppress(OSError):
+                        if entry.is_file() and entry.stat().st_mtime >= since:
+                            found.append(entry.path)
+        return [path for path in dict.fromkeys(found) if self.watch_set.counts(path)]
 
     def _note(self, path: str) -> None:
         if not self._pending:
