@@ -118,9 +118,10 @@ class Events:
         deadline = time.monotonic() + timeout
         for message in self.stream:
             if message["type"] == "event":
-                self.seen.append(message["event"])
-                if predicate(message["event"]):
-                    return message["event"]
+                event: Event = message["event"]
+                self.seen.append(event)
+                if predicate(event):
+                    return event
             if time.monotonic() > deadline:
                 break
         raise AssertionError(f"no such event within {timeout}s; seen: {self.seen}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import socket
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from devserver.control import schema
@@ -53,7 +53,7 @@ class ControlClient:
         result: schema.Message = reply["result"]
         return result
 
-    def subscribe(self) -> Iterator[schema.Message]:
+    def subscribe(self) -> Generator[schema.Message, None, None]:
         """Snapshots and events, as the server sends them, until the caller stops iterating."""
         sock = self._connect()
         sock.settimeout(None)
