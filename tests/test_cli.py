@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -12,16 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.utils import devserve_command, run_devserve
+from tests.utils import clean_env, devserve_command, run_devserve
 
 APPS = str(Path(__file__).parent / "cli_apps")
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVSERVE_")}
-    env["NO_COLOR"] = "1"
-    env.update(extra)
-    return env
 
 
 def devserve(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess[str]:

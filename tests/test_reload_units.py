@@ -31,15 +31,7 @@ from devserver.config import (
 )
 from devserver.supervisor.fallback import render_html, render_text
 from devserver.supervisor.reload import Reloader, WatchSet
-from tests.utils import devserve_command
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The current environment without any DEVSERVE_* variable, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVSERVE_")}
-    env["NO_COLOR"] = "1"
-    env.update(extra)
-    return env
+from tests.utils import clean_env, devserve_command
 
 
 def touch(path: Path, text: str = "x = 1\n") -> Path:

@@ -173,6 +173,14 @@ class Output:
         return self.text
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """The current environment without any DEVSERVE_* variable, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVSERVE_")}
+    env["NO_COLOR"] = "1"
+    env.update(extra)
+    return env
+
+
 def devserve_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "devserver", *args]
 
