@@ -34,7 +34,7 @@ class Booting:
 
 @dataclass(frozen=True)
 class Ready:
-    """The app is imported, lifespan startup is done and the listeners accept."""
+    """The app is imported and lifespan startup is done: the worker accepts once told `Serve`."""
 
     pid: int
 
@@ -83,13 +83,20 @@ class Stop:
 
 
 @dataclass(frozen=True)
+class Serve:
+    """Start accepting connections. A worker waits for this after `Ready`, so a whole new
+    generation can start accepting at the moment the old one stops."""
+
+
+@dataclass(frozen=True)
 class ReopenLogs:
     """Reopen log files (after logrotate moved them)."""
 
 
-Message = Booting | Ready | Failed | Tick | Stopping | Drain | Stop | ReopenLogs
+Message = Booting | Ready | Failed | Tick | Stopping | Serve | Drain | Stop | ReopenLogs
 _TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (Booting, Ready, Failed, Tick, Stopping, Drain, Stop, ReopenLogs)
+    cls.__name__: cls
+    for cls in (Booting, Ready, Failed, Tick, Stopping, Serve, Drain, Stop, ReopenLogs)
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from devserver.config import Config
 from devserver.lifespan import Lifespan
 from devserver.logging import make_access_logger
-from devserver.protocols.http import HTTPProtocol
+from devserver.protocols.http import LATE_CONNECTION_GRACE, HTTPProtocol
 from devserver.protocols.state import ASGIApp, HTTPSettings, ServerState
 from devserver.sockets import Listener
 
@@ -34,13 +34,18 @@ class Server:
         app: ASGIApp,
         listeners: list[Listener],
         tls: ssl.SSLContext | None = None,
+        hold: bool = False,
     ) -> None:
         self.config = config
         self.listeners = listeners
         self.tls = tls
         settings = HTTPSettings.from_config(config)
         self.state = ServerState(app, settings, make_access_logger(config.access_log_format))
-        self.started = asyncio.Event()
+        self.prepared = asyncio.Event()  # lifespan startup is done
+        self.started = asyncio.Event()  # the listeners accept
+        self._accept = asyncio.Event()  # with hold=True, set by accept()
+        if not hold:
+            self._accept.set()
         self._stop = asyncio.Event()
         self._force = False
         self._keep_idle = 0.0
@@ -59,6 +64,10 @@ class Server:
             if self._closed is not None and not self._closed.done():
                 self._closed.set_result(None)
         self._stop.set()
+
+    def accept(self) -> None:
+        """Start accepting: a Server made with hold=True waits for this once it is prepared."""
+        self._accept.set()
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -79,11 +88,14 @@ class Server:
         loop = asyncio.get_running_loop()
         lifespan = Lifespan(self.state.app, self.config.lifespan, self.state.lifespan_state)
         await lifespan.startup()
+        self.prepared.set()
+        await _first_of(self._accept, self._stop)
         servers = [
             await loop.create_server(
                 self._protocol, sock=listener.sock, ssl=self.tls, backlog=self.config.backlog
             )
             for listener in self.listeners
+            if not self._stop.is_set()
         ]
         ticker = loop.create_task(self._tick())
         self.started.set()
@@ -119,8 +131,9 @@ class Server:
             server.close()
         await _settle()  # connections accepted just before close() get connection_made now
         keep_idle = 0.0 if self._force else self._keep_idle
+        fresh_grace = 0.0 if self._force else LATE_CONNECTION_GRACE
         for conn in list(state.connections):
-            conn.shutdown(keep_idle)
+            conn.shutdown(keep_idle, fresh_grace)
         state.begin_shutdown(keep_idle)
         grace = 0.0 if self._force else self.config.timeout_graceful_shutdown
         deadline = loop.time() + grace
@@ -173,6 +186,15 @@ async def _settle() -> None:
     """Let callbacks already scheduled run (a few loop passes), e.g. connection_made."""
     for _ in range(3):
         await asyncio.sleep(0)
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    if any(event.is_set() for event in events):
+        return
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    _done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
 
 
 def run_loop(main: Coroutine[Any, Any, Any], loop: str) -> Any:

@@ -1,9 +1,10 @@
 """A worker process's life: import the app, run lifespan, serve, report to the supervisor, obey it.
 
 `main` runs in a process forked by the fork server (supervisor/spawn.py); this is the only place
-where the user's app is imported. The worker reports `Booting`, then `Ready` or `Failed`, then a
-`Tick` heartbeat about every 250 ms; it drains on `Drain` or SIGTERM, stops at once on `Stop` or
-SIGQUIT, and drains by itself when the supervisor goes away. It never decides to restart itself.
+where the user's app is imported. The worker reports `Booting`, then `Ready` (app imported,
+lifespan started) or `Failed`, then a `Tick` heartbeat about every 250 ms; it accepts connections
+once told `Serve`, drains on `Drain` or SIGTERM, stops at once on `Stop` or SIGQUIT, and drains
+by itself when the supervisor goes away. It never decides to restart itself.
 """
 
 from __future__ import annotations
@@ -77,13 +78,13 @@ def _boot(spec: WorkerSpec) -> Server | None:
     except Exception as exc:  # the env file or something else nobody foresaw: still report it
         failure = _failure(f"{type(exc).__name__}: {exc}", exc)
     else:
-        return Server(config, app, spec.listeners, tls)
+        return Server(config, app, spec.listeners, tls, hold=True)  # accepts on Serve
     channel.send_blocking(spec.channel, failure)
     return None
 
 
 async def _serve(server: Server, link: socket.socket) -> int:
-    """Serve until told to stop; report Ready once accepting. Returns the exit status."""
+    """Report Ready once started up, serve (from `Serve`) until told to stop; the exit status."""
     loop = asyncio.get_running_loop()
     supervisor = await channel.open_channel(
         link,
@@ -94,10 +95,10 @@ async def _serve(server: Server, link: socket.socket) -> int:
     loop.add_signal_handler(signal.SIGQUIT, server.request_stop, True)
     loop.add_signal_handler(signal.SIGUSR1, devserve_logging.reopen_files)
     serving = asyncio.ensure_future(server.serve())
-    started = asyncio.ensure_future(server.started.wait())
-    await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
-    if not started.done():
-        started.cancel()
+    prepared = asyncio.ensure_future(server.prepared.wait())
+    await asyncio.wait({serving, prepared}, return_when=asyncio.FIRST_COMPLETED)
+    if not prepared.done():
+        prepared.cancel()
         return _startup_failed(supervisor, serving)
     supervisor.send(channel.Ready(os.getpid()))
     heartbeat = asyncio.ensure_future(_heartbeat(server, supervisor))
@@ -127,7 +128,9 @@ def _failure(message: str, exc: BaseException | None) -> channel.Failed:
 
 
 def _obey(server: Server, message: channel.Message) -> None:
-    if isinstance(message, channel.Drain):
+    if isinstance(message, channel.Serve):
+        server.accept()
+    elif isinstance(message, channel.Drain):
         server.request_stop(keep_idle=message.keep_idle)
     elif isinstance(message, channel.Stop):
         server.request_stop(force=True)

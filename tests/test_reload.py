@@ -147,6 +147,32 @@ def test_a_save_serves_the_new_code(tmp_path: Path) -> None:
     assert "(app.py changed)" in line, output
 
 
+def test_an_idle_keep_alive_connection_never_answers_with_the_old_code(tmp_path: Path) -> None:
+    """A browser's idle keep-alive connection, reused after the reload: the old worker has
+    closed it (the client retries on a new one) rather than answering with the old code."""
+    write_app(tmp_path, "old")
+    with reloading(tmp_path, "--workers", "2") as (server, _control):
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(4)]
+        request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        for sock in idle:
+            sock.sendall(request)
+            assert read_response(sock)[1] == b"old -"
+        write_app(tmp_path, "new")
+        until(answers(server, "new -"), "serving the new code")
+        answered = []
+        for sock in idle:
+            with contextlib.suppress(OSError):
+                sock.sendall(request)
+            try:
+                answered.append(read_response(sock)[1])
+            except (OSError, AssertionError, ValueError):
+                answered.append(b"closed")
+            sock.close()
+        server.out.stop()
+    assert b"old -" not in answered, answered
+
+
 def test_twenty_reloads_under_load_fail_no_request(tmp_path: Path) -> None:
     """Twenty saves in a row under steady load (keep-alive and new connections, two workers)
     lose no request, and each generation serves its own version."""

@@ -73,6 +73,7 @@ class HTTPProtocol(asyncio.Protocol):
         "expect_100",
         "host_count",
         "in_head",
+        "fresh",
         "head_tick",
         "head_size",
         "head_read",
@@ -93,6 +94,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.expect_100 = False
         self.host_count = 0
         self.in_head = False
+        self.fresh = True  # no request has begun on it yet
         self.head_tick = 0
         self.head_size = 0
         self.head_read = 0
@@ -164,6 +166,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.expect_100 = False
         self.host_count = 0
         self.in_head = True
+        self.fresh = False
         self.head_tick = self.state.ticks
         self.head_size = 0
         self.head_read = 0
@@ -339,15 +342,19 @@ class HTTPProtocol(asyncio.Protocol):
         elif state.timed_out(self.idle_since, settings.timeout_keep_alive):
             self.transport.close()
 
-    def shutdown(self, keep_idle: float = 0.0) -> None:
+    def shutdown(self, keep_idle: float = 0.0, fresh_grace: float = 0.0) -> None:
         """Graceful stop: close after the response in progress; an idle connection now, or,
         with `keep_idle`, once it stayed idle that long.
 
         Keeping an idle keep-alive connection open for a moment during a rolling restart means
         a client that sends its next request right now gets an answer (with Connection: close)
-        instead of a reset: closing at once races with every busy keep-alive client.
+        instead of a reset: closing at once races with every busy keep-alive client. A connection
+        that has carried no request yet waits at least `fresh_grace`: its client has just
+        connected to send one, and unlike a reused connection's, that request is not retried.
         """
         if self.cycle is None:
+            if self.fresh:
+                keep_idle = max(keep_idle, fresh_grace)
             if keep_idle > 0:
                 self.loop.call_later(keep_idle, self._close_if_idle)
             else:

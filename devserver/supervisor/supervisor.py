@@ -254,7 +254,7 @@ class Supervisor:
         return self._restart is not None and not self._restart.done()
 
     # ------------------------------------------------------------------ spawning and exits
-    def _spawn(self, generation: int, slot: int | None = None) -> Worker:
+    def _spawn(self, generation: int, slot: int | None = None, held: bool = False) -> Worker:
         if slot is None:
             slot = self._free_slot(generation)
         if slot in self._slots_used:  # a replacement, not a new slot (first boot, scale up)
@@ -267,7 +267,9 @@ class Supervisor:
         finally:
             theirs.close()
         assert process.pid is not None  # known once start() returned
-        worker = Worker(process, process.pid, slot, generation, max_requests=self._request_limit())
+        worker = Worker(
+            process, process.pid, slot, generation, max_requests=self._request_limit(), held=held
+        )
         self.workers[worker.pid] = worker
         loop = asyncio.get_running_loop()
         loop.add_reader(process.sentinel, self._on_exit, worker)
@@ -321,6 +323,8 @@ class Supervisor:
         if self.stopping:
             self._drain(worker, "stopping", fast=self.fast)
             return
+        if not worker.held:
+            _send(worker, channel.Serve())
         self._retire_replaced(worker.generation)
 
     def _on_exit(self, worker: Worker) -> None:
@@ -420,8 +424,12 @@ class Supervisor:
 
             self._respawn_timer = asyncio.get_running_loop().call_later(delay, fire)
 
-    def _drain(self, worker: Worker, reason: str, fast: bool = False) -> None:
-        """Tell a worker to go: drain (or stop at once); a worker still starting is killed."""
+    def _drain(
+        self, worker: Worker, reason: str, fast: bool = False, keep_idle: bool = True
+    ) -> None:
+        """Tell a worker to go: drain (or stop at once); a worker still starting is killed.
+        `keep_idle`: idle keep-alive connections get KEEP_IDLE for one more request (no client
+        meets a closing connection, at the price of that request's answer coming from here)."""
         worker.expected_exit = True
         if worker.state in STARTING:
             self._move(worker, WorkerState.DRAINING)
@@ -430,8 +438,12 @@ class Supervisor:
         if worker.state is WorkerState.READY:
             self._move(worker, WorkerState.DRAINING)
             logger.info("draining %s: %s", worker.describe(), reason)
-        keep_idle = 0.0 if self.stopping else min(KEEP_IDLE, self.config.timeout_keep_alive)
-        message: channel.Message = channel.Stop() if fast else channel.Drain(keep_idle)
+        grace = min(KEEP_IDLE, self.config.timeout_keep_alive)
+        message: channel.Message = (
+            channel.Stop()
+            if fast
+            else channel.Drain(grace if keep_idle and not self.stopping else 0)
+        )
         if not _send(worker, message):
             _signal(worker, signal.SIGQUIT if fast else signal.SIGTERM)
 
@@ -476,7 +488,7 @@ class Supervisor:
         self.publish(
             {"kind": kind, "phase": "started", "generation": generation, "changed": changed}
         )
-        new = [self._spawn(generation) for _ in range(self.target)]
+        new = [self._spawn(generation, held=True) for _ in range(self.target)]
         try:
             await self._until(lambda: self.stopping or _settled(new))
         except asyncio.CancelledError:
@@ -489,13 +501,20 @@ class Supervisor:
             self._abandon(new, _failure_of(failed), generation, kind)
             return
         old = [w for w in self.alive_workers() if w.generation != generation]
+        for worker in new:  # the new generation starts accepting as the old one stops
+            worker.held = False
+            _send(worker, channel.Serve())
         self.generation = generation
         self.crash_loop = False
         self.last_failure = None
         self._deaths.clear()
         for worker in old:
             if worker.state is not WorkerState.DRAINING:
-                self._drain(worker, f"replaced by generation {generation}")
+                # after a reload, the next request must see the new code: idle connections close
+                # now (a client meeting one retries on a new connection, as browsers do)
+                self._drain(
+                    worker, f"replaced by generation {generation}", keep_idle=kind != "reload"
+                )
         seconds = time.monotonic() - began
         logger.info("%s: generation %d serving after %.2fs%s", kind, generation, seconds, cause)
         self.notify(f"READY=1\nSTATUS=generation {generation} serving")

@@ -8,7 +8,9 @@ The rules, in the style of a transition table:
                               └────────────────────┘  (crashed or killed while serving)
 
 - SPAWNING: forked, not heard from yet. BOOTING: importing the app, running lifespan startup.
-- READY: accepting connections; only READY workers count as serving.
+- READY: started up, and accepting connections once the supervisor says `Serve` (at once, except
+  in a rolling generation: there, when the whole generation is ready); only READY workers count
+  as serving.
 - DRAINING: told to finish in-flight work and exit (or, still starting, killed); it no longer
   counts toward the target.
 - FAILED: died, or reported a failure, before it was ever ready. EXITED: gone after being ready.
@@ -84,6 +86,7 @@ class Worker:
     retiring: str | None = None  # why it is being replaced (recycling), None when it is not
     expected_exit: bool = False  # the supervisor asked it to go (kill, drain, stop)
     max_requests: int = 0  # this worker's own limit, jittered
+    held: bool = False  # part of a rolling generation: told to Serve with the rest of it
     failure: Failed | None = None
     exit_status: str | None = None
 
