@@ -48,7 +48,7 @@ def _click_option(name: str) -> Callable[[Any], Any]:
     flag = cli_flag(name)
     default = FIELDS[name].default
     if meta["prod"] is not dataclasses.MISSING:
-        shown = f"{default}; {meta['prod']} with --prod"
+        shown = f"{'auto' if default is None else default}; {meta['prod']} with --prod"
     elif FIELDS[name].default_factory is not dataclasses.MISSING:  # type: ignore[misc]
         shown = "none"
     else:
