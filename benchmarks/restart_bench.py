@@ -51,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -65,6 +66,7 @@ from bench import (  # noqa: E402
     tree_pids,
     wait_quiet,
 )
+from bench import versions as dist_versions  # noqa: E402
 
 APP_DIR = os.path.join(HERE, "apps")
 APP = "asgi_hello_pid:app"
@@ -98,6 +100,7 @@ class Conn:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.responses = 0  # complete responses read on this connection
         self.got = 0  # bytes of the current response received so far
+        self.body = b""  # the body of the last complete response
 
     def _recv(self) -> bytes:
         chunk = self.sock.recv(65536)
@@ -124,6 +127,7 @@ class Conn:
         while len(body) < length:
             body += self._recv()
         self.responses += 1
+        self.body = body
         close = headers.get(b"connection", b"").lower() == b"close"
         return status, int(headers.get(b"x-worker-pid", b"0") or 0), close
 
@@ -152,53 +156,107 @@ def classify(exc: BaseException, conn: Conn | None) -> str:
     return f"{reused}{type(exc).__name__}"
 
 
-def get_once(port: int, timeout: float) -> tuple[str, int]:
-    """One GET on a new connection (Connection: close): (outcome, worker pid)."""
-    conn = None
+def fetch(
+    port: int, conn: Conn | None, keep_alive: bool, timeout: float
+) -> tuple[str, int, bytes, Conn | None]:
+    """One GET on `conn`, or on a new connection when None: (outcome, worker pid or 0, body,
+    the connection to reuse or None). Keep-alive or Connection: close; never raises."""
+    pid, body = 0, b""
     try:
-        conn = Conn(port, timeout)
-        status, pid, _ = conn.get(REQ_CLOSE)
-        return ("ok" if status == 200 else f"http{status}"), pid
+        if conn is None:
+            conn = Conn(port, timeout)
+        status, pid, close = conn.get(REQ_KA if keep_alive else REQ_CLOSE)
+        outcome, body = ("ok" if status == 200 else f"http{status}"), conn.body
+        if close or not keep_alive:
+            conn.close()
+            conn = None
     except (OSError, EOFBeforeEnd, ValueError, IndexError) as exc:
-        return classify(exc, conn), 0
-    finally:
+        outcome = classify(exc, conn)
         if conn is not None:
             conn.close()
+            conn = None
+    return outcome, pid, body, conn
+
+
+def get_once(port: int, timeout: float) -> tuple[str, int]:
+    """One GET on a new connection (Connection: close): (outcome, worker pid)."""
+    outcome, pid, _, _ = fetch(port, None, False, timeout)
+    return outcome, pid
 
 
 class Load(threading.Thread):
     """GETs in a loop, on one keep-alive connection (reconnecting after a failure or a close)
-    or on a new connection each; logs (start, end, outcome, worker pid)."""
+    or on a new connection each; logs an entry per request (see entry())."""
 
     def __init__(self, port: int, keep_alive: bool, pause: float, timeout: float) -> None:
         super().__init__(daemon=True)
         self.port, self.keep_alive, self.pause, self.timeout = port, keep_alive, pause, timeout
-        self.log: list[tuple[float, float, str, int]] = []
+        self.log: list[tuple] = []
         self.stop_evt = threading.Event()
+
+    def entry(self, t0: float, outcome: str, pid: int, body: bytes) -> tuple:
+        """What the log keeps of a request that started at t0 and just ended."""
+        return (t0, time.monotonic(), outcome, pid)
 
     def run(self) -> None:
         conn: Conn | None = None
-        request = REQ_KA if self.keep_alive else REQ_CLOSE
         while not self.stop_evt.is_set():
             t0 = time.monotonic()
-            pid = 0
-            try:
-                if conn is None:
-                    conn = Conn(self.port, self.timeout)
-                status, pid, close = conn.get(request)
-                outcome = "ok" if status == 200 else f"http{status}"
-                if close or not self.keep_alive:
-                    conn.close()
-                    conn = None
-            except (OSError, EOFBeforeEnd, ValueError, IndexError) as exc:
-                outcome = classify(exc, conn)
-                if conn is not None:
-                    conn.close()
-                    conn = None
-            self.log.append((t0, time.monotonic(), outcome, pid))
+            outcome, pid, body, conn = fetch(self.port, conn, self.keep_alive, self.timeout)
+            self.log.append(self.entry(t0, outcome, pid, body))
             time.sleep(self.pause)
         if conn is not None:
             conn.close()
+
+
+@contextlib.contextmanager
+def under_load(root: int, threads: list[Load], res: dict, join_timeout: float) -> Iterator[None]:
+    """Run the block with `threads` started; then stop and join them and put in `res` the CPU
+    used meanwhile, in % of a core: by root's tree, by this client, and by everything else on
+    the box (other processes: a disturbed trial is redone)."""
+    busy0, srv0, cli0, t0 = sys_cpu()[0], tree_cpu_total(root), own_cpu(), time.monotonic()
+    for t in threads:
+        t.start()
+    try:
+        yield
+    finally:
+        for t in threads:
+            t.stop_evt.set()
+        for t in threads:
+            t.join(join_timeout)
+    busy, srv, cli = sys_cpu()[0] - busy0, tree_cpu_total(root) - srv0, own_cpu() - cli0
+    span = time.monotonic() - t0
+    res["server_cpu_pct"] = 100 * srv / span
+    res["client_cpu_pct"] = 100 * cli / span
+    res["other_cpu_pct"] = 100 * (busy - srv - cli) / span
+
+
+def failures(window: list[tuple], t0: float) -> dict:
+    """Counts of the failed requests among log entries (start, end, outcome, ...), times in the
+    detail from t0: hard failures apart from the retryable keep-alive races."""
+    kinds: dict[str, int] = {}
+    for e in window:
+        if e[2] != "ok":
+            kinds[e[2]] = kinds.get(e[2], 0) + 1
+    return {
+        "requests_window": len(window),
+        "hard_failures": sum(n for k, n in kinds.items() if k not in RETRYABLE),
+        "ka_eof_races": sum(n for k, n in kinds.items() if k in RETRYABLE),
+        "failure_kinds": kinds,
+        "failures_detail": [
+            (round(e[0] - t0, 4), round(e[1] - t0, 4), *e[2:]) for e in window if e[2] != "ok"
+        ][:50],
+        "max_request_ms": 1000 * max((e[1] - e[0] for e in window), default=0.0),
+    }
+
+
+def add_kinds(dicts: list[dict]) -> dict[str, int]:
+    """The failure kinds of several trials or saves, added up."""
+    total: dict[str, int] = {}
+    for d in dicts:
+        for k, n in d.items():
+            total[k] = total.get(k, 0) + n
+    return total
 
 
 # --------------------------------------------------------------------------- processes
@@ -296,21 +354,20 @@ def stop_tree(proc: subprocess.Popen, timeout: float = 35.0) -> float:
 # --------------------------------------------------------------------------- one trial
 
 
-class Trial:
-    def __init__(self, name: str, template: str, rnd: int, a: argparse.Namespace, logdir: str):
+class ServerTrial:
+    """One server started once: start() it, measure(), then stop its tree and read its log;
+    run() returns the results. Subclasses (here and in reload_bench.py) fill in the middle."""
+
+    def __init__(self, name: str, template: str, rnd: int, a: argparse.Namespace, log_path: str):
         self.name, self.template, self.round, self.a = name, template, rnd, a
-        self.has_control = "{control}" in template
         self.res: dict = {"server": name, "round": rnd}
-        self.log_path = os.path.join(logdir, f"{name}-r{rnd}.log")
-        self.control_path = os.path.join(logdir, f"{name}-r{rnd}.sock")
+        self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
     def run(self) -> dict:
         try:
             if self.start():
-                self.restart()
-                if self.has_control and self.a.spawns_per_round > 0:
-                    self.spawns()
+                self.measure()
         except Exception as exc:  # keep going with the other servers
             self.res["error"] = f"{type(exc).__name__}: {exc}"
         finally:
@@ -320,20 +377,26 @@ class Trial:
         return self.res
 
     def start(self) -> bool:
+        raise NotImplementedError
+
+    def measure(self) -> None:
+        raise NotImplementedError
+
+    def launch(self, cwd: str, ready: Callable[[int], bool], **fields: object) -> bool:
+        """Spawn the template (placeholders {python} {bin} {repo} {port} {host} and `fields`)
+        in cwd, pinned to --server-cpus, output to the log; then poll ready(port) every 5 ms
+        until it says yes (cold_start_s), at most 30 s."""
         a = self.a
         self.port = port = free_port()
-        fmt = {
-            "python": shlex.quote(a.python),
-            "bin": shlex.quote(os.path.dirname(a.python)),
-            "repo": shlex.quote(REPO),
-            "port": port,
+        fields = {
+            "python": a.python,
+            "bin": os.path.dirname(a.python),
+            "repo": REPO,
             "host": HOST,
-            "app": APP,
-            "app_dir": shlex.quote(APP_DIR),
-            "workers": a.workers,
-            "control": shlex.quote(self.control_path),
+            **fields,
         }
-        argv = shlex.split(self.template.format(**fmt))
+        quoted = {k: shlex.quote(str(v)) for k, v in fields.items()}
+        argv = shlex.split(self.template.format(port=port, **quoted))
         if a.pin:
             argv = ["taskset", "-c", a.server_cpus, *argv]
         self.res["cmd"] = " ".join(argv).replace(str(port), "{port}")
@@ -341,10 +404,10 @@ class Trial:
         if SNAPSHOT and "{repo}" in self.template:
             env["PYTHONPATH"] = SNAPSHOT["dir"]
         with open(self.log_path, "wb") as logf:
-            t0 = time.monotonic()
+            self.t_launch = t0 = time.monotonic()
             self.proc = subprocess.Popen(
                 argv,
-                cwd=APP_DIR,
+                cwd=cwd,
                 stdout=logf,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -355,80 +418,100 @@ class Trial:
             if self.proc.poll() is not None:
                 self.res["error"] = f"exited early rc={self.proc.returncode}"
                 return False
-            if get_once(port, 1.0)[0] == "ok":
+            if ready(port):
                 break
             time.sleep(0.005)
         else:
-            self.res["error"] = "no 200 within 30 s"
+            self.res["error"] = "not ready (no 200, or not the expected one) within 30 s"
             return False
         self.res["cold_start_s"] = time.monotonic() - t0
-        self.inodes = listen_inodes(port)
+        return True
+
+    def read_log(self) -> str:
+        """The server's output (its last 20,000 characters kept in the results)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        self.res["log"] = text[-20000:]
+        return text
+
+
+class Trial(ServerTrial):
+    def __init__(self, name: str, template: str, rnd: int, a: argparse.Namespace, logdir: str):
+        super().__init__(name, template, rnd, a, os.path.join(logdir, f"{name}-r{rnd}.log"))
+        self.has_control = "{control}" in template
+        self.control_path = os.path.join(logdir, f"{name}-r{rnd}.sock")
+
+    def measure(self) -> None:
+        self.restart()
+        if self.has_control and self.a.spawns_per_round > 0:
+            self.spawns()
+
+    def start(self) -> bool:
+        a = self.a
+        ok = self.launch(
+            APP_DIR,
+            lambda port: get_once(port, 1.0)[0] == "ok",
+            app=APP,
+            app_dir=APP_DIR,
+            workers=a.workers,
+            control=self.control_path,
+        )
+        if not ok:
+            return False
+        self.inodes = listen_inodes(self.port)
         while len(worker_pids(self.proc.pid, self.inodes)) < a.workers:
-            if time.monotonic() - t0 > 30:
+            if time.monotonic() - self.t_launch > 30:
                 self.res["error"] = "the workers never all held the listening socket"
                 return False
             time.sleep(0.005)
-        self.res["all_workers_s"] = time.monotonic() - t0
+        self.res["all_workers_s"] = time.monotonic() - self.t_launch
         return True
 
     def restart(self) -> None:
         a, root = self.a, self.proc.pid
         time.sleep(a.settle)
         threads = [Load(self.port, i % 2 == 0, a.pause, a.req_timeout) for i in range(a.threads)]
-        cpu0 = (sys_cpu()[0], tree_cpu_total(root), own_cpu(), time.monotonic())
-        for t in threads:
-            t.start()
-        time.sleep(a.steady)
-        old = worker_pids(root, self.inodes)
-        self.res["old_pids"] = sorted(old)
-        probes: list[tuple[float, float, str, int]] = []
-        t_hup = time.monotonic()
-        os.kill(root, signal.SIGHUP)
-        t_gone = t_done = None
-        new: set[int] = set()
-        answered: set[int] = set()  # worker pids that answered since the SIGHUP
-        seen = [len(t.log) for t in threads]
-        next_probe = 0.0
-        while time.monotonic() - t_hup < a.max_wait:
-            now = time.monotonic()
-            for i, t in enumerate(threads):
-                n = len(t.log)
-                answered.update(e[3] for e in t.log[seen[i] : n] if e[2] == "ok")
-                seen[i] = n
-            live = worker_pids(root, self.inodes)
-            if t_gone is None and not any(_alive(p) for p in old):
-                t_gone = now
-            new = live - old
-            if t_gone is not None and len(new) >= a.workers:
-                if now >= next_probe:  # make sure the new set answers, load or not
-                    outcome, pid = get_once(self.port, a.req_timeout)
-                    probes.append((now, time.monotonic(), outcome, pid))
-                    if outcome == "ok":
-                        answered.add(pid)
-                    next_probe = time.monotonic() + 0.02
-                if new <= answered:
-                    t_done = time.monotonic()
-                    break
-            time.sleep(0.005)
-        time.sleep(a.tail)
-        for t in threads:
-            t.stop_evt.set()
-        for t in threads:
-            t.join(a.req_timeout + 5)
-        busy, srv, cli = sys_cpu()[0] - cpu0[0], tree_cpu_total(root) - cpu0[1], own_cpu() - cpu0[2]
-        span = time.monotonic() - cpu0[3]
-        self.res["server_cpu_pct"] = 100 * srv / span
-        self.res["client_cpu_pct"] = 100 * cli / span
-        # everything else busy on the box meanwhile (other processes): a disturbed trial is redone
-        self.res["other_cpu_pct"] = 100 * (busy - srv - cli) / span
+        with under_load(root, threads, self.res, a.req_timeout + 5):
+            time.sleep(a.steady)
+            old = worker_pids(root, self.inodes)
+            self.res["old_pids"] = sorted(old)
+            probes: list[tuple[float, float, str, int]] = []
+            t_hup = time.monotonic()
+            os.kill(root, signal.SIGHUP)
+            t_gone = t_done = None
+            new: set[int] = set()
+            answered: set[int] = set()  # worker pids that answered since the SIGHUP
+            seen = [len(t.log) for t in threads]
+            next_probe = 0.0
+            while time.monotonic() - t_hup < a.max_wait:
+                now = time.monotonic()
+                for i, t in enumerate(threads):
+                    n = len(t.log)
+                    answered.update(e[3] for e in t.log[seen[i] : n] if e[2] == "ok")
+                    seen[i] = n
+                live = worker_pids(root, self.inodes)
+                if t_gone is None and not any(_alive(p) for p in old):
+                    t_gone = now
+                new = live - old
+                if t_gone is not None and len(new) >= a.workers:
+                    if now >= next_probe:  # make sure the new set answers, load or not
+                        outcome, pid = get_once(self.port, a.req_timeout)
+                        probes.append((now, time.monotonic(), outcome, pid))
+                        if outcome == "ok":
+                            answered.add(pid)
+                        next_probe = time.monotonic() + 0.02
+                    if new <= answered:
+                        t_done = time.monotonic()
+                        break
+                time.sleep(0.005)
+            time.sleep(a.tail)
         end = (t_done or t_hup + a.max_wait) + a.tail
         entries = [e for t in threads for e in t.log]
         window = [e for e in entries if e[1] >= t_hup and e[0] <= end]
         before = [e for e in entries if e[1] < t_hup]
-        kinds: dict[str, int] = {}
-        for e in window:
-            if e[2] != "ok":
-                kinds[e[2]] = kinds.get(e[2], 0) + 1
         new_answers = [e[1] for e in window if e[2] == "ok" and e[3] not in old]
         self.res.update(
             {
@@ -439,17 +522,8 @@ class Trial:
                 "requests_before": len(before),
                 "failed_before": sum(1 for e in before if e[2] != "ok"),
                 "load_rps": len(before) / a.steady if a.steady else None,
-                "requests_window": len(window),
                 "window_s": end - t_hup,
-                "hard_failures": sum(n for k, n in kinds.items() if k not in RETRYABLE),
-                "ka_eof_races": sum(n for k, n in kinds.items() if k in RETRYABLE),
-                "failure_kinds": kinds,
-                "failures_detail": [
-                    (round(e[0] - t_hup, 4), round(e[1] - t_hup, 4), e[2])
-                    for e in window
-                    if e[2] != "ok"
-                ][:50],
-                "max_request_ms": 1000 * max((e[1] - e[0] for e in window), default=0.0),
+                **failures(window, t_hup),
                 "probes": len(probes),
             }
         )
@@ -480,15 +554,10 @@ class Trial:
             time.sleep(0.2)
         self.res["spawns"] = out
 
-    def read_log(self) -> None:
-        try:
-            with open(self.log_path, "rb") as f:
-                text = f.read().decode(errors="replace")
-        except OSError:
-            return
-        self.res["log"] = text[-20000:]
+    def read_log(self) -> str:
+        text = super().read_log()
         if not self.has_control:
-            return
+            return text
         ready = {int(m[2]): (int(m[3]), float(m[4])) for m in READY_RE.finditer(text)}
         restarted = set(self.res.get("new_pids", []))  # not the workers of the scale cycles
         self.res["ready_ms_restart"] = [ms for p, (_, ms) in ready.items() if p in restarted]
@@ -497,6 +566,7 @@ class Trial:
         self.res["serving_after_s"] = float(m[2]) if m else None
         for s in self.res.get("spawns", []):
             s["supervisor_ms"] = ready.get(s["pid"], (None, None))[1]
+        return text
 
 
 # --------------------------------------------------------------------------- report
@@ -557,14 +627,12 @@ def devserve_source() -> str:
     return f"{head}+dirty:{digest.hexdigest()[:10]}"
 
 
-def versions(a: argparse.Namespace) -> dict:
+def versions(a: argparse.Namespace, dists: list[str]) -> dict:
+    """Python, kernel, CPUs, the peers' versions (those of `dists` installed for --python),
+    devserve's, and where devserve's code comes from."""
     v = {"python": platform.python_version(), "kernel": platform.release(), "cpus": os.cpu_count()}
-    code = "import uvicorn, gunicorn; print(uvicorn.__version__, gunicorn.__version__)"
-    try:
-        out = subprocess.run([a.python, "-c", code], capture_output=True, text=True, timeout=30)
-        v["uvicorn"], v["gunicorn"] = out.stdout.split()
-    except (OSError, ValueError, subprocess.SubprocessError):
-        pass
+    found = dist_versions(a.python, dists)
+    v.update((d, found[d]) for d in dists if found.get(d))
     try:
         dv = [os.path.join(REPO, ".venv/bin/devserve"), "--version"]
         out = subprocess.run(dv, capture_output=True, text=True, timeout=30)
@@ -600,10 +668,7 @@ def report(results: list[dict], servers: dict, a: argparse.Namespace, info: dict
             b = next((x for x in results if x["server"] == base and x["round"] == r["round"]), None)
             if b and r.get("restart_s") and b.get("restart_s"):
                 ratios.append(r["restart_s"] / b["restart_s"])
-        kinds: dict[str, int] = {}
-        for r in rs:
-            for k, n in r.get("failure_kinds", {}).items():
-                kinds[k] = kinds.get(k, 0) + n
+        kinds = add_kinds([r.get("failure_kinds", {}) for r in rs])
         s = {
             "template": tpl,
             "restart_s": med([r.get("restart_s") for r in rs]),
@@ -693,29 +758,65 @@ def report(results: list[dict], servers: dict, a: argparse.Namespace, info: dict
     return "\n".join(lines) + "\n", summary
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def say(line: str) -> None:
+    """A progress line, on stderr."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def add_common_args(ap: argparse.ArgumentParser, **defaults: object) -> None:
+    """The options restart_bench.py and reload_bench.py share; `defaults` (by dest) change
+    some of the defaults."""
+    d: dict = {
+        "rounds": 5,
+        "threads": 4,
+        "pause": 0.002,
+        "settle": 1.0,
+        "steady": 1.5,
+        "tail": 1.0,
+        "max_wait": 60.0,
+        "retries": 2,
+        **defaults,
+    }
+    ap.add_argument("--only", help="comma-separated server names to keep")
+    ap.add_argument("--skip", help="comma-separated server names to leave out")
+    ap.add_argument("--list", action="store_true", help="print the server templates and exit")
+    ap.add_argument(
+        "--rounds", type=int, default=d["rounds"], help="starts per server, interleaved"
     )
     ap.add_argument(
-        "--server", action="append", help="NAME=TEMPLATE: replace NAME's template, or add NAME"
+        "--threads", type=int, default=d["threads"], help="load threads (half keep-alive)"
     )
-    ap.add_argument("--only", help="comma-separated server names to keep")
-    ap.add_argument("--list", action="store_true", help="print the server templates and exit")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=4, help="client threads (half keep-alive)")
-    ap.add_argument("--pause", type=float, default=0.002, help="s between requests, per thread")
+    ap.add_argument(
+        "--pause", type=float, default=d["pause"], help="s between requests, per thread"
+    )
     ap.add_argument("--req-timeout", type=float, default=5.0, help="per-request timeout (s)")
-    ap.add_argument("--settle", type=float, default=1.0, help="s after start, before the load")
-    ap.add_argument("--steady", type=float, default=1.5, help="s of load before the SIGHUP")
-    ap.add_argument("--tail", type=float, default=1.0, help="s of counting after the restart")
-    ap.add_argument("--max-wait", type=float, default=60.0, help="give up on a restart after")
-    ap.add_argument("--spawns-per-round", type=int, default=4, help="devserve scale +1/-1 cycles")
+    ap.add_argument(
+        "--settle", type=float, default=d["settle"], help="s after the first 200, before the load"
+    )
+    ap.add_argument(
+        "--steady",
+        type=float,
+        default=d["steady"],
+        help="s of clean load before a SIGHUP or a save",
+    )
+    ap.add_argument(
+        "--tail",
+        type=float,
+        default=d["tail"],
+        help="s of counting failures after the restart or the first new response",
+    )
+    ap.add_argument(
+        "--max-wait",
+        type=float,
+        default=d["max_wait"],
+        help="give up on a restart or a reload after (s)",
+    )
     ap.add_argument("--server-cpus", default="1")
     ap.add_argument("--client-cpus", default="0")
     ap.add_argument("--no-pin", dest="pin", action="store_false")
-    ap.add_argument("--baseline", default="uvicorn", help="restart duration ratios against it")
+    ap.add_argument(
+        "--baseline", default="uvicorn", help="restart or reload duration ratios against it"
+    )
     ap.add_argument("--quiet-pct", type=float, default=15.0, help="wait for a quieter box first")
     ap.add_argument(
         "--max-other-cpu",
@@ -723,91 +824,150 @@ def main() -> None:
         default=15.0,
         help="redo a trial when other processes used more than this %% of a core during it",
     )
-    ap.add_argument("--retries", type=int, default=2, help="redos of a disturbed trial")
+    ap.add_argument("--retries", type=int, default=d["retries"], help="redos of a disturbed trial")
     ap.add_argument("--python", default=sys.executable, help="interpreter of the peers")
-    ap.add_argument("--out", help="output prefix (default results/restart-<timestamp>)")
-    ap.add_argument("--keep-logs", action="store_true", help="keep the server logs")
+    ap.add_argument("--out", help="output prefix (default results/<benchmark>-<timestamp>)")
     ap.add_argument(
         "--devserve-rev",
         help="run devserve's code as of this git revision (e.g. HEAD), exported to a temp dir, "
         "instead of the working tree, which others may be editing during the run",
     )
-    a = ap.parse_args()
 
-    servers = dict(SERVERS)
-    for spec in a.server or []:
-        k, _, v = spec.partition("=")
-        servers[k.strip()] = v.strip()
+
+def pick(servers: dict, a: argparse.Namespace) -> dict:
+    """The servers left by --only and --skip."""
     if a.only:
         keep = [x.strip() for x in a.only.split(",")]
         servers = {k: v for k, v in servers.items() if k in keep}
-    if a.list or not servers:
-        for k, v in servers.items():
-            print(f"{k}: {v}")
-        return
+    if a.skip:
+        drop = {x.strip() for x in a.skip.split(",")}
+        servers = {k: v for k, v in servers.items() if k not in drop}
+    return servers
+
+
+def prepare(a: argparse.Namespace, dists: list[str]) -> dict:
+    """Pin this client, turn SIGTERM into KeyboardInterrupt (a trial's finally stops its
+    server), take the --devserve-rev snapshot; the versions (see versions())."""
+    if a.pin and (os.cpu_count() or 1) < 2:
+        say("one CPU only: not pinning")
+        a.pin = False
     if a.pin:
         os.sched_setaffinity(0, {int(c) for c in a.client_cpus.split(",")})
 
     def interrupted(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # the trial's finally stops its server
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)  # even when started in the background
     if a.devserve_rev:
         take_snapshot(a.devserve_rev)
-    info = versions(a)
-    logdir = tempfile.mkdtemp(prefix="restart-bench-", dir="/tmp")
+    return versions(a, dists)
+
+
+def run_rounds(
+    servers: dict,
+    a: argparse.Namespace,
+    info: dict,
+    trial: Callable[[str, object, int], dict],
+    line: Callable[[dict], str],
+    quiet_window: float = 1.0,
+) -> list[dict]:
+    """--rounds rounds, every server in turn in each: trial(name, spec, round) after a quiet
+    box, redone (--retries) when other processes were busy during it; line(result) is printed
+    after each. Drops the --devserve-rev snapshot at the end; notes in info the run's duration
+    and whether devserve's code changed during it."""
     results = []
+    t_run = time.monotonic()
     try:
         for rnd in range(1, a.rounds + 1):
-            for name, tpl in servers.items():
+            for name, spec in servers.items():
                 for attempt in range(a.retries + 1):
-                    waited = wait_quiet(a.quiet_pct)
+                    waited = wait_quiet(a.quiet_pct, window=quiet_window)
                     source = devserve_source()
-                    r = Trial(name, tpl, rnd, a, logdir).run()
+                    r = trial(name, spec, rnd)
                     r.update(waited_quiet_s=waited, devserve_source=source, attempt=attempt)
                     other = r.get("other_cpu_pct")
                     if other is None or other <= a.max_other_cpu or attempt == a.retries:
                         break
-                    print(
+                    say(
                         f"r{rnd} {name}: {other:.0f} % of a core busy with other processes "
-                        "during the trial; redoing it",
-                        file=sys.stderr,
-                        flush=True,
+                        "during the trial; redoing it"
                     )
                 results.append(r)
-                sp = [s.get("supervisor_ms") for s in r.get("spawns", [])]
-                print(
-                    f"r{rnd} {name:18s} restart={r.get('restart_s')} old_gone={r.get('old_gone_s')}"
-                    f" hard={r.get('hard_failures')} ka_eof={r.get('ka_eof_races')}"
-                    f" kinds={r.get('failure_kinds')} window={r.get('requests_window')}"
-                    f" max_ms={r.get('max_request_ms')} cold={r.get('cold_start_s')}"
-                    f" other_cpu={r.get('other_cpu_pct')}"
-                    + (f" ready_ms={r.get('ready_ms_restart')} spawns_ms={sp}" if sp else "")
-                    + (f" ERROR {r['error']}" if r.get("error") else ""),
-                    file=sys.stderr,
-                    flush=True,
-                )
+                say(line(r) + (f" ERROR {r['error']}" if r.get("error") else ""))
     finally:
-        if a.keep_logs:
-            print(f"server logs kept in {logdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(logdir, ignore_errors=True)
         if SNAPSHOT:
             shutil.rmtree(SNAPSHOT["dir"], ignore_errors=True)
     sources = list(dict.fromkeys(r["devserve_source"] for r in results))
     if len(sources) > 1:
         info["devserve_source"] = " -> ".join(sources) + " (CHANGED during the run)"
-    md, summary = report(results, servers, a, info)
+    info["run_s"] = round(time.monotonic() - t_run)
+    return results
+
+
+def write_results(
+    a: argparse.Namespace, name: str, md: str, info: dict, summary: dict, results: list[dict]
+) -> None:
+    """Print the report and write it to --out (default results/<name>-<timestamp>) .md and
+    .json, the JSON with every trial's results."""
     print(md)
-    out = a.out or os.path.join(HERE, "results", "restart-" + time.strftime("%Y%m%d-%H%M%S"))
+    out = a.out or os.path.join(HERE, "results", f"{name}-" + time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out + ".md", "w") as f:
         f.write(md)
     with open(out + ".json", "w") as f:
         doc = {"args": vars(a), "versions": info, "summary": summary, "results": results}
         json.dump(doc, f, indent=1, default=str)
-    print(f"wrote {out}.md and {out}.json", file=sys.stderr)
+    say(f"wrote {out}.md and {out}.json")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--server", action="append", help="NAME=TEMPLATE: replace NAME's template, or add NAME"
+    )
+    add_common_args(ap)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--spawns-per-round", type=int, default=4, help="devserve scale +1/-1 cycles")
+    ap.add_argument("--keep-logs", action="store_true", help="keep the server logs")
+    a = ap.parse_args()
+
+    servers = dict(SERVERS)
+    for spec in a.server or []:
+        k, _, v = spec.partition("=")
+        servers[k.strip()] = v.strip()
+    servers = pick(servers, a)
+    if a.list or not servers:
+        for k, v in servers.items():
+            print(f"{k}: {v}")
+        return
+    info = prepare(a, ["uvicorn", "gunicorn"])
+    logdir = tempfile.mkdtemp(prefix="restart-bench-", dir="/tmp")
+
+    def line(r: dict) -> str:
+        sp = [s.get("supervisor_ms") for s in r.get("spawns", [])]
+        return (
+            f"r{r['round']} {r['server']:18s} restart={r.get('restart_s')}"
+            f" old_gone={r.get('old_gone_s')} hard={r.get('hard_failures')}"
+            f" ka_eof={r.get('ka_eof_races')} kinds={r.get('failure_kinds')}"
+            f" window={r.get('requests_window')} max_ms={r.get('max_request_ms')}"
+            f" cold={r.get('cold_start_s')} other_cpu={r.get('other_cpu_pct')}"
+            + (f" ready_ms={r.get('ready_ms_restart')} spawns_ms={sp}" if sp else "")
+        )
+
+    try:
+        results = run_rounds(
+            servers, a, info, lambda name, tpl, rnd: Trial(name, tpl, rnd, a, logdir).run(), line
+        )
+    finally:
+        if a.keep_logs:
+            say(f"server logs kept in {logdir}")
+        else:
+            shutil.rmtree(logdir, ignore_errors=True)
+    md, summary = report(results, servers, a, info)
+    write_results(a, "restart", md, info, summary, results)
 
 
 if __name__ == "__main__":

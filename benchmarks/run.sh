@@ -2,7 +2,8 @@
 # devserve vs uvicorn (and optionally the other peers), suites hello and json, 1 worker, pinned.
 #
 # Usage: benchmarks/run.sh [--peers] [--rounds N] [--duration S] [--suites "hello json"]
-#                          [--out PREFIX] [--restart] [-- extra bench.py / restart_bench.py arguments]
+#                          [--out PREFIX] [--restart | --reload]
+#                          [-- extra bench.py / restart_bench.py / reload_bench.py arguments]
 #   --peers           also granian, hypercorn and gunicorn+uvicorn (or BENCH_PEERS=1)
 #   --rounds N        interleaved rounds (default 5, from suites.json)
 #   --duration S      seconds of measured wrk load per trial (default 10)
@@ -11,10 +12,14 @@
 #   --restart         instead: worker spawn -> ready and rolling restart (SIGHUP) of 2 workers under
 #                     load, devserve vs gunicorn+uvicorn and uvicorn --workers 2 (restart_bench.py;
 #                     --rounds and --out apply; no wrk needed)
+#   --reload          instead: save -> first response with the new code, and failed requests during
+#                     the reload under load, devserve (1 and 2 workers) vs uvicorn/granian/hypercorn
+#                     --reload and gunicorn+uvicorn SIGHUP (reload_bench.py; --rounds and --out apply)
 # Environment:
 #   PEERS_VENV           peers venv (default /tmp/peers-venv; created with setup_peers.sh if missing)
 #   BENCH_DEVSERVE_CMD   override devserve's command template (placeholders as in suites.json;
-#                        with --restart it should take {workers} and {control}, see restart_bench.py)
+#                        with --restart it should take {workers} and {control}, see restart_bench.py;
+#                        with --reload it should take {workers} and {app_dir}, see reload_bench.py)
 #
 # Writes PREFIX.md and PREFIX.json, then prints req/s and p99 as ratios to uvicorn (ratios.py).
 set -euo pipefail
@@ -24,6 +29,7 @@ REPO=$(dirname "$HERE")
 VENV=${PEERS_VENV:-/tmp/peers-venv}
 PEERS=${BENCH_PEERS:-0}
 RESTART=0
+RELOAD=0
 SUITES="hello json"
 ROUNDS=""
 DURATION=""
@@ -38,8 +44,9 @@ while [ $# -gt 0 ]; do
     --suites) SUITES=$2; shift ;;
     --out) OUT=$2; shift ;;
     --restart) RESTART=1 ;;
+    --reload) RELOAD=1 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -63,6 +70,17 @@ if [ "$RESTART" = 1 ]; then
   [ -z "$OUT" ] && OUT="$HERE/results/restart-$(date +%Y%m%d-%H%M%S)"
   mkdir -p "$(dirname "$OUT")"
   exec "$VENV/bin/python" "$HERE/restart_bench.py" ${ARGS[@]+"${ARGS[@]}"} --out "$OUT" ${EXTRA[@]+"${EXTRA[@]}"}
+fi
+if [ "$RELOAD" = 1 ]; then
+  # reload after a save: latency and failed requests; the servers in turn each round (reload_bench.py)
+  ARGS=()
+  [ -n "$ROUNDS" ] && ARGS+=(--rounds "$ROUNDS")
+  if [ -n "${BENCH_DEVSERVE_CMD:-}" ]; then
+    ARGS+=(--server "devserve-1w=watch:1:$BENCH_DEVSERVE_CMD" --server "devserve-2w=watch:2:$BENCH_DEVSERVE_CMD")
+  fi
+  [ -z "$OUT" ] && OUT="$HERE/results/reload-$(date +%Y%m%d-%H%M%S)"
+  mkdir -p "$(dirname "$OUT")"
+  exec "$VENV/bin/python" "$HERE/reload_bench.py" ${ARGS[@]+"${ARGS[@]}"} --out "$OUT" ${EXTRA[@]+"${EXTRA[@]}"}
 fi
 if ! command -v wrk >/dev/null; then
   apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
