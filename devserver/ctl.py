@@ -93,18 +93,20 @@ def scale(context: click.Context, workers: str) -> None:
 @click.pass_context
 def restart(context: click.Context) -> None:
     """Rolling restart: a new generation serves before the old one drains."""
-    result = _call(context.obj["control"], "restart")
-    queued = result["restart"] == "queued"
-    _done(context, result, "restart queued after the one running" if queued else "restarting")
+    _roll(context, "restart", "restart queued after the one running")
 
 
 @ctl.command()
 @click.pass_context
 def reload(context: click.Context) -> None:
     """Roll in new code now, as a file change would (a generation still booting is replaced)."""
-    result = _call(context.obj["control"], "reload")
-    queued = result["reload"] == "queued"
-    _done(context, result, "reload queued after the first boot" if queued else "reloading")
+    _roll(context, "reload", "reload queued after the first boot")
+
+
+def _roll(context: click.Context, command: str, when_queued: str) -> None:
+    """restart and reload: started ('restarting', 'reloading') or queued."""
+    result = _call(context.obj["control"], command)
+    _done(context, result, when_queued if result[command] == "queued" else f"{command}ing")
 
 
 @ctl.command()

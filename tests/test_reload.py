@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -413,20 +414,24 @@ def test_same_size_saves_in_one_second_are_not_served_from_stale_bytecode(
 
 
 def test_the_reload_command_rolls_in_new_code(tmp_path: Path) -> None:
-    """`reload` over the control socket starts a generation like a save does."""
+    """`reload` over the control socket, and `devserve ctl reload`, start a generation each,
+    like a save does."""
     write_app(tmp_path, "one")
     with reloading(tmp_path) as (server, control):
         assert control.request("reload") == {"reload": "started"}
         server.out.wait_for(r"reload: generation 2 serving")
         assert control.request("status")["server"]["generation"] == 2
+        command = devserve_command("ctl", "--control", str(tmp_path / "ctl.sock"), "reload")
+        done = subprocess.run(command, capture_output=True, text=True, timeout=20)
+        server.out.wait_for(r"reload: generation 3 serving")
         server.out.stop()
+    assert (done.returncode, done.stdout.strip()) == (0, "reloading")
 
 
 def _run_in_a_terminal(tmp_path: Path, *args: str, until_line: str) -> str:
     """Run devserve with its output on a pseudo-terminal; its output up to `until_line`."""
     import pty
     import select
-    import subprocess
 
     main, terminal = pty.openpty()
     argv = devserve_command("--port", "0", "--control", str(tmp_path / "ctl.sock"), *args)
