@@ -164,6 +164,7 @@ def option(
 _LOOPS = ("auto", "uvloop", "asyncio")
 _LIFESPAN = ("auto", "on", "off")
 _INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
+_WS = ("auto", "websockets", "none")
 _LOG_FORMATS = ("plain", "json")
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 # What --reload watches unless told otherwise (gitignore-style patterns; see supervisor/reload.py)
@@ -273,6 +274,33 @@ class Config:
     )
     interface: str = option("auto", "App interface.", _choice(*_INTERFACES), choices=_INTERFACES)
     loop: str = option("auto", "Event loop implementation.", _choice(*_LOOPS), choices=_LOOPS)
+    threads: int = option(10, "Threads per worker that run a WSGI app's requests.", _integer(1))
+    ws: str = option(
+        "auto",
+        "WebSocket support: auto and websockets serve it; none leaves Upgrade requests to the app "
+        "as plain HTTP.",
+        _choice(*_WS),
+        choices=_WS,
+    )
+    ws_max_size: int = option(
+        16 * 1024 * 1024,
+        "Largest incoming WebSocket message in bytes (larger: close 1009).",
+        _integer(1),
+    )
+    ws_max_queue: int = option(
+        32,
+        "Incoming WebSocket messages buffered for the app before reading pauses.",
+        _integer(1),
+    )
+    ws_ping_interval: float = option(
+        20.0, "Seconds between WebSocket pings (0: no pings).", _seconds
+    )
+    ws_ping_timeout: float = option(
+        20.0, "Close a WebSocket whose pong is this many seconds late (0: never).", _seconds
+    )
+    ws_per_message_deflate: bool = option(
+        True, "Offer WebSocket permessage-deflate compression.", _boolean, negatable=True
+    )
     prod: bool = option(False, "Production mode: headless, prod defaults.", _boolean)
     tui: bool = option(
         True, "Open the control panel in a terminal (dev mode).", _boolean, negatable=True

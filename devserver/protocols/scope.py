@@ -14,6 +14,7 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 EXTENSIONS: dict[str, dict[str, Any]] = {
     "http.response.pathsend": {},
     "http.response.trailers": {},
+    "http.response.zerocopysend": {},
 }
 
 
