@@ -171,15 +171,14 @@ class Server:
     async def _cancel_requests(self) -> None:
         current = asyncio.current_task()
         tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-        requests = [
-            t
-            for t in tasks
-            if getattr(t.get_coro(), "__qualname__", "").startswith("RequestCycle.run")
-        ]
+        requests = [t for t in tasks if getattr(t.get_coro(), "__qualname__", "") in _REQUEST_TASKS]
         for task in requests:
             task.cancel()
         if requests:
             await asyncio.wait(requests, timeout=1)
+
+
+_REQUEST_TASKS = ("RequestCycle.run", "WebSocketProtocol.run")
 
 
 async def _settle() -> None:

@@ -25,6 +25,11 @@ from devserver.protocols.proxy import apply_proxy_headers
 from devserver.protocols.scope import http_scope
 from devserver.protocols.sendfile import send_file
 from devserver.protocols.state import ServerState
+from devserver.protocols.websocket import (
+    WebSocketProtocol,
+    is_websocket_upgrade,
+    websocket_scope,
+)
 
 logger = logging.getLogger("devserve.server")
 
@@ -82,6 +87,8 @@ class HTTPProtocol(asyncio.Protocol):
         "cycle",
         "pipeline",
         "pending_error",
+        "upgrade",
+        "upgrade_rest",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -103,6 +110,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.cycle: RequestCycle | None = None
         self.pipeline: collections.deque[RequestCycle] = collections.deque()
         self.pending_error: bytes | None = None
+        self.upgrade: dict[str, Any] | None = None  # the scope of a WebSocket handshake
+        self.upgrade_rest: bytes | None = None  # what followed its head, once it is all read
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -149,8 +158,14 @@ class HTTPProtocol(asyncio.Protocol):
                 return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._refuse_upgrade()
+        except httptools.HttpParserUpgrade as exc:
+            if self.upgrade is None:
+                self._refuse_upgrade()
+            else:
+                self.upgrade_rest = data[exc.args[0] :] if exc.args else b""
+                self.flow.pause_reading()
+                if self.cycle is None:
+                    self._switch_to_websocket()
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if not isinstance(cause, HTTPError):
@@ -219,6 +234,13 @@ class HTTPProtocol(asyncio.Protocol):
             raise HTTPError(400, str(exc)) from None
         if self.trusted_proxy:
             apply_proxy_headers(scope, self.settings.trusted_peers)
+        if (
+            self.settings.websocket
+            and parser.should_upgrade()
+            and is_websocket_upgrade(self.headers)
+        ):
+            self.upgrade = websocket_scope(scope)  # handed over once the parser stops at the head
+            return
         cycle = RequestCycle(
             self,
             scope,
@@ -276,6 +298,8 @@ class HTTPProtocol(asyncio.Protocol):
             if not self.pipeline:
                 self.flow.resume_reading()
             self._start(following)
+        elif self.upgrade_rest is not None:
+            self._switch_to_websocket()
         elif self.pending_error is not None:
             self.transport.write(self.pending_error)
             self.transport.close()
@@ -320,6 +344,16 @@ class HTTPProtocol(asyncio.Protocol):
                 )
             self.cycle = None
             self.transport.close()
+
+    def _switch_to_websocket(self) -> None:
+        """Hand the connection to a WebSocketProtocol, with the bytes that followed the head."""
+        scope, rest = self.upgrade, self.upgrade_rest or b""
+        self.upgrade = self.upgrade_rest = None
+        assert scope is not None
+        self.state.connections.discard(self)
+        websocket = WebSocketProtocol(self.state, self.transport, scope)
+        self.transport.set_protocol(websocket)
+        websocket.start(rest)
 
     def _refuse_upgrade(self) -> None:
         """An Upgrade request (WebSocket, h2c): served as plain HTTP, then the connection ends.

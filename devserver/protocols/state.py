@@ -10,16 +10,25 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from devserver.net import TrustedPeers
 from devserver.protocols import wire
 
 if TYPE_CHECKING:
     from devserver.config import Config
-    from devserver.protocols.http import HTTPProtocol
 
 ASGIApp = Callable[..., Awaitable[None]]
+
+
+class Connection(Protocol):
+    """What the server asks of every open connection (HTTP or WebSocket)."""
+
+    transport: asyncio.Transport
+
+    def on_tick(self) -> None: ...
+
+    def shutdown(self, keep_idle: float = 0.0, fresh_grace: float = 0.0) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,12 @@ class HTTPSettings:
     date_header: bool = True
     extra_headers: tuple[tuple[str, str], ...] = ()
     access_log: bool = True
+    websocket: bool = True
+    ws_max_size: int = 16 * 1024 * 1024
+    ws_max_queue: int = 32
+    ws_ping_interval: float = 20.0
+    ws_ping_timeout: float = 20.0
+    ws_per_message_deflate: bool = True
 
     @classmethod
     def from_config(cls, config: Config) -> HTTPSettings:
@@ -57,6 +72,12 @@ class HTTPSettings:
             date_header=config.date_header,
             extra_headers=config.header,
             access_log=access,
+            websocket=config.ws != "none",
+            ws_max_size=config.ws_max_size,
+            ws_max_queue=config.ws_max_queue,
+            ws_ping_interval=config.ws_ping_interval,
+            ws_ping_timeout=config.ws_ping_timeout,
+            ws_per_message_deflate=config.ws_per_message_deflate,
         )
 
 
@@ -73,7 +94,7 @@ class ServerState:
         self.settings = settings
         self.access_logger = access_logger if settings.access_log else None
         self.lifespan_state: dict[str, Any] = {}
-        self.connections: set[HTTPProtocol] = set()
+        self.connections: set[Connection] = set()
         self.in_flight = 0
         self.requests = 0  # responses completed, for the supervisor's heartbeat
         self.ticks = 0

@@ -1,0 +1,468 @@
+"""WebSocket connections: websockets' Sans-I/O `ServerProtocol` on asyncio, spoken to the app as
+ASGI websocket messages (spec 2.4).
+
+The HTTP protocol hands over a connection whose request head asked for a WebSocket; from then on
+this protocol owns the transport. websockets decides everything about the wire (handshake
+validation, framing, masking, close handshake, permessage-deflate, message size); this module only
+moves bytes between it and the socket, and turns frames into ASGI messages and back, with
+backpressure both ways: reading pauses while --ws-max-queue messages wait for the app, and
+`send()` waits while the client is slow to take what was written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import http
+import logging
+import os
+from collections import deque
+from typing import Any
+
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHeader, InvalidHeaderValue
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import SEND_EOF, State
+from websockets.server import ServerProtocol
+
+from devserver.protocols import wire
+from devserver.protocols.cycle import ASGIProtocolError, ClientDisconnected
+from devserver.protocols.flow import FlowControl
+from devserver.protocols.state import ServerState
+
+logger = logging.getLogger("devserve.server")
+# websockets logs every open and close at INFO; keep that out of the server log unless tracing.
+_frames_logger = logging.getLogger("devserve.websocket")
+if _frames_logger.level == logging.NOTSET:
+    _frames_logger.setLevel(logging.WARNING)
+
+CLOSE_TIMEOUT = 5.0  # seconds the client gets to answer our close frame before the TCP close
+# The same parameters websockets' own servers use: compression with bounded memory per connection.
+_DEFLATE = ServerPerMessageDeflateFactory(
+    server_max_window_bits=12, client_max_window_bits=12, compress_settings={"memLevel": 5}
+)
+_DENIAL_EXTENSION: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
+
+
+class Phase(enum.Enum):
+    HANDSHAKE = "waiting for websocket.accept, websocket.close or websocket.http.response.start"
+    DENIAL = "sending the denial response (websocket.http.response.body)"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def is_websocket_upgrade(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Does this request head ask for a WebSocket (an `Upgrade` header naming websocket)?"""
+    return any(name == b"upgrade" and b"websocket" in value.lower() for name, value in headers)
+
+
+def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(
+        name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
+        for name, value in headers
+    )
+
+
+def websocket_scope(http_scope: dict[str, Any]) -> dict[str, Any]:
+    """The ASGI websocket scope for an upgrade request, from the HTTP scope built for its head."""
+    scope = dict(http_scope)
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if http_scope["scheme"] in ("https", "wss") else "ws"
+    scope["subprotocols"] = [
+        token.strip().decode("latin-1")
+        for name, value in http_scope["headers"]
+        if name == b"sec-websocket-protocol"
+        for token in value.split(b",")
+        if token.strip()
+    ]
+    scope["extensions"] = _DENIAL_EXTENSION
+    return scope
+
+
+class WebSocketProtocol(asyncio.Protocol):
+    """One upgraded connection: the handshake, then frames both ways, until the close."""
+
+    def __init__(self, state: ServerState, transport: asyncio.Transport, scope: dict[str, Any]):
+        self.state = state
+        self.settings = settings = state.settings
+        self.loop = asyncio.get_running_loop()
+        self.transport = transport
+        self.flow = FlowControl(transport)
+        self.scope = scope
+        self.ws = ServerProtocol(
+            extensions=[_DEFLATE] if settings.ws_per_message_deflate else None,
+            max_size=settings.ws_max_size,
+            logger=_frames_logger,
+        )
+        self.phase = Phase.HANDSHAKE
+        self.handshake: Response | None = None
+        self.early = b""  # frames a client sent before our 101: fed once the app accepts
+        self.messages: deque[dict[str, Any]] = deque()
+        self.connect_sent = False
+        self.disconnect_queued = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.fragments: list[bytes] = []
+        self.fragment_opcode: Opcode | None = None
+        self.denial_status = 0
+        self.denial_headers: list[tuple[bytes, bytes]] | None = None
+        self.denial_chunked = False
+        self.ping_sent_at: float | None = None
+        self.last_ping_at = self.loop.time()
+        self.close_timer: asyncio.TimerHandle | None = None
+        self.restart_code: int | None = None  # set when a graceful shutdown asked us to close
+
+    # ------------------------------------------------------------------ the handover
+    def start(self, rest: bytes) -> None:
+        """Validate the handshake, then run the app; `rest` followed the head in the same read."""
+        self.state.connections.add(self)
+        self.flow.pause_reading()  # a client must wait for our 101 before it sends frames
+        self.early = rest
+        response = self._validate()
+        if response.status_code != 101:
+            self._reject_handshake(response)
+            return
+        self.handshake = response
+        limit = self.settings.limit_concurrency
+        if limit is not None and self.state.in_flight >= limit:
+            logger.warning("503 for WebSocket %s: %d in flight", self._path(), limit)
+            self._write_denial(503, [], b"Service Unavailable: too many requests in flight\n")
+            return
+        self.loop.create_task(self.run())
+
+    def _validate(self) -> Response:
+        """websockets checks the head: we feed it the head as bytes and read its verdict."""
+        scope = self.scope
+        if scope["http_version"] != "1.1":
+            return self.ws.reject(
+                http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, "WebSocket needs 1.1\n"
+            )
+        if _has_body(scope["headers"]):
+            return self.ws.reject(http.HTTPStatus.BAD_REQUEST, "A WebSocket request has no body\n")
+        headers = Headers([(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]])
+        try:
+            self.ws.receive_data(Request("/", headers).serialize())
+        except (InvalidHeader, InvalidHeaderValue) as exc:  # e.g. several Sec-WebSocket-Key
+            return self.ws.reject(http.HTTPStatus.BAD_REQUEST, f"Bad WebSocket request: {exc}\n")
+        events = self.ws.events_received()
+        if not events or not isinstance(events[0], Request):
+            return self.ws.reject(http.HTTPStatus.BAD_REQUEST, "Bad WebSocket request head\n")
+        return self.ws.accept(events[0])
+
+    def _reject_handshake(self, response: Response) -> None:
+        client = self.scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else "unix socket"
+        detail = bytes(response.body).decode("utf-8", "replace").strip()
+        logger.warning(
+            "%d %s from %s: %s", response.status_code, response.reason_phrase, peer, detail
+        )
+        self.phase = Phase.CLOSED
+        self.ws.send_response(response)
+        self._flush()
+        self.transport.close()
+
+    # ------------------------------------------------------------------ asyncio callbacks
+    def data_received(self, data: bytes) -> None:
+        ws = self.ws
+        ws.receive_data(data)
+        events = ws.events_received()
+        self._flush()  # pongs, the echo of a close frame, a close after a protocol error
+        for frame in events:
+            if isinstance(frame, Frame):
+                self._on_frame(frame)
+        if ws.state is not State.OPEN:
+            self._closing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
+        self.ws.receive_eof()
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        if self.phase is not Phase.CLOSED:
+            self.phase = Phase.CLOSED
+        self._queue_disconnect()
+        self.flow.resume_writing()  # wakes a send() waiting to drain: it then raises
+        if self.state.shutting_down:
+            self.state.check_idle()
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    # ------------------------------------------------------------------ frames → messages
+    def _on_frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        data = frame.data if type(frame.data) is bytes else bytes(frame.data)
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if frame.fin:
+                self._message(opcode, data)
+            else:
+                self.fragment_opcode = opcode
+                self.fragments = [data]
+        elif opcode is Opcode.CONT:
+            self.fragments.append(data)
+            if frame.fin and self.fragment_opcode is not None:
+                data, self.fragments = b"".join(self.fragments), []
+                self._message(self.fragment_opcode, data)
+                self.fragment_opcode = None
+        elif opcode is Opcode.PONG:
+            self.ping_sent_at = None
+
+    def _message(self, opcode: Opcode, data: bytes) -> None:
+        if self.disconnect_queued:
+            return
+        if opcode is Opcode.TEXT:
+            try:
+                text = data.decode()
+            except UnicodeDecodeError as exc:
+                self.ws.fail(CloseCode.INVALID_DATA, f"invalid UTF-8 at position {exc.start}")
+                self._flush()
+                return
+            self.messages.append({"type": "websocket.receive", "text": text})
+        else:
+            self.messages.append({"type": "websocket.receive", "bytes": data})
+        if len(self.messages) >= self.settings.ws_max_queue:
+            self.flow.pause_reading()
+        self._wake()
+
+    def _closing(self) -> None:
+        """The close handshake began (either side) or the connection failed: tell the app."""
+        if self.phase is Phase.OPEN:
+            self.phase = Phase.CLOSED
+        if self.ws.close_expected() and self.close_timer is None:
+            self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
+        self._queue_disconnect()
+
+    def _queue_disconnect(self) -> None:
+        if self.disconnect_queued:
+            return
+        self.disconnect_queued = True
+        ws = self.ws
+        close = ws.close_rcvd or ws.close_sent
+        code, reason = (close.code, close.reason) if close else (CloseCode.ABNORMAL_CLOSURE, "")
+        self.messages.append({"type": "websocket.disconnect", "code": int(code), "reason": reason})
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ------------------------------------------------------------------ the app's receive()
+    async def receive(self) -> dict[str, Any]:
+        if not self.connect_sent:
+            self.connect_sent = True
+            return {"type": "websocket.connect"}
+        while not self.messages:
+            if self.disconnect_queued:  # the disconnect was already taken: it stays the answer
+                return self._disconnected_again()
+            self.waiter = self.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        message = self.messages.popleft()
+        paused = self.flow.read_paused and self.phase is Phase.OPEN
+        if paused and len(self.messages) < self.settings.ws_max_queue:
+            self.flow.resume_reading()
+        return message
+
+    def _disconnected_again(self) -> dict[str, Any]:
+        close = self.ws.close_rcvd or self.ws.close_sent
+        code = close.code if close else CloseCode.ABNORMAL_CLOSURE
+        return {"type": "websocket.disconnect", "code": int(code), "reason": ""}
+
+    # ------------------------------------------------------------------ the app's send()
+    async def send(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        phase = self.phase
+        if phase is Phase.OPEN and kind == "websocket.send":
+            self._send_data(message)
+        elif phase is Phase.OPEN and kind == "websocket.close":
+            self._close(message.get("code") or CloseCode.NORMAL_CLOSURE, message.get("reason"))
+        elif phase is Phase.HANDSHAKE and kind == "websocket.accept":
+            self._accept(message)
+        elif phase is Phase.HANDSHAKE and kind == "websocket.close":
+            self._write_denial(403, [], b"Forbidden\n")
+        elif phase is Phase.HANDSHAKE and kind == "websocket.http.response.start":
+            self._start_denial(message)
+        elif phase is Phase.DENIAL and kind == "websocket.http.response.body":
+            self._denial_body(message.get("body", b""), message.get("more_body", False))
+        elif phase is Phase.CLOSED:
+            if kind == "websocket.close":
+                return  # closing twice is harmless
+            raise ClientDisconnected(f"WebSocket closed before {kind!r}")
+        else:
+            raise ASGIProtocolError(f"unexpected ASGI message {kind!r} while {phase.value}")
+        if self.flow.write_paused:
+            await self.flow.drain()
+            if self.transport.is_closing() and kind == "websocket.send":
+                raise ClientDisconnected("client disconnected while a message was sent")
+
+    def _accept(self, message: dict[str, Any]) -> None:
+        response = self.handshake
+        assert response is not None
+        subprotocol = message.get("subprotocol")
+        if subprotocol is not None:
+            response.headers["Sec-WebSocket-Protocol"] = subprotocol
+        for name, value in message.get("headers", ()):
+            wire.check_header(name, value)
+            response.headers[name.decode("latin-1")] = value.decode("latin-1")
+        if self.settings.server_header:
+            response.headers["Server"] = "devserve"
+        self.ws.send_response(response)
+        self.phase = Phase.OPEN
+        self._flush()
+        self.last_ping_at = self.loop.time()
+        early, self.early = self.early, b""
+        self.flow.resume_reading()
+        if early:
+            self.data_received(early)
+        if self.state.shutting_down and self.phase is Phase.OPEN:
+            self._close(CloseCode.SERVICE_RESTART, "server shutting down")
+
+    def _send_data(self, message: dict[str, Any]) -> None:
+        text = message.get("text")
+        if text is not None:
+            self.ws.send_text(text.encode())
+        else:
+            data = message.get("bytes")
+            if data is None:
+                raise ASGIProtocolError("websocket.send needs 'bytes' or 'text'")
+            self.ws.send_binary(data)
+        self._flush()
+
+    def _close(self, code: int, reason: str | None) -> None:
+        self.ws.send_close(code, reason or "")
+        self._flush()
+        self._closing()
+
+    # ------------------------------------------------------------------ denial responses
+    def _start_denial(self, message: dict[str, Any]) -> None:
+        status = message.get("status")
+        if type(status) is not int or status not in wire.STATUS_LINES or status == 101:
+            raise ASGIProtocolError(f"websocket.http.response.start: invalid status {status!r}")
+        self.denial_status = status
+        self.denial_headers = list(message.get("headers", ()))
+        self.phase = Phase.DENIAL
+
+    def _denial_body(self, body: bytes, more_body: bool) -> None:
+        if self.denial_headers is not None:
+            headers, self.denial_headers = self.denial_headers, None
+            if more_body:
+                self.denial_chunked = True
+                self._write_head(self.denial_status, headers, b"transfer-encoding: chunked\r\n")
+            else:
+                self._write_denial(self.denial_status, headers, body)
+                return
+        if body:
+            self.transport.write(wire.chunk(body))
+        if not more_body:
+            self.transport.write(wire.LAST_CHUNK)
+            self._end_denial()
+
+    def _write_denial(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self._write_head(status, headers, b"content-length: %d\r\n" % len(body), body)
+        self._end_denial()
+
+    def _write_head(
+        self, status: int, headers: list[tuple[bytes, bytes]], framing: bytes, body: bytes = b""
+    ) -> None:
+        parts = [wire.STATUS_LINES[status], self.state.default_headers]
+        for name, value in headers:
+            lower = name.lower()
+            if lower in (b"content-length", b"transfer-encoding", b"connection"):
+                continue  # framed here: the connection ends with this response
+            wire.check_header(name, value)
+            parts.append(b"%b: %b\r\n" % (name, value))
+        parts += [framing, b"connection: close\r\n\r\n", body]
+        self.transport.write(b"".join(parts))
+        self.phase = Phase.DENIAL
+
+    def _end_denial(self) -> None:
+        self.phase = Phase.CLOSED
+        self.disconnect_queued = True  # the app never had a WebSocket: nothing to tell it
+        self.messages.append({"type": "websocket.disconnect", "code": 1000, "reason": ""})
+        self._wake()
+        self.transport.close()
+
+    # ------------------------------------------------------------------ writing
+    def _flush(self) -> None:
+        data = self.ws.data_to_send()
+        if not data:
+            return
+        if data[-1] is SEND_EOF or SEND_EOF in data:
+            payload = b"".join(data)
+            if payload:
+                self.transport.write(payload)
+            self.transport.close()  # a server ends the TCP connection once the close is done
+            return
+        self.transport.write(data[0] if len(data) == 1 else b"".join(data))
+
+    # ------------------------------------------------------------------ running the app
+    async def run(self) -> None:
+        """Run the app for this WebSocket; its failures become a 500 or a close with 1011."""
+        state = self.state
+        state.in_flight += 1
+        try:
+            await state.app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self._app_failed(exc)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+        else:
+            if self.phase is Phase.HANDSHAKE:
+                logger.error("ASGI app returned without accepting WebSocket %s", self._path())
+                self._write_denial(500, [], b"Internal Server Error\n")
+            elif self.phase is Phase.OPEN:
+                self._close(CloseCode.NORMAL_CLOSURE, "")
+            elif self.phase is Phase.DENIAL:
+                logger.error("ASGI app returned without finishing the denial response")
+                self.transport.close()
+        finally:
+            state.in_flight -= 1
+            if state.shutting_down:
+                state.check_idle()
+
+    def _app_failed(self, exc: BaseException) -> None:
+        if self.phase is Phase.CLOSED and isinstance(exc, OSError | asyncio.CancelledError):
+            return  # the client left; the app noticed
+        logger.error("Exception in ASGI application (WebSocket %s)", self._path(), exc_info=exc)
+        if self.phase is Phase.HANDSHAKE:
+            self._write_denial(500, [], b"Internal Server Error\n")
+        elif self.phase is Phase.OPEN:
+            self._close(CloseCode.INTERNAL_ERROR, "")
+        elif self.phase is Phase.DENIAL:
+            self.transport.close()
+
+    def _path(self) -> str:
+        return str(self.scope.get("path", ""))
+
+    # ------------------------------------------------------------------ timers and shutdown
+    def on_tick(self) -> None:
+        """Keepalive: ping every --ws-ping-interval; a pong later than --ws-ping-timeout fails."""
+        if self.phase is not Phase.OPEN:
+            return
+        settings, now = self.settings, self.loop.time()
+        if self.ping_sent_at is not None:
+            timeout = settings.ws_ping_timeout
+            if timeout > 0 and now - self.ping_sent_at >= timeout:
+                logger.info("WebSocket %s: no pong in %gs, closing", self._path(), timeout)
+                self.ws.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                self._flush()
+                self._closing()
+            return
+        interval = settings.ws_ping_interval
+        if interval > 0 and now - self.last_ping_at >= interval:
+            self.last_ping_at = self.ping_sent_at = now
+            self.ws.send_ping(os.urandom(4))
+            self._flush()
+
+    def shutdown(self, keep_idle: float = 0.0, fresh_grace: float = 0.0) -> None:
+        """Graceful stop: close 1012 (service restart), so clients know to reconnect."""
+        if self.phase is Phase.OPEN:
+            self._close(CloseCode.SERVICE_RESTART, "server restarting")
