@@ -14,12 +14,10 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from devserver.config import Config
-    from devserver.protocols.cycle import RequestCycle
-    from devserver.protocols.http import HTTPProtocol
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -134,13 +132,23 @@ def load_log_config(path: str) -> None:
 
 
 # --------------------------------------------------------------------------- access log
-AccessLogger = Callable[["HTTPProtocol", "RequestCycle"], None]
+class Exchange(Protocol):
+    """What the access log reads of one request: an HTTP Exchange or a WebSocket handshake."""
+
+    scope: dict[str, Any]
+    method: str
+    status: int
+    bytes_sent: int
+    started_at: float
+
+
+AccessLogger = Callable[[Any, Exchange], None]
 
 
 class Atoms(Mapping[str, str]):
     """gunicorn's access-log atoms for one request, computed only when the format asks."""
 
-    def __init__(self, conn: HTTPProtocol, cycle: RequestCycle, duration: float) -> None:
+    def __init__(self, conn: Any, cycle: Exchange, duration: float) -> None:
         self.conn, self.cycle, self.duration = conn, cycle, duration
 
     def __getitem__(self, key: str) -> str:
@@ -174,14 +182,14 @@ def _client(scope: Mapping[str, Any]) -> str:
     return client[0] if client else "-"
 
 
-def _request_line(cycle: RequestCycle) -> str:
+def _request_line(cycle: Exchange) -> str:
     scope = cycle.scope
     query = scope["query_string"]
     target = scope["raw_path"].decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
     return f"{cycle.method} {target} HTTP/{scope['http_version']}"
 
 
-_ATOM_FUNCS: dict[str, Callable[[Any, RequestCycle, float], str]] = {
+_ATOM_FUNCS: dict[str, Callable[[Any, Exchange, float], str]] = {
     "h": lambda conn, c, d: _client(c.scope),
     "l": lambda conn, c, d: "-",
     "u": lambda conn, c, d: "-",
@@ -213,13 +221,13 @@ def make_access_logger(fmt: str | None, colour: bool | None = None) -> AccessLog
         )
     if fmt is not None:  # validated by config: any %(atom)s mapping formats it
 
-        def custom(conn: HTTPProtocol, cycle: RequestCycle) -> None:
+        def custom(conn: Any, cycle: Exchange) -> None:
             duration = time.perf_counter() - cycle.started_at
             log.info(fmt % Atoms(conn, cycle, duration))
 
         return custom
 
-    def default(conn: HTTPProtocol, cycle: RequestCycle) -> None:
+    def default(conn: Any, cycle: Exchange) -> None:
         ms = (time.perf_counter() - cycle.started_at) * 1000
         status = str(cycle.status)
         if colour:

@@ -28,7 +28,6 @@ from devserver.protocols.state import ServerState
 from devserver.protocols.websocket import (
     WebSocketProtocol,
     is_websocket_upgrade,
-    websocket_scope,
 )
 
 logger = logging.getLogger("devserve.server")
@@ -110,7 +109,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.cycle: RequestCycle | None = None
         self.pipeline: collections.deque[RequestCycle] = collections.deque()
         self.pending_error: bytes | None = None
-        self.upgrade: dict[str, Any] | None = None  # the scope of a WebSocket handshake
+        self.upgrade: dict[str, Any] | None = None  # the HTTP scope of a WebSocket handshake
         self.upgrade_rest: bytes | None = None  # what followed its head, once it is all read
 
     # ------------------------------------------------------------------ asyncio callbacks
@@ -239,7 +238,7 @@ class HTTPProtocol(asyncio.Protocol):
             and parser.should_upgrade()
             and is_websocket_upgrade(self.headers)
         ):
-            self.upgrade = websocket_scope(scope)  # handed over once the parser stops at the head
+            self.upgrade = scope  # handed over once the parser stops at the end of the head
             return
         cycle = RequestCycle(
             self,

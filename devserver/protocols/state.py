@@ -131,6 +131,9 @@ class ServerState:
 
 
 def tick_interval(settings: HTTPSettings) -> float:
-    """One second (the Date header's resolution), finer when a timeout is short."""
-    timeouts = [t for t in (settings.timeout_keep_alive, settings.timeout_request_header) if t > 0]
+    """One second (the Date header's resolution), finer when a timeout or ping interval is short."""
+    timers = [settings.timeout_keep_alive, settings.timeout_request_header]
+    if settings.websocket:
+        timers += [settings.ws_ping_interval, settings.ws_ping_timeout]
+    timeouts = [t for t in timers if t > 0]
     return max(0.01, min([1.0, *(t / 4 for t in timeouts)]))

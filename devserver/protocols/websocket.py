@@ -16,6 +16,7 @@ import enum
 import http
 import logging
 import os
+import time
 from collections import deque
 from typing import Any
 
@@ -85,13 +86,15 @@ def websocket_scope(http_scope: dict[str, Any]) -> dict[str, Any]:
 class WebSocketProtocol(asyncio.Protocol):
     """One upgraded connection: the handshake, then frames both ways, until the close."""
 
-    def __init__(self, state: ServerState, transport: asyncio.Transport, scope: dict[str, Any]):
+    def __init__(
+        self, state: ServerState, transport: asyncio.Transport, http_scope: dict[str, Any]
+    ) -> None:
         self.state = state
         self.settings = settings = state.settings
         self.loop = asyncio.get_running_loop()
         self.transport = transport
         self.flow = FlowControl(transport)
-        self.scope = scope
+        self.scope = websocket_scope(http_scope)
         self.ws = ServerProtocol(
             extensions=[_DEFLATE] if settings.ws_per_message_deflate else None,
             max_size=settings.ws_max_size,
@@ -112,7 +115,11 @@ class WebSocketProtocol(asyncio.Protocol):
         self.ping_sent_at: float | None = None
         self.last_ping_at = self.loop.time()
         self.close_timer: asyncio.TimerHandle | None = None
-        self.restart_code: int | None = None  # set when a graceful shutdown asked us to close
+        # What the access log reads: the handshake is logged as one request, once it is answered.
+        self.method: str = http_scope["method"]
+        self.status = 0
+        self.bytes_sent = 0
+        self.started_at = time.perf_counter()
 
     # ------------------------------------------------------------------ the handover
     def start(self, rest: bytes) -> None:
@@ -135,6 +142,10 @@ class WebSocketProtocol(asyncio.Protocol):
     def _validate(self) -> Response:
         """websockets checks the head: we feed it the head as bytes and read its verdict."""
         scope = self.scope
+        if self.method != "GET":
+            response = self.ws.reject(http.HTTPStatus.METHOD_NOT_ALLOWED, "WebSocket needs GET\n")
+            response.headers["Allow"] = "GET"
+            return response
         if scope["http_version"] != "1.1":
             return self.ws.reject(
                 http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, "WebSocket needs 1.1\n"
@@ -159,9 +170,12 @@ class WebSocketProtocol(asyncio.Protocol):
             "%d %s from %s: %s", response.status_code, response.reason_phrase, peer, detail
         )
         self.phase = Phase.CLOSED
+        if self.settings.server_header:
+            response.headers["Server"] = "devserve"
         self.ws.send_response(response)
         self._flush()
         self.transport.close()
+        self._log(response.status_code, len(response.body))
 
     # ------------------------------------------------------------------ asyncio callbacks
     def data_received(self, data: bytes) -> None:
@@ -317,6 +331,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.ws.send_response(response)
         self.phase = Phase.OPEN
         self._flush()
+        self._log(101, 0)
         self.last_ping_at = self.loop.time()
         early, self.early = self.early, b""
         self.flow.resume_reading()
@@ -360,12 +375,14 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._write_denial(self.denial_status, headers, body)
                 return
         if body:
+            self.bytes_sent += len(body)
             self.transport.write(wire.chunk(body))
         if not more_body:
             self.transport.write(wire.LAST_CHUNK)
             self._end_denial()
 
     def _write_denial(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.bytes_sent = len(body)
         self._write_head(status, headers, b"content-length: %d\r\n" % len(body), body)
         self._end_denial()
 
@@ -382,13 +399,25 @@ class WebSocketProtocol(asyncio.Protocol):
         parts += [framing, b"connection: close\r\n\r\n", body]
         self.transport.write(b"".join(parts))
         self.phase = Phase.DENIAL
+        self.status = status
 
     def _end_denial(self) -> None:
+        self._log(self.status, self.bytes_sent)
         self.phase = Phase.CLOSED
         self.disconnect_queued = True  # the app never had a WebSocket: nothing to tell it
         self.messages.append({"type": "websocket.disconnect", "code": 1000, "reason": ""})
         self._wake()
         self.transport.close()
+
+    def _log(self, status: int, bytes_sent: int) -> None:
+        access_logger = self.state.access_logger
+        if access_logger is None:
+            return
+        self.status, self.bytes_sent = status, bytes_sent
+        try:
+            access_logger(self, self)
+        except Exception:
+            logger.exception("the access log failed for WebSocket %s", self._path())
 
     # ------------------------------------------------------------------ writing
     def _flush(self) -> None:
