@@ -15,6 +15,7 @@ from typing import Any
 
 from devserver import tracebacks
 from devserver.protocols.state import ASGIApp
+from devserver.wsgi import WSGIAdapter
 
 DEMO_APP = "devserver.demo:app"
 
@@ -61,8 +62,13 @@ def _import_raised(module_name: str, exc: BaseException) -> AppLoadError:
     return AppLoadError(message, tracebacks.format(exc), exc)
 
 
-def load_app(target: str | None, *, factory: bool, interface: str, app_dir: str) -> ASGIApp:
-    """Import the app and return it as an ASGI 3 callable. Call once per serving process."""
+def load_app(
+    target: str | None, *, factory: bool, interface: str, app_dir: str, threads: int
+) -> ASGIApp:
+    """Import the app and return it as an ASGI 3 callable. Call once per serving process.
+
+    A WSGI app is wrapped in a `WSGIAdapter` running its requests on `threads` threads.
+    """
     if app_dir not in sys.path:
         sys.path.insert(0, app_dir)
     app = import_from_string(target or DEMO_APP)
@@ -80,11 +86,13 @@ def load_app(target: str | None, *, factory: bool, interface: str, app_dir: str)
             f"{target!r} is not callable (got {type(app).__name__})"
             + ("; is it a factory? use --factory" if not factory else "")
         )
-    return _as_asgi3(app, interface if interface != "auto" else detect_interface(app))
+    return _as_asgi3(app, interface if interface != "auto" else detect_interface(app), threads)
 
 
 def detect_interface(app: Any) -> str:
-    """asgi3 for `async (scope, receive, send)`, asgi2 for `(scope) -> async (receive, send)`."""
+    """asgi3 for `async (scope, receive, send)`, asgi2 for `(scope) -> async (receive, send)`,
+    wsgi for a plain `(environ, start_response)` callable (a function, or an instance such as
+    Flask's or Django's WSGIHandler)."""
     call = app if inspect.isroutine(app) or inspect.isclass(app) else type(app).__call__
     if asyncio.iscoroutinefunction(app) or asyncio.iscoroutinefunction(call):
         return "asgi3"
@@ -99,7 +107,7 @@ def detect_interface(app: Any) -> str:
     return "asgi3"
 
 
-def _as_asgi3(app: Callable[..., Any], interface: str) -> ASGIApp:
+def _as_asgi3(app: Callable[..., Any], interface: str, threads: int) -> ASGIApp:
     if interface == "asgi3":
         return app
     if interface == "asgi2":
@@ -108,7 +116,4 @@ def _as_asgi3(app: Callable[..., Any], interface: str) -> ASGIApp:
             await app(scope)(receive, send)
 
         return asgi2_adapter
-    raise AppLoadError(
-        "this looks like a WSGI app, and this devserve build serves ASGI only: wrap it with"
-        " asgiref's WsgiToAsgi, or pass --interface asgi3 if it really is ASGI"
-    )
+    return WSGIAdapter(app, threads)

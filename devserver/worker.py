@@ -68,7 +68,11 @@ def _boot(spec: WorkerSpec) -> Server | None:
         if config.env_file:
             load_env_file(config.env_file)
         app = load_app(
-            config.app, factory=config.factory, interface=config.interface, app_dir=config.app_dir
+            config.app,
+            factory=config.factory,
+            interface=config.interface,
+            app_dir=config.app_dir,
+            threads=config.threads,
         )
         tls = tls_context(config)
     except AppLoadError as exc:

@@ -131,10 +131,11 @@ def test_factory_that_raises_exits_3_with_its_traceback() -> None:
     assert len(error_lines(result.stderr)) == 1
 
 
-def test_wsgi_app_exits_3_with_one_line() -> None:
-    """A WSGI callable is recognised and refused with one line that explains what to do."""
-    line = assert_one_line_error(devserve("--port", "0", "--app-dir", APPS, "wsgi_app:app"), 3)
-    assert "WSGI" in line
+def test_wsgi_app_is_detected_and_served() -> None:
+    """A WSGI callable is recognised by --interface auto and served (devserver/wsgi.py)."""
+    with run_devserve("--app-dir", APPS, "wsgi_app:app") as proc:
+        response = httpx.get(proc.url)
+    assert (response.status_code, response.text) == (200, "wsgi")
 
 
 def test_lifespan_startup_failure_with_lifespan_on_exits_3() -> None:

@@ -401,8 +401,8 @@ class HTTPProtocol(asyncio.Protocol):
         if self.cycle is None and not self.in_head:
             self.transport.close()
 
-    async def send_file(self, file: IO[bytes], count: int) -> int:
-        return await send_file(self.transport, self.flow, file, count)
+    async def send_file(self, file: IO[bytes], count: int, offset: int = 0) -> int:
+        return await send_file(self.transport, self.flow, file, count, offset)
 
 
 def _address(info: Any, unix_path: bool = False) -> Any:

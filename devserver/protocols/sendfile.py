@@ -1,4 +1,4 @@
-"""Zero-copy file bodies (`http.response.pathsend`): os.sendfile on the connection's socket.
+"""Zero-copy file bodies (pathsend, zerocopysend): os.sendfile on the connection's socket.
 
 uvloop's transports have no `loop.sendfile`, so we wait until the transport's buffer is empty
 (sendfile bypasses it), then call os.sendfile on a duplicate of the socket's fd, waiting for
@@ -18,15 +18,15 @@ COPY_CHUNK = 1 << 18
 
 
 async def send_file(
-    transport: asyncio.Transport, flow: FlowControl, file: IO[bytes], count: int
+    transport: asyncio.Transport, flow: FlowControl, file: IO[bytes], count: int, offset: int = 0
 ) -> int:
-    """Write `count` bytes of `file` from offset 0; returns how many were written."""
+    """Write `count` bytes of `file` from `offset`; returns how many were written."""
     sock = transport.get_extra_info("socket")
     if transport.get_extra_info("sslcontext") is None and sock is not None:
         await _flush(transport, flow)
         if not transport.is_closing():
-            return await _sendfile(sock.fileno(), file.fileno(), count)
-    return await _copy(transport, flow, file, count)
+            return await _sendfile(sock.fileno(), file.fileno(), count, offset)
+    return await _copy(transport, flow, file, count, offset)
 
 
 async def _flush(transport: asyncio.Transport, flow: FlowControl) -> None:
@@ -43,14 +43,14 @@ async def _flush(transport: asyncio.Transport, flow: FlowControl) -> None:
         transport.set_write_buffer_limits(high=high, low=low)
 
 
-async def _sendfile(sock_fd: int, file_fd: int, count: int) -> int:
+async def _sendfile(sock_fd: int, file_fd: int, count: int, offset: int) -> int:
     loop = asyncio.get_running_loop()
     fd = os.dup(sock_fd)  # our own fd to poll: the transport owns the original
     sent = 0
     try:
         while sent < count:
             try:
-                n = os.sendfile(fd, file_fd, sent, count - sent)
+                n = os.sendfile(fd, file_fd, offset + sent, count - sent)
             except BlockingIOError:
                 await _writable(loop, fd)
                 continue
@@ -74,11 +74,11 @@ async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
 
 
 async def _copy(
-    transport: asyncio.Transport, flow: FlowControl, file: IO[bytes], count: int
+    transport: asyncio.Transport, flow: FlowControl, file: IO[bytes], count: int, offset: int
 ) -> int:
     sent = 0
     while sent < count and not transport.is_closing():
-        data = os.pread(file.fileno(), min(COPY_CHUNK, count - sent), sent)
+        data = os.pread(file.fileno(), min(COPY_CHUNK, count - sent), offset + sent)
         if not data:
             break
         transport.write(data)

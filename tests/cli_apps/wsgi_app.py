@@ -1,4 +1,4 @@
-"""A WSGI app: devserve serves ASGI only and must say so in one line."""
+"""A plain WSGI function: --interface auto must detect it and serve it."""
 
 from __future__ import annotations
 
