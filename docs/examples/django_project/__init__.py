@@ -1,0 +1,1 @@
+"""A minimal Django project served by devserve through its ASGI and its WSGI entry point."""
