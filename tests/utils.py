@@ -81,7 +81,8 @@ def run_server(app: Any, **options: Any) -> Iterator[Running]:
         yield running
     finally:
         if thread.is_alive():
-            running.stop()
+            with contextlib.suppress(RuntimeError):  # the loop closed as the test stopped it
+                running.stop()
             thread.join(timeout=15)
         if failure and not isinstance(failure[0], asyncio.CancelledError):
             raise failure[0]

@@ -235,6 +235,7 @@ class WebSocketProtocol(asyncio.Protocol):
             except UnicodeDecodeError as exc:
                 self.ws.fail(CloseCode.INVALID_DATA, f"invalid UTF-8 at position {exc.start}")
                 self._flush()
+                self._closing()  # nothing after a failure reaches the app (RFC 6455 7.1.7)
                 return
             self.messages.append({"type": "websocket.receive", "text": text})
         else:
@@ -247,6 +248,9 @@ class WebSocketProtocol(asyncio.Protocol):
         """The close handshake began (either side) or the connection failed: tell the app."""
         if self.phase is Phase.OPEN:
             self.phase = Phase.CLOSED
+        # Read on even with a full queue: the client's close reply must be read to end cleanly,
+        # and what else arrives now is discarded.
+        self.flow.resume_reading()
         if self.ws.close_expected() and self.close_timer is None:
             self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
         self._queue_disconnect()
