@@ -34,6 +34,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from devserver.control.client import ControlClient
 from tests.utils import Process, Running, run_devserve, run_server
 from tests.wire_apps import parse_responses, read_responses, read_until_closed
 
@@ -622,6 +623,34 @@ def test_cli_sigterm_closes_websockets_with_1012(
         assert proc.proc.wait(timeout=10) == 0, proc.out.text
         assert time.monotonic() - began < 5, "exited long before --timeout-graceful-shutdown"
         proc.out.wait_for(rf"{re.escape(path)} disconnect 1012")
+
+
+def test_rolling_restart_closes_websockets_with_1012_and_the_new_worker_takes_over(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`restart` over the control socket: the old worker's WebSocket gets 1012 (the app its
+    disconnect), and a client reconnecting at once is served by the new generation."""
+    (tmp_path / "ws_echo_app.py").write_text(ECHO_APP)
+    control = str(tmp_path / "ctl.sock")
+    path = unique()
+    with run_devserve(
+        "--control", control, "--loop", "uvloop", "--app-dir", str(tmp_path), "ws_echo_app:app"
+    ) as proc:
+        request.addfinalizer(lambda: print(proc.out.text))  # shown when the test failed
+        client = ControlClient(control)
+        old = {w["pid"] for w in client.request("status")["workers"]}
+        with ws_connect(proc.port, path) as ws:
+            ws.send("before")
+            assert ws.recv(timeout=5) == "before"
+            assert client.request("restart") == {"restart": "started"}
+            code, _ = closed_by_server(ws)
+        assert code == 1012
+        proc.out.wait_for(rf"{re.escape(path)} disconnect 1012")
+        with ws_connect(proc.port, unique()) as ws:
+            ws.send("after")
+            assert ws.recv(timeout=5) == "after"
+        workers = client.request("status")["workers"]
+        assert {w["pid"] for w in workers}.isdisjoint(old), workers
 
 
 # =========================================================================== the scope

@@ -217,7 +217,13 @@ def spawned(
 def run_devserve(
     *args: str, cwd: str | None = None, env: dict[str, str] | None = None
 ) -> Iterator[Process]:
-    """Run the real `devserve` CLI as a subprocess and wait until it serves."""
+    """Run the real `devserve` CLI as a subprocess and wait until it serves.
+
+    Without a --control of the test's own, none: the default socket in the working directory
+    would be shared with other devserve processes started from there.
+    """
+    if not any(arg == "--control" or arg.startswith("--control=") for arg in args):
+        args = ("--control", "off", *args)
     with spawned(devserve_command("--port", "0", "--no-tui", *args), env, cwd=cwd) as process:
         line = process.read_until(r"serving on |error:", timeout=20)
         match = READY.search(line)
