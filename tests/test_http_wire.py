@@ -16,14 +16,14 @@ import logging
 import select
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import apps, wire_apps
-from tests.utils import Running, is_closed, run_server
+from tests.utils import Running, collected_records, holds_within, is_closed, run_server
 from tests.wire_apps import parse_responses, read_responses, read_until_closed
 
 HOST = b"Host: test\r\n"
@@ -67,31 +67,12 @@ def post(path: str, body: bytes, *headers: bytes) -> bytes:
 @pytest.fixture
 def server_log() -> Iterator[list[logging.LogRecord]]:
     """Records of the `devserve.server` logger (a handler on it: works with propagate off)."""
-    records: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    log = logging.getLogger("devserve.server")
-    handler = Collect(logging.DEBUG)
-    old_level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
-    try:
+    with collected_records("devserve.server") as records:
         yield records
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(old_level)
 
 
-def wait_for(predicate: Any, timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)  # polling a condition under a deadline, not synchronising on time
-    return bool(predicate())
+def wait_for(predicate: Callable[[], Any], timeout: float = 2.0) -> bool:
+    return holds_within(predicate, timeout)
 
 
 def errors(records: list[logging.LogRecord]) -> list[str]:

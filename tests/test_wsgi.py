@@ -37,7 +37,7 @@ from devserver.wsgi import (
     has_body,
     path_info,
 )
-from tests.utils import Running, run_devserve, run_server
+from tests.utils import Running, collected_records, holds_within, run_devserve, run_server
 from tests.wire_apps import Response, parse_responses, read_responses, read_until_closed
 
 ROOT = str(Path(__file__).resolve().parent.parent)
@@ -77,12 +77,7 @@ def post(server: Running, body: bytes, *headers: bytes) -> Response:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)  # polling a condition under a deadline, not synchronising on time
-    return bool(predicate())
+    return holds_within(predicate, timeout)
 
 
 def chunked(*parts: bytes) -> bytes:
@@ -92,22 +87,8 @@ def chunked(*parts: bytes) -> bytes:
 @pytest.fixture
 def logs() -> Iterator[list[logging.LogRecord]]:
     """Records of `devserve.server` and its children (the app's tracebacks, wsgi.errors)."""
-    records: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    log = logging.getLogger("devserve.server")
-    handler = Collect(logging.DEBUG)
-    old_level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
-    try:
+    with collected_records("devserve.server") as records:
         yield records
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(old_level)
 
 
 def tracebacks(records: list[logging.LogRecord]) -> list[BaseException]:

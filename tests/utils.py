@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
 import re
 import signal
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from devserver.config import Config
@@ -277,3 +278,35 @@ def is_closed(sock: socket.socket, timeout: float = 5.0) -> bool:
         return True
     except TimeoutError:
         return False
+
+
+@contextlib.contextmanager
+def collected_records(name: str) -> Iterator[list[logging.LogRecord]]:
+    """Every record of logger `name` and its children while inside (a handler on the logger
+    itself, so it works with propagate off), at DEBUG and above."""
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    log = logging.getLogger(name)
+    handler = Collect(logging.DEBUG)
+    old_level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        yield records
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+
+
+def holds_within(predicate: Callable[[], Any], timeout: float = 5.0) -> bool:
+    """Poll `predicate` until it is true or `timeout` passes; whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)  # polling a condition under a deadline, not synchronising on time
+    return bool(predicate())
