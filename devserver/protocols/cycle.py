@@ -283,17 +283,8 @@ class RequestCycle:
             raise ASGIProtocolError(
                 f"http.response.pathsend: 'path' must be absolute, got {path!r}"
             )
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            if self.length_left is None:
-                self.length_left = size
-                self.head += b"content-length: %d\r\n" % size
-            count = self.length_left
-            self.conn.transport.write(self._frame_head(b"", True))
-            if self.body_on_wire:
-                self.bytes_sent += await self.conn.send_file(file, count)
-        self.length_left = None
-        self._finish_body()
+        with open(path, "rb") as file:  # the whole file, as a zero-copy send of it
+            await self._send_zerocopy({"file": file, "offset": 0})
 
     async def _send_zerocopy(self, message: dict[str, Any]) -> None:
         """The Zero Copy Send extension: part of an open file as (part of) the body.

@@ -111,7 +111,6 @@ class WebSocketProtocol(asyncio.Protocol):
         self.fragment_opcode: Opcode | None = None
         self.denial_status = 0
         self.denial_headers: list[tuple[bytes, bytes]] | None = None
-        self.denial_chunked = False
         self.ping_sent_at: float | None = None
         self.last_ping_at = self.loop.time()
         self.close_timer: asyncio.TimerHandle | None = None
@@ -194,8 +193,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.ws.receive_eof()
         if self.close_timer is not None:
             self.close_timer.cancel()
-        if self.phase is not Phase.CLOSED:
-            self.phase = Phase.CLOSED
+        self.phase = Phase.CLOSED
         self._queue_disconnect()
         self.flow.resume_writing()  # wakes a send() waiting to drain: it then raises
         if self.state.shutting_down:
@@ -259,10 +257,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.disconnect_queued:
             return
         self.disconnect_queued = True
-        ws = self.ws
-        close = ws.close_rcvd or ws.close_sent
-        code, reason = (close.code, close.reason) if close else (CloseCode.ABNORMAL_CLOSURE, "")
-        self.messages.append({"type": "websocket.disconnect", "code": int(code), "reason": reason})
+        self.messages.append(self._disconnect_message())
         self._wake()
 
     def _wake(self) -> None:
@@ -277,7 +272,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return {"type": "websocket.connect"}
         while not self.messages:
             if self.disconnect_queued:  # the disconnect was already taken: it stays the answer
-                return self._disconnected_again()
+                return self._disconnect_message()
             self.waiter = self.loop.create_future()
             try:
                 await self.waiter
@@ -289,10 +284,11 @@ class WebSocketProtocol(asyncio.Protocol):
             self.flow.resume_reading()
         return message
 
-    def _disconnected_again(self) -> dict[str, Any]:
+    def _disconnect_message(self) -> dict[str, Any]:
+        """websocket.disconnect with the close code received, else the one sent, else 1006."""
         close = self.ws.close_rcvd or self.ws.close_sent
-        code = close.code if close else CloseCode.ABNORMAL_CLOSURE
-        return {"type": "websocket.disconnect", "code": int(code), "reason": ""}
+        code, reason = (close.code, close.reason) if close else (CloseCode.ABNORMAL_CLOSURE, "")
+        return {"type": "websocket.disconnect", "code": int(code), "reason": reason}
 
     # ------------------------------------------------------------------ the app's send()
     async def send(self, message: dict[str, Any]) -> None:
@@ -373,7 +369,6 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.denial_headers is not None:
             headers, self.denial_headers = self.denial_headers, None
             if more_body:
-                self.denial_chunked = True
                 self._write_head(self.denial_status, headers, b"transfer-encoding: chunked\r\n")
             else:
                 self._write_denial(self.denial_status, headers, body)
@@ -428,7 +423,7 @@ class WebSocketProtocol(asyncio.Protocol):
         data = self.ws.data_to_send()
         if not data:
             return
-        if data[-1] is SEND_EOF or SEND_EOF in data:
+        if SEND_EOF in data:
             payload = b"".join(data)
             if payload:
                 self.transport.write(payload)
