@@ -51,11 +51,23 @@ class Failed:
 
 @dataclass(frozen=True)
 class Tick:
-    """Heartbeat with the worker's counters, about every 250 ms while its loop runs."""
+    """Heartbeat with the worker's numbers, about every 250 ms while its loop runs.
+
+    `requests` is cumulative (the supervisor derives deltas and recycling from it); `stats` holds
+    what changed since the previous tick (devserver/stats.py `WorkerStats.take`), None with
+    --no-metrics. `elapsed` is the time since the previous tick by the worker's clock, so rates
+    do not depend on when ticks arrive; `loop_lag` is how late this tick's timer fired.
+    """
 
     requests: int
     in_flight: int
     connections: int
+    websockets: int = 0
+    elapsed: float = 0.0
+    loop_lag: float = 0.0
+    rss: int = 0
+    cpu_time: float = 0.0  # the process's CPU seconds so far (user + system)
+    stats: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,10 +105,47 @@ class ReopenLogs:
     """Reopen log files (after logrotate moved them)."""
 
 
-Message = Booting | Ready | Failed | Tick | Stopping | Serve | Drain | Stop | ReopenLogs
+@dataclass(frozen=True)
+class StartTrace:
+    """Trace the ASGI messages of the next `requests` requests (None: every one, until told
+    `StopTrace`)."""
+
+    requests: int | None = None
+
+
+@dataclass(frozen=True)
+class StopTrace:
+    """Trace no more requests (this also ends --trace)."""
+
+
+Message = (
+    Booting
+    | Ready
+    | Failed
+    | Tick
+    | Stopping
+    | Serve
+    | Drain
+    | Stop
+    | ReopenLogs
+    | StartTrace
+    | StopTrace
+)
 _TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (Booting, Ready, Failed, Tick, Stopping, Serve, Drain, Stop, ReopenLogs)
+    for cls in (
+        Booting,
+        Ready,
+        Failed,
+        Tick,
+        Stopping,
+        Serve,
+        Drain,
+        Stop,
+        ReopenLogs,
+        StartTrace,
+        StopTrace,
+    )
 }
 
 

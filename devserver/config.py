@@ -51,14 +51,23 @@ def _integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
     return parse
 
 
-def _seconds(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a number of seconds") from None
-    if number < 0 or number != number:
-        raise ValueError(f"{value!r} must be zero or more seconds")
-    return number
+def _amount(unit: str) -> Parser:
+    """A parser for a number of `unit` (seconds, milliseconds) that is zero or more."""
+
+    def parse(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{value!r} is not a number of {unit}") from None
+        if number < 0 or number != number:
+            raise ValueError(f"{value!r} must be zero or more {unit}")
+        return number
+
+    return parse
+
+
+_seconds = _amount("seconds")
+_milliseconds = _amount("milliseconds")
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -334,7 +343,29 @@ class Config:
         "('auto': under $XDG_RUNTIME_DIR or the working directory; 'off': none).",
     )
     admin: str | None = option(
-        None, "Serve /livez and /readyz on this HOST:PORT (off unless given).", _bind
+        None,
+        "Serve /livez, /readyz and Prometheus /metrics on this HOST:PORT (off unless given).",
+        _bind,
+    )
+    metrics: bool = option(
+        True,
+        "Measure every request: latency histogram, status classes, bytes, sampled records.",
+        _boolean,
+        negatable=True,
+    )
+    slow_request: float = option(
+        500.0,
+        "Requests slower than this many milliseconds are always kept in the request stream.",
+        _milliseconds,
+    )
+    redact: bool = option(
+        True,
+        "Hide Authorization, Cookie and Set-Cookie values in request records and traces.",
+        _boolean,
+        negatable=True,
+    )
+    trace: bool = option(
+        False, "Log every ASGI message of every request (the teaching view).", _boolean
     )
     pidfile: str | None = option(None, "Write the supervisor's pid to this file.")
     log_format: str = option(

@@ -81,6 +81,7 @@ def configure(config: Config) -> None:
         "devserve.server": sys.stderr,
         "devserve.access": sys.stdout,
         "devserve.supervisor": sys.stderr,
+        "devserve.trace": sys.stderr,  # --trace and the control API's `trace`
     }
     if config.prod or config.log_format == "json":
         # production: one stream (stdout, what containers and journald collect), so the lines

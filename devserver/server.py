@@ -21,6 +21,8 @@ from devserver.logging import make_access_logger
 from devserver.protocols.http import LATE_CONNECTION_GRACE, HTTPProtocol
 from devserver.protocols.state import ASGIApp, HTTPSettings, ServerState
 from devserver.sockets import Listener
+from devserver.stats import WorkerStats
+from devserver.tracing import Tracer
 
 logger = logging.getLogger("devserve.server")
 
@@ -40,7 +42,14 @@ class Server:
         self.listeners = listeners
         self.tls = tls
         settings = HTTPSettings.from_config(config)
-        self.state = ServerState(app, settings, make_access_logger(config.access_log_format))
+        slow = config.slow_request / 1000
+        self.state = ServerState(
+            app,
+            settings,
+            make_access_logger(config.access_log_format),
+            WorkerStats(slow, config.redact) if config.metrics else None,
+            Tracer(config.trace, config.redact),
+        )
         self.prepared = asyncio.Event()  # lifespan startup is done
         self.started = asyncio.Event()  # the listeners accept
         self._accept = asyncio.Event()  # with hold=True, set by accept()

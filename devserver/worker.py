@@ -15,7 +15,10 @@ import os
 import signal
 import socket
 import sys
+import time
 from dataclasses import dataclass
+
+import psutil
 
 from devserver import channel, tracebacks
 from devserver import logging as devserve_logging
@@ -140,13 +143,34 @@ def _obey(server: Server, message: channel.Message) -> None:
         server.request_stop(force=True)
     elif isinstance(message, channel.ReopenLogs):
         devserve_logging.reopen_files()
+    elif isinstance(message, channel.StartTrace):
+        server.state.tracer.enable(message.requests)
+    elif isinstance(message, channel.StopTrace):
+        server.state.tracer.disable()
 
 
 async def _heartbeat(server: Server, supervisor: channel.ChannelProtocol) -> None:
     """The stats tick doubles as the heartbeat: a blocked loop stops both."""
     state = server.state
+    loop = asyncio.get_running_loop()
+    process = psutil.Process()
+    last = loop.time()
     while True:
-        supervisor.send(channel.Tick(state.requests, state.in_flight, len(state.connections)))
+        now = loop.time()
+        elapsed, last = now - last, now
+        supervisor.send(
+            channel.Tick(
+                state.requests,
+                state.in_flight,
+                len(state.connections),
+                websockets=state.websockets,
+                elapsed=elapsed,
+                loop_lag=max(0.0, elapsed - HEARTBEAT_INTERVAL) if elapsed else 0.0,
+                rss=process.memory_info().rss,
+                cpu_time=time.process_time(),
+                stats=state.stats.take() if state.stats is not None else None,
+            )
+        )
         await asyncio.sleep(HEARTBEAT_INTERVAL)
 
 

@@ -22,14 +22,17 @@ logger = logging.getLogger("devserve.supervisor")
 
 QUEUE_SIZE = 1000
 SNAPSHOT_INTERVAL = 1.0
+RECORDS_INTERVAL = 0.25
 
 Handler = Callable[["Supervisor", schema.Message], schema.Message]
 _HANDLERS: dict[str, Handler] = {
-    "status": lambda sup, msg: sup.snapshot(),
+    "status": lambda sup, msg: sup.snapshot(0.0 if msg.get("history") is True else None),
     "scale": lambda sup, msg: sup.scale(msg["workers"]),
     "restart": lambda sup, msg: sup.restart(),
     "reload": lambda sup, msg: sup.reload(),
     "kill": lambda sup, msg: sup.kill(_pid(msg["pid"])),
+    "trace": lambda sup, msg: sup.trace(_count(msg.get("requests")), _optional_pid(msg.get("pid"))),
+    "trace-off": lambda sup, msg: sup.trace_off(_optional_pid(msg.get("pid"))),
     "stop": lambda sup, msg: sup.stop(fast=bool(msg.get("fast", False))),
     "reopen-logs": lambda sup, msg: sup.reopen_logs(),
 }
@@ -37,8 +40,20 @@ _HANDLERS: dict[str, Handler] = {
 
 def _pid(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-        raise ValueError(f"kill: {value!r} is not a pid")
+        raise ValueError(f"{value!r} is not a pid")
     return int(value)
+
+
+def _optional_pid(value: Any) -> int | None:
+    return None if value is None else _pid(value)
+
+
+def _count(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"requests: {value!r} is not a whole number")
+    return value
 
 
 class Hub:
@@ -71,19 +86,34 @@ class Hub:
             queue.put_nowait(message)
 
     async def stream(self) -> AsyncIterator[schema.Message]:
-        """A snapshot now and once a second, events as they happen, until the caller stops."""
-        assert self.supervisor is not None
+        """Until the caller stops: a snapshot now and once a second (the first with the whole
+        history, later ones with the points added since), the request records as they arrive
+        (first the ones kept so far), and events as they happen."""
+        supervisor = self.supervisor
+        assert supervisor is not None
+        metrics = supervisor.metrics
         queue: asyncio.Queue[schema.Message] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.add(queue)
         loop = asyncio.get_running_loop()
+        history_seen = 0.0
+        cursor = metrics.record_count - len(metrics.records)
         try:
-            next_snapshot = loop.time()
+            next_snapshot = next_records = loop.time()
             while True:
-                if loop.time() >= next_snapshot:
-                    next_snapshot = loop.time() + SNAPSHOT_INTERVAL
-                    yield schema.snapshot(self.supervisor.snapshot())
+                now = loop.time()
+                if now >= next_snapshot:
+                    next_snapshot = now + SNAPSHOT_INTERVAL
+                    snapshot = supervisor.snapshot(history_since=history_seen)
+                    if snapshot["history"]:
+                        history_seen = snapshot["history"][-1]["t"]
+                    yield schema.snapshot(snapshot)
+                if now >= next_records:
+                    next_records = now + RECORDS_INTERVAL
+                    records, cursor = metrics.records_since(cursor)
+                    if records:
+                        yield schema.requests(records)
                 try:
-                    timeout = max(0.0, next_snapshot - loop.time())
+                    timeout = max(0.0, min(next_snapshot, next_records) - loop.time())
                     yield await asyncio.wait_for(queue.get(), timeout)
                 except TimeoutError:
                     continue

@@ -8,15 +8,19 @@ each message is one JSON object on one line (UTF-8, '\\n'-terminated):
                       {"id": 3, "command": "restart"}                      rolling restart
                       {"id": 8, "command": "reload"}                       restart for new code
                       {"id": 4, "command": "kill", "pid": 4242}            SIGKILL, replaced
+                      {"id": 9, "command": "trace", "requests": 5}         trace ASGI messages
+                      {"id": 10, "command": "trace-off"}
                       {"id": 5, "command": "stop", "fast": false}          drain, then exit
                       {"id": 6, "command": "reopen-logs"}
                       {"id": 7, "command": "subscribe"}                    then a stream:
     server → client   {"version": 1, "type": "result", "id": 1, "ok": true, "result": {...}}
                       {"version": 1, "type": "error", "id": 2, "ok": false, "error": "..."}
                       {"version": 1, "type": "snapshot", "snapshot": {...}}   once a second
+                      {"version": 1, "type": "requests", "requests": [{...}]}  sampled records
                       {"version": 1, "type": "event", "event": {"kind": "worker", ...}}
 
-A snapshot has "server", "workers" and "totals" (docs/control-api.md lists every field).
+A snapshot has "server", "workers", "totals" and, in a stream, "history" (docs/control-api.md
+lists every field). Clients must ignore message types they do not know.
 Clients must ignore fields they do not know; a change that removes or renames one bumps VERSION.
 """
 
@@ -35,6 +39,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "restart": (),
     "reload": (),
     "kill": ("pid",),
+    "trace": (),
+    "trace-off": (),
     "stop": (),
     "reopen-logs": (),
     "subscribe": (),
@@ -80,6 +86,10 @@ def snapshot(value: Message) -> Message:
 
 def event(value: Message) -> Message:
     return {"version": VERSION, "type": "event", "event": value}
+
+
+def requests(records: list[Message]) -> Message:
+    return {"version": VERSION, "type": "requests", "requests": records}
 
 
 def encode(message: Message) -> bytes:

@@ -19,6 +19,7 @@ from devserver.protocols import wire
 
 if TYPE_CHECKING:
     from devserver.protocols.http import HTTPProtocol
+    from devserver.tracing import Trace
 
 logger = logging.getLogger("devserve.server")
 
@@ -66,7 +67,9 @@ class RequestCycle:
         "length_left",
         "trailers",
         "bytes_sent",
+        "bytes_received",
         "started_at",
+        "trace",
     )
 
     def __init__(
@@ -97,12 +100,15 @@ class RequestCycle:
         self.length_left: int | None = None
         self.trailers = False
         self.bytes_sent = 0
+        self.bytes_received = 0
         self.started_at = started_at
+        self.trace: Trace | None = None
 
     # ------------------------------------------------------------------ fed by the connection
     def feed_body(self, data: bytes) -> None:
         if self.response is Response.DONE:
             return  # the app answered without reading it all; the rest is discarded
+        self.bytes_received += len(data)
         self.body += data
         if len(self.body) > BODY_HIGH_WATER:
             self.conn.flow.pause_reading()
@@ -353,7 +359,12 @@ class RequestCycle:
         state = self.conn.state
         state.in_flight += 1
         try:
-            await state.app(self.scope, self.receive, self.send)
+            if state.tracer.remaining:
+                self.trace = state.tracer.start(self.scope)
+            if self.trace is None:
+                await state.app(self.scope, self.receive, self.send)
+            else:
+                await state.app(self.scope, *self.trace.wrap(self.receive, self.send))
         except BaseException as exc:
             self._app_failed(exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):

@@ -245,7 +245,7 @@ class HTTPProtocol(asyncio.Protocol):
             scope,
             parser.should_keep_alive() and not state.shutting_down,
             self.expect_100 and scope["http_version"] == "1.1",
-            time.perf_counter() if state.access_logger else 0.0,
+            time.perf_counter() if state.timed else 0.0,
         )
         self.parsing = cycle
         if self.cycle is None:
@@ -282,6 +282,8 @@ class HTTPProtocol(asyncio.Protocol):
         state = self.state
         self.cycle = None
         state.requests += 1
+        if state.stats is not None:
+            state.stats.request_done(cycle)
         if state.access_logger is not None:
             try:
                 state.access_logger(self, cycle)
@@ -316,6 +318,8 @@ class HTTPProtocol(asyncio.Protocol):
         """Answer a malformed request with `status` and close, after the responses before it."""
         peer = f"{self.client[0]}:{self.client[1]}" if self.client else "unix socket"
         logger.warning("%d %s from %s: %s", status, http.HTTPStatus(status).phrase, peer, detail)
+        if self.state.stats is not None:
+            self.state.stats.rejected += 1
         self.flow.pause_reading()
         self.in_head = False
         response = wire.simple_response(

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from devserver.net import TrustedPeers
 from devserver.protocols import wire
+from devserver.stats import WorkerStats
+from devserver.tracing import Tracer
 
 if TYPE_CHECKING:
     from devserver.config import Config
@@ -89,12 +91,18 @@ class ServerState:
         app: ASGIApp,
         settings: HTTPSettings,
         access_logger: Callable[..., None] | None = None,
+        stats: WorkerStats | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.access_logger = access_logger if settings.access_log else None
+        self.stats = stats  # None with --no-metrics
+        self.tracer = tracer or Tracer()
+        self.timed = self.access_logger is not None or stats is not None  # clock each request
         self.lifespan_state: dict[str, Any] = {}
         self.connections: set[Connection] = set()
+        self.websockets = 0  # of `connections`, how many are WebSockets
         self.in_flight = 0
         self.requests = 0  # responses completed, for the supervisor's heartbeat
         self.ticks = 0

@@ -32,6 +32,7 @@ from devserver.protocols import wire
 from devserver.protocols.cycle import ASGIProtocolError, ClientDisconnected
 from devserver.protocols.flow import FlowControl
 from devserver.protocols.state import ServerState
+from devserver.tracing import Trace
 
 logger = logging.getLogger("devserve.server")
 # websockets logs every open and close at INFO; keep that out of the server log unless tracing.
@@ -117,13 +118,16 @@ class WebSocketProtocol(asyncio.Protocol):
         # What the access log reads: the handshake is logged as one request, once it is answered.
         self.method: str = http_scope["method"]
         self.status = 0
-        self.bytes_sent = 0
+        self.bytes_sent = 0  # the denial body, then message payloads sent
+        self.bytes_received = 0  # message payloads received
         self.started_at = time.perf_counter()
+        self.trace: Trace | None = None
 
     # ------------------------------------------------------------------ the handover
     def start(self, rest: bytes) -> None:
         """Validate the handshake, then run the app; `rest` followed the head in the same read."""
         self.state.connections.add(self)
+        self.state.websockets += 1
         self.flow.pause_reading()  # a client must wait for our 101 before it sends frames
         self.early = rest
         response = self._validate()
@@ -190,6 +194,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
+        self.state.websockets -= 1
         self.ws.receive_eof()
         if self.close_timer is not None:
             self.close_timer.cancel()
@@ -227,6 +232,9 @@ class WebSocketProtocol(asyncio.Protocol):
     def _message(self, opcode: Opcode, data: bytes) -> None:
         if self.disconnect_queued:
             return
+        self.bytes_received += len(data)
+        if self.state.stats is not None:
+            self.state.stats.ws_received += 1
         if opcode is Opcode.TEXT:
             try:
                 text = data.decode()
@@ -332,6 +340,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.phase = Phase.OPEN
         self._flush()
         self._log(101, 0)
+        if self.state.stats is not None:
+            self.state.stats.ws_opened += 1
         self.last_ping_at = self.loop.time()
         early, self.early = self.early, b""
         self.flow.resume_reading()
@@ -343,12 +353,16 @@ class WebSocketProtocol(asyncio.Protocol):
     def _send_data(self, message: dict[str, Any]) -> None:
         text = message.get("text")
         if text is not None:
-            self.ws.send_text(text.encode())
+            data = text.encode()
+            self.ws.send_text(data)
         else:
             data = message.get("bytes")
             if data is None:
                 raise ASGIProtocolError("websocket.send needs 'bytes' or 'text'")
             self.ws.send_binary(data)
+        self.bytes_sent += len(data)
+        if self.state.stats is not None:
+            self.state.stats.ws_sent += 1
         self._flush()
 
     def _close(self, code: int, reason: str | None) -> None:
@@ -409,10 +423,10 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport.close()
 
     def _log(self, status: int, bytes_sent: int) -> None:
+        self.status, self.bytes_sent = status, bytes_sent
         access_logger = self.state.access_logger
         if access_logger is None:
             return
-        self.status, self.bytes_sent = status, bytes_sent
         try:
             access_logger(self, self)
         except Exception:
@@ -437,7 +451,12 @@ class WebSocketProtocol(asyncio.Protocol):
         state = self.state
         state.in_flight += 1
         try:
-            await state.app(self.scope, self.receive, self.send)
+            if state.tracer.remaining:
+                self.trace = state.tracer.start(self.scope)
+            if self.trace is None:
+                await state.app(self.scope, self.receive, self.send)
+            else:
+                await state.app(self.scope, *self.trace.wrap(self.receive, self.send))
         except BaseException as exc:
             self._app_failed(exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -453,6 +472,8 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.transport.close()
         finally:
             state.in_flight -= 1
+            if state.stats is not None:
+                state.stats.websocket_done(self)
             if state.shutting_down:
                 state.check_idle()
 

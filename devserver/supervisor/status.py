@@ -1,7 +1,8 @@
 """The supervisor's state as the control API's snapshot (its fields: docs/control-api.md).
 
-Reads the supervisor, never changes it. Totals are the supervisor's own: `requests` includes
-the workers that have already exited, so the count survives restarts.
+Reads the supervisor, never changes it. The numbers come from supervisor/metrics.py; totals are
+the supervisor's own: `requests` includes the workers that have already exited, so the count
+survives restarts.
 """
 
 from __future__ import annotations
@@ -14,12 +15,20 @@ if TYPE_CHECKING:
     from devserver.supervisor.supervisor import Supervisor
 
 
-def snapshot(supervisor: Supervisor) -> dict[str, Any]:
+def snapshot(supervisor: Supervisor, history_since: float | None = None) -> dict[str, Any]:
     now = time.monotonic()
     workers = sorted(supervisor.alive_workers(), key=lambda w: (w.generation, w.slot))
-    rows = [{**w.as_dict(now), "restarts": supervisor.slot_restarts[w.slot]} for w in workers]
+    metrics = supervisor.metrics
+    rows = [
+        {
+            **w.as_dict(now),
+            "restarts": supervisor.slot_restarts[w.slot],
+            **metrics.worker_view(w.pid),
+        }
+        for w in workers
+    ]
     config = supervisor.config
-    return {
+    view = {
         "server": {
             "pid": os.getpid(),
             "app": config.app or "devserver.demo:app",
@@ -32,18 +41,23 @@ def snapshot(supervisor: Supervisor) -> dict[str, Any]:
             "crash_loop": supervisor.crash_loop,
             "reload": supervisor.reloading,
             "failure": supervisor.last_failure,
+            "metrics": config.metrics,
+            "tracing": supervisor.tracing_all,
         },
         "workers": rows,
         "totals": {
             "workers_ready": sum(1 for w in workers if w.serving),
-            "requests": supervisor.retired_requests + sum(w.requests for w in workers),
-            "in_flight": sum(w.in_flight for w in workers),
-            "connections": sum(w.connections for w in workers),
-            "rss": sum(w.rss for w in workers),
-            "cpu_percent": round(sum(w.cpu_percent for w in workers), 1),
+            "in_flight": sum(row["in_flight"] for row in rows),
+            "connections": sum(row["connections"] for row in rows),
+            "rss": sum(row["rss"] for row in rows),
+            "cpu_percent": round(sum(row["cpu_percent"] for row in rows), 1),
             "restarts": sum(supervisor.slot_restarts.values()),
+            **metrics.totals_view(),
         },
     }
+    if history_since is not None:
+        view["history"] = metrics.history_since(history_since)
+    return view
 
 
 def _state(supervisor: Supervisor) -> str:

@@ -26,6 +26,7 @@ from devserver.config import Config
 from devserver.sockets import Listener
 from devserver.supervisor import signals, spawn, status
 from devserver.supervisor.fallback import Fallback
+from devserver.supervisor.metrics import Metrics
 from devserver.supervisor.watch import Watch
 from devserver.supervisor.workers import STARTING, Worker, WorkerState, describe_exit
 from devserver.worker import WorkerSpec
@@ -81,7 +82,9 @@ class Supervisor:
         self.startup_failure: channel.Failed | None = None
         self.crash_loop = False
         self.slot_restarts: collections.Counter[int] = collections.Counter()
-        self.retired_requests = 0
+        self.metrics = Metrics()
+        # --trace, or `trace` with no count and no pid: new workers trace too
+        self.tracing_all = config.trace
         self._slots_used: set[int] = set()
         self._deaths: collections.deque[float] = collections.deque()
         self._respawn_after = 0.0
@@ -162,6 +165,36 @@ class Supervisor:
         self._stop_requested.set()
         self._changed.set()
         return {"stopping": "fast" if fast else "graceful"}
+
+    def trace(self, requests: int | None = None, pid: int | None = None) -> Event:
+        """Trace the ASGI messages of the next `requests` requests of each worker (or of worker
+        `pid`); with no count, every request until `trace_off`, in new workers too."""
+        if requests is not None and requests < 1:
+            raise CommandError(f"trace: requests must be at least 1, not {requests}")
+        targets = self._trace_targets(pid)
+        for worker in targets:
+            _send(worker, channel.StartTrace(requests))
+        if pid is None and requests is None:
+            self.tracing_all = True
+        return {"tracing": [w.pid for w in targets], "requests": requests}
+
+    def trace_off(self, pid: int | None = None) -> Event:
+        """Stop tracing (in every worker, or in worker `pid`); this also ends --trace."""
+        targets = self._trace_targets(pid)
+        for worker in targets:
+            _send(worker, channel.StopTrace())
+        if pid is None:
+            self.tracing_all = False
+        return {"stopped": [w.pid for w in targets]}
+
+    def _trace_targets(self, pid: int | None) -> list[Worker]:
+        serving = [w for w in self.workers.values() if w.serving]
+        if pid is None:
+            return serving
+        chosen = [w for w in serving if w.pid == pid]
+        if not chosen:
+            raise CommandError(f"trace: no serving worker with pid {pid}")
+        return chosen
 
     def reopen_logs(self) -> Event:
         from devserver.logging import reopen_files
@@ -303,6 +336,8 @@ class Supervisor:
             worker.requests = message.requests
             worker.in_flight = message.in_flight
             worker.connections = message.connections
+            worker.rss = message.rss
+            self.metrics.on_tick(worker, message)
             self.watch.check_requests(worker)
         elif isinstance(message, channel.Booting):
             self._move(worker, WorkerState.BOOTING)
@@ -323,6 +358,8 @@ class Supervisor:
         if self.stopping:
             self._drain(worker, "stopping", fast=self.fast)
             return
+        if self.tracing_all:
+            _send(worker, channel.StartTrace())
         if not worker.held:
             _send(worker, channel.Serve())
         self._retire_replaced(worker.generation)
@@ -344,7 +381,7 @@ class Supervisor:
         reason = describe_exit(process.exitcode, worker.expected_exit or bool(worker.aborted_at))
         process.close()
         worker.exit_status = reason
-        self.retired_requests += worker.requests
+        self.metrics.forget(worker.pid)
         if worker.state in STARTING:
             self._move(worker, WorkerState.FAILED)
         else:
@@ -587,9 +624,10 @@ class Supervisor:
         )
 
     # ------------------------------------------------------------------ status
-    def snapshot(self) -> Event:
-        """The state the control API's `status` returns (see control/schema.py)."""
-        return status.snapshot(self)
+    def snapshot(self, history_since: float | None = None) -> Event:
+        """The state the control API's `status` returns (see control/schema.py), with the
+        history points after `history_since` when that is given."""
+        return status.snapshot(self, history_since)
 
     def install_signal_handlers(self) -> None:
         signals.install(self)

@@ -2,10 +2,10 @@
 
 Every 250 ms it checks each worker against its clocks: a boot longer than --timeout-boot, a ready
 worker whose heartbeat has been silent for --timeout (SIGABRT so faulthandler logs its stack, then
-SIGKILL), a drain past the grace period, a fast stop that did not end. Once a second it samples
-RSS and CPU (psutil) and asks the supervisor to recycle workers past --max-worker-lifetime or
---max-worker-memory; --max-requests is checked on each heartbeat. Decisions about replacements
-stay in supervisor.py; this module only notices and escalates.
+SIGKILL), a drain past the grace period, a fast stop that did not end. Once a second it asks the
+supervisor to recycle workers past --max-worker-lifetime or --max-worker-memory (the RSS each
+worker reports on its heartbeat); --max-requests is checked on each heartbeat. Decisions about
+replacements stay in supervisor.py; this module only notices and escalates.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
-import psutil
-
 from devserver.supervisor.workers import STARTING, Worker, WorkerState
 
 if TYPE_CHECKING:
@@ -29,7 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("devserve.supervisor")
 
 INTERVAL = 0.25
-SAMPLE_EVERY = 1.0
+RECYCLE_EVERY = 1.0
 ABORT_GRACE = 2.0  # after SIGABRT, seconds before SIGKILL (faulthandler needs a moment)
 DRAIN_MARGIN = 2.0  # past the grace period, a draining worker is killed
 FAST_STOP_GRACE = 1.0
@@ -42,7 +40,6 @@ class Watch:
         self.fast_stop_at: float | None = None
         self.watchdog: float | None = None  # systemd WatchdogSec/2, set by the CLI when asked
         self._tasks: list[asyncio.Task[None]] = []
-        self._processes: dict[int, psutil.Process] = {}
         self._lifetimes: dict[int, float] = {}
 
     def start(self) -> None:
@@ -68,8 +65,8 @@ class Watch:
             for worker in list(self.supervisor.workers.values()):
                 self._check_clocks(worker, now)
             if now >= next_sample:
-                next_sample = now + SAMPLE_EVERY
-                self._sample(now)
+                next_sample = now + RECYCLE_EVERY
+                self._check_recycling(now)
             await asyncio.sleep(INTERVAL)
 
     # ------------------------------------------------------------------ clocks
@@ -107,28 +104,17 @@ class Watch:
         if self.fast_stop_at and now - self.fast_stop_at > FAST_STOP_GRACE:
             _signal(worker.pid, signal.SIGKILL)
 
-    # ------------------------------------------------------------------ samples and recycling
-    def _sample(self, now: float) -> None:
-        alive = {w.pid: w for w in self.supervisor.workers.values() if w.alive}
-        for pid in set(self._processes) - set(alive):
-            del self._processes[pid]
-            self._lifetimes.pop(pid, None)
-        for pid, worker in alive.items():
-            process = self._processes.get(pid)
-            try:
-                if process is None:
-                    process = self._processes[pid] = psutil.Process(pid)
-                    process.cpu_percent(None)  # the first call only starts the measurement
-                worker.rss = process.memory_info().rss
-                worker.cpu_percent = process.cpu_percent(None)
-            except psutil.Error:
-                continue
-            self._check_recycling(worker, now)
+    # ------------------------------------------------------------------ recycling
+    def _check_recycling(self, now: float) -> None:
+        alive = {w.pid for w in self.supervisor.workers.values() if w.alive}
+        for pid in set(self._lifetimes) - alive:
+            del self._lifetimes[pid]
+        for worker in list(self.supervisor.workers.values()):
+            if worker.serving and not worker.retiring and worker.ready_at is not None:
+                self._recycle_if_due(worker, now)
 
-    def _check_recycling(self, worker: Worker, now: float) -> None:
+    def _recycle_if_due(self, worker: Worker, now: float) -> None:
         config = self.config
-        if not worker.serving or worker.retiring or worker.ready_at is None:
-            return
         if config.max_worker_memory and worker.rss > config.max_worker_memory * 1024 * 1024:
             mib = worker.rss / 1024 / 1024
             self.supervisor.retire(worker, f"RSS {mib:.0f} MiB > --max-worker-memory")
@@ -137,7 +123,7 @@ class Watch:
             limit = self._lifetimes.setdefault(
                 worker.pid, config.max_worker_lifetime * (1 + random.random() / 10)
             )
-            if now - worker.ready_at > limit:
+            if worker.ready_at is not None and now - worker.ready_at > limit:
                 self.supervisor.retire(worker, f"older than {config.max_worker_lifetime:g}s")
 
     def check_requests(self, worker: Worker) -> None:

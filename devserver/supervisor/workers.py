@@ -76,12 +76,11 @@ class Worker:
     last_heard: float = field(default_factory=time.monotonic)
     draining_since: float | None = None
     aborted_at: float | None = None
-    # counters from the latest heartbeat, plus sampled resources
+    # from the latest heartbeat (the rest of its numbers are in supervisor/metrics.py)
     requests: int = 0
     in_flight: int = 0
     connections: int = 0
     rss: int = 0
-    cpu_percent: float = 0.0
     # policy marks set by the supervisor
     retiring: str | None = None  # why it is being replaced (recycling), None when it is not
     expected_exit: bool = False  # the supervisor asked it to go (kill, drain, stop)
@@ -124,11 +123,6 @@ class Worker:
             "generation": self.generation,
             "state": self.state.value,
             "uptime": round(self.uptime(now), 3),
-            "requests": self.requests,
-            "in_flight": self.in_flight,
-            "connections": self.connections,
-            "rss": self.rss,
-            "cpu_percent": round(self.cpu_percent, 1),
             "retiring": self.retiring,
         }
 

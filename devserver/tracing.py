@@ -1,0 +1,146 @@
+"""ASGI tracing, the teaching view: every message between the server and the app, with its time.
+
+`--trace` traces every request; at run time the control API's `trace` command asks a worker to
+trace its next N requests, or all of them until `trace-off`. A traced request logs its scope and
+each `receive()` and `send()` as it happens (logger `devserve.trace`), and its events ride on its
+request record to the panels' inspector. An untraced request costs one integer test.
+
+An event is {"t": ms since the request began, "call": "receive" | "send", "type": ...,
+"keys": [the message's other keys], ...}: small values (status, more_body, code, reason) are
+copied, bodies become their size in bytes, headers become redacted [name, value] pairs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from devserver.stats import header_pairs
+
+logger = logging.getLogger("devserve.trace")
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_SIZED = ("body", "bytes", "text")
+_PAIRS = ("headers",)
+
+
+class Tracer:
+    """Decides which requests of this worker are traced."""
+
+    __slots__ = ("remaining", "redact", "_numbers")
+
+    def __init__(self, always: bool = False, redact: bool = True) -> None:
+        self.remaining = -1 if always else 0  # -1: every request; N > 0: the next N
+        self.redact = redact
+        self._numbers = itertools.count(1)
+
+    def enable(self, requests: int | None = None) -> None:
+        """Trace the next `requests` requests, or every request when None."""
+        self.remaining = -1 if requests is None else max(0, requests)
+
+    def disable(self) -> None:
+        self.remaining = 0
+
+    def start(self, scope: dict[str, Any]) -> Trace | None:
+        """A Trace for this request when one is wanted (call only when `remaining` is non-zero)."""
+        if self.remaining == 0:
+            return None
+        if self.remaining > 0:
+            self.remaining -= 1
+        return Trace(scope, f"{os.getpid()}:{next(self._numbers)}", self.redact)
+
+
+class Trace:
+    """The events of one traced request or WebSocket session."""
+
+    __slots__ = ("label", "redact", "started", "events")
+
+    def __init__(self, scope: dict[str, Any], label: str, redact: bool) -> None:
+        self.label = label
+        self.redact = redact
+        self.started = time.perf_counter()
+        self.events: list[dict[str, Any]] = []
+        logger.info("%s %s", label, describe_scope(scope))
+
+    def wrap(self, receive: Receive, send: Send) -> tuple[Receive, Send]:
+        """`receive` and `send` that note every message on its way."""
+
+        async def traced_receive() -> dict[str, Any]:
+            message = await receive()
+            self.note("receive", message)
+            return message
+
+        async def traced_send(message: dict[str, Any]) -> None:
+            self.note("send", message)
+            await send(message)
+
+        return traced_receive, traced_send
+
+    def note(self, call: str, message: dict[str, Any]) -> None:
+        event = {
+            "t": round((time.perf_counter() - self.started) * 1000, 3),
+            "call": call,
+            "type": message.get("type"),
+            "keys": [key for key in message if key != "type"],
+            **summarize(message, self.redact),
+        }
+        self.events.append(event)
+        logger.info("%s %s", self.label, describe_event(event))
+
+
+def summarize(message: dict[str, Any], redact: bool) -> dict[str, Any]:
+    """The parts of a message worth showing: small values, body sizes, redacted headers."""
+    summary: dict[str, Any] = {}
+    for key, value in message.items():
+        if key == "type":
+            continue
+        if key in _SIZED and isinstance(value, bytes | bytearray | memoryview | str):
+            summary[key] = len(value.encode() if isinstance(value, str) else value)
+        elif key in _PAIRS:
+            summary[key] = header_pairs(value, redact)
+        elif _small(value):
+            summary[key] = value
+        else:
+            summary[key] = f"<{type(value).__name__}>"
+    return summary
+
+
+def _small(value: Any) -> bool:
+    """A value shown as it is: a number, a flag, None or a short text (a close reason)."""
+    if isinstance(value, str):
+        return len(value) <= 200
+    return value is None or isinstance(value, bool | int | float)
+
+
+def describe_scope(scope: dict[str, Any]) -> str:
+    """`scope http GET /path?q HTTP/1.1 from 127.0.0.1:5000, 3 headers`."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    target = scope.get("path", "") + ("?" + query if query else "")
+    client = scope.get("client")
+    peer = f"{client[0]}:{client[1]}" if client else "a unix socket"
+    method = scope.get("method", "")
+    return (
+        f"scope {scope['type']} {method + ' ' if method else ''}{target} "
+        f"HTTP/{scope.get('http_version', '1.1')} from {peer}, {len(scope.get('headers', ()))} "
+        "headers"
+    )
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """`+0.105 ms send http.response.start status=200 headers=2`."""
+    fields = []
+    for key in event["keys"]:
+        value = event.get(key)
+        if key in _SIZED and isinstance(value, int):
+            fields.append(f"{key}={value}B")
+        elif key in _PAIRS and isinstance(value, list):
+            fields.append(f"{key}={len(value)}")
+        else:
+            fields.append(f"{key}={value}")
+    return f"+{event['t']:.3f} ms {event['call']:<7} {event['type']} {' '.join(fields)}".rstrip()
