@@ -6,6 +6,8 @@
     devserve ctl reload            rolling restart for new code (replaces one still booting)
     devserve ctl kill PID          kill one worker (it is replaced)
     devserve ctl stop [--fast]     graceful stop (--fast: close connections now)
+    devserve ctl trace [-n N] [--pid PID]   log the ASGI messages of the next N requests
+    devserve ctl trace-off [--pid PID]      stop tracing
 
 Exit status 0 when the server did it, 1 when it refused or nobody listens (one line on stderr).
 This module only formats; the conversation is control/client.py's.
@@ -127,6 +129,31 @@ def stop(context: click.Context, fast: bool) -> None:
     _done(context, result, f"stopping ({result['stopping']})")
 
 
+@ctl.command()
+@click.option("-n", "--requests", type=click.IntRange(min=1), help="Trace this many requests.")
+@click.option("--pid", type=int, help="Only this worker.")
+@click.pass_context
+def trace(context: click.Context, requests: int | None, pid: int | None) -> None:
+    """Log the ASGI messages of the next requests in the workers' log (all until trace-off)."""
+    args = {key: value for key, value in (("requests", requests), ("pid", pid)) if value}
+    result = _call(context.obj["control"], "trace", **args)
+    what = f"the next {requests} request(s)" if requests else "every request (until trace-off)"
+    _done(context, result, f"tracing {what} in worker(s) {_pids(result['tracing'])}")
+
+
+@ctl.command("trace-off")
+@click.option("--pid", type=int, help="Only this worker.")
+@click.pass_context
+def trace_off(context: click.Context, pid: int | None) -> None:
+    """Stop tracing (this also ends --trace)."""
+    result = _call(context.obj["control"], "trace-off", **({"pid": pid} if pid else {}))
+    _done(context, result, f"tracing stopped in worker(s) {_pids(result['stopped'])}")
+
+
+def _pids(pids: list[int]) -> str:
+    return ", ".join(map(str, pids)) or "none"
+
+
 # --------------------------------------------------------------------------- formatting
 _COLUMNS = [
     "SLOT",
@@ -135,6 +162,9 @@ _COLUMNS = [
     "STATE",
     "UPTIME",
     "REQUESTS",
+    "REQ/S",
+    "P50",
+    "P99",
     "IN-FLIGHT",
     "CONN",
     "RSS",
@@ -154,6 +184,7 @@ def format_status(snapshot: dict[str, Any]) -> str:
         f"in flight {totals['in_flight']}  connections {totals['connections']}  "
         f"RSS {mebibytes(totals['rss'])}  CPU {totals['cpu_percent']:.1f}%  "
         f"restarts {totals['restarts']}",
+        _latest(totals),
     ]
     if server.get("crash_loop"):
         lines.append("CRASH LOOP: workers keep dying; not respawning until restart or scale")
@@ -169,6 +200,7 @@ def format_status(snapshot: dict[str, Any]) -> str:
             w["state"] + (" (recycling)" if w.get("retiring") else ""),
             duration(w["uptime"]),
             w["requests"],
+            *_window_cells(w),
             w["in_flight"],
             w["connections"],
             mebibytes(w["rss"]),
@@ -185,6 +217,30 @@ def format_status(snapshot: dict[str, Any]) -> str:
         for row in table
     ]
     return "\n".join(lines)
+
+
+def _window_cells(numbers: dict[str, Any]) -> tuple[str, str, str]:
+    """req/s, p50 and p99 of the last 10 seconds."""
+    window = numbers.get("windows", {}).get("10s", {})
+    return (
+        f"{window.get('rps', 0):.1f}",
+        milliseconds(window.get("p50")),
+        milliseconds(window.get("p99")),
+    )
+
+
+def _latest(totals: dict[str, Any]) -> str:
+    window = totals.get("windows", {}).get("10s", {})
+    rps, p50, p99 = _window_cells(totals)
+    return (
+        f"last 10s: {rps} req/s  p50 {p50}  p99 {p99}  5xx {100 * window.get('error_rate', 0):.1f}%"
+    )
+
+
+def milliseconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}ms" if value >= 100 else f"{value:.1f}ms"
 
 
 def duration(seconds: float) -> str:

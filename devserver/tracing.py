@@ -53,7 +53,7 @@ class Tracer:
             return None
         if self.remaining > 0:
             self.remaining -= 1
-        return Trace(scope, f"{os.getpid()}:{next(self._numbers)}", self.redact)
+        return Trace(scope, f"trace {os.getpid()}:{next(self._numbers)}", self.redact)
 
 
 class Trace:

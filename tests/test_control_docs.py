@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,9 @@ def _shape(value: Any) -> Any:
 
 
 def test_the_doc_has_examples() -> None:
-    """The doc shows requests, both replies, a snapshot, the stream's snapshot and events."""
+    """The doc shows requests, both replies, a snapshot, the stream's snapshot, records, events."""
     kinds = {e.get("type", "request" if "command" in e else "snapshot") for e in EXAMPLES}
-    assert kinds == {"request", "result", "error", "snapshot", "event"}
+    assert kinds == {"request", "result", "error", "snapshot", "requests", "event"}
 
 
 @pytest.mark.parametrize("example", [e for e in EXAMPLES if "command" in e], ids=str)
@@ -60,32 +61,51 @@ def test_the_event_table_lists_every_kind() -> None:
 
 
 def test_examples_match_a_live_server(tmp_path: Path) -> None:
-    """Snapshot, reply and worker-event examples have the same shape as a real server's."""
+    """Snapshot, record, reply and worker-event examples have the same shape as a real server's."""
     control = tmp_path / "ctl.sock"
-    with run_devserve("--control", str(control)):
+    with run_devserve("--control", str(control)) as server:
         client = ControlClient(str(control))
         stream = client.subscribe()
         live_snapshot = next(stream)
+        plain = _fetch(server.url + "/?page=2")
+        client.request("trace", requests=1)
+        traced = _fetch(server.url + "/echo?traced=1", b'{"name": "a"}')
         client.request("scale", workers="2")
-        deadline = time.monotonic() + 10
         live_event = None
+        records: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + 10
         for message in stream:
             if message["type"] == "event" and message["event"]["kind"] == "worker":
-                live_event = message
+                live_event = live_event or message
+            elif message["type"] == "requests":
+                records.update((r["query"], r) for r in message["requests"])
+            if live_event and "page=2" in records and "traced=1" in records:
                 break
             assert time.monotonic() < deadline
         stream.close()
         status = client.request("status")
+    assert plain == traced == 200
     assert live_event is not None
     by_type = {e.get("type"): e for e in EXAMPLES if "command" not in e}
     documented_snapshot = next(e for e in EXAMPLES if "server" in e)
     assert _shape(documented_snapshot) == _shape(status)
-    streamed = {**_shape(status), "workers": []}  # the example shows a server with no workers yet
+    # the example shows a server with no workers yet, and no history points yet
+    streamed = {**_shape(status), "workers": [], "history": []}
     assert _shape(by_type["snapshot"]) == {**_shape(live_snapshot), "snapshot": streamed}
+    documented_records = [e["requests"][0] for e in EXAMPLES if e.get("type") == "requests"]
+    assert [_shape(r) for r in documented_records] == [
+        _shape(records["page=2"]),
+        _shape(records["traced=1"]),
+    ]
     worker_events = [e for e in EXAMPLES if e.get("event", {}).get("kind") == "worker"]
     assert worker_events and all(_shape(e) == _shape(live_event) for e in worker_events)
     for example in EXAMPLES:
-        if example.get("type") in ("result", "error", "snapshot", "event"):
+        if example.get("type") in ("result", "error", "snapshot", "requests", "event"):
             assert example["version"] == schema.VERSION
         if example.get("type") == "event":
             assert example["event"]["kind"] in schema.EVENT_KINDS
+
+
+def _fetch(url: str, body: bytes | None = None) -> int:
+    with urllib.request.urlopen(url, body, timeout=10) as response:
+        return int(response.status)

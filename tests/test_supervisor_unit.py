@@ -12,6 +12,7 @@ import pytest
 from devserver import channel
 from devserver.control import schema
 from devserver.control.hub import Hub
+from devserver.supervisor.metrics import Metrics
 from devserver.supervisor.supervisor import CommandError
 from devserver.supervisor.workers import (
     TRANSITIONS,
@@ -127,9 +128,10 @@ class _Supervisor:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.metrics = Metrics()
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"server": {}, "workers": [], "totals": {}}
+    def snapshot(self, history_since: float | None = None) -> dict[str, Any]:
+        return {"server": {}, "workers": [], "totals": {}, "history": []}
 
     def scale(self, how: str) -> dict[str, Any]:
         if how == "0":

@@ -18,6 +18,7 @@ from typing import Any
 from devserver import systemd
 from devserver.channel import Failed
 from devserver.config import Config, find_config_file, worker_count
+from devserver.control import prometheus
 from devserver.control.hub import Hub
 from devserver.control.unix import ControlServer, ControlSocketError, resolve_path
 from devserver.control.web import admin_app
@@ -110,13 +111,22 @@ def _start_admin(config: Config, admin: Listener | None, supervisor: Supervisor)
         ready = sum(1 for w in supervisor.workers.values() if w.serving)
         return {"ready": supervisor.ready, "workers_ready": ready}
 
+    def metrics(accept: str) -> tuple[bytes, str]:
+        return prometheus.render(supervisor, accept)
+
     settings = dataclasses.replace(
-        config, lifespan="off", access_log=False, limit_concurrency=None, header=()
+        config,
+        lifespan="off",
+        access_log=False,
+        limit_concurrency=None,
+        header=(),
+        metrics=False,
+        trace=False,
     )
-    server = Server(settings, admin_app(status), [admin])
+    server = Server(settings, admin_app(status, metrics), [admin])
     task = asyncio.get_running_loop().create_task(server.serve(), name="the admin endpoint")
     task.add_done_callback(_log_failure)
-    logger.info("health endpoints on %s/livez and /readyz", admin.url(False))
+    logger.info("health endpoints on %s/livez and /readyz, metrics on /metrics", admin.url(False))
     return server
 
 
