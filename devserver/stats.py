@@ -8,7 +8,7 @@ any worker and any tick therefore merge by adding counts, and a percentile read 
 within one bucket (9%) of the true value, from 50 µs to 60 s.
 
 Request records (what the panels' request stream shows) are sampled: at most `limit` per tick,
-chosen uniformly (reservoir sampling, so a record is only built for requests that are kept), and
+chosen uniformly (reservoir sampling: a record is only built for a request that is picked), and
 the rest counted as dropped. Slow requests, 5xx responses and traced requests are always kept.
 """
 
@@ -121,44 +121,69 @@ def make_record(exchange: Exchange, seq: int, seconds: float, redact: bool) -> d
 
 
 class RecordSampler:
-    """Picks the request records of one tick: a uniform sample, plus every notable request."""
+    """Picks the request records of one tick: a uniform sample, plus every notable request.
 
-    __slots__ = ("limit", "slow", "redact", "seq", "offered", "sample", "kept", "dropped")
+    The sample is a reservoir (Li's algorithm L): after the first `limit` requests, the number
+    of requests to skip before the next one that replaces a sampled record is drawn at random,
+    so a request that is not picked costs a comparison, and no record is built for it.
+    """
+
+    __slots__ = (
+        "limit",
+        "slow",
+        "redact",
+        "seq",
+        "offered",
+        "next_pick",
+        "weight",
+        "sample",
+        "kept",
+        "overflow",
+    )
 
     def __init__(self, limit: int, slow: float, redact: bool) -> None:
         self.limit = limit
         self.slow = slow  # seconds; at least this long is always kept
         self.redact = redact
         self.seq = 0  # numbers this worker's requests, so a record has an id
+        self._start()
+
+    def _start(self) -> None:
         self.offered = 0
+        self.next_pick = 0
+        self.weight = 1.0
         self.sample: list[dict[str, Any]] = []
         self.kept: list[dict[str, Any]] = []
-        self.dropped = 0
+        self.overflow = 0  # notable requests past KEPT_PER_TICK
 
     def offer(self, exchange: Exchange, seconds: float) -> None:
         self.seq += 1
-        seq = self.seq
         if exchange.status >= 500 or seconds >= self.slow or exchange.trace is not None:
             if len(self.kept) < KEPT_PER_TICK:
-                self.kept.append(make_record(exchange, seq, seconds, self.redact))
+                self.kept.append(make_record(exchange, self.seq, seconds, self.redact))
             else:
-                self.dropped += 1
+                self.overflow += 1
             return
-        self.offered += 1
-        if len(self.sample) < self.limit:
-            self.sample.append(make_record(exchange, seq, seconds, self.redact))
-            return
-        self.dropped += 1  # this one, or the one it replaces
-        slot = int(random.random() * self.offered)
-        if slot < self.limit:
-            self.sample[slot] = make_record(exchange, seq, seconds, self.redact)
+        offered = self.offered = self.offered + 1
+        if offered <= self.limit:
+            self.sample.append(make_record(exchange, self.seq, seconds, self.redact))
+            if offered == self.limit:
+                self._plan_next_pick()
+        elif offered == self.next_pick:
+            slot = random.randrange(self.limit)
+            self.sample[slot] = make_record(exchange, self.seq, seconds, self.redact)
+            self._plan_next_pick()
+
+    def _plan_next_pick(self) -> None:
+        self.weight *= math.exp(math.log(random.random()) / self.limit)
+        skip = math.floor(math.log(random.random()) / math.log1p(-self.weight))
+        self.next_pick = self.offered + skip + 1
 
     def take(self) -> tuple[list[dict[str, Any]], int]:
         """This tick's records in start order, and how many were dropped; then start over."""
         records = sorted(self.sample + self.kept, key=lambda record: record["seq"])
-        dropped = self.dropped
-        self.offered = self.dropped = 0
-        self.sample, self.kept = [], []
+        dropped = self.offered - len(self.sample) + self.overflow
+        self._start()
         return records, dropped
 
 

@@ -216,3 +216,22 @@ def test_a_subscriber_reads_each_record_once_and_a_slow_one_skips_ahead() -> Non
     metrics.on_tick(worker, Tick(3, 0, 0, stats=many))  # type: ignore[arg-type]
     records, _ = metrics.records_since(cursor)
     assert len(records) == 1000 and records[-1]["seq"] == 2003
+
+
+def test_the_sample_is_uniform_over_the_tick() -> None:
+    """Every part of a tick's requests is as likely to be sampled (not just the first ones)."""
+    state = random.getstate()
+    random.seed(11)
+    try:
+        per_decile = [0] * 10
+        for _ in range(300):
+            sampler = stats.RecordSampler(limit=10, slow=9.0, redact=True)
+            for _ in range(1000):
+                sampler.offer(Exchange(), 0.001)
+            records, _ = sampler.take()
+            for record in records:
+                per_decile[(record["seq"] - 1) // 100] += 1
+    finally:
+        random.setstate(state)
+    assert sum(per_decile) == 3000
+    assert all(240 <= count <= 360 for count in per_decile), per_decile
