@@ -108,11 +108,13 @@ async def _serve(server: Server, link: socket.socket) -> int:
         prepared.cancel()
         return _startup_failed(supervisor, serving)
     supervisor.send(channel.Ready(os.getpid()))
-    heartbeat = asyncio.ensure_future(_heartbeat(server, supervisor))
+    heartbeat = Heartbeat(server, supervisor)
+    beating = asyncio.ensure_future(heartbeat.run())
     try:
         await serving
     finally:
-        heartbeat.cancel()
+        beating.cancel()
+        heartbeat.send()  # the requests finished while draining count too
         supervisor.send(channel.Stopping("stopped"))
         supervisor.close()
     return 0
@@ -149,29 +151,39 @@ def _obey(server: Server, message: channel.Message) -> None:
         server.state.tracer.disable()
 
 
-async def _heartbeat(server: Server, supervisor: channel.ChannelProtocol) -> None:
+class Heartbeat:
     """The stats tick doubles as the heartbeat: a blocked loop stops both."""
-    state = server.state
-    loop = asyncio.get_running_loop()
-    process = psutil.Process()
-    last = loop.time()
-    while True:
-        now = loop.time()
-        elapsed, last = now - last, now
-        supervisor.send(
+
+    def __init__(self, server: Server, supervisor: channel.ChannelProtocol) -> None:
+        self.state = server.state
+        self.supervisor = supervisor
+        self.process = psutil.Process()
+        self.loop = asyncio.get_running_loop()
+        self.last = self.loop.time()
+
+    async def run(self) -> None:
+        while True:
+            self.send()
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    def send(self) -> None:
+        """One tick: the counters now and what changed since the last one."""
+        state = self.state
+        now = self.loop.time()
+        elapsed, self.last = now - self.last, now
+        self.supervisor.send(
             channel.Tick(
                 state.requests,
                 state.in_flight,
                 len(state.connections),
                 websockets=state.websockets,
                 elapsed=elapsed,
-                loop_lag=max(0.0, elapsed - HEARTBEAT_INTERVAL) if elapsed else 0.0,
-                rss=process.memory_info().rss,
+                loop_lag=max(0.0, elapsed - HEARTBEAT_INTERVAL),
+                rss=self.process.memory_info().rss,
                 cpu_time=time.process_time(),
                 stats=state.stats.take() if state.stats is not None else None,
             )
         )
-        await asyncio.sleep(HEARTBEAT_INTERVAL)
 
 
 def load_env_file(path: str) -> None:

@@ -216,3 +216,15 @@ def test_malformed_requests_count_as_rejected(tmp_path: Path) -> None:
             assert sock.recv(100).startswith(b"HTTP/1.1 400")
         snapshot = status_when(client, lambda s: s["totals"]["rejected"] == 1)
     assert snapshot["totals"]["requests"] == 0
+
+
+def test_a_request_finished_while_draining_is_counted(tmp_path: Path) -> None:
+    """The worker's last tick, sent as it stops, carries what it served after the one before."""
+    with serving(tmp_path, "metrics_app:app") as (process, client):
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(httpx.get, process.url + "/sleep?ms=1500", timeout=20)
+            status_when(client, lambda s: s["totals"]["in_flight"] == 1)
+            client.request("restart")
+            assert slow.result().status_code == 200
+        snapshot = status_when(client, lambda s: s["totals"]["requests"] == 1, timeout=20)
+    assert snapshot["totals"]["statuses"]["2xx"] == 1
