@@ -24,6 +24,12 @@ Command templates (python str.format placeholders):
   {app}     module:attr, e.g. asgi_hello:app   {module} module part only
   {workers} --workers value (default 1)        {app_dir} directory with the apps
   {repo}    the project root (parent of this benchmarks/ directory), e.g. {repo}/.venv/bin/devserve
+  {control} a fresh path for a control socket, per start (in the log directory)
+  {server_cpus} {client_cpus}  the suite's CPU lists (e.g. to pin a sidecar process)
+
+A server whose log holds a line `BENCH-SIDECAR {json}` (benchmarks/subscriber.py writes one) gets
+it checked after the stop: the JSON's "times" (CLOCK_MONOTONIC of each message it got) must cover
+the measured window, with no gap over the suite's "sidecar_max_gap" seconds (1.5), else the trial fails.
 
 Servers are started with cwd={app_dir}, so relative paths in a template resolve there: use {repo}.
 
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import http.client
 import json
 import os
@@ -50,6 +57,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -87,6 +95,7 @@ DEFAULTS = {
     "ws_raw": False,
     "max_other_cpu": 15.0,     # a trial with more foreign CPU load (% of a core) than this is redone
     "retries": 2,              # ... at most this many times, after waiting for a quiet box
+    "sidecar_max_gap": 1.5,    # seconds a sidecar (subscriber.py) may go without a message in the window
     "quiet_pct": 15.0,         # wait before each trial until the box is below this busy % (of a core)           # ws_client.py --raw (hand-rolled frames) instead of the websockets library
     "servers": {},
 }
@@ -291,6 +300,8 @@ class Trial:
             "python": shlex.quote(py), "bin": shlex.quote(os.path.dirname(py)), "port": port,
             "host": HOST, "app": app, "module": app.split(":")[0], "workers": self.s["workers"],
             "app_dir": shlex.quote(self.s["app_dir"]), "repo": shlex.quote(REPO),
+            "control": shlex.quote(self.control_path),
+            "server_cpus": self.s.get("server_cpus") or "", "client_cpus": self.s.get("client_cpus") or "",
         }
         argv = shlex.split(self.template.format(**fmt))
         if self.s["pin"] and self.s.get("server_cpus"):
@@ -307,12 +318,18 @@ class Trial:
     def start(self) -> bool:
         port = free_port()
         self.port = port
+        self.control_path = os.path.join(self.log_dir, f"{self.name}-r{self.round}.sock")
+        if os.path.exists(self.control_path):
+            os.unlink(self.control_path)  # left by an earlier attempt of this trial
         argv = self._cmd(port)
         self.res["cmd"] = " ".join(argv).replace(str(port), "{port}")
         self.log_path = os.path.join(self.log_dir, f"{self.name}-r{self.round}.log")
         logf = open(self.log_path, "wb")
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if SNAPSHOT:
+            env["PYTHONPATH"] = SNAPSHOT["dir"]  # devserver/ as of --devserve-rev, before the editable one
+        self.res["devserve_source"] = devserve_source()
         t0 = time.monotonic()
         self.proc = subprocess.Popen(argv, cwd=self.s["app_dir"], stdout=logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True, env=env)
@@ -381,7 +398,9 @@ class Trial:
             if self.s["warmup"] > 0:
                 self._wrk(self.s["warmup"])
             by0, sys0 = tree_cpu_by_pid(self.proc.pid), sys_cpu()
+            w0 = time.monotonic()
             out, ccpu = self._wrk(self.s["duration"])
+            self.res["window"] = [w0, time.monotonic()]  # CLOCK_MONOTONIC, as a sidecar's times
             by1, sys1 = tree_cpu_by_pid(self.proc.pid), sys_cpu()
             cpu0, cpu1 = sum(by0.values()), sum(by1.values())
             self.res["wrk_raw"] = out
@@ -442,7 +461,82 @@ class Trial:
             self.res["error"] = f"{type(e).__name__}: {e}"
         finally:
             self.stop()
+        if measure:
+            self.check_sidecar()
         return self.res
+
+    def check_sidecar(self):
+        """A `BENCH-SIDECAR {json}` line in the log (benchmarks/subscriber.py): its messages in the
+        measured window, the longest silence there, and a failed trial if it did not cover it."""
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = [l for l in f.read().decode(errors="replace").splitlines()
+                         if l.startswith("BENCH-SIDECAR ")]
+        except (OSError, AttributeError):
+            return
+        if not lines:
+            return
+        sc = json.loads(lines[-1].split(" ", 1)[1])
+        times = sc.pop("times", [])
+        window = self.res.get("window")
+        if window:
+            w0, w1 = window
+            inside = [t for t in times if w0 <= t <= w1]
+            edges = [w0] + inside + [w1]
+            sc["window_messages"] = len(inside)
+            sc["window_max_gap_s"] = round(max(b - a for a, b in zip(edges, edges[1:])), 3)
+            sc["connected_before_window_s"] = (round(w0 - sc["connected_at"], 3)
+                                               if sc.get("connected_at") else None)
+            covered = (sc.get("connected_at") is not None and sc["connected_at"] <= w0
+                       and (sc.get("ended_at") or 0) >= w1
+                       and sc["window_max_gap_s"] <= self.s["sidecar_max_gap"])
+            sc["covered_window"] = covered
+            if not covered and "error" not in self.res:
+                self.res["error"] = (f"sidecar not alive over the measured window: "
+                                     f"{sc['window_messages']} messages, longest gap "
+                                     f"{sc['window_max_gap_s']} s, end: {sc.get('end')}")
+        if not sc.get("ok") and "error" not in self.res:
+            self.res["error"] = f"sidecar failed: {sc.get('end')}"
+        self.res["sidecar"] = sc
+
+
+# --------------------------------------------------------------------------- devserve's code
+
+SNAPSHOT: dict[str, str] = {}  # with --devserve-rev: {"dir": ..., "commit": ...}
+
+
+def take_snapshot(rev: str) -> None:
+    """Export devserver/ at `rev` into a temp dir; servers then run with it first on PYTHONPATH,
+    so commits and edits made in the working tree during the run change nothing."""
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", rev],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    d = tempfile.mkdtemp(prefix=f"devserve-{commit}-", dir="/tmp")
+    archive = subprocess.run(["git", "-C", REPO, "archive", commit, "devserver"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
+    SNAPSHOT.update(dir=d, commit=commit)
+
+
+def devserve_source() -> str:
+    """The commit, plus a hash of devserver/ when the working tree differs from it (the project
+    is installed editable, so edits during a run change what later trials measure)."""
+    if SNAPSHOT:
+        return f"{SNAPSHOT['commit']} (snapshot)"
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "devserver"],
+                               capture_output=True, text=True).stdout
+    except OSError:
+        return "?"
+    if not dirty:
+        return head
+    digest = hashlib.sha1()
+    for d, _, files in sorted(os.walk(os.path.join(REPO, "devserver"))):
+        for name in sorted(f for f in files if f.endswith(".py")):
+            with open(os.path.join(d, name), "rb") as f:
+                digest.update(name.encode() + f.read())
+    return f"{head}+dirty:{digest.hexdigest()[:10]}"
 
 
 # --------------------------------------------------------------------------- suites
@@ -474,8 +568,9 @@ def load_suites(args) -> list[dict]:
                 raise SystemExit(f"--server wants NAME=TEMPLATE, got {spec!r}")
             k, v = spec.split("=", 1)
             servers[k.strip()] = v.strip()
-        if args.only:
-            keep = [x.strip() for x in args.only.split(",")]
+        only = args.only or s.get("default_only")  # a suite may leave extra servers out by default
+        if only:
+            keep = [x.strip() for x in only.split(",")]
             servers = {k: v for k, v in servers.items() if k in keep}
         s["servers"] = servers
         for key in ("mode", "path", "expect", "rounds", "duration", "warmup", "connections", "threads",
@@ -575,7 +670,23 @@ def summarize(suite: dict, trials: list[dict]) -> dict:
             "verified": all(t.get("verified") for t in ts) if ts else False,
             "cmd": (last or {}).get("cmd"),
         }
+        scs = [t["sidecar"] for t in ts if t.get("sidecar")]
+        if scs:
+            out[n]["sidecar"] = {
+                "trials": len(scs), "covered": sum(1 for x in scs if x.get("covered_window")),
+                "window_messages": col_of([x.get("window_messages") for x in scs]),
+                "window_max_gap_s": col_of([x.get("window_max_gap_s") for x in scs]),
+                "connected_before_window_s": col_of([x.get("connected_before_window_s") for x in scs]),
+                "messages": col_of([x.get("messages") for x in scs]),
+                "records": col_of([x.get("records") for x in scs]),
+                "kinds": [x.get("kinds") for x in scs],
+                "cpu_s": col_of([x.get("cpu_s") for x in scs]),
+            }
     return out
+
+
+def col_of(vals):
+    return {"median": _median(vals), "min": _span(vals)[0], "max": _span(vals)[1]}
 
 
 def _fmt(d, prec=0, scale=1.0, spread=True):
@@ -628,6 +739,15 @@ def markdown(suite: dict, summ: dict) -> str:
                 str(v["load_errors_total"]) + (f" ({v['noisy_rounds']} noisy)" if v["noisy_rounds"] else ""),
                 f"{v['ok_rounds']}/{v['ok_rounds'] + v['failed_rounds']}" + ("" if v["verified"] else " unverified")]
         lines.append("| " + " | ".join(row) + " |")
+    for n, v in summ.items():
+        sc = v.get("sidecar")
+        if sc:
+            lines += ["", f"Sidecar of `{n}` (benchmarks/subscriber.py), per trial: "
+                      f"{_fmt(sc['window_messages'])} messages in the measured window, longest gap "
+                      f"{_fmt(sc['window_max_gap_s'], 2)} s, connected {_fmt(sc['connected_before_window_s'], 1)} s "
+                      f"before it; in all {_fmt(sc['messages'])} messages with {_fmt(sc['records'])} "
+                      f"request records; its CPU {_fmt(sc['cpu_s'], 2)} s (counted in srv CPU %); "
+                      f"window covered in {sc['covered']}/{sc['trials']} trials."]
     fails = {n: v["errors"] for n, v in summ.items() if v["errors"]}
     if fails:
         lines += ["", "Failures: " + "; ".join(f"`{n}`: {e}" for n, e in fails.items())]
@@ -666,6 +786,8 @@ def main(argv=None):
     ap.add_argument("--client-python", default=sys.executable, help="interpreter for ws_client.py")
     ap.add_argument("--dist", action="append", help="extra distribution to record the version of")
     ap.add_argument("--out", help="output path prefix (default results/<suites>-<timestamp>)")
+    ap.add_argument("--devserve-rev", help="run devserve's code as of this commit (devserver/ exported "
+                    "to a temp dir, first on PYTHONPATH), not the working tree's")
     args = ap.parse_args(argv)
 
     if args.list:
@@ -684,9 +806,13 @@ def main(argv=None):
     os.makedirs(log_dir, exist_ok=True)
     info = env_info(args)
     report = {"env": info, "argv": sys.argv, "suites": []}
+    if args.devserve_rev:
+        take_snapshot(args.devserve_rev)
+    info["devserve_source"] = devserve_source()
     md = [f"## Benchmark run {info['date']}", "",
           f"Host: {info.get('cpu_model')}, {info['cpus']} CPUs, kernel {info['kernel']}; {info.get('wrk')}", "",
-          "Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items() if v), ""]
+          "Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items() if v), "",
+          f"devserve's code: {info['devserve_source']}", ""]
     all_cpus = set(range(os.cpu_count()))
     for s in suites:
         if not s["servers"]:
@@ -724,6 +850,10 @@ def main(argv=None):
         summ = summarize(s, trials)
         report["suites"].append({"suite": {k: v for k, v in s.items()}, "summary": summ, "trials": trials})
         md.append(markdown(s, summ))
+        sources = sorted({t.get("devserve_source") for t in trials if t.get("devserve_source")})
+        if len(sources) > 1:  # the tree changed during the run: later trials ran other code
+            md.append(f"**Warning**: devserve's code changed during this suite ({', '.join(sources)}); "
+                      "rerun with --devserve-rev.\n")
         # write after every suite so partial results survive
         with open(out + ".json", "w") as f:
             json.dump(report, f, indent=1, default=str)

@@ -2,7 +2,7 @@
 # devserve vs uvicorn (and optionally the other peers), suites hello and json, 1 worker, pinned.
 #
 # Usage: benchmarks/run.sh [--peers] [--rounds N] [--duration S] [--suites "hello json"]
-#                          [--out PREFIX] [--restart | --reload]
+#                          [--out PREFIX] [--restart | --reload | --metrics]
 #                          [-- extra bench.py / restart_bench.py / reload_bench.py arguments]
 #   --peers           also granian, hypercorn and gunicorn+uvicorn (or BENCH_PEERS=1)
 #   --rounds N        interleaved rounds (default 5, from suites.json)
@@ -15,6 +15,9 @@
 #   --reload          instead: save -> first response with the new code, and failed requests during
 #                     the reload under load, devserve (1 and 2 workers) vs uvicorn/granian/hypercorn
 #                     --reload and gunicorn+uvicorn SIGHUP (reload_bench.py; --rounds and --out apply)
+#   --metrics         instead: the cost of live metrics, devserve --no-metrics vs metrics on vs metrics
+#                     on + a control-API subscriber (suite "metrics"; --rounds, --duration, --out apply;
+#                     default 20 rounds x 5 s; add `-- --devserve-rev HEAD` to pin the code)
 # Environment:
 #   PEERS_VENV           peers venv (default /tmp/peers-venv; created with setup_peers.sh if missing)
 #   BENCH_DEVSERVE_CMD   override devserve's command template (placeholders as in suites.json;
@@ -30,6 +33,7 @@ VENV=${PEERS_VENV:-/tmp/peers-venv}
 PEERS=${BENCH_PEERS:-0}
 RESTART=0
 RELOAD=0
+METRICS=0
 SUITES="hello json"
 ROUNDS=""
 DURATION=""
@@ -45,8 +49,9 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift ;;
     --restart) RESTART=1 ;;
     --reload) RELOAD=1 ;;
+    --metrics) METRICS=1 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -86,6 +91,17 @@ if ! command -v wrk >/dev/null; then
   apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
 fi
 command -v taskset >/dev/null || { echo "run.sh: taskset (util-linux) is required" >&2; exit 1; }
+
+if [ "$METRICS" = 1 ]; then
+  # devserve-no-metrics, devserve, devserve+subscriber interleaved; ratios to devserve-no-metrics
+  [ -z "$OUT" ] && OUT="$HERE/results/metrics-$(date +%Y%m%d-%H%M%S)"
+  mkdir -p "$(dirname "$OUT")"
+  "$VENV/bin/python" "$HERE/bench.py" --suite metrics --rounds "${ROUNDS:-20}" --duration "${DURATION:-5}" \
+    --out "$OUT" ${EXTRA[@]+"${EXTRA[@]}"}
+  echo
+  "$VENV/bin/python" "$HERE/ratios.py" "$OUT.json" | tee "$OUT.ratios.md"
+  exit 0
+fi
 
 # (b) the run: servers interleaved uvicorn, devserve[, granian, hypercorn, gunicorn+uvicorn]
 ONLY=uvicorn,devserve
