@@ -1,15 +1,17 @@
 """A worker's live numbers: hot-path counters, a mergeable latency histogram, sampled records.
 
-Counting a request is a few integer additions (no locks, no allocation); every heartbeat tick
-`WorkerStats.take()` hands over what changed since the last tick and starts over, so the channel
-carries deltas. Latency buckets are fixed and log-spaced: bucket k holds durations in
-(2^((k-1)/8), 2^(k/8)] seconds, which is Prometheus's native-histogram schema 3. Histograms from
-any worker and any tick therefore merge by adding counts, and a percentile read from them is
-within one bucket (9%) of the true value, from 50 µs to 60 s.
+Counting a request appends its duration to a list and adds a few integers (no locks); every
+heartbeat tick `WorkerStats.take()` buckets the durations and hands over what changed since the
+last tick, then starts over, so the channel carries deltas. Latency buckets are fixed and
+log-spaced: bucket k holds durations in (2^((k-1)/8), 2^(k/8)] seconds, which is Prometheus's
+native-histogram schema 3. Histograms from any worker and any tick therefore merge by adding
+counts, and a percentile read from them is within one bucket (9%) of the true value, from 50 µs
+to 60 s.
 
 Request records (what the panels' request stream shows) are sampled: at most `limit` per tick,
-chosen uniformly (reservoir sampling: a record is only built for a request that is picked), and
-the rest counted as dropped. Slow requests, 5xx responses and traced requests are always kept.
+spread over the tick at random (a record is only built, at the tick, for a request picked), and
+the rest counted as dropped. Slow requests, 5xx responses and traced
+requests are always kept.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ from __future__ import annotations
 import math
 import random
 import time
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
+from time import perf_counter
 from typing import Any, Protocol
 
 SCHEMA = 3  # Prometheus native-histogram schema: 2^SCHEMA buckets per doubling
@@ -28,22 +34,42 @@ _LOWEST_BOUND = 2.0 ** (LOWEST / PER_OCTAVE)
 
 SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
 REDACTED = "[redacted]"
-RECORDS_PER_TICK = 100  # sampled records a worker sends per tick (about 400 a second)
+RECORDS_PER_TICK = 50  # sampled records a worker sends per tick (about 200 a second)
 KEPT_PER_TICK = 500  # slow, failed and traced requests are kept up to this bound
 
 
 # --------------------------------------------------------------------------- the buckets
-def bucket_of(seconds: float) -> int:
-    """The bucket index for a duration (clamped to LOWEST..HIGHEST)."""
-    if seconds <= _LOWEST_BOUND:
-        return LOWEST
-    index = math.ceil(math.log2(seconds) * PER_OCTAVE)
-    return HIGHEST if index > HIGHEST else index
-
-
 def upper_bound(index: int) -> float:
     """The largest duration (seconds) bucket `index` holds."""
     return float(2.0 ** (index / PER_OCTAVE))
+
+
+# upper bounds of LOWEST..HIGHEST-1; anything above the last one is in HIGHEST
+_BOUNDS = [upper_bound(index) for index in range(LOWEST, HIGHEST)]
+
+
+def bucket_of(seconds: float) -> int:
+    """The bucket index for a duration (clamped to LOWEST..HIGHEST)."""
+    return LOWEST + bisect_left(_BOUNDS, seconds)
+
+
+def histogram(durations: list[float]) -> list[list[int]]:
+    """[index, count] pairs of the non-empty buckets of sorted `durations`.
+
+    The worker appends one float per request and buckets a whole tick here: a C-level sort,
+    then two bisections per non-empty bucket, instead of a logarithm per request.
+    """
+    pairs = []
+    start, total, last = 0, len(durations), len(_BOUNDS)
+    while start < total:
+        offset = bisect_left(_BOUNDS, durations[start])
+        if offset == last:
+            pairs.append([HIGHEST, total - start])
+            break
+        end = bisect_right(durations, _BOUNDS[offset], start)
+        pairs.append([LOWEST + offset, end - start])
+        start = end
+    return pairs
 
 
 def quantile(buckets: Mapping[int, int], q: float, maximum: float | None = None) -> float | None:
@@ -95,14 +121,19 @@ class Exchange(Protocol):
     trace: Any  # a tracing.Trace, or None
 
 
-def make_record(exchange: Exchange, seq: int, seconds: float, redact: bool) -> dict[str, Any]:
-    """One request as the panels show it; the supervisor adds the worker's pid and slot."""
+def make_record(
+    exchange: Exchange, seq: int, seconds: float, redact: bool, clock_offset: float = 0.0
+) -> dict[str, Any]:
+    """One request as the panels show it; the supervisor adds the worker's pid and slot.
+
+    `clock_offset` turns the exchange's perf_counter start into wall-clock time.
+    """
     scope = exchange.scope
     client = scope.get("client")
     record: dict[str, Any] = {
         "seq": seq,
         "type": scope["type"],
-        "start": round(time.time() - seconds, 6),
+        "start": round(exchange.started_at + clock_offset, 6),
         "method": exchange.method,
         "path": scope["path"],
         "query": scope["query_string"].decode("latin-1"),
@@ -120,85 +151,100 @@ def make_record(exchange: Exchange, seq: int, seconds: float, redact: bool) -> d
     return record
 
 
-class RecordSampler:
-    """Picks the request records of one tick: a uniform sample, plus every notable request.
+# what a sampler holds until the tick: (seq, exchange, seconds); records are built at the tick,
+# so a request that a later one replaces in the sample never costs a record
+Held = tuple[int, Exchange, float]
 
-    The sample is a reservoir (Li's algorithm L): after the first `limit` requests, the number
-    of requests to skip before the next one that replaces a sampled record is drawn at random,
-    so a request that is not picked costs a comparison, and no record is built for it.
+
+class RecordSampler:
+    """Picks the request records of one tick: a spread-out sample, plus every notable request.
+
+    The caller numbers a tick's HTTP requests from 1 and calls `hold` only for request
+    `next_pick` and for notable ones (slow, 5xx, traced), so a request that is not picked costs
+    a comparison. Picks are spaced by random gaps averaging `gap`, which follows the previous
+    tick's request count so that about `limit` are picked a tick, spread over all of it; random
+    gaps never line up with a pattern in the traffic (a page and its assets, say). At most
+    `limit` are held; records are built at the tick, only for what is held.
     """
 
-    __slots__ = (
-        "limit",
-        "slow",
-        "redact",
-        "seq",
-        "offered",
-        "next_pick",
-        "weight",
-        "sample",
-        "kept",
-        "overflow",
-    )
+    __slots__ = ("limit", "slow", "redact", "base", "gap", "next_pick", "sample", "kept")
 
     def __init__(self, limit: int, slow: float, redact: bool) -> None:
         self.limit = limit
         self.slow = slow  # seconds; at least this long is always kept
         self.redact = redact
-        self.seq = 0  # numbers this worker's requests, so a record has an id
+        self.base = 0  # a request's record id is base + its number in the tick
+        self.gap = 1  # the mean distance between picks
+        self.next_pick = 1  # the number of the next request to pick
         self._start()
 
     def _start(self) -> None:
-        self.offered = 0
-        self.next_pick = 0
-        self.weight = 1.0
-        self.sample: list[dict[str, Any]] = []
-        self.kept: list[dict[str, Any]] = []
-        self.overflow = 0  # notable requests past KEPT_PER_TICK
+        self.sample: list[Held] = []
+        self.kept: list[Held] = []
 
-    def offer(self, exchange: Exchange, seconds: float) -> None:
-        self.seq += 1
-        if exchange.status >= 500 or seconds >= self.slow or exchange.trace is not None:
+    def notable(self, exchange: Exchange, seconds: float) -> bool:
+        return seconds >= self.slow or exchange.status >= 500 or exchange.trace is not None
+
+    def offer(self, exchange: Exchange, seconds: float, number: int) -> None:
+        """Request `number` of this tick finished (`hold` without the caller's fast check)."""
+        if number == self.next_pick or self.notable(exchange, seconds):
+            self.hold(exchange, seconds, number)
+
+    def hold(self, exchange: Exchange, seconds: float, number: int) -> None:
+        """Keep request `number` if it is notable, else put it in the sample."""
+        held = (self.base + number, exchange, seconds)
+        if self.notable(exchange, seconds):
             if len(self.kept) < KEPT_PER_TICK:
-                self.kept.append(make_record(exchange, self.seq, seconds, self.redact))
-            else:
-                self.overflow += 1
+                self.kept.append(held)
+            if number == self.next_pick:
+                self.next_pick += 1  # the sample takes the next ordinary one instead
             return
-        offered = self.offered = self.offered + 1
-        if offered <= self.limit:
-            self.sample.append(make_record(exchange, self.seq, seconds, self.redact))
-            if offered == self.limit:
-                self._plan_next_pick()
-        elif offered == self.next_pick:
-            slot = random.randrange(self.limit)
-            self.sample[slot] = make_record(exchange, self.seq, seconds, self.redact)
-            self._plan_next_pick()
+        if len(self.sample) < self.limit:
+            self.sample.append(held)
+            gap = self.gap
+            self.next_pick = number + (1 if gap == 1 else random.randint(1, 2 * gap - 1))
 
-    def _plan_next_pick(self) -> None:
-        self.weight *= math.exp(math.log(random.random()) / self.limit)
-        skip = math.floor(math.log(random.random()) / math.log1p(-self.weight))
-        self.next_pick = self.offered + skip + 1
+    def keep_session(self, exchange: Exchange, seconds: float, requests: int) -> None:
+        """A WebSocket session ended (after `requests` HTTP requests of this tick): kept, and
+        numbered between them (the base moves on by one)."""
+        self.base += 1
+        if len(self.kept) < KEPT_PER_TICK:
+            self.kept.append((self.base + requests, exchange, seconds))
 
-    def take(self) -> tuple[list[dict[str, Any]], int]:
-        """This tick's records in start order, and how many were dropped; then start over."""
-        records = sorted(self.sample + self.kept, key=lambda record: record["seq"])
-        dropped = self.offered - len(self.sample) + self.overflow
+    def take(self, requests: int) -> list[dict[str, Any]]:
+        """This tick's records in start order; then start over after `requests` requests."""
+        held = sorted(self.sample + self.kept, key=lambda item: item[0])
+        self.base += requests
+        # aim at 4/5 of the limit, so that a busier tick rarely fills the sample before its end
+        self.gap = max(1, -(-requests * 5 // (self.limit * 4)))
+        if len(self.sample) < self.limit and self.next_pick > requests:
+            self.next_pick -= requests  # the gap runs on into the next tick
+        else:
+            self.next_pick = random.randint(1, self.gap)
         self._start()
-        return records, dropped
+        clock_offset = time.time() - time.perf_counter()
+        redact = self.redact
+        return [
+            make_record(exchange, seq, seconds, redact, clock_offset)
+            for seq, exchange, seconds in held
+        ]
 
 
 # --------------------------------------------------------------------------- the counters
 class WorkerStats:
-    """The counters of one worker process, reset by every `take()`."""
+    """The counters of one worker process, reset by every `take()`.
+
+    Counting a request appends one tuple (duration, status, bytes in, bytes out) and compares
+    two numbers; the histogram, the sums and the status classes are worked out once per tick,
+    with C-level calls (see `take` and `histogram`). Two clock reads per request stay: one when
+    the head is parsed (protocols/http.py) and one here.
+    """
 
     __slots__ = (
         "sampler",
-        "statuses",
-        "counts",
-        "duration_sum",
-        "duration_max",
-        "bytes_in",
-        "bytes_out",
+        "slow",
+        "done",
+        "sessions",
         "rejected",
         "ws_opened",
         "ws_received",
@@ -209,52 +255,68 @@ class WorkerStats:
         self, slow: float = 0.5, redact: bool = True, limit: int = RECORDS_PER_TICK
     ) -> None:
         self.sampler = RecordSampler(limit, slow, redact)
+        self.slow = slow
         self._reset()
 
     def _reset(self) -> None:
-        self.statuses = [0] * 6  # by status // 100; 0 for none
-        self.counts = [0] * (HIGHEST - LOWEST + 1)
-        self.duration_sum = 0.0
-        self.duration_max = 0.0
-        self.bytes_in = 0
-        self.bytes_out = 0
+        self.done: list[tuple[float, int, int, int]] = []  # one per request this tick
+        self.sessions = 0  # WebSocket sessions ended this tick
         self.rejected = 0  # malformed requests answered by the server itself
         self.ws_opened = 0
         self.ws_received = 0
         self.ws_sent = 0
 
     def request_done(self, exchange: Exchange) -> None:
-        """Count one finished HTTP request (the hot path)."""
-        seconds = time.perf_counter() - exchange.started_at
-        self.statuses[exchange.status // 100] += 1
-        self.counts[bucket_of(seconds) - LOWEST] += 1
-        self.duration_sum += seconds
-        if seconds > self.duration_max:
-            self.duration_max = seconds
-        self.bytes_in += exchange.bytes_received
-        self.bytes_out += exchange.bytes_sent
-        self.sampler.offer(exchange, seconds)
+        """Count one finished HTTP request (the hot path: keep it short).
+
+        protocols/http.py inlines these lines (a call costs 1% of a hello-world request): a
+        change here goes there too.
+        """
+        seconds = perf_counter() - exchange.started_at
+        status = exchange.status
+        done = self.done
+        done.append((seconds, status, exchange.bytes_received, exchange.bytes_sent))
+        if (
+            len(done) == self.sampler.next_pick
+            or seconds >= self.slow
+            or status >= 500
+            or exchange.trace is not None
+        ):
+            self.sampler.hold(exchange, seconds, len(done))
 
     def websocket_done(self, exchange: Exchange) -> None:
-        """A WebSocket session ended: only its record, sampled like any other."""
-        self.sampler.offer(exchange, time.perf_counter() - exchange.started_at)
+        """A WebSocket session ended: only its record, always kept."""
+        self.sessions += 1
+        seconds = perf_counter() - exchange.started_at
+        self.sampler.keep_session(exchange, seconds, len(self.done))
 
     def take(self) -> dict[str, Any]:
         """The deltas since the last call, in the channel's form (`Tick.stats`)."""
-        records, dropped = self.sampler.take()
+        done = self.done
+        records = self.sampler.take(len(done))
+        durations: list[float] = []
+        statuses = [0] * 5
+        bytes_in = bytes_out = 0
+        if done:  # C-level passes over the tick's tuples
+            durations = sorted(map(itemgetter(0), done))
+            for status, count in Counter(map(itemgetter(1), done)).items():
+                if 100 <= status < 600:
+                    statuses[status // 100 - 1] += count
+            bytes_in = sum(map(itemgetter(2), done))
+            bytes_out = sum(map(itemgetter(3), done))
         deltas = {
-            "statuses": self.statuses[1:],
-            "buckets": [[i + LOWEST, n] for i, n in enumerate(self.counts) if n],
-            "duration_sum": self.duration_sum,
-            "duration_max": self.duration_max,
-            "bytes_in": self.bytes_in,
-            "bytes_out": self.bytes_out,
+            "statuses": statuses,
+            "buckets": histogram(durations),
+            "duration_sum": sum(durations),
+            "duration_max": durations[-1] if durations else 0.0,
+            "bytes_in": bytes_in,
+            "bytes_out": bytes_out,
             "rejected": self.rejected,
             "ws_opened": self.ws_opened,
             "ws_received": self.ws_received,
             "ws_sent": self.ws_sent,
             "records": records,
-            "records_dropped": dropped,
+            "records_dropped": len(done) + self.sessions - len(records),
         }
         self._reset()
         return deltas

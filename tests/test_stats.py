@@ -4,6 +4,7 @@ worker's counters, and the supervisor's windows, rates and history (with a clock
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -48,6 +49,22 @@ def test_quantiles_are_within_one_bucket_for_a_known_distribution() -> None:
     assert stats.quantile({}, 0.5) is None
 
 
+def test_a_tick_of_durations_buckets_as_each_one_would() -> None:
+    """`histogram` (sort + bisect, once per tick) agrees with `bucket_of` on every duration,
+    bucket bounds and values outside the range included."""
+    rng = random.Random(3)
+    values = [rng.lognormvariate(-6, 2.5) for _ in range(3000)]
+    values += [stats.upper_bound(i) for i in range(stats.LOWEST - 2, stats.HIGHEST + 2)]
+    values += [0.0, 1e-9, 59.0, 61.0, 3600.0]
+    expected: dict[int, int] = {}
+    for value in values:
+        expected[stats.bucket_of(value)] = expected.get(stats.bucket_of(value), 0) + 1
+    pairs = stats.histogram(sorted(values))
+    assert dict(pairs) == expected
+    assert [index for index, _ in pairs] == sorted(expected)
+    assert stats.histogram([]) == []
+
+
 def test_histograms_merge_by_adding_counts() -> None:
     merged: dict[int, int] = {3: 1}
     stats.merge(merged, [[3, 2], [5, 1]])
@@ -78,17 +95,24 @@ class Exchange:
 
 
 def test_sampling_keeps_a_bounded_uniform_sample_and_every_notable_request() -> None:
-    sampler = stats.RecordSampler(limit=10, slow=0.5, redact=True)
+    worker = stats.WorkerStats(slow=0.5, limit=10)
     for _ in range(1000):
-        sampler.offer(Exchange(), 0.001)
-    sampler.offer(Exchange(status=502), 0.001)
-    sampler.offer(Exchange(), 0.9)  # slow
-    sampler.offer(Exchange(trace=SimpleNamespace(events=[])), 0.001)
-    records, dropped = sampler.take()
-    assert len(records) == 13 and dropped == 990
+        worker.request_done(Exchange(started_at=time.perf_counter()))
+    worker.request_done(Exchange(status=502, started_at=time.perf_counter()))
+    worker.request_done(Exchange(started_at=time.perf_counter() - 0.9))  # slow
+    worker.request_done(Exchange(trace=SimpleNamespace(events=[]), started_at=time.perf_counter()))
+    worker.websocket_done(Exchange(started_at=time.perf_counter() - 5))
+    deltas = worker.take()
+    records = deltas["records"]
+    assert len(records) == 14 and deltas["records_dropped"] == 990
     assert [r["seq"] for r in records] == sorted(r["seq"] for r in records)
-    assert {1001, 1002, 1003} <= {r["seq"] for r in records}
-    assert sampler.take() == ([], 0)
+    assert {1001, 1002, 1003, 1004} <= {r["seq"] for r in records}
+    assert records[-1]["duration"] >= 5000  # the session
+    assert [r["status"] for r in records if r["seq"] > 1000] == [502, 200, 200, 200]
+    again = worker.take()
+    assert again["records"] == [] and again["records_dropped"] == 0
+    worker.request_done(Exchange(status=503, started_at=time.perf_counter()))
+    assert [r["seq"] for r in worker.take()["records"]] == [1005]  # ids go on across ticks
 
 
 def test_a_record_redacts_secrets_unless_told_not_to() -> None:
@@ -218,20 +242,25 @@ def test_a_subscriber_reads_each_record_once_and_a_slow_one_skips_ahead() -> Non
     assert len(records) == 1000 and records[-1]["seq"] == 2003
 
 
-def test_the_sample_is_uniform_over_the_tick() -> None:
-    """Every part of a tick's requests is as likely to be sampled (not just the first ones)."""
+def test_the_sample_is_spread_over_the_tick() -> None:
+    """Every part of a tick's requests is as likely to be sampled (not just the first ones),
+    once the previous tick has told the sampler how busy the worker is."""
     state = random.getstate()
     random.seed(11)
     try:
         per_decile = [0] * 10
-        for _ in range(300):
-            sampler = stats.RecordSampler(limit=10, slow=9.0, redact=True)
-            for _ in range(1000):
-                sampler.offer(Exchange(), 0.001)
-            records, _ = sampler.take()
+        sampler = stats.RecordSampler(limit=10, slow=9.0, redact=True)
+        for number in range(1, 1001):  # the first tick: picks the first 10, learns the rate
+            sampler.offer(Exchange(), 0.001, number)
+        assert [record["seq"] for record in sampler.take(1000)] == list(range(1, 11))
+        for tick in range(1, 301):
+            for number in range(1, 1001):
+                sampler.offer(Exchange(), 0.001, number)
+            records = sampler.take(1000)
+            assert len(records) <= 10
             for record in records:
-                per_decile[(record["seq"] - 1) // 100] += 1
+                per_decile[(record["seq"] - 1 - tick * 1000) // 100] += 1
     finally:
         random.setstate(state)
-    assert sum(per_decile) == 3000
-    assert all(240 <= count <= 360 for count in per_decile), per_decile
+    assert sum(per_decile) >= 2000  # about 4/5 of the limit a tick
+    assert all(0.8 <= count * 10 / sum(per_decile) <= 1.2 for count in per_decile), per_decile
