@@ -217,9 +217,10 @@ class RecordSampler:
         self.base += requests
         # aim at 4/5 of the limit, so that a busier tick rarely fills the sample before its end
         self.gap = max(1, -(-requests * 5 // (self.limit * 4)))
-        if len(self.sample) < self.limit and self.next_pick > requests:
-            self.next_pick -= requests  # the gap runs on into the next tick
-        else:
+        left = self.next_pick - requests
+        if len(self.sample) < self.limit and 0 < left < 2 * self.gap:
+            self.next_pick = left  # the gap runs on into the next tick
+        else:  # the sample filled up, or the rate fell: start afresh
             self.next_pick = random.randint(1, self.gap)
         self._start()
         clock_offset = time.time() - time.perf_counter()

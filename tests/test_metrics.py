@@ -72,29 +72,34 @@ def test_counters_match_what_the_clients_sent(tmp_path: Path) -> None:
         + [("GET", "/status/404?size=5", b"")] * 7
         + [("GET", "/status/503?size=0", b"")] * 3
         + [("POST", "/upload", b"u" * 1000)] * 5
+        + [("GET", "/boom", b"")] * 2
     )
     with serving(tmp_path, "--workers", "2", "metrics_app:app") as (process, client):
 
-        def send(item: tuple[str, str, bytes]) -> int:
+        def send(item: tuple[str, str, bytes]) -> tuple[int, int]:
             method, path, body = item
-            return httpx.request(method, process.url + path, content=body, timeout=10).status_code
+            response = httpx.request(method, process.url + path, content=body, timeout=10)
+            return response.status_code, len(response.content)
 
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            statuses = list(pool.map(send, plan))
-        assert sorted(set(statuses)) == [200, 404, 503]
+            answers = list(pool.map(send, plan))
+        assert sorted({status for status, _ in answers}) == [200, 404, 500, 503]
         # windows hold whole seconds: the last requests show there once their second is over
-        snapshot = status_when(client, lambda s: s["totals"]["windows"]["60s"]["requests"] == 45)
+        snapshot = status_when(client, lambda s: s["totals"]["windows"]["60s"]["requests"] == 47)
     totals = snapshot["totals"]
-    assert totals["requests"] == 45
-    assert totals["statuses"] == {"1xx": 0, "2xx": 35, "3xx": 0, "4xx": 7, "5xx": 3}
+    assert totals["requests"] == 47
+    assert totals["statuses"] == {"1xx": 0, "2xx": 35, "3xx": 0, "4xx": 7, "5xx": 5}
     assert totals["bytes_in"] == 5 * 1000
-    assert totals["bytes_out"] == 30 * 100 + 7 * 5 + 5 * len(b"1000")
+    # devserve's own 500 body counts like an app's
+    assert totals["bytes_out"] == sum(size for _, size in answers)
+    assert totals["bytes_out"] == 30 * 100 + 7 * 5 + 5 * len(b"1000") + 2 * answers[-1][1]
+    assert answers[-1][1] > 0
     minute = totals["windows"]["60s"]
-    assert minute["requests"] == 45
-    assert minute["error_rate"] == round(3 / 45, 4)
+    assert minute["requests"] == 47
+    assert minute["error_rate"] == round(5 / 47, 4)
     workers = snapshot["workers"]
     assert len(workers) == 2
-    assert sum(w["requests"] for w in workers) == 45
+    assert sum(w["requests"] for w in workers) == 47
     for key in ("bytes_in", "bytes_out"):
         assert sum(w[key] for w in workers) == totals[key]
 

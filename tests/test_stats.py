@@ -242,6 +242,19 @@ def test_a_subscriber_reads_each_record_once_and_a_slow_one_skips_ahead() -> Non
     assert len(records) == 1000 and records[-1]["seq"] == 2003
 
 
+def test_a_quiet_tick_after_a_busy_one_records_every_request() -> None:
+    """The gap between picks follows the rate: after a busy tick and an empty one, each of a
+    few requests is recorded again (a manual request after a load test is not sampled away)."""
+    sampler = stats.RecordSampler(limit=10, slow=9.0, redact=True)
+    for number in range(1, 5001):
+        sampler.offer(Exchange(), 0.001, number)
+    assert len(sampler.take(5000)) == 10
+    assert sampler.take(0) == []
+    for number in range(1, 4):
+        sampler.offer(Exchange(), 0.001, number)
+    assert [record["seq"] for record in sampler.take(3)] == [5001, 5002, 5003]
+
+
 def test_the_sample_is_spread_over_the_tick() -> None:
     """Every part of a tick's requests is as likely to be sampled (not just the first ones),
     once the previous tick has told the sampler how busy the worker is."""

@@ -408,6 +408,45 @@ def test_trace_without_a_count_lasts_until_trace_off(tmp_path: Path) -> None:
     assert "trace" not in found["n=4"]
 
 
+def test_a_count_after_trace_all_ends_tracing_all(tmp_path: Path) -> None:
+    """`trace` with requests=1 while every request is traced narrows tracing to the next
+    request: the snapshot stops saying tracing, and the request after that one has no trace."""
+    with devserve(tmp_path) as server:
+        server.control.request("trace")
+        server.control.request("trace", requests=1)
+        tracing = server.control.request("status")["server"]["tracing"]
+        with httpx.Client(base_url=server.process.url, timeout=10) as client:
+            for n in (1, 2):
+                assert client.get(f"/?n={n}").status_code == 200
+        found = records(server.control, {"n=1", "n=2"})
+    assert tracing is False
+    assert calls(found["n=1"]) == HTTP_GET
+    assert "trace" not in found["n=2"]
+
+
+def test_trace_off_ends_dash_dash_trace_for_new_workers_too(tmp_path: Path) -> None:
+    """After devserve --trace and `trace-off`, a worker started by a restart does not trace."""
+    with devserve(tmp_path, "--trace") as server:
+        assert server.control.request("status")["server"]["tracing"] is True
+        server.control.request("trace-off")
+        server.control.request("restart")
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            workers = server.control.request("status")["workers"]
+            if [w["state"] for w in workers] == ["ready"] and workers[0]["pid"] != server.pid:
+                break
+            assert time.monotonic() < deadline, f"no new worker: {workers}"
+            time.sleep(0.05)
+        with httpx.Client(base_url=server.process.url, timeout=10) as client:
+            assert client.get("/?n=new").status_code == 200
+        found = records(server.control, {"n=new"})
+        tracing = server.control.request("status")["server"]["tracing"]
+    assert found["n=new"]["pid"] == workers[0]["pid"]
+    assert "trace" not in found["n=new"]
+    assert tracing is False
+    assert server.process.out.count(r"scope http GET /\?n=new") == 0
+
+
 def test_trace_refuses_a_pid_that_is_no_worker_and_a_count_below_one(tmp_path: Path) -> None:
     """`trace` for a pid that is not a serving worker (the supervisor's, the test's) and `trace`
     with requests=0 or -1 are error replies, and none of them turns tracing on."""

@@ -400,6 +400,7 @@ class RequestCycle:
         self.conn.transport.write(
             wire.simple_response(status, text, self.conn.state.default_headers)
         )
+        self.bytes_sent += len(text.encode())  # its body, as the access log and metrics count
         self.conn.response_complete(self)
 
     def _abort_response(self) -> None:

@@ -174,8 +174,8 @@ class Supervisor:
         targets = self._trace_targets(pid)
         for worker in targets:
             _send(worker, channel.StartTrace(requests))
-        if pid is None and requests is None:
-            self.tracing_all = True
+        if pid is None:  # a count replaces tracing everything, in new workers too
+            self.tracing_all = requests is None
         return {"tracing": [w.pid for w in targets], "requests": requests}
 
     def trace_off(self, pid: int | None = None) -> Event:
@@ -360,6 +360,8 @@ class Supervisor:
             return
         if self.tracing_all:
             _send(worker, channel.StartTrace())
+        elif self.config.trace:  # started with --trace, which trace-off has ended since
+            _send(worker, channel.StopTrace())
         if not worker.held:
             _send(worker, channel.Serve())
         self._retire_replaced(worker.generation)

@@ -3,6 +3,7 @@
 GET  /status/NNN?size=B   status NNN with a body of B bytes (default 10)
 GET  /sleep?ms=N          sleeps N ms; the `x-app-ms` header says how long the app took
 POST /upload              reads the body; answers its length as text
+GET  /boom                raises before answering (devserve answers 500 for it)
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await asyncio.sleep(float(query["ms"]) / 1000)
         status, body = 200, b"slept"
         headers.append((b"x-app-ms", b"%.6f" % ((time.perf_counter() - began) * 1000)))
+    elif path == "/boom":
+        raise RuntimeError("boom (the metrics tests' deliberate failure)")
     elif path == "/upload":
         size = 0
         more = True
