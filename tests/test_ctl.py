@@ -120,6 +120,22 @@ def test_stop_drains_and_exits(server: tuple[Process, Path]) -> None:
     assert not control.exists()
 
 
+def test_stop_with_a_subscriber_ends_its_stream_quietly(server: tuple[Process, Path]) -> None:
+    """Stopping while a dashboard is subscribed ends the subscription (the stream closes, it
+    does not hang) and logs no traceback."""
+    proc, control = server
+    stream = ControlClient(str(control)).subscribe()
+    assert next(stream)["type"] == "snapshot"
+    assert ctl(control, "stop").returncode == 0
+    assert proc.proc.wait(timeout=15) == 0
+    with pytest.raises((StopIteration, OSError)):
+        while True:  # what was queued before the stop, then the end
+            next(stream)
+    output = "".join(proc.output)
+    assert "stopped" in output
+    assert "Traceback" not in output and "CancelledError" not in output, output
+
+
 def test_no_server_is_a_clear_message(tmp_path: Path) -> None:
     """With nobody listening, ctl says so in one line and exits 1."""
     result = ctl(tmp_path / "nobody.sock", "status")

@@ -60,6 +60,7 @@ class ControlServer:
         self.path = path
         self._server: asyncio.AbstractServer | None = None
         self._streams: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     async def start(self) -> None:
         """Listen; raises ControlSocketError if another server owns the path."""
@@ -86,6 +87,7 @@ class ControlServer:
         if self._server is None:
             return
         self._server.close()
+        self._closing = True
         for task in list(self._streams):
             task.cancel()
         with contextlib.suppress(FileNotFoundError):
@@ -100,6 +102,11 @@ class ControlServer:
                 await self._answer(line, writer)
         except (ConnectionError, ValueError, asyncio.IncompleteReadError):
             pass  # the client went away, or sent a line over the limit
+        except asyncio.CancelledError:
+            # close() cancels open connections (a subscriber waits on the hub): end quietly,
+            # since Python 3.11's streams log a handler task that ends cancelled as an error
+            if not self._closing:
+                raise
         finally:
             self._streams.discard(task)
             writer.close()
