@@ -317,6 +317,18 @@ def test_app_raising_before_start_is_500_and_close(server_log: list[logging.LogR
     assert "Exception in ASGI application" in errors(server_log)
 
 
+def test_the_500_for_a_head_request_has_no_body(server_log: list[logging.LogRecord]) -> None:
+    """devserve's own 500 answers a HEAD request with headers only (Content-Length kept)."""
+    request = b"HEAD / HTTP/1.1\r\n" + HOST + b"\r\n"
+    with run_server(wire_apps.raise_before_start) as server:
+        raw, closed = exchange(server, request)
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 500 ")
+    assert b"content-length: 21" in head.lower()
+    assert rest == b""
+    assert closed
+
+
 @pytest.mark.parametrize(
     "app", [wire_apps.raise_after_start, wire_apps.raise_after_start_chunked], ids=["CL", "chunked"]
 )

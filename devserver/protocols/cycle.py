@@ -397,10 +397,12 @@ class RequestCycle:
         self.status = status
         self.keep_alive = False
         self.response = Response.DONE
-        self.conn.transport.write(
-            wire.simple_response(status, text, self.conn.state.default_headers)
+        response = wire.simple_response(
+            status, text, self.conn.state.default_headers, head=self.is_head
         )
-        self.bytes_sent += len(text.encode())  # its body, as the access log and metrics count
+        self.conn.transport.write(response)
+        if not self.is_head:  # its body counts, as the access log and metrics count an app's
+            self.bytes_sent += len(text.encode())
         self.conn.response_complete(self)
 
     def _abort_response(self) -> None:

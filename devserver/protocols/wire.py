@@ -68,11 +68,12 @@ def trailer_block(headers: list[tuple[bytes, bytes]]) -> bytes:
     return b"0\r\n" + b"".join(b"%b: %b\r\n" % (k, v) for k, v in headers) + CRLF
 
 
-def simple_response(status: int, body: str, extra: bytes = b"") -> bytes:
+def simple_response(status: int, body: str, extra: bytes = b"", head: bool = False) -> bytes:
     """A whole plain-text response the server sends on its own (400, 431, 500, 503 ...), after
     which the connection closes.
 
-    `extra` is a ready block of header lines (the server's Date/Server headers).
+    `extra` is a ready block of header lines (the server's Date/Server headers); `head` leaves
+    the body out (the answer to a HEAD request), keeping its Content-Length.
     """
     payload = body.encode("utf-8")
     parts = [
@@ -82,6 +83,6 @@ def simple_response(status: int, body: str, extra: bytes = b"") -> bytes:
         b"content-length: %d\r\n" % len(payload),
         b"connection: close\r\n",
         CRLF,
-        payload,
+        b"" if head else payload,
     ]
     return b"".join(parts)
