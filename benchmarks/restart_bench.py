@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -59,10 +58,13 @@ from bench import (  # noqa: E402
     CLK_TCK,
     HOST,
     REPO,
+    SNAPSHOT,
     _alive,
     _stat_fields,
+    devserve_source,
     free_port,
     sys_cpu,
+    take_snapshot,
     tree_pids,
     wait_quiet,
 )
@@ -582,49 +584,6 @@ def fmt(t: tuple | None, digits: int = 2, n: bool = False) -> str:
         return "n/a"
     s = f"{t[0]:.{digits}f} ({t[1]:.{digits}f}\u2013{t[2]:.{digits}f})"
     return s + (f", n={t[3]}" if n else "")
-
-
-SNAPSHOT: dict[str, str] = {}  # with --devserve-rev: {"dir": ..., "commit": ...}
-
-
-def take_snapshot(rev: str) -> None:
-    """Export devserver/ at `rev` into a temp dir; devserve then runs with it first on
-    PYTHONPATH, so commits and edits made in the working tree during the run change nothing."""
-    commit = subprocess.run(
-        ["git", "-C", REPO, "rev-parse", "--short", rev], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    d = tempfile.mkdtemp(prefix=f"devserve-{commit}-", dir="/tmp")
-    archive = subprocess.run(
-        ["git", "-C", REPO, "archive", commit, "devserver"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", d], input=archive, check=True)
-    SNAPSHOT.update(dir=d, commit=commit)
-
-
-def devserve_source() -> str:
-    """The commit, plus a hash of devserver/ when the working tree differs from it (the project
-    is installed editable, so edits during a run change what later trials measure)."""
-    if SNAPSHOT:
-        return f"{SNAPSHOT['commit']} (snapshot)"
-    try:
-        head = subprocess.run(
-            ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", REPO, "status", "--porcelain", "--", "devserver"],
-            capture_output=True,
-            text=True,
-        ).stdout
-    except OSError:
-        return "?"
-    if not dirty:
-        return head
-    digest = hashlib.sha1()
-    for d, _, files in sorted(os.walk(os.path.join(REPO, "devserver"))):
-        for name in sorted(f for f in files if f.endswith(".py")):
-            with open(os.path.join(d, name), "rb") as f:
-                digest.update(name.encode() + f.read())
-    return f"{head}+dirty:{digest.hexdigest()[:10]}"
 
 
 def versions(a: argparse.Namespace, dists: list[str]) -> dict:

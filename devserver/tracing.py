@@ -47,10 +47,8 @@ class Tracer:
     def disable(self) -> None:
         self.remaining = 0
 
-    def start(self, scope: dict[str, Any]) -> Trace | None:
-        """A Trace for this request when one is wanted (call only when `remaining` is non-zero)."""
-        if self.remaining == 0:
-            return None
+    def start(self, scope: dict[str, Any]) -> Trace:
+        """A Trace for this request (call only when `remaining` is non-zero)."""
         if self.remaining > 0:
             self.remaining -= 1
         return Trace(scope, f"trace {os.getpid()}:{next(self._numbers)}", self.redact)

@@ -359,12 +359,11 @@ class RequestCycle:
         state = self.conn.state
         state.in_flight += 1
         try:
-            if state.tracer.remaining:
+            if state.tracer.remaining:  # each message is noted on its way
                 self.trace = state.tracer.start(self.scope)
-            if self.trace is None:
-                await state.app(self.scope, self.receive, self.send)
-            else:
                 await state.app(self.scope, *self.trace.wrap(self.receive, self.send))
+            else:
+                await state.app(self.scope, self.receive, self.send)
         except BaseException as exc:
             self._app_failed(exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
