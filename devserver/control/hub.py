@@ -112,10 +112,13 @@ class Hub:
                     records, cursor = metrics.records_since(cursor)
                     if records:
                         yield schema.requests(records)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+                # lands as the queue yields, and the stream would then outlive the server
                 try:
-                    timeout = max(0.0, min(next_snapshot, next_records) - loop.time())
-                    yield await asyncio.wait_for(queue.get(), timeout)
+                    async with asyncio.timeout(min(next_snapshot, next_records) - loop.time()):
+                        event = await queue.get()
                 except TimeoutError:
                     continue
+                yield event
         finally:
             self._subscribers.discard(queue)

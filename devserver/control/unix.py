@@ -121,6 +121,8 @@ class ControlServer:
         if isinstance(message, dict) and message.get("command") == "subscribe":
             writer.write(schema.encode(schema.result(message.get("id"), {"subscribed": True})))
             async for item in self.hub.stream():
+                if self._closing:
+                    return
                 writer.write(schema.encode(item))
                 await writer.drain()
             return
