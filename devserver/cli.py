@@ -195,6 +195,28 @@ def run(config: Config) -> int:
     return EXIT_OK
 
 
+@click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--control",
+    metavar="PATH",
+    envvar="DEVSERVE_CONTROL",
+    help="Control socket of the server [default: the one for this directory].",
+)
+def top(control: str | None) -> None:
+    """Open the control panel on a running devserve (a --prod one, say)."""
+    from devserver.control.client import ControlClient, ControlError
+    from devserver.control.unix import default_path
+
+    path = default_path() if control in (None, "auto") else control
+    try:
+        ControlClient(path).request("status")  # a clear line now, not a panel that waits
+    except ControlError as exc:
+        fail(f"{exc} (is devserve running? else pass --control PATH)", EXIT_USAGE)
+    import dashboard.tui
+
+    dashboard.tui.run(path)
+
+
 def _has_uvloop() -> bool:
     try:
         import uvloop  # noqa: F401
@@ -209,5 +231,8 @@ def entry(argv: Sequence[str] | None = None) -> None:
         from devserver import ctl
 
         ctl.main(args[1:])
+        return
+    if args[:1] == ["top"]:
+        top.main(args=args[1:], prog_name="devserve top")
         return
     main.main(args=args, prog_name="devserve")

@@ -1,14 +1,16 @@
-"""A client of the control socket, for `devserve ctl`, `devserve top` and tests (stdlib only).
+"""Clients of the control socket, for `devserve ctl`, `devserve top` and tests (stdlib only).
 
 `ControlClient(path).request("status")` returns the result or raises ControlError with the
-server's message; `NotRunning` says that nothing listens at the path.
+server's message; `NotRunning` says that nothing listens at the path. `AsyncControlClient` is
+the same for an asyncio program (the control panel).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
-from collections.abc import Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
 from devserver.control import schema
@@ -46,12 +48,7 @@ class ControlClient:
         with self._connect() as sock:
             sock.sendall(schema.encode(schema.request(command, next(self._ids), **args)))
             reply = next(_lines(sock), None)
-        if reply is None:
-            raise ControlError("the server closed the connection without answering")
-        if not reply.get("ok"):
-            raise ControlError(str(reply.get("error", "the server refused the command")))
-        result: schema.Message = reply["result"]
-        return result
+        return _result(reply)
 
     def subscribe(self) -> Generator[schema.Message, None, None]:
         """Snapshots and events, as the server sends them, until the caller stops iterating."""
@@ -64,6 +61,61 @@ class ControlClient:
             yield from lines
         finally:
             sock.close()
+
+
+class AsyncControlClient:
+    """The control socket from asyncio: one connection per command, one for the stream."""
+
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        try:
+            return await asyncio.open_unix_connection(self.path, limit=schema.MAX_LINE)
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise NotRunning(f"no devserve is listening on {self.path}") from None
+        except OSError as exc:
+            raise ControlError(f"cannot connect to {self.path}: {exc}") from None
+
+    async def request(self, command: str, **args: Any) -> schema.Message:
+        """Send one command; returns its result."""
+        reader, writer = await self._connect()
+        try:
+            writer.write(schema.encode(schema.request(command, next(self._ids), **args)))
+            async with asyncio.timeout(self.timeout):
+                line = await reader.readline()
+        except (OSError, ValueError) as exc:
+            raise ControlError(f"the conversation with {self.path} broke: {exc}") from None
+        except TimeoutError:
+            raise ControlError(f"no answer from {self.path} in {self.timeout:g} s") from None
+        finally:
+            writer.close()
+        return _result(schema.decode(line) if line else None)
+
+    async def subscribe(self) -> AsyncIterator[schema.Message]:
+        """Snapshots, request records and events, as the server sends them; ends when the
+        server goes away."""
+        reader, writer = await self._connect()
+        try:
+            writer.write(schema.encode(schema.request("subscribe", next(self._ids))))
+            await reader.readline()  # the acknowledgement
+            while line := await reader.readline():
+                yield schema.decode(line)
+        except (OSError, ValueError):
+            return  # the server went away mid-line, or sent one over the limit
+        finally:
+            writer.close()
+
+
+def _result(reply: Any) -> schema.Message:
+    if reply is None:
+        raise ControlError("the server closed the connection without answering")
+    if not reply.get("ok"):
+        raise ControlError(str(reply.get("error", "the server refused the command")))
+    result: schema.Message = reply["result"]
+    return result
 
 
 def _lines(sock: socket.socket) -> Iterator[schema.Message]:

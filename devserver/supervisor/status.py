@@ -32,6 +32,9 @@ def snapshot(supervisor: Supervisor, history_since: float | None = None) -> dict
         "server": {
             "pid": os.getpid(),
             "app": config.app or "devserver.demo:app",
+            "urls": [
+                listener.url(config.ssl_certfile is not None) for listener in supervisor.listeners
+            ],
             "mode": "prod" if config.prod else "dev",
             "state": _state(supervisor),
             "generation": supervisor.generation,

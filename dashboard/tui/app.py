@@ -1,0 +1,414 @@
+"""The control panel: a Textual app that shows what the feed knows and sends the operator's
+commands, through the control API only.
+
+Redrawing is driven by a 4 Hz timer, not by the stream: the timer draws only when the feed's
+version moved, so a burst of messages costs one redraw, and a newer snapshot simply replaces one
+that was never drawn.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, RichLog, Sparkline, Static
+
+from dashboard.tui import format as fmt
+from dashboard.tui.feed import Feed, RequestFilter
+from dashboard.tui.screens import ConfirmScreen, HelpScreen, InspectorScreen
+from devserver.control.client import ControlError
+
+REFRESH_SECONDS = 0.25
+REQUEST_ROWS = 1000  # rows kept in the requests table (the feed keeps more, for filters)
+CHART_POINTS = 300  # the charts show the last 5 minutes of one-second points
+TRACE_NEXT = 10  # `t` traces this many requests of each worker
+NARROW = 110  # columns below which the charts give their room to the tables
+SHORT = 30  # lines below which the events pane shrinks
+
+WORKER_COLUMNS: tuple[str, ...] = ("PID", "GEN", "STATE", "UP", "REQS", "RPS", "INFL")
+WORKER_COLUMNS += ("P50", "P99", "RSS", "CPU", "RST")
+REQUEST_COLUMNS = ("TIME", "WORKER", "METHOD", "PATH", "STATUS", "DURATION", "BYTES")
+
+
+class Panel(App[None]):
+    """devserve's control panel, attached to a server through its control socket."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "devserve"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("plus", "scale(1)", "scale up", key_display="+"),
+        Binding("minus", "scale(-1)", "scale down", key_display="-"),
+        Binding("r", "restart", "restart"),
+        Binding("R", "reload", "reload"),
+        Binding("k", "kill", "kill"),
+        Binding("t", "trace", "trace"),
+        Binding("slash", "filter", "filter", key_display="/"),
+        Binding("p", "pause", "pause"),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("q", "quit", "quit"),
+        Binding("escape", "clear_filter", "clear filter", show=False),
+    ]
+    KEYS = [
+        ("+ / -", "scale up / down by one worker"),
+        ("r", "rolling restart: new workers first, then the old ones drain"),
+        ("R", "reload now (a restart for new code)"),
+        ("k", "kill the selected worker (asks first); it is replaced at once"),
+        ("t", f"trace the next {TRACE_NEXT} requests of each worker (ASGI messages)"),
+        ("/", "filter the requests; escape clears the filter"),
+        ("p", "pause / resume the request stream"),
+        ("enter", "inspect the selected request: scope, headers, ASGI messages"),
+        ("tab", "move between the panes"),
+        ("?", "this help"),
+        ("q", "quit the panel (the server keeps running)"),
+    ]
+
+    def __init__(self, feed: Feed) -> None:
+        super().__init__()
+        self.feed = feed
+        self.filter = RequestFilter()
+        self.paused = False
+        self.drawn = -1
+        self.records_shown = 0  # feed.records_seen when the table was last appended to
+        self.events_shown = 0
+        self.records_by_id: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Static(id="summary")
+        with Horizontal(id="top"):
+            yield DataTable(id="workers", cursor_type="row")
+            with Vertical(id="charts"):
+                for name in ("rps", "p99", "p50", "rss"):
+                    yield Static(classes="chart-label", id=f"{name}-label")
+                    yield Sparkline([], id=f"{name}-chart")
+        with Vertical(id="requests-pane"):
+            yield DataTable(id="requests", cursor_type="row")
+            yield Input(placeholder="5xx  404  GET  slow  >100ms  /path …", id="filter")
+        yield Static(id="banner")
+        yield RichLog(id="events", max_lines=500, wrap=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        workers = self.query_one("#workers", DataTable)
+        workers.add_columns(*WORKER_COLUMNS)
+        workers.border_title = "Workers"
+        self.query_one("#charts").border_title = "Throughput · latency · memory (last 5 min)"
+        requests = self.query_one("#requests", DataTable)
+        requests.add_columns(*REQUEST_COLUMNS)
+        self._title_requests()
+        self.query_one("#events", RichLog).border_title = "Events"
+        self.run_worker(self.feed.run(), name="feed", exit_on_error=False)
+        self.set_interval(REFRESH_SECONDS, self.redraw)
+        self.on_resize()
+        workers.focus()
+
+    def on_resize(self, event: object = None) -> None:
+        self.screen.set_class(self.size.width < NARROW, "narrow")
+        self.screen.set_class(self.size.height < SHORT, "short")
+
+    # ------------------------------------------------------------------ drawing
+    def redraw(self) -> None:
+        feed = self.feed
+        if feed.version == self.drawn:
+            return
+        self.drawn = feed.version
+        self._draw_summary()
+        if feed.snapshot is not None:
+            self._draw_workers(feed.snapshot["workers"])
+            self._draw_banner(feed.snapshot["server"])
+        self._draw_charts()
+        self._draw_events()
+        if not self.paused:
+            self._append_requests(feed.new_records(self.records_shown))
+        self.records_shown = feed.records_seen
+
+    def _draw_summary(self) -> None:
+        snapshot = self.feed.snapshot
+        line = Text()
+        line.append("devserve", style="bold")
+        if snapshot is None:
+            line.append(f"  connecting to {self.feed.path} …", style="dim")
+            if self.feed.problem:
+                line.append(f"  {self.feed.problem}", style="yellow")
+            self.query_one("#summary", Static).update(line)
+            return
+        server, totals = snapshot["server"], snapshot["totals"]
+        line.append(f" ─ {server['app']}")
+        for url in server.get("urls", []):
+            line.append(" ─ ")
+            line.append(url, style=f"underline link {url}" if url.startswith("http") else "")
+        line.append(f" ─ {server['mode']}")
+        line.append(f" · reload {'on' if server['reload'] else 'off'}")
+        line.append(f" ─ gen {server['generation']} ─ up {fmt.uptime(server['uptime'])}")
+        if server.get("tracing"):
+            line.append("  tracing", style="bold magenta")
+        if not self.feed.connected:
+            line.append(f"  disconnected: {self.feed.problem or '…'}", style="bold yellow")
+        second, recent = fmt.window(totals, "1s"), fmt.window(totals, "10s")
+        numbers = Text()
+        numbers.append(f"{fmt.count(second.get('rps'))} req/s", style="bold")
+        numbers.append(f"   p50 {fmt.millis(recent.get('p50'))}")
+        numbers.append(f"   p99 {fmt.millis(recent.get('p99'))}")
+        errors = recent.get("error_rate")
+        numbers.append(
+            f"   errors {fmt.percent(errors * 100 if errors is not None else None, 1)}",
+            style="red" if errors else "",
+        )
+        ready, target = totals["workers_ready"], server["workers_target"]
+        numbers.append(
+            f"   workers {ready}/{target} ready", style="" if ready >= target else "yellow"
+        )
+        numbers.append(
+            f"   RSS {fmt.memory(totals['rss'])}   CPU {fmt.percent(totals['cpu_percent'])}"
+        )
+        numbers.append(
+            f"   in flight {totals['in_flight']}   requests {fmt.count(totals.get('requests'))}"
+        )
+        for part in (line, numbers):  # one line each, cut at the edge: never wrap and hide
+            part.no_wrap, part.overflow = True, "ellipsis"
+        self.query_one("#summary", Static).update(Text("\n").join([line, numbers]))
+
+    def _draw_workers(self, workers: list[dict[str, Any]]) -> None:
+        table = self.query_one("#workers", DataTable)
+        selected = self._selected_pid()
+        table.clear()
+        for worker in workers:
+            recent = fmt.window(worker, "10s")
+            state = worker["state"]
+            table.add_row(
+                str(worker["pid"]),
+                str(worker["generation"]),
+                Text(state, style=fmt.STATE_STYLES.get(state, "")),
+                fmt.uptime(worker["uptime"]),
+                fmt.count(worker["requests"]),
+                fmt.count(fmt.window(worker, "1s").get("rps")),
+                str(worker["in_flight"]),
+                fmt.millis(recent.get("p50")),
+                fmt.millis(recent.get("p99")),
+                fmt.memory(worker["rss"]),
+                fmt.percent(worker["cpu_percent"]),
+                str(worker["restarts"]),
+                key=str(worker["pid"]),
+            )
+        if selected is not None and str(selected) in table.rows:
+            table.move_cursor(row=table.get_row_index(str(selected)), animate=False)
+
+    def _draw_charts(self) -> None:
+        points = list(self.feed.history)[-CHART_POINTS:]
+        series = {
+            "rps": [p.get("rps") or 0.0 for p in points],
+            "p99": [p.get("p99") or 0.0 for p in points],
+            "p50": [p.get("p50") or 0.0 for p in points],
+            "rss": [float(p.get("rss") or 0) for p in points],
+        }
+        last = points[-1] if points else {}
+        labels = {
+            "rps": f"req/s  {fmt.count(last.get('rps'))}",
+            "p99": f"p99    {fmt.millis(last.get('p99'))}",
+            "p50": f"p50    {fmt.millis(last.get('p50'))}",
+            "rss": f"RSS    {fmt.memory(last.get('rss'))} (all workers)",
+        }
+        for name, values in series.items():
+            self.query_one(f"#{name}-chart", Sparkline).data = values
+            self.query_one(f"#{name}-label", Static).update(labels[name])
+
+    def _draw_banner(self, server: dict[str, Any]) -> None:
+        banner = self.query_one("#banner", Static)
+        failure = server.get("failure")
+        banner.set_class(failure is not None, "shown")
+        if failure is None:
+            return
+        where = f" ({failure['file']}, line {failure['line']})" if failure.get("file") else ""
+        text = Text(f"generation {failure['generation']} failed{where}: ", style="bold")
+        text.append(failure["message"])
+        if server["state"] != "failed":
+            text.append(" — the previous generation keeps serving", style="italic")
+        banner.update(text)
+
+    def _draw_events(self) -> None:
+        log = self.query_one("#events", RichLog)
+        for event in self.feed.new_events(self.events_shown):
+            log.write(describe(event))
+        self.events_shown = self.feed.events_seen
+
+    def _append_requests(self, records: list[dict[str, Any]]) -> None:
+        table = self.query_one("#requests", DataTable)
+        follow = table.cursor_row >= table.row_count - 1  # at the bottom: keep following
+        for record in sorted(records, key=lambda record: record["start"]):  # workers interleave
+            if self.filter and not self.filter.matches(record):
+                continue
+            self.records_by_id[record["id"]] = record
+            table.add_row(*request_row(record), key=record["id"])
+        while table.row_count > REQUEST_ROWS:
+            oldest = next(iter(table.rows))
+            table.remove_row(oldest)
+            self.records_by_id.pop(oldest.value or "", None)
+        if follow and records and table.row_count:
+            table.move_cursor(row=table.row_count - 1, animate=False)
+
+    def _rebuild_requests(self) -> None:
+        table = self.query_one("#requests", DataTable)
+        table.clear()
+        self.records_by_id.clear()
+        self._append_requests(list(self.feed.records))
+        self.records_shown = self.feed.records_seen
+        self._title_requests()
+
+    def _title_requests(self) -> None:
+        pane = self.query_one("#requests-pane")
+        title = "Requests (live · / filter · p pause · enter inspect)"
+        if self.paused:
+            title = "Requests (PAUSED · p resumes)"
+        if self.filter:
+            title += f" · filter: {self.filter.text}"
+        pane.border_title = title
+
+    def _selected_pid(self) -> int | None:
+        table = self.query_one("#workers", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+        return int(key) if key else None
+
+    # ------------------------------------------------------------------ actions
+    async def _send(self, command: str, **args: Any) -> None:
+        try:
+            result = await self.feed.command(command, **args)
+        except ControlError as exc:
+            self.notify(str(exc), title=command, severity="error")
+            self.query_one("#events", RichLog).write(Text(f"{command}: {exc}", style="red"))
+            return
+        self.notify(", ".join(f"{k} {v}" for k, v in result.items()), title=command)
+
+    def action_scale(self, step: int) -> None:
+        self.run_worker(self._send("scale", workers=f"{step:+d}"), group="commands")
+
+    def action_restart(self) -> None:
+        self.run_worker(self._send("restart"), group="commands")
+
+    def action_reload(self) -> None:
+        self.run_worker(self._send("reload"), group="commands")
+
+    def action_trace(self) -> None:
+        self.run_worker(self._send("trace", requests=TRACE_NEXT), group="commands")
+
+    def action_kill(self) -> None:
+        pid = self._selected_pid()
+        if pid is None:
+            self.notify("no worker selected", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._send("kill", pid=pid), group="commands")
+
+        self.push_screen(ConfirmScreen(f"Kill worker {pid}? It is replaced at once."), answered)
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.add_class("shown")
+        field.value = self.filter.text
+        field.focus()
+
+    @on(Input.Submitted, "#filter")
+    def filter_submitted(self, event: Input.Submitted) -> None:
+        self.filter = RequestFilter(event.value)
+        event.input.remove_class("shown")
+        self.query_one("#requests", DataTable).focus()
+        self._rebuild_requests()
+
+    def action_clear_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.remove_class("shown")
+        if self.filter:
+            self.filter = RequestFilter()
+            self._rebuild_requests()
+        self.query_one("#requests", DataTable).focus()
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused:
+            self._rebuild_requests()  # what came meanwhile is in the feed
+        self._title_requests()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.KEYS))
+
+    @on(DataTable.RowSelected, "#requests")
+    def inspect_request(self, event: DataTable.RowSelected) -> None:
+        record = self.records_by_id.get(event.row_key.value or "")
+        if record is not None:
+            self.push_screen(InspectorScreen(record))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Any:
+        yield from super().get_system_commands(screen)
+        for key, description in self.KEYS:
+            action = {
+                "+ / -": None,
+                "r": self.action_restart,
+                "R": self.action_reload,
+                "k": self.action_kill,
+                "t": self.action_trace,
+                "/": self.action_filter,
+                "p": self.action_pause,
+                "?": self.action_help,
+            }.get(key)
+            if action is not None:
+                yield SystemCommand(description.split(":")[0].capitalize(), description, action)
+        yield SystemCommand("Scale up", "one more worker", lambda: self.action_scale(1))
+        yield SystemCommand("Scale down", "one worker fewer", lambda: self.action_scale(-1))
+
+
+def request_row(record: dict[str, Any]) -> tuple[Any, ...]:
+    query = f"?{record['query']}" if record.get("query") else ""
+    status = record["status"]
+    duration = fmt.millis(record["duration"])
+    return (
+        fmt.clock(record["start"]),
+        str(record["pid"]),
+        record["method"],
+        record["path"] + query,
+        Text(str(status), style=fmt.status_style(status)),
+        Text(duration, style="bold yellow" if record["duration"] >= 500 else ""),
+        fmt.size(record["bytes_out"]),
+    )
+
+
+def describe(event: dict[str, Any]) -> Text:
+    """One line of the events pane for a control-API event."""
+    kind = event.get("kind")
+    if kind == "worker":
+        state = event["state"]
+        text = Text(f"worker {event['pid']} (slot {event['slot']}, gen {event['generation']}) ")
+        text.append(state, style=fmt.STATE_STYLES.get(state, ""))
+        if event.get("reason"):
+            text.append(f": {event['reason']}", style="dim")
+        return text
+    if kind in ("reload", "restart"):
+        phase = event["phase"]
+        text = Text(f"{kind} {phase}: generation {event['generation']}")
+        if event.get("changed"):
+            text.append(" — " + ", ".join(event["changed"]), style="dim")
+        if event.get("seconds") is not None:
+            text.append(f" ready in {event['seconds'] * 1000:.0f} ms", style="green")
+        if phase == "failed":
+            text.stylize("bold red")
+            text.append(f"\n{event.get('message', '')}")
+            if event.get("details"):
+                text.append(f"\n{event['details'].rstrip()}", style="red")
+        return text
+    if kind == "scale":
+        return Text(f"scale: target {event['target']} workers")
+    if kind == "ready":
+        return Text(f"serving: generation {event['generation']} ready", style="green")
+    if kind == "crash_loop":
+        return Text(f"crash loop: {event['message']}", style="bold red")
+    if kind == "stopping":
+        return Text(f"stopping{' (fast)' if event.get('fast') else ''}", style="yellow")
+    return Text(f"{kind}: {event}", style="dim")

@@ -1,0 +1,134 @@
+"""What the panel knows of the server: the latest snapshot, the history, records and events.
+
+The feed reads the control API's stream and only keeps state; the panel redraws from it at
+about 4 Hz. A newer snapshot replaces an older one that was not drawn yet, so a busy server
+never queues work in the panel. `version` changes whenever something new arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from typing import Any
+
+from devserver.control.client import AsyncControlClient, ControlError
+
+HISTORY_POINTS = 900  # 15 minutes at one point a second, as the server keeps
+RECORDS_KEPT = 2000
+EVENTS_KEPT = 500
+RETRY_SECONDS = 1.0
+
+Message = dict[str, Any]
+
+
+class Feed:
+    def __init__(self, client: AsyncControlClient) -> None:
+        self.client = client
+        self.snapshot: Message | None = None
+        self.history: collections.deque[Message] = collections.deque(maxlen=HISTORY_POINTS)
+        self.records: collections.deque[Message] = collections.deque(maxlen=RECORDS_KEPT)
+        self.events: collections.deque[Message] = collections.deque(maxlen=EVENTS_KEPT)
+        self.connected = False
+        self.problem: str | None = None  # why the stream is down, for the header
+        self.version = 0
+        self.records_seen = 0  # records ever received: the panel appends what is new
+        self.events_seen = 0
+
+    @property
+    def path(self) -> str:
+        return self.client.path
+
+    async def run(self, on_change: Callable[[], None] | None = None) -> None:
+        """Follow the stream until cancelled, reconnecting when the server goes away."""
+        while True:
+            try:
+                async for message in self.client.subscribe():
+                    if not self.connected:
+                        self.connected, self.problem = True, None
+                        self.history.clear()  # the first snapshot brings the whole ring again
+                    self.apply(message)
+                    if on_change is not None:
+                        on_change()
+                self.problem = "the server closed the stream"
+            except ControlError as exc:
+                self.problem = str(exc)
+            if self.connected:
+                self.connected = False
+                self.version += 1
+                if on_change is not None:
+                    on_change()
+            await asyncio.sleep(RETRY_SECONDS)
+
+    def apply(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "snapshot":
+            snapshot = message["snapshot"]
+            self.history.extend(snapshot.pop("history", []))
+            self.snapshot = snapshot
+        elif kind == "requests":
+            self.records.extend(message["requests"])
+            self.records_seen += len(message["requests"])
+        elif kind == "event":
+            self.events.append(message["event"])
+            self.events_seen += 1
+        else:
+            return  # a message type this panel does not know: ignored, as the API asks
+        self.version += 1
+
+    def new_records(self, seen: int) -> list[Message]:
+        """Records that arrived after the first `seen` (as many as are still kept)."""
+        fresh = min(self.records_seen - seen, len(self.records))
+        return list(self.records)[len(self.records) - fresh :] if fresh > 0 else []
+
+    def new_events(self, seen: int) -> list[Message]:
+        fresh = min(self.events_seen - seen, len(self.events))
+        return list(self.events)[len(self.events) - fresh :] if fresh > 0 else []
+
+    async def command(self, command: str, **args: Any) -> Message:
+        """Send a command; raises ControlError with the server's one-line refusal."""
+        return await self.client.request(command, **args)
+
+
+class RequestFilter:
+    """What `/` typed: words that must all match a record.
+
+    `5xx` (any status class), `404` (a status), `GET` (a method, upper case), `slow` (500 ms or
+    more), `>100ms` (at least that long); any other word is a substring of the path and query.
+    """
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text.strip()
+        self.tests: list[Callable[[Message], bool]] = [
+            self._test(word) for word in self.text.split()
+        ]
+
+    def __bool__(self) -> bool:
+        return bool(self.tests)
+
+    def matches(self, record: Message) -> bool:
+        return all(test(record) for test in self.tests)
+
+    @staticmethod
+    def _test(word: str) -> Callable[[Message], bool]:
+        lowered = word.lower()
+        if len(word) == 3 and word[0] in "12345" and lowered.endswith("xx"):
+            status_class = int(word[0])
+            return lambda record: record["status"] // 100 == status_class
+        if len(word) == 3 and word.isdigit():
+            status = int(word)
+            return lambda record: record["status"] == status
+        if word.isalpha() and word.isupper():
+            return lambda record: record["method"] == word
+        if lowered == "slow":
+            return lambda record: record["duration"] >= 500
+        if lowered.startswith(">") and lowered.endswith("ms"):
+            try:
+                least = float(lowered[1:-2])
+            except ValueError:
+                pass
+            else:
+                return lambda record: record["duration"] >= least
+        return lambda record: (
+            word in record["path"] + ("?" + record["query"] if record.get("query") else "")
+        )
