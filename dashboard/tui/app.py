@@ -369,11 +369,11 @@ def request_row(record: dict[str, Any]) -> tuple[Any, ...]:
     query = f"?{record['query']}" if record.get("query") else ""
     status = record["status"]
     duration = fmt.millis(record["duration"])
-    return (
+    return (  # the client's words as Text, never as markup
         fmt.clock(record["start"]),
         str(record["pid"]),
-        record["method"],
-        record["path"] + query,
+        Text(record["method"]),
+        Text(record["path"] + query),
         Text(str(status), style=fmt.status_style(status)),
         Text(duration, style="bold yellow" if record["duration"] >= 500 else ""),
         fmt.size(record["bytes_out"]),

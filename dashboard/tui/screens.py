@@ -47,9 +47,10 @@ def inspect(record: dict[str, Any]) -> list[Any]:
     scope = Table.grid(padding=(0, 2))
     scope.add_column(style="dim")
     scope.add_column()
+    # Text, never str: a str cell is read as markup, and "[redacted]" would vanish
     for field in SCOPE_FIELDS:
         if record.get(field) not in (None, ""):
-            scope.add_row(field, str(record[field]))
+            scope.add_row(field, Text(str(record[field])))
     scope.add_row(
         "bytes", f"in {fmt.size(record['bytes_in'])}, out {fmt.size(record['bytes_out'])}"
     )
@@ -57,7 +58,7 @@ def inspect(record: dict[str, Any]) -> list[Any]:
     headers.add_column(style="cyan")
     headers.add_column()
     for name, value in record.get("headers", []):
-        headers.add_row(name, value)
+        headers.add_row(Text(name), Text(value))
     parts: list[Any] = [title, Text(), Text("scope", style="bold underline"), scope, Text()]
     parts += [Text("headers", style="bold underline"), headers, Text()]
     parts.append(Text("ASGI messages", style="bold underline"))

@@ -1,0 +1,267 @@
+"""The control panel (dashboard/tui) driven by Textual's pilot against a real devserve.
+
+Each test starts the devserve CLI with a control socket and real workers, opens the panel on
+that socket exactly as `devserve top` does, presses keys and reads what the widgets show, while
+the server's own answers (status, client requests) say whether the keys did what they claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+
+from dashboard.tui import Feed, Panel
+from dashboard.tui.feed import RequestFilter
+from dashboard.tui.screens import ConfirmScreen, InspectorScreen, inspect
+from devserver.control.client import AsyncControlClient, ControlClient
+from tests.load import Load
+from tests.utils import Process, devserve_command, run_devserve
+
+DEADLINE = 20.0
+SIZE = (160, 48)
+
+
+@contextlib.contextmanager
+def devserve(tmp_path: Path, *args: str) -> Iterator[tuple[Process, str]]:
+    """The devserve CLI serving (the demo app unless `args` names one) with a control socket."""
+    control = str(tmp_path / "ctl.sock")
+    with run_devserve("--control", control, *args, cwd=str(tmp_path)) as process:
+        yield process, control
+
+
+def drive(control: str, scenario: Callable[[Panel, Pilot[None]], Awaitable[None]]) -> None:
+    """Run the panel headless on `control` and play `scenario` with its pilot."""
+
+    async def main() -> None:
+        panel = Panel(Feed(AsyncControlClient(control)))
+        async with panel.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: panel.feed.snapshot is not None, "a first snapshot")
+            await scenario(panel, pilot)
+
+    asyncio.run(main())
+
+
+async def until(pilot: Pilot[None], predicate: Callable[[], Any], what: str) -> Any:
+    """Poll `predicate` (letting the panel run between polls) until it is true."""
+    deadline = time.monotonic() + DEADLINE
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.05)
+    return value
+
+
+def rows(panel: Panel, table_id: str) -> list[list[str]]:
+    table = panel.query_one(table_id, DataTable)
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def ready_pids(panel: Panel) -> list[str]:
+    return [row[0] for row in rows(panel, "#workers") if row[2] == "ready"]
+
+
+def text_of(renderables: list[Any]) -> str:
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    for renderable in renderables:
+        console.print(renderable)
+    return console.export_text()
+
+
+# --------------------------------------------------------------------------- keys, for real
+def test_plus_adds_a_ready_worker_and_minus_removes_one(tmp_path: Path) -> None:
+    with devserve(tmp_path, "--workers", "1") as (_, control):
+
+        async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
+            first = await until(pilot, lambda: ready_pids(panel), "one ready worker")
+            await pilot.press("plus")
+            both = await until(
+                pilot, lambda: len(ready_pids(panel)) == 2 and ready_pids(panel), "2"
+            )
+            await pilot.press("minus")
+            await until(pilot, lambda: len(rows(panel, "#workers")) == 1, "back to one worker")
+            assert first[0] in both
+            assert "scale: target 2 workers" in str(panel.query_one("#events").lines)
+
+        drive(control, scenario)
+        assert ControlClient(control).request("status")["server"]["workers_target"] == 1
+
+
+def test_r_replaces_every_worker_and_no_request_fails(tmp_path: Path) -> None:
+    with devserve(tmp_path, "--workers", "2") as (process, control):
+
+        async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
+            before = await until(
+                pilot, lambda: len(ready_pids(panel)) == 2 and ready_pids(panel), "2"
+            )
+            with Load(process.url, threads=3) as load:
+                load.wait_for_more(20)
+                await pilot.press("r")
+                after = await until(
+                    pilot,
+                    lambda: (
+                        len(pids := ready_pids(panel)) == 2
+                        and len(rows(panel, "#workers")) == 2
+                        and not set(pids) & set(before)
+                        and pids
+                    ),
+                    "two new workers, the old ones gone",
+                )
+                load.wait_for_more(20)
+            assert load.failures == [], load.summary()
+            assert {row[1] for row in rows(panel, "#workers")} == {"2"}  # generation 2
+            assert set(after).isdisjoint(before)
+
+        drive(control, scenario)
+
+
+def test_k_kills_the_selected_worker_after_asking(tmp_path: Path) -> None:
+    with devserve(tmp_path, "--workers", "2") as (_, control):
+
+        async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
+            pids = await until(
+                pilot, lambda: len(ready_pids(panel)) == 2 and ready_pids(panel), "2"
+            )
+            panel.query_one("#workers").focus()
+            await pilot.press("down")
+            await pilot.press("k")
+            await until(pilot, lambda: isinstance(panel.screen, ConfirmScreen), "the question")
+            await pilot.press("y")
+            victim = pids[1]
+            now = await until(
+                pilot,
+                lambda: (
+                    len(ready := ready_pids(panel)) == 2
+                    and victim not in [row[0] for row in rows(panel, "#workers")]
+                    and ready
+                ),
+                "the killed worker replaced",
+            )
+            assert pids[0] in now
+
+        drive(control, scenario)
+
+
+def test_a_request_shows_up_and_the_inspector_shows_its_scope_and_headers(tmp_path: Path) -> None:
+    with devserve(tmp_path, "--workers", "1") as (process, control):
+
+        async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
+            await pilot.press("t")  # trace the next requests: the inspector shows their messages
+            await until(pilot, lambda: ControlClient(control).request("status"), "status")
+            headers = {"x-probe": "yes", "authorization": "Bearer s3cret"}
+            await asyncio.to_thread(
+                httpx.post, process.url + "/echo?probe=1", content=b"hello", headers=headers
+            )
+            found = await until(
+                pilot,
+                lambda: [r for r in rows(panel, "#requests") if r[3] == "/echo?probe=1"],
+                "the request in the requests pane",
+            )
+            assert found[0][2:5] == ["POST", "/echo?probe=1", "200"]
+            table = panel.query_one("#requests", DataTable)
+            table.focus()
+            index = [r[3] for r in rows(panel, "#requests")].index("/echo?probe=1")
+            table.move_cursor(row=index)
+            await pilot.press("enter")
+            screen = await until(
+                pilot,
+                lambda: isinstance(panel.screen, InspectorScreen) and panel.screen,
+                "the inspector",
+            )
+            shown = text_of(inspect(screen.record))
+            assert "POST /echo?probe=1 → 200" in shown
+            assert "x-probe" in shown and "[redacted]" in shown and "s3cret" not in shown
+            assert "http.request" in shown and "http.response.start" in shown
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(panel.screen, InspectorScreen), "closed")
+
+        drive(control, scenario)
+
+
+def test_the_filter_keeps_only_matching_requests_and_escape_clears_it(tmp_path: Path) -> None:
+    with devserve(tmp_path, "--workers", "1") as (process, control):
+
+        async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
+            for path in ("/", "/nope", "/", "/nope/deeper"):
+                await asyncio.to_thread(httpx.get, process.url + path)
+            await until(pilot, lambda: len(rows(panel, "#requests")) >= 4, "four requests")
+            await pilot.press("slash")
+            await pilot.press(*"404", "enter")
+            shown = await until(
+                pilot, lambda: len(rows(panel, "#requests")) == 2 and rows(panel, "#requests"), "2"
+            )
+            assert [row[3] for row in shown] == ["/nope", "/nope/deeper"]
+            assert "filter: 404" in str(panel.query_one("#requests-pane").border_title)
+            await pilot.press("escape")
+            await until(pilot, lambda: len(rows(panel, "#requests")) >= 4, "all four again")
+
+        drive(control, scenario)
+
+
+def test_a_broken_save_shows_the_failure_banner_with_the_file(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n        return\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b'ok'})\n"
+    )
+    with devserve(tmp_path, "--reload", "--app-dir", str(tmp_path), "app:app") as (process, ctl):
+        process.out.wait_for("reload: watching")
+
+        async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
+            app.write_text("def oops(:\n    pass\n")
+            banner = panel.query_one("#banner", Static)
+            await until(pilot, lambda: banner.has_class("shown"), "the failure banner")
+            text = str(banner.render())
+            assert "app.py, line 1" in text and "SyntaxError" in text
+            assert "keeps serving" in text
+
+        drive(ctl, scenario)
+
+
+# --------------------------------------------------------------------------- units
+@pytest.mark.parametrize(
+    ("text", "matching"),
+    [
+        ("5xx", ["/a 500"]),
+        ("404", ["/b 404"]),
+        ("POST", ["/c 201"]),
+        ("slow", ["/slow 200"]),
+        (">100ms", ["/c 201", "/slow 200"]),
+        ("/b", ["/b 404"]),
+        ("GET 4xx", ["/b 404"]),
+        ("", ["/a 500", "/b 404", "/c 201", "/slow 200"]),
+    ],
+)
+def test_request_filter_words(text: str, matching: list[str]) -> None:
+    records = [
+        {"method": "GET", "path": "/a", "query": "", "status": 500, "duration": 1.0},
+        {"method": "GET", "path": "/b", "query": "x=1", "status": 404, "duration": 2.0},
+        {"method": "POST", "path": "/c", "query": "", "status": 201, "duration": 120.0},
+        {"method": "GET", "path": "/slow", "query": "", "status": 200, "duration": 900.0},
+    ]
+    chosen = RequestFilter(text)
+    assert [f"{r['path']} {r['status']}" for r in records if chosen.matches(r)] == matching
+
+
+def test_devserve_top_without_a_server_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        devserve_command("top", "--control", str(tmp_path / "none.sock")),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "no devserve is listening" in result.stderr
