@@ -230,10 +230,21 @@ async def open_channel(
     sock: socket.socket,
     on_message: Callable[[Message], None],
     on_lost: Callable[[], None],
+    on_open: Callable[[ChannelProtocol], None] = lambda protocol: None,
 ) -> ChannelProtocol:
-    """Wrap a connected socket in a ChannelProtocol on the running loop."""
+    """Wrap a connected socket in a ChannelProtocol on the running loop.
+
+    `on_open` gets the protocol before the first message is handed to `on_message`: messages
+    the peer sent already (a worker that booted while this loop was busy) are read as soon as
+    the transport exists, before this coroutine returns, and an answer to them needs the
+    protocol.
+    """
     loop = asyncio.get_running_loop()
-    _transport, protocol = await loop.connect_accepted_socket(
-        lambda: ChannelProtocol(on_message, on_lost), sock
-    )
+
+    def made() -> ChannelProtocol:
+        protocol = ChannelProtocol(on_message, on_lost)
+        on_open(protocol)
+        return protocol
+
+    _transport, protocol = await loop.connect_accepted_socket(made, sock)
     return protocol

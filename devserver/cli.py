@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
 import click
@@ -189,7 +189,8 @@ def run(config: Config) -> int:
     try:
         with service.pidfile(config.pidfile):
             reload = reload_enabled(config, terminal=sys.stdout.isatty())
-            run_loop(service.serve(config, listeners, admin, reload), config.loop)
+            panel = _panel(config)
+            run_loop(service.serve(config, listeners, admin, reload, panel), config.loop)
     except service.StartupError as exc:
         fail(exc.failure.message, EXIT_STARTUP, exc.failure.details)
     return EXIT_OK
@@ -215,6 +216,15 @@ def top(control: str | None) -> None:
     import dashboard.tui
 
     dashboard.tui.run(path)
+
+
+def _panel(config: Config) -> Callable[[Any], Awaitable[None]] | None:
+    """The in-process control panel, in a terminal in dev mode (not --prod, not --no-tui)."""
+    if not config.tui or config.prod or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return None
+    import dashboard.tui  # here only: the server itself never imports the UI
+
+    return dashboard.tui.run_in_process
 
 
 def _has_uvloop() -> bool:

@@ -104,6 +104,47 @@ def configure(config: Config) -> None:
         load_log_config(config.log_config)
 
 
+class EventHandler(logging.Handler):
+    """Log records as control-API `log` events (the in-process panel shows them)."""
+
+    def __init__(self, publish: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__()
+        self.publish = publish
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self.publish(
+            {
+                "kind": "log",
+                "source": "devserve",
+                "logger": record.name,
+                "level": record.levelname.lower(),
+                "line": line,
+            }
+        )
+
+
+def logs_to_events(publish: Callable[[dict[str, Any]], None]) -> None:
+    """Send devserve's own log lines to `publish` instead of the terminal (the panel owns it)."""
+    for name in ("devserve.server", "devserve.access", "devserve.supervisor", "devserve.trace"):
+        log = logging.getLogger(name)
+        log.handlers = [h for h in log.handlers if not _writes_to_terminal(h)]
+        log.addHandler(EventHandler(publish))
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if not _writes_to_terminal(h)]
+    root.addHandler(EventHandler(publish))
+
+
+def _writes_to_terminal(handler: logging.Handler) -> bool:
+    stream = getattr(handler, "stream", None)
+    return not isinstance(handler, logging.FileHandler) and stream in (sys.stdout, sys.stderr)
+
+
 def reopen_files() -> None:
     """Reopen every log file (SIGUSR1, after logrotate moved them); streams are left alone."""
     loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import io
 import os
 import signal
 import socket
@@ -42,12 +43,15 @@ class WorkerSpec:
     slot: int
     generation: int
     reloading: bool = False  # --reload is on
+    output: socket.socket | None = None  # where stdout and stderr go (the in-process panel)
 
 
 def main(spec: WorkerSpec) -> None:
     """The worker process's entry point; exits with 0 after a clean stop, 3 on a startup failure."""
     # Ctrl-C reaches the whole process group: the supervisor decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if spec.output is not None:
+        _redirect_output(spec.output)
     faulthandler.enable()  # SIGABRT from the heartbeat monitor logs every thread's stack
     devserve_logging.configure(spec.config)
     if spec.reloading:
@@ -184,6 +188,18 @@ class Heartbeat:
                 stats=state.stats.take() if state.stats is not None else None,
             )
         )
+
+
+def _redirect_output(sock: socket.socket) -> None:
+    """Put `sock` in place of file descriptors 1 and 2, line-buffered, so that every line the
+    app, its libraries and devserve write reaches the supervisor as it is written."""
+    sock.setblocking(True)
+    for fd in (1, 2):
+        os.dup2(sock.fileno(), fd)
+    sock.close()
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
 
 
 def load_env_file(path: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dashboard.tui.app import Panel
-from dashboard.tui.feed import Feed
+from dashboard.tui.feed import Client, Feed
 from devserver.control.client import AsyncControlClient
 
 
@@ -12,4 +12,10 @@ def run(path: str) -> None:
     Panel(Feed(AsyncControlClient(path))).run()
 
 
-__all__ = ["Feed", "Panel", "run"]
+async def run_in_process(client: Client) -> None:
+    """The panel of the devserve that runs it (`client` is the in-process transport): `q`
+    stops the server, and the panel closes when the server has stopped."""
+    await Panel(Feed(client, reconnect=False), owns_server=True).run_async()
+
+
+__all__ = ["Feed", "Panel", "run", "run_in_process"]

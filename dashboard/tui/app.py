@@ -33,6 +33,7 @@ SHORT = 30  # lines below which the events pane shrinks
 
 WORKER_COLUMNS: tuple[str, ...] = ("PID", "GEN", "STATE", "UP", "REQS", "RPS", "INFL")
 WORKER_COLUMNS += ("P50", "P99", "RSS", "CPU", "RST")
+LOG_STYLES = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
 REQUEST_COLUMNS = ("TIME", "WORKER", "METHOD", "PATH", "STATUS", "DURATION", "BYTES")
 
 
@@ -65,12 +66,14 @@ class Panel(App[None]):
         ("enter", "inspect the selected request: scope, headers, ASGI messages"),
         ("tab", "move between the panes"),
         ("?", "this help"),
-        ("q", "quit the panel (the server keeps running)"),
+        ("q", "quit: `devserve top` leaves the server running; in `devserve` it stops it"),
     ]
 
-    def __init__(self, feed: Feed) -> None:
+    def __init__(self, feed: Feed, owns_server: bool = False) -> None:
         super().__init__()
         self.feed = feed
+        self.owns_server = owns_server  # started by `devserve` itself: q stops the server
+        self.stopping = False
         self.filter = RequestFilter()
         self.paused = False
         self.drawn = -1
@@ -102,11 +105,16 @@ class Panel(App[None]):
         requests = self.query_one("#requests", DataTable)
         requests.add_columns(*REQUEST_COLUMNS)
         self._title_requests()
-        self.query_one("#events", RichLog).border_title = "Events"
-        self.run_worker(self.feed.run(), name="feed", exit_on_error=False)
+        self.query_one("#events", RichLog).border_title = "Events & logs"
+        self.run_worker(self._follow(), name="feed", exit_on_error=False)
         self.set_interval(REFRESH_SECONDS, self.redraw)
         self.on_resize()
         workers.focus()
+
+    async def _follow(self) -> None:
+        await self.feed.run()
+        if self.owns_server:  # the stream ended: the server has stopped
+            self.exit()
 
     def on_resize(self, event: object = None) -> None:
         self.screen.set_class(self.size.width < NARROW, "narrow")
@@ -337,6 +345,18 @@ class Panel(App[None]):
             self._rebuild_requests()  # what came meanwhile is in the feed
         self._title_requests()
 
+    async def action_quit(self) -> None:
+        """Attached (`devserve top`): leave, the server runs on. Started by devserve: stop it
+        gracefully (the panel shows the drain and closes when it is done); again: stop now."""
+        if not self.owns_server:
+            self.exit()
+            return
+        fast = self.stopping
+        self.stopping = True
+        if not fast:
+            self.notify("finishing in-flight requests; q again stops now", title="stopping")
+        await self._send("stop", fast=fast)
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.KEYS))
 
@@ -403,6 +423,12 @@ def describe(event: dict[str, Any]) -> Text:
             if event.get("details"):
                 text.append(f"\n{event['details'].rstrip()}", style="red")
         return text
+    if kind == "log":
+        source = f"{event['pid']}" if event.get("source") == "worker" else "devserve"
+        line = Text(f"{source:>8} ", style="dim")
+        level = event.get("level")
+        line.append(event["line"], style=LOG_STYLES.get(level or "", ""))
+        return line
     if kind == "scale":
         return Text(f"scale: target {event['target']} workers")
     if kind == "ready":

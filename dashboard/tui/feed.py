@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
 
 from devserver.control.client import AsyncControlClient, ControlError
 
@@ -22,9 +22,20 @@ RETRY_SECONDS = 1.0
 Message = dict[str, Any]
 
 
+class Client(Protocol):
+    """A control client: AsyncControlClient over the socket, or devserve's in-process one."""
+
+    path: str
+
+    def request(self, command: str, **args: Any) -> Awaitable[Message]: ...
+
+    def subscribe(self) -> AsyncIterator[Message]: ...
+
+
 class Feed:
-    def __init__(self, client: AsyncControlClient) -> None:
+    def __init__(self, client: Client | AsyncControlClient, reconnect: bool = True) -> None:
         self.client = client
+        self.reconnect = reconnect  # False in-process: the stream ends when the server does
         self.snapshot: Message | None = None
         self.history: collections.deque[Message] = collections.deque(maxlen=HISTORY_POINTS)
         self.records: collections.deque[Message] = collections.deque(maxlen=RECORDS_KEPT)
@@ -58,13 +69,15 @@ class Feed:
                 self.version += 1
                 if on_change is not None:
                     on_change()
+            if not self.reconnect:
+                return
             await asyncio.sleep(RETRY_SECONDS)
 
     def apply(self, message: Message) -> None:
         kind = message.get("type")
         if kind == "snapshot":
             snapshot = message["snapshot"]
-            self.history.extend(snapshot.pop("history", []))
+            self.history.extend(snapshot.get("history", []))
             self.snapshot = snapshot
         elif kind == "requests":
             self.records.extend(message["requests"])

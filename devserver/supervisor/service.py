@@ -12,6 +12,8 @@ import contextlib
 import dataclasses
 import logging
 import os
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +22,23 @@ from devserver.channel import Failed
 from devserver.config import Config, find_config_file, worker_count
 from devserver.control import prometheus
 from devserver.control.hub import Hub
+from devserver.control.local import LocalClient
 from devserver.control.unix import ControlServer, ControlSocketError, resolve_path
 from devserver.control.web import admin_app
+from devserver.logging import configure as configure_logging
+from devserver.logging import logs_to_events
 from devserver.server import Server
 from devserver.sockets import Listener
+from devserver.supervisor import signals
 from devserver.supervisor.reload import Reloader, WatchSet
 from devserver.supervisor.supervisor import CommandError, Supervisor
 
 logger = logging.getLogger("devserve.supervisor")
+
+# the in-process control panel: given a control client (control/local.py), runs until the user
+# quits or the client's stream ends
+Panel = Callable[[Any], Awaitable[None]]
+PANEL_CLOSE_SECONDS = 3.0
 
 
 class StartupError(Exception):
@@ -43,9 +54,15 @@ async def serve(
     listeners: list[Listener],
     admin: Listener | None = None,
     reload: bool = False,
+    panel: Panel | None = None,
 ) -> None:
     """Supervise until stopped. Raises StartupError when the first workers cannot start (with
-    `reload` they can: devserve then shows the failure and waits for a change)."""
+    `reload` they can: devserve then shows the failure and waits for a change).
+
+    With `panel` (the in-process control panel, which owns the terminal), devserve's logs and
+    the workers' output become `log` events, and the panel runs beside the supervisor: quitting
+    it stops the server, and the server stopping closes it.
+    """
     hub = Hub()
     supervisor = Supervisor(
         config,
@@ -54,6 +71,7 @@ async def serve(
         publish=hub.publish,
         notify=systemd.notify,
         reloading=reload,
+        capture_output=panel is not None,
     )
     hub.attach(supervisor)
     supervisor.watch.watchdog = systemd.watchdog_interval()
@@ -61,16 +79,58 @@ async def serve(
     control = await _start_control(config, hub)
     admin_server = _start_admin(config, admin, supervisor)
     reloader = _start_reloader(config, supervisor) if reload else None
+    client = LocalClient(hub)
+    panel_task = _start_panel(panel, client, supervisor) if panel is not None else None
     try:
         if not await supervisor.run():
             raise StartupError(supervisor.startup_failure or Failed("the workers did not start"))
     finally:
+        if panel_task is not None:
+            client.closed = True
+            await _close_panel(panel_task)
         if reloader is not None:
             reloader.close()
         if admin_server is not None:
             admin_server.request_stop(force=True)
         if control is not None:
             await control.close()
+
+
+def _start_panel(panel: Panel, client: LocalClient, supervisor: Supervisor) -> asyncio.Task[None]:
+    logs_to_events(client.hub.publish)
+    signals.hangup_stops(supervisor)
+
+    async def run() -> None:
+        try:
+            await panel(client)
+        finally:
+            client.closed = True
+            configure_logging(supervisor.config)  # the terminal is back: log there again
+            if not supervisor.stopping:
+                supervisor.stop()
+
+    task = asyncio.get_running_loop().create_task(run(), name="the control panel")
+    task.add_done_callback(_log_failure)
+    return task
+
+
+async def _close_panel(task: asyncio.Task[None]) -> None:
+    """The server stopped: the panel's stream ends and it closes; a panel that does not is
+    cancelled after a moment, so the terminal is given back either way.
+
+    When the terminal is gone (its window closed), Textual's shutdown can block this thread
+    for good on output nobody reads; the server has stopped by then, so a timer ends the
+    process instead of leaving it behind.
+    """
+    stuck = threading.Timer(PANEL_CLOSE_SECONDS * 3, os._exit, args=(1,))
+    stuck.daemon = True
+    stuck.start()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), PANEL_CLOSE_SECONDS)
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _start_reloader(config: Config, supervisor: Supervisor) -> Reloader:

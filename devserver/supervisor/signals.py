@@ -1,6 +1,7 @@
 """The supervisor's signals, one line each: what an operator's `kill -SIG` means to devserve.
 
-    TERM, INT   graceful stop (a second one: stop now)     HUP          rolling restart
+    TERM, INT   graceful stop (a second one: stop now)     HUP          rolling restart (with
+                                                                        the panel: stop)
     QUIT        fast stop                                  TTIN / TTOU  one worker more / fewer
     USR1        reopen log files
 
@@ -35,6 +36,15 @@ def install(supervisor: Supervisor) -> None:
     }
     for signum, action in actions.items():
         loop.add_signal_handler(signum, _on_signal, signum, action)
+
+
+def hangup_stops(supervisor: Supervisor) -> None:
+    """With the in-process panel, HUP means the terminal is gone: stop (gracefully), since
+    nobody is left to see or operate the server."""
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(
+        signal.SIGHUP, _on_signal, signal.SIGHUP, lambda: handle_stop(supervisor)
+    )
 
 
 def _on_signal(signum: signal.Signals, action: Callable[[], object]) -> None:

@@ -27,6 +27,7 @@ from devserver.sockets import Listener
 from devserver.supervisor import signals, spawn, status
 from devserver.supervisor.fallback import Fallback
 from devserver.supervisor.metrics import Metrics
+from devserver.supervisor.output import capture
 from devserver.supervisor.watch import Watch
 from devserver.supervisor.workers import STARTING, Worker, WorkerState, describe_exit
 from devserver.worker import WorkerSpec
@@ -59,8 +60,11 @@ class Supervisor:
         publish: Callable[[Event], None] = lambda event: None,
         notify: Callable[[str], object] = lambda state: None,
         reloading: bool = False,
+        capture_output: bool = False,
     ) -> None:
         self.config = config
+        # the in-process panel owns the terminal: workers' output becomes `log` events
+        self.capture_output = capture_output
         self.listeners = listeners
         self.configured = workers
         self.target = workers
@@ -294,11 +298,22 @@ class Supervisor:
             self.slot_restarts[slot] += 1
         self._slots_used.add(slot)
         ours, theirs = socket.socketpair()
-        spec = WorkerSpec(self.config, self.listeners, theirs, slot, generation, self.reloading)
+        output = socket.socketpair() if self.capture_output else None
+        spec = WorkerSpec(
+            self.config,
+            self.listeners,
+            theirs,
+            slot,
+            generation,
+            self.reloading,
+            output[1] if output else None,
+        )
         try:
             process = spawn.spawn(spec)
         finally:
             theirs.close()
+            if output:
+                output[1].close()
         assert process.pid is not None  # known once start() returned
         worker = Worker(
             process, process.pid, slot, generation, max_requests=self._request_limit(), held=held
@@ -306,15 +321,27 @@ class Supervisor:
         self.workers[worker.pid] = worker
         loop = asyncio.get_running_loop()
         loop.add_reader(process.sentinel, self._on_exit, worker)
-        worker.pending = loop.create_task(self._open_channel(worker, ours))
+        worker.pending = loop.create_task(
+            self._open_channel(worker, ours, output[0] if output else None)
+        )
         logger.debug("spawned %s", worker.describe())
         self._worker_event(worker)
         return worker
 
-    async def _open_channel(self, worker: Worker, sock: socket.socket) -> None:
-        worker.channel = await channel.open_channel(
-            sock, lambda message: self._on_message(worker, message), worker.channel_closed.set
+    async def _open_channel(
+        self, worker: Worker, sock: socket.socket, output: socket.socket | None
+    ) -> None:
+        def opened(protocol: channel.ChannelProtocol) -> None:
+            worker.channel = protocol  # before its first message: Ready is answered with Serve
+
+        await channel.open_channel(
+            sock,
+            lambda message: self._on_message(worker, message),
+            worker.channel_closed.set,
+            opened,
         )
+        if output is not None:
+            await capture(output, worker.pid, worker.slot, self.publish)
 
     def _free_slot(self, generation: int) -> int:
         taken = {
