@@ -79,14 +79,14 @@ async def serve(
     control = await _start_control(config, hub)
     admin_server = _start_admin(config, admin, supervisor)
     reloader = _start_reloader(config, supervisor) if reload else None
-    client = LocalClient(hub)
-    panel_task = _start_panel(panel, client, supervisor) if panel is not None else None
+    client = LocalClient(hub) if panel is not None else None
+    panel_task = _start_panel(panel, client, supervisor) if panel and client else None
     try:
         if not await supervisor.run():
             raise StartupError(supervisor.startup_failure or Failed("the workers did not start"))
     finally:
-        if panel_task is not None:
-            client.closed = True
+        if panel_task is not None and client is not None:
+            client.close()
             await _close_panel(panel_task)
         if reloader is not None:
             reloader.close()
@@ -104,7 +104,7 @@ def _start_panel(panel: Panel, client: LocalClient, supervisor: Supervisor) -> a
         try:
             await panel(client)
         finally:
-            client.closed = True
+            client.close()
             configure_logging(supervisor.config)  # the terminal is back: log there again
             if not supervisor.stopping:
                 supervisor.stop()
