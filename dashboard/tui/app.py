@@ -8,6 +8,7 @@ that was never drawn.
 
 from __future__ import annotations
 
+import statistics
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -89,7 +90,8 @@ class Panel(App[None]):
             with Vertical(id="charts"):
                 for name in ("rps", "p99", "p50", "rss"):
                     yield Static(classes="chart-label", id=f"{name}-label")
-                    yield Sparkline([], id=f"{name}-chart")
+                    # a column averages its seconds: the max of each would draw a flat top
+                    yield Sparkline([], id=f"{name}-chart", summary_function=statistics.fmean)
         with Vertical(id="requests-pane"):
             yield DataTable(id="requests", cursor_type="row")
             yield Input(placeholder="5xx  404  GET  slow  >100ms  /path …", id="filter")

@@ -1,0 +1,230 @@
+"""A made-up, fixed control-API stream: the panel in a known state, for the snapshot tests and
+the screenshots in screenshots/ (nothing here talks to a server).
+
+`SampleClient` answers like AsyncControlClient: its stream is the messages below, then silence.
+Times are fixed (the records' clock shows in UTC when TZ=UTC), so every rendering is the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+Message = dict[str, Any]
+
+START = 1795462517.0  # the records' wall-clock base: 2026-11-23 (a fixed instant)
+PIDS = (41207, 41208, 41231, 41233)
+
+
+def _window(rps: float, p50: float | None, p99: float | None, requests: int) -> Message:
+    return {
+        "rps": rps,
+        "requests": requests,
+        "p50": p50,
+        "p90": p99,
+        "p99": p99,
+        "max": p99,
+        "error_rate": 0.001 if requests else 0.0,
+    }
+
+
+def _worker(pid: int, slot: int, state: str, uptime: float, requests: int, rps: float) -> Message:
+    booting = state != "ready"
+    windows = {
+        name: _window(
+            rps, None if booting else 1.1 + slot / 10, None if booting else 4.2 + slot / 3, requests
+        )
+        for name in ("1s", "10s", "60s")
+    }
+    return {
+        "pid": pid,
+        "slot": slot,
+        "generation": 3,
+        "state": state,
+        "uptime": uptime,
+        "retiring": None,
+        "restarts": 0,
+        "requests": requests,
+        "in_flight": 0 if booting else slot % 3,
+        "connections": 0 if booting else 4,
+        "websockets": 0,
+        "rss": (21 if booting else 34 + slot) * 2**20,
+        "cpu_percent": 9.0 if booting else 21.0 + slot,
+        "loop_lag": 0.2,
+        "windows": windows,
+    }
+
+
+def snapshot(failure: Message | None = None) -> Message:
+    workers = [
+        _worker(PIDS[0], 1, "ready", 242.0, 81200, 321.0),
+        _worker(PIDS[1], 2, "ready", 242.0, 80900, 318.0),
+        _worker(PIDS[2], 3, "ready", 70.0, 22400, 330.0),
+        _worker(PIDS[3], 4, "booting", 1.0, 0, 0.0),
+    ]
+    history = [
+        {
+            "t": START - 300 + second,
+            "rps": 900 + 400 * ((second * 7) % 11) / 10,
+            "p50": 1.1 + ((second * 3) % 5) / 20,
+            "p99": 4.0 + ((second * 5) % 13) / 5,
+            "rss": (140 + (second % 30) / 10) * 2**20,
+            "workers": {},
+        }
+        for second in range(300)
+    ]
+    return {
+        "server": {
+            "pid": 41200,
+            "app": "app:app",
+            "urls": ["http://127.0.0.1:8000"],
+            "mode": "dev",
+            "state": "running",
+            "generation": 3,
+            "workers_target": 4,
+            "workers_configured": 1,
+            "uptime": 724.0,
+            "crash_loop": False,
+            "reload": True,
+            "failure": failure,
+            "metrics": True,
+            "tracing": False,
+        },
+        "workers": workers,
+        "totals": {
+            "workers_ready": 3,
+            "in_flight": 3,
+            "connections": 12,
+            "rss": 142 * 2**20,
+            "cpu_percent": 87.0,
+            "restarts": 0,
+            "requests": 184500,
+            "windows": {name: _window(1284.0, 1.2, 4.8, 12840) for name in ("1s", "10s", "60s")},
+        },
+        "history": history,
+    }
+
+
+def _record(
+    seq: int, pid: int, method: str, path: str, status: int, ms: float, size: int
+) -> Message:
+    path, _, query = path.partition("?")
+    record: Message = {
+        "id": f"{pid}-{seq}",
+        "pid": pid,
+        "slot": PIDS.index(pid) + 1,
+        "seq": seq,
+        "type": "http",
+        "start": START + seq * 0.0013,
+        "method": method,
+        "path": path,
+        "query": query,
+        "http_version": "1.1",
+        "scheme": "http",
+        "client": "127.0.0.1:53122",
+        "status": status,
+        "duration": ms,
+        "bytes_in": 13 if method == "POST" else 0,
+        "bytes_out": size,
+        "headers": [
+            ["host", "127.0.0.1:8000"],
+            ["accept", "*/*"],
+            ["authorization", "[redacted]"],
+            ["user-agent", "curl/8.5.0"],
+        ],
+    }
+    if seq == 1:
+        record["trace"] = [
+            {
+                "t": 0.0,
+                "call": "receive",
+                "type": "http.request",
+                "keys": ["body", "more_body"],
+                "body": 0,
+                "more_body": False,
+            },
+            {
+                "t": 0.94,
+                "call": "send",
+                "type": "http.response.start",
+                "keys": ["status", "headers"],
+                "status": 200,
+                "headers": [["content-type", "application/json"], ["content-length", "2100"]],
+            },
+            {
+                "t": 1.02,
+                "call": "send",
+                "type": "http.response.body",
+                "keys": ["body"],
+                "body": 2100,
+            },
+        ]
+    return record
+
+
+RECORDS = [
+    _record(1, PIDS[0], "GET", "/api/items?page=2", 200, 1.1, 2100),
+    _record(2, PIDS[1], "POST", "/api/orders", 201, 8.4, 312),
+    _record(3, PIDS[2], "GET", "/static/app.js", 304, 0.3, 0),
+    _record(4, PIDS[0], "GET", "/api/report", 500, 12.0, 141),
+    _record(5, PIDS[1], "GET", "/api/items?page=3", 200, 1.3, 2080),
+    _record(6, PIDS[2], "GET", "/slow/export.csv", 200, 740.0, 48000),
+    _record(7, PIDS[0], "DELETE", "/api/orders/17", 404, 0.9, 22),
+]
+
+EVENTS: list[Message] = [
+    {"kind": "reload", "phase": "started", "generation": 3, "changed": ["app/models.py"]},
+    {"kind": "reload", "phase": "succeeded", "generation": 3, "seconds": 0.096},
+    {"kind": "scale", "target": 4},
+    {
+        "kind": "worker",
+        "pid": PIDS[3],
+        "slot": 4,
+        "generation": 3,
+        "state": "booting",
+        "reason": None,
+    },
+    {
+        "kind": "log",
+        "source": "worker",
+        "pid": PIDS[0],
+        "slot": 1,
+        "line": "loaded 1,204 items from the cache",
+    },
+]
+
+FAILURE: Message = {
+    "generation": 4,
+    "message": "importing 'app' raised SyntaxError: invalid syntax (models.py, line 42)",
+    "details": (
+        '  File "app/models.py", line 42\n    def total(self:\n              ^\n'
+        "SyntaxError: invalid syntax"
+    ),
+    "file": "app/models.py",
+    "line": 42,
+}
+
+
+class SampleClient:
+    path = "sample"
+
+    def __init__(self, failed: bool = False) -> None:
+        self.failed = failed
+
+    async def request(self, command: str, **args: Any) -> Message:
+        return {"sample": command}
+
+    async def subscribe(self) -> AsyncIterator[Message]:
+        yield {
+            "version": 1,
+            "type": "snapshot",
+            "snapshot": snapshot(FAILURE if self.failed else None),
+        }
+        yield {"version": 1, "type": "requests", "requests": RECORDS}
+        for event in EVENTS:
+            yield {"version": 1, "type": "event", "event": event}
+        if self.failed:
+            failed = {"kind": "reload", "phase": "failed", **FAILURE}
+            yield {"version": 1, "type": "event", "event": failed}
+        await asyncio.Event().wait()  # then nothing: the picture stays still
