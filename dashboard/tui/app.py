@@ -9,6 +9,7 @@ that was never drawn.
 from __future__ import annotations
 
 import statistics
+import time
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -26,7 +27,12 @@ from dashboard.tui.screens import ConfirmScreen, HelpScreen, InspectorScreen
 from devserver.control.client import ControlError
 
 REFRESH_SECONDS = 0.25
-REQUEST_ROWS = 1000  # rows kept in the requests table (the feed keeps more, for filters)
+REQUEST_ROWS = 300  # rows kept in the requests table (the feed keeps more, for filters)
+ROWS_PER_DRAW = 25  # new rows a redraw adds at most
+# a DataTable redraws every visible cell when a row is added (~50 ms for a full pane): with this
+# many new records in a redraw, the requests table moves once a second instead of four times
+BUSY_RECORDS = 8
+BUSY_INTERVAL = 1.0
 CHART_POINTS = 300  # the charts show the last 5 minutes of one-second points
 TRACE_NEXT = 10  # `t` traces this many requests of each worker
 NARROW = 110  # columns below which the charts give their room to the tables
@@ -78,7 +84,11 @@ class Panel(App[None]):
         self.filter = RequestFilter()
         self.paused = False
         self.drawn = -1
+        self.drawn_snapshot: dict[str, Any] | None = None
+        self.drawn_connected = False
+        self.worker_rows: list[tuple[Any, ...]] = []  # as last drawn: unchanged rows are kept
         self.records_shown = 0  # feed.records_seen when the table was last appended to
+        self.requests_due = 0.0  # when a busy stream may move the requests table again
         self.events_shown = 0
         self.records_by_id: dict[str, dict[str, Any]] = {}
 
@@ -128,14 +138,24 @@ class Panel(App[None]):
         if feed.version == self.drawn:
             return
         self.drawn = feed.version
-        self._draw_summary()
-        if feed.snapshot is not None:
-            self._draw_workers(feed.snapshot["workers"])
-            self._draw_banner(feed.snapshot["server"])
-        self._draw_charts()
+        if feed.snapshot is not self.drawn_snapshot or feed.connected != self.drawn_connected:
+            # once a second: the records and events between snapshots leave these alone
+            self.drawn_snapshot, self.drawn_connected = feed.snapshot, feed.connected
+            self._draw_summary()
+            if feed.snapshot is not None:
+                self._draw_workers(feed.snapshot["workers"])
+                self._draw_banner(feed.snapshot["server"])
+            self._draw_charts()
         self._draw_events()
-        if not self.paused:
-            self._append_requests(feed.new_records(self.records_shown))
+        if self.paused:
+            self.records_shown = feed.records_seen
+            return
+        fresh = feed.new_records(self.records_shown)
+        now = time.monotonic()
+        if len(fresh) >= BUSY_RECORDS and now < self.requests_due:
+            return  # busy: the table moves once a second (each move redraws all of it)
+        self.requests_due = now + BUSY_INTERVAL
+        self._append_requests(fresh)
         self.records_shown = feed.records_seen
 
     def _draw_summary(self) -> None:
@@ -185,27 +205,15 @@ class Panel(App[None]):
         self.query_one("#summary", Static).update(Text("\n").join([line, numbers]))
 
     def _draw_workers(self, workers: list[dict[str, Any]]) -> None:
+        rows = [worker_row(worker) for worker in workers]
+        if rows == self.worker_rows:
+            return
+        self.worker_rows = rows
         table = self.query_one("#workers", DataTable)
         selected = self._selected_pid()
         table.clear()
-        for worker in workers:
-            recent = fmt.window(worker, "10s")
-            state = worker["state"]
-            table.add_row(
-                str(worker["pid"]),
-                str(worker["generation"]),
-                Text(state, style=fmt.STATE_STYLES.get(state, "")),
-                fmt.uptime(worker["uptime"]),
-                fmt.count(worker["requests"]),
-                fmt.count(fmt.window(worker, "1s").get("rps")),
-                str(worker["in_flight"]),
-                fmt.millis(recent.get("p50")),
-                fmt.millis(recent.get("p99")),
-                fmt.memory(worker["rss"]),
-                fmt.percent(worker["cpu_percent"]),
-                str(worker["restarts"]),
-                key=str(worker["pid"]),
-            )
+        for row in rows:
+            table.add_row(*row, key=str(row[0]))
         if selected is not None and str(selected) in table.rows:
             table.move_cursor(row=table.get_row_index(str(selected)), animate=False)
 
@@ -248,25 +256,40 @@ class Panel(App[None]):
         self.events_shown = self.feed.events_seen
 
     def _append_requests(self, records: list[dict[str, Any]]) -> None:
+        """Add the new records that pass the filter. A busy server sends more than anyone can
+        read: a redraw adds at most ROWS_PER_DRAW (the newest; the feed keeps the rest for
+        filters and pauses), and the table is cut back in one go, not a row at a time."""
+        if self.filter:
+            records = [record for record in records if self.filter.matches(record)]
+        if not records:
+            return
+        records = sorted(records, key=lambda record: record["start"])[-ROWS_PER_DRAW:]
         table = self.query_one("#requests", DataTable)
+        if table.row_count + len(records) > REQUEST_ROWS + ROWS_PER_DRAW * 4:
+            kept = [self.records_by_id[key.value] for key in table.rows if key.value]
+            self._fill_requests(kept[-(REQUEST_ROWS - len(records)) :] + records)
+            return
         follow = table.cursor_row >= table.row_count - 1  # at the bottom: keep following
-        for record in sorted(records, key=lambda record: record["start"]):  # workers interleave
-            if self.filter and not self.filter.matches(record):
-                continue
+        for record in records:
             self.records_by_id[record["id"]] = record
             table.add_row(*request_row(record), key=record["id"])
-        while table.row_count > REQUEST_ROWS:
-            oldest = next(iter(table.rows))
-            table.remove_row(oldest)
-            self.records_by_id.pop(oldest.value or "", None)
-        if follow and records and table.row_count:
+        if follow:
+            table.move_cursor(row=table.row_count - 1, animate=False)
+
+    def _fill_requests(self, records: list[dict[str, Any]]) -> None:
+        table = self.query_one("#requests", DataTable)
+        table.clear()
+        self.records_by_id = {record["id"]: record for record in records}
+        for record in records:
+            table.add_row(*request_row(record), key=record["id"])
+        if table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
 
     def _rebuild_requests(self) -> None:
-        table = self.query_one("#requests", DataTable)
-        table.clear()
-        self.records_by_id.clear()
-        self._append_requests(list(self.feed.records))
+        records = list(self.feed.records)
+        if self.filter:
+            records = [record for record in records if self.filter.matches(record)]
+        self._fill_requests(sorted(records, key=lambda record: record["start"])[-REQUEST_ROWS:])
         self.records_shown = self.feed.records_seen
         self._title_requests()
 
@@ -385,6 +408,25 @@ class Panel(App[None]):
                 yield SystemCommand(description.split(":")[0].capitalize(), description, action)
         yield SystemCommand("Scale up", "one more worker", lambda: self.action_scale(1))
         yield SystemCommand("Scale down", "one worker fewer", lambda: self.action_scale(-1))
+
+
+def worker_row(worker: dict[str, Any]) -> tuple[Any, ...]:
+    recent = fmt.window(worker, "10s")
+    state = worker["state"]
+    return (
+        str(worker["pid"]),
+        str(worker["generation"]),
+        Text(state, style=fmt.STATE_STYLES.get(state, "")),
+        fmt.uptime(worker["uptime"]),
+        fmt.count(worker["requests"]),
+        fmt.count(fmt.window(worker, "1s").get("rps")),
+        str(worker["in_flight"]),
+        fmt.millis(recent.get("p50")),
+        fmt.millis(recent.get("p99")),
+        fmt.memory(worker["rss"]),
+        fmt.percent(worker["cpu_percent"]),
+        str(worker["restarts"]),
+    )
 
 
 def request_row(record: dict[str, Any]) -> tuple[Any, ...]:
