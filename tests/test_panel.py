@@ -208,6 +208,31 @@ def test_the_filter_keeps_only_matching_requests_and_escape_clears_it(tmp_path: 
         drive(control, scenario)
 
 
+def test_p_pauses_the_request_stream_and_resuming_shows_what_came_meanwhile(
+    tmp_path: Path,
+) -> None:
+    with devserve(tmp_path, "--workers", "1") as (process, control):
+
+        async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
+            def paths() -> list[str]:
+                return [row[3] for row in rows(panel, "#requests")]
+
+            await asyncio.to_thread(httpx.get, process.url + "/?before=1")
+            await until(pilot, lambda: "/?before=1" in paths(), "the first request")
+            await pilot.press("p")
+            assert "PAUSED" in str(panel.query_one("#requests-pane").border_title)
+            await asyncio.to_thread(httpx.get, process.url + "/?during=1")
+            await until(
+                pilot, lambda: any(r["query"] == "during=1" for r in panel.feed.records), "feed"
+            )
+            await pilot.pause(0.6)  # two redraws: a paused table must not move
+            assert "/?during=1" not in paths()
+            await pilot.press("p")
+            await until(pilot, lambda: "/?during=1" in paths(), "the request made while paused")
+
+        drive(control, scenario)
+
+
 def test_a_broken_save_shows_the_failure_banner_with_the_file(tmp_path: Path) -> None:
     app = tmp_path / "app.py"
     app.write_text(
