@@ -196,26 +196,26 @@ def run(config: Config) -> int:
     return EXIT_OK
 
 
-@click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--control",
-    metavar="PATH",
-    envvar="DEVSERVE_CONTROL",
-    help="Control socket of the server [default: the one for this directory].",
-)
-def top(control: str | None) -> None:
-    """Open the control panel on a running devserve (a --prod one, say)."""
-    from devserver.control.client import ControlClient, ControlError
-    from devserver.control.unix import default_path
+def _top() -> click.Command:
+    from devserver.ctl import control_option
 
-    path = default_path() if control in (None, "auto") else control
-    try:
-        ControlClient(path).request("status")  # a clear line now, not a panel that waits
-    except ControlError as exc:
-        fail(f"{exc} (is devserve running? else pass --control PATH)", EXIT_USAGE)
-    import dashboard.tui
+    @click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
+    @control_option
+    def top(control: str | None) -> None:
+        """Open the control panel on a running devserve (a --prod one, say)."""
+        from devserver.control.client import ControlClient, ControlError
+        from devserver.control.unix import default_path
 
-    dashboard.tui.run(path)
+        path = default_path() if control in (None, "auto") else control
+        try:
+            ControlClient(path).request("status")  # a clear line now, not a panel that waits
+        except ControlError as exc:
+            fail(f"{exc} (is devserve running? else pass --control PATH)", EXIT_USAGE)
+        import dashboard.tui  # here only: the server itself never imports the UI
+
+        dashboard.tui.run(path)
+
+    return top
 
 
 def _panel(config: Config) -> Callable[[Any], Awaitable[None]] | None:
@@ -243,6 +243,6 @@ def entry(argv: Sequence[str] | None = None) -> None:
         ctl.main(args[1:])
         return
     if args[:1] == ["top"]:
-        top.main(args=args[1:], prog_name="devserve top")
+        _top().main(args=args[1:], prog_name="devserve top")
         return
     main.main(args=args, prog_name="devserve")

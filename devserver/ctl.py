@@ -54,13 +54,17 @@ class _Group(click.Group):
             sys.exit(2)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
+# `devserve ctl` and `devserve top` find the server the same way
+control_option = click.option(
     "--control",
     metavar="PATH",
     envvar="DEVSERVE_CONTROL",
     help="Control socket of the server [default: the one for this directory].",
 )
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@control_option
 @click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
 @click.pass_context
 def ctl(context: click.Context, control: str | None, as_json: bool) -> None:
