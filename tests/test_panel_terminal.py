@@ -71,7 +71,9 @@ def terminal(tmp_path: Path, command: list[str]) -> Iterator[Terminal]:
     term = Terminal(f"devserve-test-{tmp_path.name}")
     # without COLUMNS and LINES, which Textual would believe over the terminal's own size
     line = f"env -u COLUMNS -u LINES {shlex.join(command)}; echo EXITED $?; sleep 60"
-    term.tmux("new-session", "-d", "-s", "panel", "-x", "120", "-y", "40", "-c", str(tmp_path), line)
+    term.tmux(
+        "new-session", "-d", "-s", "panel", "-x", "120", "-y", "40", "-c", str(tmp_path), line
+    )
     try:
         yield term
     finally:
