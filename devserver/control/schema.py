@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "reopen-logs": (),
     "subscribe": (),
 }
-EVENT_KINDS = ("worker", "ready", "restart", "reload", "scale", "crash_loop", "stopping")
+EVENT_KINDS = ("worker", "ready", "restart", "reload", "scale", "crash_loop", "stopping", "log")
 
 Message = dict[str, Any]
 
