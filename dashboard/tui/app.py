@@ -34,6 +34,7 @@ ROWS_PER_DRAW = 25  # new rows a redraw adds at most
 BUSY_RECORDS = 8
 BUSY_INTERVAL = 1.0
 CHART_POINTS = 300  # the charts show the last 5 minutes of one-second points
+RSS_CHARTS = 4  # workers whose memory gets a chart line
 TRACE_NEXT = 10  # `t` traces this many requests of each worker
 NARROW = 110  # columns below which the charts give their room to the tables
 SHORT = 30  # lines below which the events pane shrinks
@@ -98,10 +99,12 @@ class Panel(App[None]):
         with Horizontal(id="top"):
             yield DataTable(id="workers", cursor_type="row")
             with Vertical(id="charts"):
-                for name in ("rps", "p99", "p50", "rss"):
+                for name in ("rps", "p99", "p50"):
                     yield Static(classes="chart-label", id=f"{name}-label")
                     # a column averages its seconds: the max of each would draw a flat top
                     yield Sparkline([], id=f"{name}-chart", summary_function=statistics.fmean)
+                yield Static(classes="chart-label", id="rss-label")
+                yield Vertical(id="rss-charts")  # a line per worker, made as workers come
         with Vertical(id="requests-pane"):
             yield DataTable(id="requests", cursor_type="row")
             yield Input(placeholder="5xx  404  GET  slow  >100ms  /path …", id="filter")
@@ -223,18 +226,44 @@ class Panel(App[None]):
             "rps": [p.get("rps") or 0.0 for p in points],
             "p99": [p.get("p99") or 0.0 for p in points],
             "p50": [p.get("p50") or 0.0 for p in points],
-            "rss": [float(p.get("rss") or 0) for p in points],
         }
         last = points[-1] if points else {}
         labels = {
             "rps": f"req/s  {fmt.count(last.get('rps'))}",
             "p99": f"p99    {fmt.millis(last.get('p99'))}",
             "p50": f"p50    {fmt.millis(last.get('p50'))}",
-            "rss": f"RSS    {fmt.memory(last.get('rss'))} (all workers)",
         }
         for name, values in series.items():
             self.query_one(f"#{name}-chart", Sparkline).data = values
             self.query_one(f"#{name}-label", Static).update(labels[name])
+        self._draw_memory(points)
+
+    def _draw_memory(self, points: list[dict[str, Any]]) -> None:
+        """RSS over time, a sparkline per live worker (the first RSS_CHARTS of them)."""
+        workers = (self.feed.snapshot or {}).get("workers", [])[:RSS_CHARTS]
+        charts = self.query_one("#rss-charts", Vertical)
+        wanted = {f"rss-{worker['pid']}": worker for worker in workers}
+        for chart in list(charts.children):
+            if chart.id not in wanted:
+                chart.remove()
+        for chart_id, worker in wanted.items():
+            pid = str(worker["pid"])
+            values = [
+                float(point["workers"][pid]["rss"])
+                for point in points
+                if pid in point.get("workers", {})
+            ]
+            found = charts.query(f"#{chart_id}")
+            chart = (
+                found.first(Sparkline)
+                if found
+                else Sparkline([], id=chart_id, summary_function=statistics.fmean)
+            )
+            chart.data = values or [float(worker["rss"])]
+            if not found:
+                charts.mount(chart)
+        sizes = " ".join(fmt.memory(worker["rss"]) for worker in workers)
+        self.query_one("#rss-label", Static).update(f"RSS per worker  {sizes}")
 
     def _draw_banner(self, server: dict[str, Any]) -> None:
         banner = self.query_one("#banner", Static)

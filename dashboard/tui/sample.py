@@ -70,7 +70,10 @@ def snapshot(failure: Message | None = None) -> Message:
             "p50": 1.1 + ((second * 3) % 5) / 20,
             "p99": 4.0 + ((second * 5) % 13) / 5,
             "rss": (140 + (second % 30) / 10) * 2**20,
-            "workers": {},
+            "workers": {
+                str(pid): {"rss": (30 + slot + ((second + 17 * slot) % 40) / 8) * 2**20}
+                for slot, pid in enumerate(PIDS[:3], start=1)
+            },
         }
         for second in range(300)
     ]
