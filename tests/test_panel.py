@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from rich.console import Console
+from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
@@ -95,6 +96,22 @@ def test_plus_adds_a_ready_worker_and_minus_removes_one(tmp_path: Path) -> None:
 
         drive(control, scenario)
         assert ControlClient(control).request("status")["server"]["workers_target"] == 1
+
+
+def test_the_command_palette_runs_the_same_actions(tmp_path: Path) -> None:
+    with devserve(tmp_path, "--workers", "1") as (_, control):
+
+        async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
+            await until(pilot, lambda: ready_pids(panel), "one ready worker")
+            await pilot.press("ctrl+p")
+            await until(pilot, lambda: isinstance(panel.screen, CommandPalette), "the palette")
+            await pilot.press(*"Scale up")
+            found = panel.screen.query_one(CommandList)
+            await until(pilot, lambda: found.option_count > 0, "matching commands")
+            await pilot.press("enter")
+            await until(pilot, lambda: len(ready_pids(panel)) == 2, "a second worker")
+
+        drive(control, scenario)
 
 
 def test_r_replaces_every_worker_and_no_request_fails(tmp_path: Path) -> None:

@@ -421,22 +421,25 @@ class Panel(App[None]):
             self.push_screen(InspectorScreen(record))
 
     def get_system_commands(self, screen: Screen[Any]) -> Any:
+        """Every key's action in the command palette too (ctrl+p), after Textual's own."""
         yield from super().get_system_commands(screen)
-        for key, description in self.KEYS:
-            action = {
-                "+ / -": None,
-                "r": self.action_restart,
-                "R": self.action_reload,
-                "k": self.action_kill,
-                "t": self.action_trace,
-                "/": self.action_filter,
-                "p": self.action_pause,
-                "?": self.action_help,
-            }.get(key)
-            if action is not None:
-                yield SystemCommand(description.split(":")[0].capitalize(), description, action)
-        yield SystemCommand("Scale up", "one more worker", lambda: self.action_scale(1))
-        yield SystemCommand("Scale down", "one worker fewer", lambda: self.action_scale(-1))
+        commands = [
+            ("Scale up", "one more worker", lambda: self.action_scale(1)),
+            ("Scale down", "one worker fewer", lambda: self.action_scale(-1)),
+            ("Restart", "rolling restart: new workers first", self.action_restart),
+            ("Reload", "a restart for new code", self.action_reload),
+            ("Kill worker", "kill the selected worker (asks first)", self.action_kill),
+            ("Trace", f"trace the next {TRACE_NEXT} requests of each worker", self.action_trace),
+            (
+                "Filter requests",
+                "5xx, 404, GET, slow, >100ms or part of the path",
+                self.action_filter,
+            ),
+            ("Pause requests", "pause / resume the request stream", self.action_pause),
+            ("Keys", "the help screen", self.action_help),
+        ]
+        for title, description, action in commands:
+            yield SystemCommand(title, description, action)
 
 
 def worker_row(worker: dict[str, Any]) -> tuple[Any, ...]:

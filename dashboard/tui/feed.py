@@ -50,7 +50,7 @@ class Feed:
     def path(self) -> str:
         return self.client.path
 
-    async def run(self, on_change: Callable[[], None] | None = None) -> None:
+    async def run(self) -> None:
         """Follow the stream until cancelled, reconnecting when the server goes away."""
         while True:
             try:
@@ -59,16 +59,12 @@ class Feed:
                         self.connected, self.problem = True, None
                         self.history.clear()  # the first snapshot brings the whole ring again
                     self.apply(message)
-                    if on_change is not None:
-                        on_change()
                 self.problem = "the server closed the stream"
             except ControlError as exc:
                 self.problem = str(exc)
             if self.connected:
                 self.connected = False
                 self.version += 1
-                if on_change is not None:
-                    on_change()
             if not self.reconnect:
                 return
             await asyncio.sleep(RETRY_SECONDS)
