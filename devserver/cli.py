@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -28,6 +28,9 @@ from devserver.config import (
     load_config,
     reload_enabled,
 )
+
+if TYPE_CHECKING:
+    from devserver.supervisor import service
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -218,7 +221,7 @@ def _top() -> click.Command:
     return top
 
 
-def _panel(config: Config) -> Callable[[Any], Awaitable[None]] | None:
+def _panel(config: Config) -> service.Panel | None:
     """The in-process control panel, in a terminal in dev mode (not --prod, not --no-tui)."""
     if not config.tui or config.prod or not (sys.stdin.isatty() and sys.stdout.isatty()):
         return None

@@ -270,20 +270,13 @@ class WorkerStats:
     def request_done(self, exchange: Exchange) -> None:
         """Count one finished HTTP request (the hot path: keep it short).
 
-        protocols/http.py inlines these lines (a call costs 1% of a hello-world request): a
-        change here goes there too.
+        protocols/http.py inlines it, with the sampler's test spelled out (a call costs 1% of a
+        hello-world request): a change here goes there too.
         """
         seconds = perf_counter() - exchange.started_at
-        status = exchange.status
         done = self.done
-        done.append((seconds, status, exchange.bytes_received, exchange.bytes_sent))
-        if (
-            len(done) == self.sampler.next_pick
-            or seconds >= self.slow
-            or status >= 500
-            or exchange.trace is not None
-        ):
-            self.sampler.hold(exchange, seconds, len(done))
+        done.append((seconds, exchange.status, exchange.bytes_received, exchange.bytes_sent))
+        self.sampler.offer(exchange, seconds, len(done))
 
     def websocket_done(self, exchange: Exchange) -> None:
         """A WebSocket session ended: only its record, always kept."""
