@@ -32,8 +32,17 @@ async def shoot(
 ) -> None:
     panel = Panel(Feed(SampleClient(failed)))
     async with panel.run_test(size=SIZE) as pilot:
-        while panel.drawn != panel.feed.version or panel.feed.snapshot is None:
+        client = panel.feed.client
+        assert isinstance(client, SampleClient)
+        while not (client.sent_all and panel.drawn == panel.feed.version):
             await pilot.pause(0.05)
+        frame = panel.export_screenshot()
+        while True:  # until two frames agree: new rows are measured, new charts mounted
+            await pilot.pause(0.05)
+            again = panel.export_screenshot()
+            if again == frame:
+                break
+            frame = again
         if first_request:  # the traced one, at the top of the requests pane
             table = panel.query_one("#requests", DataTable)
             table.focus()

@@ -39,11 +39,28 @@ def utc() -> Iterator[None]:
 
 async def drawn(pilot: Pilot[Any]) -> None:
     panel = pilot.app
-    assert isinstance(panel, Panel)
+    assert isinstance(panel, Panel) and isinstance(panel.feed.client, SampleClient)
+    client = panel.feed.client
     deadline = time.monotonic() + 10
-    while panel.feed.snapshot is None or panel.drawn != panel.feed.version:
+    while not (client.sent_all and panel.drawn == panel.feed.version):
         assert time.monotonic() < deadline, "the sample stream was never drawn"
         await pilot.pause(0.05)
+    await settled(pilot)
+
+
+async def settled(pilot: Pilot[Any]) -> None:
+    """Until the frame stays the same for 0.3 s: tables measure their new rows, scroll to the
+    cursor and charts are mounted a moment after the redraw that made them (later on a busy
+    machine)."""
+    deadline = time.monotonic() + 10
+    frame, same = pilot.app.export_screenshot(), 0
+    while same < 3:
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.1)
+        again = pilot.app.export_screenshot()
+        same = same + 1 if again == frame else 0
+        frame = again
+        assert time.monotonic() < deadline, "the panel never settled"
 
 
 def test_main_screen(snap_compare: Any) -> None:
@@ -57,7 +74,7 @@ def test_inspector_with_a_traced_request(snap_compare: Any) -> None:
         table.focus()
         table.move_cursor(row=0)
         await pilot.press("enter")
-        await pilot.pause(0.2)
+        await settled(pilot)
 
     assert snap_compare(Panel(Feed(SampleClient())), terminal_size=SIZE, run_before=inspect_first)
 
@@ -66,7 +83,7 @@ def test_help_screen(snap_compare: Any) -> None:
     async def help_open(pilot: Pilot[Any]) -> None:
         await drawn(pilot)
         await pilot.press("question_mark")
-        await pilot.pause(0.2)
+        await settled(pilot)
 
     assert snap_compare(Panel(Feed(SampleClient())), terminal_size=SIZE, run_before=help_open)
 

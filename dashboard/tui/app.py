@@ -303,7 +303,7 @@ class Panel(App[None]):
             self.records_by_id[record["id"]] = record
             table.add_row(*request_row(record), key=record["id"])
         if follow:
-            table.move_cursor(row=table.row_count - 1, animate=False)
+            self._follow_tail(table)
 
     def _fill_requests(self, records: list[dict[str, Any]]) -> None:
         table = self.query_one("#requests", DataTable)
@@ -312,7 +312,14 @@ class Panel(App[None]):
         for record in records:
             table.add_row(*request_row(record), key=record["id"])
         if table.row_count:
-            table.move_cursor(row=table.row_count - 1, animate=False)
+            self._follow_tail(table)
+
+    def _follow_tail(self, table: DataTable[Any]) -> None:
+        """Cursor on the newest request, and the view on it: the cursor's own scrolling is
+        lost when the rows came before the table was measured, so scroll to the end as well,
+        once the table knows its new size."""
+        table.move_cursor(row=table.row_count - 1, animate=False, scroll=False)
+        table.call_after_refresh(table.scroll_end, animate=False)
 
     def _rebuild_requests(self) -> None:
         records = list(self.feed.records)

@@ -214,6 +214,7 @@ class SampleClient:
 
     def __init__(self, failed: bool = False) -> None:
         self.failed = failed
+        self.sent_all = False  # every message is out: a picture taken once drawn is complete
 
     async def request(self, command: str, **args: Any) -> Message:
         return {"sample": command}
@@ -230,4 +231,5 @@ class SampleClient:
         if self.failed:
             failed = {"kind": "reload", "phase": "failed", **FAILURE}
             yield {"version": 1, "type": "event", "event": failed}
+        self.sent_all = True
         await asyncio.Event().wait()  # then nothing: the picture stays still
