@@ -58,7 +58,12 @@ async def settled(pilot: Pilot[Any]) -> None:
         await pilot.wait_for_scheduled_animations()
         await pilot.pause(0.1)
         again = pilot.app.export_screenshot()
-        same = same + 1 if again == frame else 0
+        measuring = any(
+            table._require_update_dimensions or table._new_rows  # measured on idle
+            for screen in pilot.app.screen_stack
+            for table in screen.query(DataTable)
+        )
+        same = same + 1 if again == frame and not measuring else 0
         frame = again
         assert time.monotonic() < deadline, "the panel never settled"
 
@@ -89,11 +94,12 @@ def test_help_screen(snap_compare: Any) -> None:
 
 
 def test_failure_banner(snap_compare: Any) -> None:
-    assert snap_compare(
-        Panel(Feed(SampleClient(failed=True))), terminal_size=SIZE, run_before=drawn
-    )
+    sample = SampleClient(failed=True, events=0)  # the failure and its traceback fill the pane
+    assert snap_compare(Panel(Feed(sample)), terminal_size=SIZE, run_before=drawn)
 
 
 def test_small_terminal(snap_compare: Any) -> None:
-    """80x24: the charts give way, every pane still shows."""
-    assert snap_compare(Panel(Feed(SampleClient())), terminal_size=(80, 24), run_before=drawn)
+    """80x24: the charts give way, every pane still shows. (As many requests and events as the
+    panes hold: where a pane scrolls, when its scrollbar is redrawn varies with machine load.)"""
+    sample = SampleClient(records=5, events=2)
+    assert snap_compare(Panel(Feed(sample)), terminal_size=(80, 24), run_before=drawn)

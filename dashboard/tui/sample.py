@@ -200,10 +200,7 @@ EVENTS: list[Message] = [
 FAILURE: Message = {
     "generation": 4,
     "message": "importing 'app' raised SyntaxError: invalid syntax (models.py, line 42)",
-    "details": (
-        '  File "app/models.py", line 42\n    def total(self:\n              ^\n'
-        "SyntaxError: invalid syntax"
-    ),
+    "details": '  File "app/models.py", line 42\nSyntaxError: invalid syntax',
     "file": "app/models.py",
     "line": 42,
 }
@@ -212,8 +209,10 @@ FAILURE: Message = {
 class SampleClient:
     path = "sample"
 
-    def __init__(self, failed: bool = False) -> None:
+    def __init__(self, failed: bool = False, records: int = len(RECORDS), events: int = 5) -> None:
         self.failed = failed
+        self.records = RECORDS[:records]  # fewer, for a small terminal where panes would scroll
+        self.events = EVENTS[:events]
         self.sent_all = False  # every message is out: a picture taken once drawn is complete
 
     async def request(self, command: str, **args: Any) -> Message:
@@ -225,8 +224,8 @@ class SampleClient:
             "type": "snapshot",
             "snapshot": snapshot(FAILURE if self.failed else None),
         }
-        yield {"version": 1, "type": "requests", "requests": RECORDS}
-        for event in EVENTS:
+        yield {"version": 1, "type": "requests", "requests": self.records}
+        for event in self.events:
             yield {"version": 1, "type": "event", "event": event}
         if self.failed:
             failed = {"kind": "reload", "phase": "failed", **FAILURE}
