@@ -96,10 +96,3 @@ def test_help_screen(snap_compare: Any) -> None:
 def test_failure_banner(snap_compare: Any) -> None:
     sample = SampleClient(failed=True, events=0)  # the failure and its traceback fill the pane
     assert snap_compare(Panel(Feed(sample)), terminal_size=SIZE, run_before=drawn)
-
-
-def test_small_terminal(snap_compare: Any) -> None:
-    """80x24: the charts give way, every pane still shows. (As many requests and events as the
-    panes hold: where a pane scrolls, when its scrollbar is redrawn varies with machine load.)"""
-    sample = SampleClient(records=5, events=2)
-    assert snap_compare(Panel(Feed(sample)), terminal_size=(80, 24), run_before=drawn)
