@@ -30,6 +30,8 @@ from devserver.config import (
 )
 
 if TYPE_CHECKING:
+    from devserver.control.access import Access
+    from devserver.sockets import Listener
     from devserver.supervisor import service
 
 EXIT_OK = 0
@@ -65,6 +67,16 @@ def _click_option(name: str) -> Callable[[Any], Any]:
     if meta["parse"].__name__ == "_boolean":
         decls = [f"{flag}/--no-{flag[2:]}"] if meta["negatable"] else [flag]
         return click.option(*decls, name, default=None, is_flag=True, help=help_text)
+    if meta["bare"] is not None:  # --flag alone takes the bare value
+        return click.option(
+            flag,
+            name,
+            default=None,
+            is_flag=False,
+            flag_value=meta["bare"],
+            metavar=meta["metavar"] or name.upper(),
+            help=help_text,
+        )
     return click.option(
         flag,
         name,
@@ -130,7 +142,7 @@ def show_config(resolved: Resolved) -> None:
     width = max(len(name) for name in FIELDS)
     for name in FIELDS:
         value = getattr(resolved.config, name)
-        if name == "ssl_keyfile_password" and value is not None:
+        if name in ("ssl_keyfile_password", "dashboard_token") and value:
             value = "********"
         click.echo(f"{name.ljust(width)}  {value!r:<30}  {resolved.sources[name]}")
 
@@ -187,16 +199,65 @@ def run(config: Config) -> int:
             from devserver.sockets import Listener
 
             admin = Listener(bind(config.admin, config.backlog), config.admin)
+        dashboard = _bind_dashboard(config, listeners, admin)
     except BindError as exc:
         fail(str(exc), EXIT_STARTUP)
     try:
         with service.pidfile(config.pidfile):
             reload = reload_enabled(config, terminal=sys.stdout.isatty())
             panel = _panel(config)
-            run_loop(service.serve(config, listeners, admin, reload, panel), config.loop)
+            run_loop(service.serve(config, listeners, admin, reload, panel, dashboard), config.loop)
     except service.StartupError as exc:
         fail(exc.failure.message, EXIT_STARTUP, exc.failure.details)
     return EXIT_OK
+
+
+def _bind_dashboard(
+    config: Config, listeners: list[Listener], admin: Listener | None
+) -> tuple[Listener, Access] | None:
+    """The web dashboard's listener and access rules, or None when it is off.
+
+    Unless given an address, it goes on 127.0.0.1 at the app's port + 1 (a free port when that
+    one is taken: the URL is printed either way); a given address must bind, as the app's must.
+    """
+    from devserver.control.access import Access, AccessError, resolve_token
+    from devserver.sockets import BindError, Listener, bind
+
+    setting = config.dashboard
+    if setting == "off" or (setting == "auto" and config.prod):
+        return None
+    if setting in ("auto", "on"):
+        port = _app_port(listeners)
+        address = f"127.0.0.1:{port + 1 if port and port < 65535 else 0}"
+        try:
+            sock = bind(address, config.backlog)
+        except BindError as exc:
+            address = "127.0.0.1:0"
+            sock = bind(address, config.backlog)
+            click.echo(f"devserve: {exc}; the dashboard takes a free port instead", err=True)
+    elif admin is not None and setting == config.admin:
+        sock, address = admin.sock, setting  # one server answers both
+    else:
+        address = setting
+        sock = bind(address, config.backlog)
+    host, port = sock.getsockname()[:2]
+    kept = not address.endswith(":0")  # a port picked per run has no token worth keeping
+    try:
+        token = resolve_token(config.dashboard_token, host, port if kept else 0)
+    except AccessError as exc:
+        sock.close()
+        fail(str(exc), EXIT_USAGE)
+    listener = admin if admin is not None and admin.sock is sock else Listener(sock, address)
+    return listener, Access(token, config.dashboard_read_only)
+
+
+def _app_port(listeners: list[Listener]) -> int:
+    """The port the first TCP listener was asked for (0: devserve picked one)."""
+    for listener in listeners:
+        _host, sep, port = listener.address.rpartition(":")
+        if sep and port.isdigit() and not listener.address.startswith(("unix:", "fd://")):
+            return int(port) and int(listener.sock.getsockname()[1])
+    return 0
 
 
 def _top() -> click.Command:

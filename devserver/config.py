@@ -131,6 +131,17 @@ def _log_format(value: Any) -> str:
     return text
 
 
+def _dashboard(value: Any) -> str:
+    text = _text(value).strip()
+    if text.lower() in ("auto", "on", "off"):
+        return text.lower()
+    host, sep, port = text.rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 0 <= int(port) <= 65535:
+        hint = " (give APP before a bare --dashboard)" if not port.isdigit() else ""
+        raise ValueError(f"{value!r} is not HOST:PORT, auto, on or off{hint}")
+    return text
+
+
 def _ips(value: Any) -> str:
     from devserver.net import parse_networks  # late: keeps config importable without net
 
@@ -152,8 +163,12 @@ def option(
     separator: str = ",",
     metavar: str | None = None,
     choices: Sequence[str] = (),
+    bare: str | None = None,
 ) -> Any:
-    """Declare a Config field; the metadata drives the CLI, env and file loaders."""
+    """Declare a Config field; the metadata drives the CLI, env and file loaders.
+
+    `bare`: the value the flag takes when given without one (`--dashboard` alone means 'on').
+    """
     meta = {
         "help": help,
         "parse": parse,
@@ -164,6 +179,7 @@ def option(
         "separator": separator,
         "metavar": metavar,
         "choices": tuple(choices),
+        "bare": bare,
     }
     if multiple:
         return field(default_factory=lambda: tuple(default), metadata=meta)
@@ -346,6 +362,22 @@ class Config:
         None,
         "Serve /livez, /readyz and Prometheus /metrics on this HOST:PORT (off unless given).",
         _bind,
+    )
+    dashboard: str = option(
+        "auto",
+        "Serve the web dashboard on HOST:PORT ('auto': on 127.0.0.1 at the app's port + 1 in dev "
+        "mode, off with --prod; 'on', or the flag alone: there in --prod too; 'off': none).",
+        _dashboard,
+        metavar="[HOST:PORT]",
+        bare="on",
+    )
+    dashboard_token: str | None = option(
+        None,
+        "The web dashboard's access token (default: a random one, kept for the next run on the "
+        "same address; '' for none, allowed on a loopback address only).",
+    )
+    dashboard_read_only: bool = option(
+        False, "The web dashboard shows everything and refuses every action.", _boolean
     )
     metrics: bool = option(
         True,

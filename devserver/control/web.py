@@ -1,28 +1,84 @@
-"""The admin ASGI app, served by the supervisor on --admin with devserve's own HTTP stack.
+"""The admin ASGI app, served by the supervisor with devserve's own HTTP and WebSocket stack.
 
-    GET /livez    200 while the supervisor runs (it answers, so it lives)
-    GET /readyz   200 when at least one worker serves and devserve is not stopping, else 503
-    GET /metrics  Prometheus exposition (control/prometheus.py), in the format the scraper asks
-The web dashboard (/, /ws, /api) will join these routes.
+Always (on --admin and on the dashboard's address), open to anyone who can connect:
+    GET  /livez          200 while the supervisor runs (it answers, so it lives)
+    GET  /readyz         200 when at least one worker serves and devserve is not stopping, else 503
+    GET  /metrics        Prometheus exposition (control/prometheus.py), in the format asked for
+With the web dashboard (--dashboard), behind its token (control/access.py):
+    GET  /               the page (dashboard/web/static/index.html); /?token=T sets the cookie;
+                         without it, 401 and the login page
+    GET  /static/NAME    the page's files (no secrets in them: open)
+    GET  /api/session    {"read_only": bool}: whether the cookie still works
+    GET  /api/status     the control API's snapshot
+    POST /api/command    one control API request as JSON; its reply as JSON
+    WS   /ws             the control API: a "hello", then the stream; requests in, replies out
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
+
+from devserver.control import schema
+from devserver.control.access import Access, same_origin
+from devserver.control.hub import Hub
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Scope = dict[str, Any]
+
+# the page's files, beside the server in the same distribution (read, never imported)
+STATIC = Path(__file__).resolve().parents[2] / "dashboard" / "web" / "static"
+MAX_COMMAND = 64 * 1024
+READ_ONLY_COMMANDS = {"status"}
+CONTENT_TYPES = {
+    ".html": b"text/html; charset=utf-8",
+    ".css": b"text/css; charset=utf-8",
+    ".js": b"text/javascript; charset=utf-8",
+    ".svg": b"image/svg+xml",
+    ".png": b"image/png",
+    ".ico": b"image/x-icon",
+}
+# the page loads only its own files and talks only to its own server
+PAGE_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    hub: Hub
+    access: Access
+    static: Path = STATIC
 
 
 def admin_app(
-    status: Callable[[], dict[str, Any]], metrics: Callable[[str], tuple[bytes, str]]
+    status: Callable[[], dict[str, Any]],
+    metrics: Callable[[str], tuple[bytes, str]],
+    dashboard: Dashboard | None = None,
 ) -> Callable[..., Awaitable[None]]:
     """`status()` returns {"ready": bool, ...}: the supervisor's view, read on every request;
     `metrics(accept)` returns the Prometheus exposition and its content type."""
 
-    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            if dashboard is not None and scope["path"] == "/ws":
+                await _websocket(dashboard, scope, receive, send)
+            else:
+                await send({"type": "websocket.close"})
+            return
         if scope["type"] != "http":
             return  # lifespan: nothing to start; the server runs it with lifespan off anyway
         path = scope["path"]
@@ -35,22 +91,184 @@ def admin_app(
             accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
             body, content_type = metrics(accept)
             await _respond(send, 200, body, content_type.encode())
+        elif dashboard is not None:
+            await _dashboard(dashboard, scope, receive, send)
         else:
             await _json(send, 404, {"error": f"no such endpoint: {path}"})
 
     return app
 
 
+# --------------------------------------------------------------------------- the dashboard
+async def _dashboard(dashboard: Dashboard, scope: Scope, receive: Receive, send: Send) -> None:
+    path, method = scope["path"], scope["method"]
+    access, port = dashboard.access, scope["server"][1]
+    allowed = access.allows(scope["headers"], port)
+    if path.startswith("/static/"):
+        await _static(send, dashboard.static, path[len("/static/") :], method)
+    elif path == "/" and method in ("GET", "HEAD"):
+        token = parse_qs(scope["query_string"].decode("latin-1")).get("token", [None])[-1]
+        if token is not None and access.matches(token):
+            # trade the token for the cookie, and take it out of the address bar and history
+            headers = [(b"location", b"/"), (b"set-cookie", access.set_cookie(port))]
+            await _respond(send, 303, b"", b"text/plain", headers)
+        elif allowed and token is None:
+            await _static(send, dashboard.static, "index.html", method)
+        else:
+            await _static(send, dashboard.static, "login.html", method, status=401)
+    elif path.startswith("/api/"):
+        if not allowed:
+            await _json(send, 401, {"error": "this needs the dashboard's token"})
+        else:
+            await _api(dashboard, scope, receive, send)
+    else:
+        await _json(send, 404, {"error": f"no such endpoint: {path}"})
+
+
+async def _api(dashboard: Dashboard, scope: Scope, receive: Receive, send: Send) -> None:
+    path, method = scope["path"], scope["method"]
+    if path == "/api/session" and method == "GET":
+        await _json(send, 200, {"read_only": dashboard.access.read_only})
+    elif path == "/api/status" and method == "GET":
+        await _json(send, 200, dashboard.hub.handle({"id": None, "command": "status"})["result"])
+    elif path == "/api/command" and method == "POST":
+        if not same_origin(scope["headers"]):
+            await _json(send, 403, {"error": "a command from another site's page"})
+            return
+        body = await _body(receive)
+        if body is None:
+            await _json(send, 413, {"error": f"a command is at most {MAX_COMMAND} bytes"})
+            return
+        try:
+            message = schema.decode(body)
+        except schema.SchemaError as exc:
+            await _json(send, 400, schema.error(None, str(exc)))
+            return
+        reply = _handle(dashboard, message)
+        status = 200 if reply["ok"] else 403 if _refused(dashboard, message) else 400
+        await _json(send, status, reply)
+    else:
+        await _json(send, 405 if path in _API_PATHS else 404, {"error": f"{method} {path}?"})
+
+
+_API_PATHS = {"/api/session", "/api/status", "/api/command"}
+
+
+def _refused(dashboard: Dashboard, message: Any) -> bool:
+    """True for a command the read-only dashboard may not carry out."""
+    command = message.get("command") if isinstance(message, dict) else None
+    return dashboard.access.read_only and command not in READ_ONLY_COMMANDS
+
+
+def _handle(dashboard: Dashboard, message: Any) -> schema.Message:
+    if _refused(dashboard, message):
+        request_id = message.get("id") if isinstance(message, dict) else None
+        return schema.error(request_id, "this dashboard is read-only (--dashboard-read-only)")
+    if isinstance(message, dict) and message.get("command") == "subscribe":
+        return schema.error(message.get("id"), "subscribe: open the WebSocket at /ws")
+    return dashboard.hub.handle(message)
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The request body, or None when it is longer than a command can be."""
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_COMMAND:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+async def _websocket(dashboard: Dashboard, scope: Scope, receive: Receive, send: Send) -> None:
+    """One page's live connection: the stream out, commands in, until either side closes."""
+    await receive()  # websocket.connect
+    if not same_origin(scope["headers"]):
+        await _deny(send, 403, b"a WebSocket from another site's page\n")
+        return
+    if not dashboard.access.allows(scope["headers"], scope["server"][1]):
+        await _deny(send, 401, b"this needs the dashboard's token\n")
+        return
+    await send({"type": "websocket.accept"})
+    lock = asyncio.Lock()  # the stream and the replies share one socket: one message at a time
+
+    async def put(message: schema.Message) -> None:
+        async with lock:
+            await send({"type": "websocket.send", "text": json.dumps(message)})
+
+    hello = {"version": schema.VERSION, "type": "hello", "read_only": dashboard.access.read_only}
+    await put(hello)
+
+    async def forward_stream() -> None:
+        with contextlib.suppress(Exception):  # the page went away: the receive side ends too
+            async for message in dashboard.hub.stream():
+                await put(message)
+
+    stream = asyncio.get_running_loop().create_task(forward_stream(), name="dashboard stream")
+    try:
+        while (message := await receive())["type"] == "websocket.receive":
+            try:
+                request = schema.decode(message.get("text") or message.get("bytes") or b"")
+            except schema.SchemaError as exc:
+                await put(schema.error(None, str(exc)))
+                continue
+            await put(_handle(dashboard, request))
+    finally:
+        stream.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stream
+
+
+async def _deny(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"text/plain; charset=utf-8")]
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+async def _static(send: Send, directory: Path, name: str, method: str, status: int = 200) -> None:
+    if method not in ("GET", "HEAD"):
+        await _json(send, 405, {"error": f"{method} on a file"})
+        return
+    # a plain name from the directory's own listing: no '..', no absolute paths
+    files = {path.name: path for path in directory.iterdir() if path.is_file()}
+    path = files.get(name) if "/" not in name else None
+    if path is None or path.suffix not in CONTENT_TYPES:
+        await _json(send, 404, {"error": f"no such file: {name}"})
+        return
+    body = path.read_bytes()
+    headers = PAGE_HEADERS if path.suffix == ".html" else []
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    if method == "HEAD":
+        body = b""
+    await _respond(send, status, body, CONTENT_TYPES[path.suffix], headers)
+
+
+# --------------------------------------------------------------------------- responses
 async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
     await _respond(send, status, json.dumps(body).encode(), b"application/json")
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", content_type), (b"cache-control", b"no-store")],
+            "headers": [
+                (b"content-type", content_type),
+                (b"cache-control", b"no-store"),
+                *(headers or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -21,10 +21,11 @@ from devserver import systemd
 from devserver.channel import Failed
 from devserver.config import Config, find_config_file, worker_count
 from devserver.control import prometheus
+from devserver.control.access import Access
 from devserver.control.hub import Hub
 from devserver.control.local import LocalClient
 from devserver.control.unix import ControlServer, ControlSocketError, resolve_path
-from devserver.control.web import admin_app
+from devserver.control.web import Dashboard, admin_app
 from devserver.logging import configure as configure_logging
 from devserver.logging import logs_to_events
 from devserver.server import Server
@@ -55,13 +56,15 @@ async def serve(
     admin: Listener | None = None,
     reload: bool = False,
     panel: Panel | None = None,
+    dashboard: tuple[Listener, Access] | None = None,
 ) -> None:
     """Supervise until stopped. Raises StartupError when the first workers cannot start (with
     `reload` they can: devserve then shows the failure and waits for a change).
 
     With `panel` (the in-process control panel, which owns the terminal), devserve's logs and
     the workers' output become `log` events, and the panel runs beside the supervisor: quitting
-    it stops the server, and the server stopping closes it.
+    it stops the server, and the server stopping closes it. `dashboard` is the web dashboard's
+    listener and who may use it (it may be `admin` itself: then one server has both).
     """
     hub = Hub()
     supervisor = Supervisor(
@@ -77,7 +80,7 @@ async def serve(
     supervisor.watch.watchdog = systemd.watchdog_interval()
     supervisor.install_signal_handlers()
     control = await _start_control(config, hub)
-    admin_server = _start_admin(config, admin, supervisor)
+    admin_servers = _start_admin(config, admin, dashboard, supervisor, hub)
     reloader = _start_reloader(config, supervisor) if reload else None
     client = LocalClient(hub) if panel is not None else None
     panel_task = _start_panel(panel, client, supervisor) if panel and client else None
@@ -90,7 +93,7 @@ async def serve(
             await _close_panel(panel_task)
         if reloader is not None:
             reloader.close()
-        if admin_server is not None:
+        for admin_server in admin_servers:
             admin_server.request_stop(force=True)
         if control is not None:
             await control.close()
@@ -163,9 +166,15 @@ async def _start_control(config: Config, hub: Hub) -> ControlServer | None:
     return control
 
 
-def _start_admin(config: Config, admin: Listener | None, supervisor: Supervisor) -> Server | None:
-    if admin is None:
-        return None
+def _start_admin(
+    config: Config,
+    admin: Listener | None,
+    dashboard: tuple[Listener, Access] | None,
+    supervisor: Supervisor,
+    hub: Hub,
+) -> list[Server]:
+    """The admin endpoint and the web dashboard: one server each, or one for both when they
+    share an address."""
 
     def status() -> dict[str, Any]:
         ready = sum(1 for w in supervisor.workers.values() if w.serving)
@@ -182,12 +191,33 @@ def _start_admin(config: Config, admin: Listener | None, supervisor: Supervisor)
         header=(),
         metrics=False,
         trace=False,
+        root_path="",
+        proxy_headers=False,
+        ws="websockets",
     )
-    server = Server(settings, admin_app(status, metrics), [admin])
-    task = asyncio.get_running_loop().create_task(server.serve(), name="the admin endpoint")
-    task.add_done_callback(_log_failure)
-    logger.info("health endpoints on %s/livez and /readyz, metrics on /metrics", admin.url(False))
-    return server
+    servers: list[Server] = []
+
+    def start(listener: Listener, pages: Dashboard | None, name: str) -> None:
+        server = Server(settings, admin_app(status, metrics, pages), [listener])
+        task = asyncio.get_running_loop().create_task(server.serve(), name=name)
+        task.add_done_callback(_log_failure)
+        servers.append(server)
+
+    if dashboard is not None:
+        listener, access = dashboard
+        start(listener, Dashboard(hub, access), "the web dashboard")
+        url = listener.url(False) + "/"
+        supervisor.dashboard_url = f"{url}?token={access.token}" if access.token else url
+        shown = supervisor.dashboard_url if config.dashboard_token is None else url
+        read_only = " (read-only)" if access.read_only else ""
+        logger.info("dashboard%s: %s", read_only, shown)
+    if admin is not None:
+        if dashboard is None or admin is not dashboard[0]:
+            start(admin, None, "the admin endpoint")
+        logger.info(
+            "health endpoints on %s/livez and /readyz, metrics on /metrics", admin.url(False)
+        )
+    return servers
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -35,6 +35,7 @@ def snapshot(supervisor: Supervisor, history_since: float | None = None) -> dict
             "urls": [
                 listener.url(config.ssl_certfile is not None) for listener in supervisor.listeners
             ],
+            "dashboard": supervisor.dashboard_url,
             "mode": "prod" if config.prod else "dev",
             "state": _state(supervisor),
             "generation": supervisor.generation,

@@ -65,6 +65,7 @@ class Supervisor:
         self.config = config
         # the in-process panel owns the terminal: workers' output becomes `log` events
         self.capture_output = capture_output
+        self.dashboard_url: str | None = None  # with its token: set when the dashboard starts
         self.listeners = listeners
         self.configured = workers
         self.target = workers

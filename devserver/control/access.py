@@ -1,0 +1,146 @@
+"""Who may use the web dashboard: its token, the cookie it is exchanged for, the Origin check.
+
+The token travels once, in the URL devserve prints (`/?token=…`); the page trades it for an
+HttpOnly, SameSite=Strict cookie, so scripts on other sites can neither read it nor send it.
+Every API call and the WebSocket need the cookie (or `Authorization: Bearer TOKEN`, for
+scripts); a WebSocket or a command whose Origin is another site is refused, which also stops a
+page that rebinds its DNS name to 127.0.0.1.
+
+A generated token is kept in a file only its owner can read, per dashboard address, so the
+open page reconnects after devserve restarts instead of asking for a new URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
+from urllib.parse import urlsplit
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class AccessError(ValueError):
+    """The dashboard cannot be served as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class Access:
+    token: str  # '' means no token: allowed on a loopback address only
+    read_only: bool = False
+
+    def cookie_for(self, port: int) -> str:
+        # cookies ignore ports: two dashboards on one host each need their own name
+        return f"devserve-dashboard-{port}"
+
+    def allows(self, headers: Headers, port: int) -> bool:
+        """True when the request carries the token, as the cookie or as a bearer token."""
+        if not self.token:
+            return True
+        for name, value in headers:
+            if name == b"authorization":
+                scheme, _, given = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and self.matches(given.strip()):
+                    return True
+            elif name == b"cookie" and self.matches(
+                _cookie(value.decode("latin-1"), self.cookie_for(port))
+            ):
+                return True
+        return False
+
+    def matches(self, given: str | None) -> bool:
+        if not given:
+            return False
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def set_cookie(self, port: int) -> bytes:
+        return f"{self.cookie_for(port)}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode()
+
+
+def _cookie(header: str, name: str) -> str | None:
+    jar: SimpleCookie = SimpleCookie()
+    with contextlib.suppress(CookieError):
+        jar.load(header)
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else None
+
+
+def same_origin(headers: Headers) -> bool:
+    """False when an Origin header names another host than the one the request went to.
+
+    No Origin (a script, curl) is allowed: it carries the token itself, which a browser page on
+    another site cannot get.
+    """
+    origin = host = None
+    for name, value in headers:
+        if name == b"origin":
+            origin = value.decode("latin-1")
+        elif name == b"host":
+            host = value.decode("latin-1")
+    if origin is None:
+        return True
+    if origin == "null" or host is None:
+        return False
+    return urlsplit(origin).netloc.lower() == host.lower()
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
+
+
+def resolve_token(given: str | None, host: str, port: int) -> str:
+    """The token to require: the one given, else a kept or new random one.
+
+    Raises AccessError for no token ('') on an address other machines can reach.
+    """
+    if given == "" and not is_loopback(host):
+        raise AccessError(
+            f"--dashboard {host}:{port} is reachable from other machines: it needs a token "
+            "(leave --dashboard-token out for a random one, or bind 127.0.0.1)"
+        )
+    if given is not None:
+        return given
+    if port == 0:
+        return secrets.token_urlsafe(24)  # the address changes each run: nothing to keep
+    return _kept_token(_token_file(host, port))
+
+
+def _token_file(host: str, port: int) -> Path:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime):
+        base = Path(runtime) / "devserve"
+    else:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        base = Path(cache) / "devserve"
+    safe_host = "".join(c if c.isalnum() or c in ".-" else "_" for c in host)
+    return base / f"dashboard-{safe_host}-{port}.token"
+
+
+def _kept_token(path: Path) -> str:
+    """Read the token kept at `path` when only we can read it; else write a new one there."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        info = path.stat()
+        if info.st_uid == os.getuid() and not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            kept = path.read_text(encoding="ascii").strip()
+            if len(kept) >= 16:
+                return kept
+    token = secrets.token_urlsafe(24)
+    with contextlib.suppress(OSError):  # nowhere to keep it: this run's token still works
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)  # one others could read is replaced, not rewritten
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(token + "\n")
+    return token
