@@ -124,7 +124,9 @@ def test_percentiles_are_within_one_bucket_of_the_truth(tmp_path: Path) -> None:
     for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
         low, high = _quantile(app_ms, q), _quantile(client_ms, q)
         assert low / ONE_BUCKET <= window[name] <= high * ONE_BUCKET, (name, low, high, window)
-    assert max(app_ms) <= window["max"] <= max(client_ms)
+    # the server reads its clock just after the write that the client may already have seen:
+    # on a loaded machine it can be descheduled in between, so the client's bound gets 1 ms
+    assert max(app_ms) <= window["max"] <= max(client_ms) + 1.0
     worker = snapshot["workers"][0]["windows"]["60s"]
     assert worker == window | {"rps": worker["rps"]}  # one worker: the same numbers
 

@@ -176,6 +176,10 @@ class Panel(App[None]):
         for url in server.get("urls", []):
             line.append(" ─ ")
             line.append(url, style=f"underline link {url}" if url.startswith("http") else "")
+        dashboard = server.get("dashboard")
+        if dashboard:  # shown without its token, which the link still carries
+            line.append(" ─ dashboard ")
+            line.append(dashboard.split("?", 1)[0], style=f"underline link {dashboard}")
         line.append(f" ─ {server['mode']}")
         line.append(f" · reload {'on' if server['reload'] else 'off'}")
         line.append(f" ─ gen {server['generation']} ─ up {fmt.uptime(server['uptime'])}")

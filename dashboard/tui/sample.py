@@ -82,6 +82,7 @@ def snapshot(failure: Message | None = None) -> Message:
             "pid": 41200,
             "app": "app:app",
             "urls": ["http://127.0.0.1:8000"],
+            "dashboard": "http://127.0.0.1:8001/?token=sample-token",
             "mode": "dev",
             "state": "running",
             "generation": 3,

@@ -210,7 +210,7 @@ def _start_admin(
         supervisor.dashboard_url = f"{url}?token={access.token}" if access.token else url
         shown = supervisor.dashboard_url if config.dashboard_token is None else url
         read_only = " (read-only)" if access.read_only else ""
-        logger.info("dashboard%s: %s", read_only, shown)
+        supervisor.also_serving.append(f"dashboard{read_only}: {shown}")
     if admin is not None:
         if dashboard is None or admin is not dashboard[0]:
             start(admin, None, "the admin endpoint")

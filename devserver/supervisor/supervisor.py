@@ -66,6 +66,7 @@ class Supervisor:
         # the in-process panel owns the terminal: workers' output becomes `log` events
         self.capture_output = capture_output
         self.dashboard_url: str | None = None  # with its token: set when the dashboard starts
+        self.also_serving: list[str] = []  # lines logged after "serving on" (the dashboard's)
         self.listeners = listeners
         self.configured = workers
         self.target = workers
@@ -270,6 +271,8 @@ class Supervisor:
         tls = self.config.ssl_certfile is not None
         for listener in self.listeners:
             logger.info("serving on %s", listener.url(tls))
+        for line in self.also_serving:
+            logger.info("%s", line)
         self.notify(f"READY=1\nSTATUS=serving with {self.target} worker(s)")
         self.publish({"kind": "ready", "generation": self.generation})
         self._reconcile()  # the target may have changed while booting
