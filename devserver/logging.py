@@ -129,15 +129,15 @@ class EventHandler(logging.Handler):
         )
 
 
-def logs_to_events(publish: Callable[[dict[str, Any]], None]) -> None:
-    """Send devserve's own log lines to `publish` instead of the terminal (the panel owns it)."""
-    for name in ("devserve.server", "devserve.access", "devserve.supervisor", "devserve.trace"):
+def logs_to_events(publish: Callable[[dict[str, Any]], None], also_terminal: bool = False) -> None:
+    """Send devserve's own log lines to `publish` instead of the terminal (the panel owns it),
+    or besides it with `also_terminal` (the web dashboard shows them too)."""
+    names = ("devserve.server", "devserve.access", "devserve.supervisor", "devserve.trace", "")
+    for name in names:
         log = logging.getLogger(name)
-        log.handlers = [h for h in log.handlers if not _writes_to_terminal(h)]
+        if not also_terminal:
+            log.handlers = [h for h in log.handlers if not _writes_to_terminal(h)]
         log.addHandler(EventHandler(publish))
-    root = logging.getLogger()
-    root.handlers = [h for h in root.handlers if not _writes_to_terminal(h)]
-    root.addHandler(EventHandler(publish))
 
 
 def _writes_to_terminal(handler: logging.Handler) -> bool:

@@ -81,6 +81,11 @@ async def serve(
     supervisor.install_signal_handlers()
     control = await _start_control(config, hub)
     admin_servers = _start_admin(config, admin, dashboard, supervisor, hub)
+    if dashboard is not None and panel is None:
+        # the page's events pane shows devserve's own lines; the workers' output is captured
+        # only for the in-process panel (capturing it here would route every access-log line
+        # through this process)
+        logs_to_events(hub.publish, also_terminal=True)
     reloader = _start_reloader(config, supervisor) if reload else None
     client = LocalClient(hub) if panel is not None else None
     panel_task = _start_panel(panel, client, supervisor) if panel and client else None
