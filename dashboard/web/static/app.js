@@ -1,0 +1,153 @@
+// The dashboard page: keeps what the stream told it (the latest snapshot, 15 minutes of
+// history, each worker's generation) and hands it to the panes, which draw it in the next
+// animation frame. The same panes in the same places as the terminal panel (dashboard/tui).
+
+import { FailureBanner } from "./banner.js";
+import { ChartsPane } from "./charts.js";
+import { ConnectionBadge } from "./connection.js";
+import { Controls } from "./controls.js";
+import { EventsPane } from "./events.js";
+import { schedule } from "./frame.js";
+import { Header } from "./header.js";
+import { Inspector } from "./inspector.js";
+import { RequestStream } from "./requests.js";
+import { Connection } from "./stream.js";
+import { toast } from "./toast.js";
+import { WorkersTable } from "./workers.js";
+
+const HISTORY_SECONDS = 15 * 60; // as much as the server keeps
+
+const state = {
+  snapshot: null,
+  history: [],
+  generations: new Map(), // pid → generation: records do not carry it, the inspector shows it
+  readOnly: false,
+};
+
+const byId = (id) => document.getElementById(id);
+const header = new Header(byId("top"));
+const banner = new FailureBanner(byId("failure"));
+const charts = new ChartsPane(byId("charts-pane"));
+const events = new EventsPane(byId("events"));
+const inspector = new Inspector(byId("inspector"));
+const requests = new RequestStream(byId("requests-pane"), {
+  onInspect: (record) => inspector.open(record, state.generations.get(record.pid), { readOnly: state.readOnly }),
+});
+const badge = new ConnectionBadge(byId("connection"), byId("notice"));
+const connection = new Connection({ onMessage: receive, onState: connectionChanged });
+const controls = new Controls({
+  send,
+  view: {
+    pause: () => requests.togglePause(),
+    focusFilter: () => byId("filter").focus(),
+    clearFilter,
+    selectedWorker: () => workers.selected,
+    readOnly: () => state.readOnly,
+    note: (text, tone) => events.note(text, tone),
+  },
+});
+const workers = new WorkersTable(byId("workers"), { onKill: (pid) => controls.kill(pid) });
+
+byId("filter").addEventListener("input", (event) => requests.setFilter(event.target.value));
+
+function receive(message) {
+  switch (message.type) {
+    case "hello":
+      setReadOnly(Boolean(message.read_only));
+      break;
+    case "snapshot":
+      applySnapshot(message.snapshot);
+      break;
+    case "requests":
+      requests.add(message.requests || []);
+      break;
+    case "event":
+      applyEvent(message.event);
+      break;
+    case "error": // a refusal whose command is not ours (or no longer waited for)
+      events.note(message.error || "error", "bad");
+      break;
+    default: // a message type this page does not know: ignored, as the API asks
+  }
+}
+
+function applySnapshot(snapshot) {
+  state.snapshot = snapshot;
+  appendHistory(snapshot.history || []);
+  for (const worker of snapshot.workers || []) state.generations.set(worker.pid, worker.generation);
+  schedule("snapshot", () => {
+    header.draw(state.snapshot);
+    workers.draw(state.snapshot.workers || []);
+    banner.fromServer(state.snapshot.server);
+  });
+  charts.update(state.history);
+}
+
+/** Later snapshots carry only the new points: append them, keep 15 minutes. */
+function appendHistory(points) {
+  const last = state.history.length ? state.history[state.history.length - 1].t : -Infinity;
+  for (const point of points) if (point.t > last) state.history.push(point);
+  const oldest = state.history.length ? state.history[state.history.length - 1].t - HISTORY_SECONDS : 0;
+  const stale = state.history.findIndex((point) => point.t > oldest);
+  if (stale > 0) state.history.splice(0, stale);
+}
+
+function applyEvent(event) {
+  if (!event) return;
+  if (event.kind === "worker") state.generations.set(event.pid, event.generation);
+  if (event.kind === "reload" || event.kind === "restart") banner.fromEvent(event);
+  events.add(event);
+}
+
+/** A fresh connection may be a new devserve process: start over from its first snapshot. */
+function reset() {
+  state.snapshot = null;
+  state.history = [];
+  workers.clear();
+  requests.clear(); // the server sends its latest records again
+  charts.clear();
+}
+
+let lastStatus = null;
+
+function connectionChanged(status, detail) {
+  badge.show(status, detail);
+  document.body.classList.toggle("offline", status !== "connected");
+  for (const button of document.querySelectorAll("button.control")) button.disabled = status !== "connected";
+  if (status === "connected") reset();
+  if (status !== lastStatus) noteConnection(status, lastStatus);
+  lastStatus = status;
+}
+
+function noteConnection(status, before) {
+  if (status === "connected" && before === "disconnected") events.note("connected again", "ok");
+  if (status === "disconnected") events.note("disconnected from devserve: reconnecting…", "warn");
+  if (status === "unauthorized") events.note("the dashboard token is no longer valid", "bad");
+}
+
+function setReadOnly(readOnly) {
+  state.readOnly = readOnly;
+  document.body.classList.toggle("read-only", readOnly);
+}
+
+async function send(command, args) {
+  try {
+    const result = await connection.command(command, args);
+    const text = Object.entries(result).map(([key, value]) => `${key} ${Array.isArray(value) ? value.join(", ") : value}`).join(", ");
+    toast(byId("toasts"), command, text || "done");
+  } catch (error) {
+    toast(byId("toasts"), command, error.message, "bad");
+    events.note(`${command}: ${error.message}`, "bad");
+  }
+}
+
+function clearFilter() {
+  const field = byId("filter");
+  if (field.value) {
+    field.value = "";
+    requests.setFilter("");
+  }
+  field.blur();
+}
+
+connection.start();

@@ -1,0 +1,44 @@
+// The red failure banner (#failure): the latest generation that did not start, with file:line
+// and its traceback, shown until a later reload or restart succeeds. The snapshot's
+// server.failure is the truth; a `failed` event shows it a moment sooner, and a `succeeded`
+// event hides it as soon as it comes.
+
+import { h } from "./dom.js";
+
+export class FailureBanner {
+  constructor(root) {
+    this.root = root;
+    this.shownKey = null;
+  }
+
+  /** From every snapshot: server.failure (or null) and server.state. */
+  fromServer(server) {
+    this.show(server.failure, server.state === "failed");
+  }
+
+  /** From restart and reload events. */
+  fromEvent(event) {
+    if (event.phase === "failed") this.show(event, false);
+    else if (event.phase === "succeeded") this.show(null, false);
+  }
+
+  show(failure, nothingServes) {
+    const key = failure ? JSON.stringify([failure.generation, failure.message, nothingServes]) : null;
+    if (key === this.shownKey) return; // unchanged: keep the traceback open if it was opened
+    this.shownKey = key;
+    this.root.hidden = !failure;
+    if (!failure) return;
+    const where = failure.file ? `${failure.file}${failure.line != null ? `:${failure.line}` : ""}` : "";
+    const consequence = nothingServes
+      ? "no generation serves: every request gets the error page until a change fixes it"
+      : "the previous generation keeps serving";
+    this.root.replaceChildren(
+      h("div", { className: "headline" },
+        h("b", {}, `generation ${failure.generation} failed`),
+        where ? h("code", {}, where) : null,
+        h("span", {}, failure.message || ""),
+        h("em", {}, `— ${consequence}`)),
+      failure.details ? h("details", {}, h("summary", {}, "traceback"), h("pre", {}, failure.details.trimEnd())) : null,
+    );
+  }
+}

@@ -1,0 +1,187 @@
+// The charts pane: requests per second, p50/p99 latency and each worker's memory (stacked)
+// over the last 5 or 15 minutes of the snapshot history. Hovering any chart moves one shared
+// cursor over all three, and the legends then read that second instead of the latest.
+
+import * as fmt from "./format.js";
+import { Chart } from "./chart.js";
+import { h, setText } from "./dom.js";
+import { schedule } from "./frame.js";
+
+const PALETTE_SIZE = 8; // --series-0 … --series-7 in app.css
+const LEGEND_WORKERS = 6; // memory chips shown; more workers still draw
+
+export class ChartsPane {
+  constructor(root) {
+    this.root = root;
+    this.history = [];
+    this.seconds = 300;
+    this.cursor = null; // unix time under the mouse, or null: the latest second
+    this.colorOf = new Map(); // pid → palette index, given out in order of appearance
+    this.chipsFor = "";
+    this.charts = {};
+    for (const [name, format, unit] of [["rps", fmt.count, 1], ["latency", fmt.millis, 1], ["rss", fmt.memory, 2 ** 20]]) {
+      const canvas = root.querySelector(`canvas[data-chart="${name}"]`);
+      this.charts[name] = new Chart(canvas, { format, unit });
+      this.follow(canvas, this.charts[name]);
+    }
+    this.legend = {};
+    for (const node of root.querySelectorAll("[data-legend]")) this.legend[node.dataset.legend] = node;
+    this.watchColors();
+    root.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-window]");
+      if (button) this.setWindow(Number(button.dataset.window));
+    });
+  }
+
+  /** The history changed (a snapshot came): redraw in the next frame. */
+  update(history) {
+    this.history = history;
+    this.redraw();
+  }
+
+  clear() {
+    this.history = [];
+    this.colorOf.clear();
+    this.redraw();
+  }
+
+  redraw() {
+    schedule("charts", () => this.draw());
+  }
+
+  setWindow(seconds) {
+    this.seconds = seconds;
+    for (const button of this.root.querySelectorAll("[data-window]")) {
+      button.setAttribute("aria-pressed", String(Number(button.dataset.window) === seconds));
+    }
+    this.redraw();
+  }
+
+  /** Canvases redraw when their box changes size, and track the mouse for the cursor. */
+  follow(canvas, chart) {
+    new ResizeObserver(() => this.redraw()).observe(canvas);
+    canvas.addEventListener("mousemove", (event) => {
+      this.cursor = chart.timeAt(event.offsetX);
+      this.redraw();
+    });
+    canvas.addEventListener("mouseleave", () => {
+      this.cursor = null;
+      this.redraw();
+    });
+  }
+
+  /** Chart colours come from app.css, so they follow the light or dark scheme. */
+  watchColors() {
+    const read = () => {
+      const style = getComputedStyle(document.documentElement);
+      const get = (name) => style.getPropertyValue(name).trim();
+      this.colors = {
+        grid: get("--chart-grid"), axis: get("--chart-axis"), text: get("--muted"),
+        cursor: get("--chart-cursor"), rps: get("--chart-rps"), p50: get("--chart-p50"),
+        p99: get("--chart-p99"),
+        series: Array.from({ length: PALETTE_SIZE }, (_, i) => get(`--series-${i}`)),
+      };
+    };
+    read();
+    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+      read();
+      this.chipsFor = ""; // the swatches carry colours too
+      this.redraw();
+    });
+  }
+
+  draw() {
+    const latest = this.history.length ? this.history[this.history.length - 1].t : Date.now() / 1000;
+    const t0 = latest - this.seconds;
+    const points = this.history.filter((point) => point.t > t0);
+    const at = this.pointAt(points);
+    const base = { t0, t1: latest, cursor: this.cursor == null ? null : at && at.t, colors: this.colors };
+    const series = (key) => points.map((point) => [point.t, point[key] ?? null]);
+    this.charts.rps.draw({ ...base, layers: [{ kind: "area", color: this.colors.rps, points: series("rps") }] });
+    this.charts.latency.draw({
+      ...base,
+      layers: [
+        { kind: "line", color: this.colors.p99, points: series("p99") },
+        { kind: "line", color: this.colors.p50, points: series("p50") },
+      ],
+    });
+    const pids = this.pidsIn(points);
+    this.charts.rss.draw({ ...base, layers: this.memoryBands(points, pids) });
+    this.drawLegends(at, pids);
+  }
+
+  /** The point under the cursor (the nearest second), or the latest one. */
+  pointAt(points) {
+    if (!points.length) return null;
+    if (this.cursor == null) return points[points.length - 1];
+    let best = points[0];
+    for (const point of points) {
+      if (Math.abs(point.t - this.cursor) < Math.abs(best.t - this.cursor)) best = point;
+    }
+    return best;
+  }
+
+  pidsIn(points) {
+    const pids = new Set();
+    for (const point of points) for (const pid of Object.keys(point.workers || {})) pids.add(pid);
+    for (const pid of pids) if (!this.colorOf.has(pid)) this.colorOf.set(pid, this.colorOf.size % PALETTE_SIZE);
+    return [...pids].sort((a, b) => this.order(a) - this.order(b)); // oldest workers at the bottom
+  }
+
+  order(pid) {
+    return [...this.colorOf.keys()].indexOf(pid);
+  }
+
+  /** Each worker's RSS as a band stacked on the ones below it: the top edge is the total. */
+  memoryBands(points, pids) {
+    const bands = pids.map((pid) => ({ kind: "band", color: this.colorFor(pid), points: [] }));
+    for (const point of points) {
+      let below = 0;
+      pids.forEach((pid, i) => {
+        const rss = point.workers?.[pid]?.rss;
+        bands[i].points.push([point.t, below, rss == null ? null : below + rss]);
+        if (rss != null) below += rss;
+      });
+    }
+    return bands;
+  }
+
+  /** Coloured through the CSSOM: the page's Content-Security-Policy refuses style attributes. */
+  swatch(pid) {
+    const swatch = h("i");
+    swatch.style.background = this.colorFor(pid);
+    return swatch;
+  }
+
+  colorFor(pid) {
+    return this.colors.series[this.colorOf.get(pid) ?? 0];
+  }
+
+  drawLegends(at, pids) {
+    const legend = this.legend;
+    setText(legend.time, this.cursor == null || !at ? `last ${this.seconds / 60} min` : `at ${fmt.clock(at.t, false)}`);
+    setText(legend.rps, fmt.count(at?.rps));
+    setText(legend.p50, fmt.millis(at?.p50));
+    setText(legend.p99, fmt.millis(at?.p99));
+    const live = pids.filter((pid) => at?.workers?.[pid]);
+    const total = live.reduce((sum, pid) => sum + (at.workers[pid].rss || 0), 0);
+    setText(legend.rss, fmt.memory(total));
+    this.drawChips(live.slice(-LEGEND_WORKERS), at);
+  }
+
+  /** One swatch and value per worker; rebuilt only when the set of workers changes. */
+  drawChips(pids, at) {
+    const key = pids.join(",");
+    if (key !== this.chipsFor) {
+      this.chipsFor = key;
+      this.legend.workers.replaceChildren(
+        ...pids.map((pid) =>
+          h("span", { className: "chip", dataset: { pid } }, this.swatch(pid), pid + " ", h("b")),
+        ),
+      );
+    }
+    for (const chip of this.legend.workers.children) {
+      setText(chip.querySelector("b"), fmt.memory(at?.workers?.[chip.dataset.pid]?.rss));
+    }
+  }
+}

@@ -1,0 +1,86 @@
+// The operator's actions: the buttons (every element with data-action), the kill
+// confirmation, the help dialog and the keyboard shortcuts of the terminal panel
+// (+ - r R k t / p ? Esc). Commands go out through `send`; what they return is the app's.
+
+const TRACE_NEXT = 5;
+
+// data-action → the command it sends
+const COMMANDS = {
+  "scale-up": ["scale", { workers: "+1" }],
+  "scale-down": ["scale", { workers: "-1" }],
+  restart: ["restart", {}],
+  reload: ["reload", {}],
+  trace: ["trace", { requests: TRACE_NEXT }],
+  "trace-off": ["trace-off", {}],
+};
+
+// key → data-action (the same keys as the terminal panel)
+const KEYS = { "+": "scale-up", "=": "scale-up", "-": "scale-down", r: "restart", R: "reload", t: "trace", k: "kill-selected", p: "pause", "?": "help", "/": "filter" };
+
+export class Controls {
+  /** send(command, args) runs a command; view has pause(), focusFilter(), clearFilter(),
+   * selectedWorker() and readOnly(). */
+  constructor({ send, view }) {
+    this.send = send;
+    this.view = view;
+    this.confirmDialog = document.getElementById("confirm");
+    this.helpDialog = document.getElementById("help");
+    document.addEventListener("click", (event) => this.clicked(event));
+    document.addEventListener("keydown", (event) => this.key(event));
+  }
+
+  clicked(event) {
+    const button = event.target.closest("button[data-action]");
+    if (!button || button.disabled || button.closest("dialog")) return; // dialogs answer themselves
+    const action = button.dataset.action;
+    if (action === "kill") return; // the workers table asks for those (it knows the row)
+    this.run(action);
+  }
+
+  run(action) {
+    if (action === "pause") return this.view.pause();
+    if (action === "help") return this.helpDialog.showModal();
+    if (action === "filter") return this.view.focusFilter();
+    if (this.view.readOnly()) return; // the buttons are hidden; the keys do nothing either
+    if (action === "kill-selected") {
+      const pid = this.view.selectedWorker();
+      return pid == null ? this.view.note("select a worker (click its row) to kill it", "warn") : this.kill(pid);
+    }
+    const [command, args] = COMMANDS[action] || [];
+    if (command) this.send(command, args);
+  }
+
+  /** Asks first: killing a worker drops its in-flight requests. */
+  async kill(pid) {
+    if (this.view.readOnly()) return;
+    const text = `Kill worker ${pid}? Its in-flight requests fail; devserve replaces it at once.`;
+    if (await this.confirm(text)) this.send("kill", { pid });
+  }
+
+  confirm(text) {
+    const dialog = this.confirmDialog;
+    dialog.querySelector("[data-field=confirm-text]").textContent = text;
+    dialog.returnValue = "";
+    dialog.showModal();
+    dialog.querySelector('[data-action="cancel"]').focus(); // Enter alone must not kill
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+    });
+  }
+
+  key(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
+    if (document.querySelector("dialog[open]")) return; // Esc closes dialogs natively
+    const typing = event.target.closest && event.target.closest("input, textarea, select, [contenteditable]");
+    if (typing) {
+      if (event.key === "Escape" && event.target.id === "filter") this.view.clearFilter();
+      if (event.key === "Enter" && event.target.id === "filter") event.target.blur();
+      return;
+    }
+    if (event.key === "Escape") return this.view.clearFilter();
+    const action = KEYS[event.key];
+    if (!action) return;
+    event.preventDefault(); // "/" would open the browser's quick find
+    this.run(action);
+  }
+}

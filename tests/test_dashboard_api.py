@@ -1,0 +1,385 @@
+"""The web dashboard's server side (control/web.py, control/access.py) over real sockets.
+
+A real devserve serves the dashboard on a free port; the test reads the URL, with its token,
+from the line devserve prints. HTTP goes through httpx with the cookie set by hand (so each
+test says exactly what it sends), the WebSocket through websockets' own client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from tests.utils import Process, clean_env, devserve_command, spawned
+
+APPS = str(Path(__file__).parent / "cli_apps")
+DASHBOARD = re.compile(r"dashboard(?: \(read-only\))?: (http://[^/\s]+)/(?:\?token=(\S+))?")
+
+
+class Dashboard:
+    def __init__(self, process: Process, base: str, token: str) -> None:
+        self.process, self.base, self.token = process, base, token
+        self.port = int(base.rsplit(":", 1)[1])
+
+    @property
+    def cookie(self) -> dict[str, str]:
+        return {"cookie": f"devserve-dashboard-{self.port}={self.token}"}
+
+    def get(self, path: str, **headers: str) -> httpx.Response:
+        return httpx.get(self.base + path, headers=headers, timeout=5)
+
+    def command(self, message: dict[str, Any], **headers: str) -> httpx.Response:
+        return httpx.post(self.base + "/api/command", json=message, headers=headers, timeout=5)
+
+    def websocket(self, origin: str | None = None, **headers: str) -> ClientConnection:
+        ws_url = self.base.replace("http://", "ws://") + "/ws"
+        return connect(
+            ws_url, origin=origin or self.base, additional_headers=headers, open_timeout=5
+        )  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def dashboard(tmp_path: Path, *args: str) -> Iterator[Dashboard]:
+    """devserve with its dashboard on a free port, serving; stopped at the end."""
+    command = devserve_command(
+        "--no-tui", "--port", "0", "--dashboard", "127.0.0.1:0",
+        "--control", str(tmp_path / "ctl.sock"), "--app-dir", APPS, *args, "supervised_app:app",
+    )  # fmt: skip
+    with spawned(command, clean_env()) as process:
+        match = DASHBOARD.search(process.out.wait_for(DASHBOARD.pattern, timeout=20))
+        assert match is not None
+        process.out.wait_for("serving on", timeout=20)
+        yield Dashboard(process, match.group(1), match.group(2) or "")
+
+
+def receive_until(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    """The next message of type `kind` (the stream's snapshots and events come between)."""
+    while True:
+        message = json.loads(ws.recv(timeout=10))
+        if message["type"] == kind:
+            return message  # type: ignore[no-any-return]
+
+
+def test_the_token_in_the_url_becomes_an_httponly_strict_cookie(tmp_path: Path) -> None:
+    """/?token=T answers 303 to / with the cookie; the cookie then opens the page."""
+    with dashboard(tmp_path) as board:
+        traded = board.get(f"/?token={board.token}")
+        page = board.get("/", **board.cookie)
+        board.process.out.stop()
+    assert traded.status_code == 303
+    assert traded.headers["location"] == "/"
+    cookie = traded.headers["set-cookie"]
+    assert cookie.startswith(f"devserve-dashboard-{board.port}={board.token};")
+    assert {"HttpOnly", "SameSite=Strict", "Path=/"} <= {p.strip() for p in cookie.split(";")}
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert 'src="/static/app.js"' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize("query", ["", "?token=wrong"])
+def test_without_the_token_the_page_is_the_login_message(tmp_path: Path, query: str) -> None:
+    with dashboard(tmp_path) as board:
+        page = board.get("/" + query)
+        wrong_cookie = board.get("/", cookie=f"devserve-dashboard-{board.port}=nope")
+        board.process.out.stop()
+    for answer in (page, wrong_cookie):
+        assert answer.status_code == 401
+        assert 'id="login"' in answer.text
+        assert "set-cookie" not in answer.headers
+
+
+def test_every_api_call_needs_the_token(tmp_path: Path) -> None:
+    """401 without it; the cookie or a bearer token opens /api/session, /api/status and
+    /api/command; a cookie for another port's dashboard does not."""
+    with dashboard(tmp_path) as board:
+        bare = [
+            board.get("/api/session"),
+            board.get("/api/status"),
+            board.command({"command": "status"}),
+        ]
+        other_port = board.get("/api/session", cookie=f"devserve-dashboard-1={board.token}")
+        session = board.get("/api/session", **board.cookie)
+        status = board.get("/api/status", authorization=f"Bearer {board.token}")
+        reply = board.command({"id": 7, "command": "status"}, **board.cookie)
+        board.process.out.stop()
+    assert [r.status_code for r in bare] == [401, 401, 401]
+    assert bare[0].json() == {"error": "this needs the dashboard's token"}
+    assert other_port.status_code == 401
+    assert (session.status_code, session.json()) == (200, {"read_only": False})
+    assert status.status_code == 200
+    assert status.json()["server"]["dashboard"] == f"{board.base}/?token={board.token}"
+    assert reply.status_code == 200
+    assert (reply.json()["id"], reply.json()["ok"]) == (7, True)
+
+
+def test_a_command_carries_out_and_a_foreign_origin_is_refused(tmp_path: Path) -> None:
+    """scale +1 from the page's own origin changes the target; from another site: 403, and
+    the target stays; a malformed body is a 400 naming the problem."""
+    with dashboard(tmp_path) as board:
+        foreign = board.command(
+            {"id": 1, "command": "scale", "workers": "+1"},
+            origin="http://evil.test",
+            **board.cookie,
+        )
+        after_foreign = board.get("/api/status", **board.cookie).json()["server"]
+        scaled = board.command(
+            {"id": 2, "command": "scale", "workers": "+1"}, origin=board.base, **board.cookie
+        )
+        garbled = httpx.post(
+            board.base + "/api/command", content=b"{nope", headers=board.cookie, timeout=5
+        )
+        board.process.out.stop()
+    assert foreign.status_code == 403
+    assert foreign.json() == {"error": "a command from another site's page"}
+    assert after_foreign["workers_target"] == 1
+    assert scaled.status_code == 200
+    assert scaled.json()["result"] == {"target": 2}
+    assert garbled.status_code == 400
+    assert garbled.json()["error"].startswith("not JSON")
+
+
+def test_the_websocket_says_hello_streams_and_answers_commands(tmp_path: Path) -> None:
+    with dashboard(tmp_path) as board:
+        with board.websocket(**board.cookie) as ws:
+            hello = json.loads(ws.recv(timeout=10))
+            snapshot = receive_until(ws, "snapshot")
+            ws.send(json.dumps({"id": 5, "command": "scale", "workers": "+1"}))
+            result = receive_until(ws, "result")
+            ws.send("not json")
+            error = receive_until(ws, "error")
+            event = receive_until(ws, "event")
+        board.process.out.stop()
+    assert hello == {"version": 1, "type": "hello", "read_only": False}
+    assert "history" in snapshot["snapshot"]
+    assert [w["state"] for w in snapshot["snapshot"]["workers"]] == ["ready"]
+    assert result["id"] == 5 and result["result"] == {"target": 2}
+    assert error["error"].startswith("not JSON")
+    assert event["event"]["kind"] in ("scale", "worker")
+
+
+@pytest.mark.parametrize(
+    ("origin", "with_cookie", "status"),
+    [("http://evil.test", True, 403), ("null", True, 403), (None, False, 401)],
+)
+def test_the_websocket_refuses_foreign_origins_and_missing_tokens(
+    tmp_path: Path, origin: str | None, with_cookie: bool, status: int
+) -> None:
+    with dashboard(tmp_path) as board:
+        headers = board.cookie if with_cookie else {}
+        with pytest.raises(InvalidStatus) as refused:
+            board.websocket(origin=origin, **headers)
+        board.process.out.stop()
+    assert refused.value.response.status_code == status
+
+
+def test_read_only_shows_everything_and_refuses_every_action(tmp_path: Path) -> None:
+    with dashboard(tmp_path, "--dashboard-read-only") as board:
+        session = board.get("/api/session", **board.cookie).json()
+        status = board.command({"id": 1, "command": "status"}, **board.cookie)
+        refused = [
+            board.command({"id": 2, "command": command, **args}, **board.cookie)
+            for command, args in (("scale", {"workers": "+1"}), ("restart", {}), ("stop", {}))
+        ]
+        with board.websocket(**board.cookie) as ws:
+            hello = json.loads(ws.recv(timeout=10))
+            ws.send(json.dumps({"id": 3, "command": "kill", "pid": 1}))
+            error = receive_until(ws, "error")
+        target = board.get("/api/status", **board.cookie).json()["server"]["workers_target"]
+        output = board.process.out.stop()
+    assert session == {"read_only": True}
+    assert status.status_code == 200
+    assert [r.status_code for r in refused] == [403, 403, 403]
+    assert "read-only" in refused[0].json()["error"]
+    assert hello["read_only"] is True
+    assert (error["id"], error["ok"]) == (3, False) and "read-only" in error["error"]
+    assert target == 1
+    assert "dashboard (read-only):" in output
+
+
+def test_static_files_and_the_open_endpoints(tmp_path: Path) -> None:
+    """The page's files need no token (they hold no data) but nothing outside their folder is
+    served; /livez, /readyz and /metrics answer on the dashboard's address too."""
+    with dashboard(tmp_path) as board:
+        css = board.get("/static/app.css")
+        script = board.get("/static/app.js")
+        missing = [
+            board.get(path).status_code
+            for path in ("/static/nope.js", "/static/../pyproject.toml", "/static/%2e%2e/cli.py")
+        ]
+        head = httpx.head(board.base + "/static/app.css", timeout=5)
+        posted = httpx.post(board.base + "/static/app.css", timeout=5)
+        ready = board.get("/readyz")
+        metrics = board.get("/metrics")
+        board.process.out.stop()
+    assert (css.status_code, css.headers["content-type"]) == (200, "text/css; charset=utf-8")
+    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert missing == [404, 404, 404]
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(css.content))
+    assert posted.status_code == 405
+    assert ready.json() == {"ready": True, "workers_ready": 1}
+    assert "devserve_requests_total" in metrics.text
+
+
+def test_the_page_references_only_its_own_files() -> None:
+    """No CDN, no build step: every script, stylesheet and import is a file under /static/."""
+    static = Path(__file__).parent.parent / "dashboard" / "web" / "static"
+    sources = [p for p in static.iterdir() if p.suffix in (".html", ".js", ".css")]
+    assert {"index.html", "login.html", "app.js", "app.css"} <= {p.name for p in sources}
+    for source in sources:
+        text = source.read_text(encoding="utf-8")
+        assert not re.search(r"https?://(?!127\.0\.0\.1|localhost)", text), source.name
+        for ref in re.findall(r'(?:src|href)="([^"#?]+)"', text):
+            if ref.startswith("data:") or ref == "/":
+                continue  # inline, or the page itself
+            assert ref.startswith("/static/") and (static / ref[8:]).is_file(), ref
+        for ref in re.findall(r"""from\s+["'](\S+)["']""", text):
+            assert (static / ref.removeprefix("./").removeprefix("/static/")).is_file(), ref
+
+
+# ----------------------------------------------------------------------------- the CLI's side
+def _free_port_pair() -> tuple[int, socket.socket]:
+    """A free port P, with P + 1 held by the returned socket (so the dashboard cannot take it)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        holder = socket.socket()
+        try:
+            holder.bind(("127.0.0.1", port + 1))
+        except OSError:
+            holder.close()
+            continue
+        holder.listen()
+        return port, holder
+    raise AssertionError("no free pair of ports")
+
+
+def test_by_default_it_goes_next_to_the_app_and_moves_when_that_port_is_taken(
+    tmp_path: Path,
+) -> None:
+    """Dev mode without --dashboard: on the app's port + 1; when a process holds that port,
+    devserve says so and takes a free one rather than failing."""
+    port, holder = _free_port_pair()
+    env = clean_env(XDG_RUNTIME_DIR=str(tmp_path))
+    command = devserve_command(
+        "--no-tui", "--port", str(port), "--control", "off", "--app-dir", APPS,
+        "supervised_app:app",
+    )  # fmt: skip
+    with holder, spawned(command, env) as process:
+        match = DASHBOARD.search(process.out.wait_for(DASHBOARD.pattern, timeout=20))
+        assert match is not None
+        output = process.out.stop()
+    assert f"cannot listen on 127.0.0.1:{port + 1}" in output
+    assert "the dashboard takes a free port instead" in output
+    assert not match.group(1).endswith(f":{port + 1}")
+
+    holder.close()  # now free: the default address takes it, and keeps its token in a file
+    with spawned(command, env) as process:
+        first = DASHBOARD.search(process.out.wait_for(DASHBOARD.pattern, timeout=20))
+        process.out.stop()
+    with spawned(command, env) as process:
+        second = DASHBOARD.search(process.out.wait_for(DASHBOARD.pattern, timeout=20))
+        process.out.stop()
+    assert first is not None and second is not None
+    assert first.group(1) == f"http://127.0.0.1:{port + 1}"
+    assert first.group(2) == second.group(2)  # a reopened devserve keeps the page's token
+    kept = tmp_path / "devserve" / f"dashboard-127.0.0.1-{port + 1}.token"
+    assert kept.read_text().strip() == first.group(2)
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+
+
+def test_prod_has_no_dashboard_unless_asked(tmp_path: Path) -> None:
+    base = ("--prod", "--workers", "1", "--port", "0", "--control", "off", "--app-dir", APPS)
+    with spawned(devserve_command(*base, "supervised_app:app"), clean_env()) as process:
+        quiet = process.out.wait_for("serving on", timeout=20)
+        output = process.out.stop()
+    asked = devserve_command(*base, "supervised_app:app", "--dashboard")
+    with spawned(asked, clean_env()) as process:
+        shown = process.out.wait_for("dashboard", timeout=20)
+        process.out.stop()
+    assert quiet and "dashboard" not in output
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/\?token=", shown)
+
+
+def test_a_given_token_is_not_printed_and_is_the_one_required(tmp_path: Path) -> None:
+    with dashboard(tmp_path, "--dashboard-token", "s3cret-token-for-tests") as board:
+        output = board.process.out.text
+        session = httpx.get(
+            board.base + "/api/session", headers={"authorization": "Bearer s3cret-token-for-tests"}
+        )
+        board.process.out.stop()
+    assert board.token == ""  # the printed URL carries no token
+    assert "s3cret" not in output
+    assert session.status_code == 200
+
+
+def test_no_token_is_refused_beyond_loopback_and_allowed_on_it(tmp_path: Path) -> None:
+    refused = subprocess.run(
+        devserve_command(
+            "--no-tui",
+            "--port",
+            "0",
+            "--control",
+            "off",
+            "--dashboard",
+            "0.0.0.0:0",
+            "--dashboard-token",
+            "",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "devserve: error: --dashboard 0.0.0.0:0 is reachable from other machines: it needs a "
+        "token (leave --dashboard-token out for a random one, or bind 127.0.0.1)"
+    ]
+    with dashboard(tmp_path, "--dashboard-token", "") as board:
+        session = board.get("/api/session")
+        board.process.out.stop()
+    assert session.status_code == 200
+
+
+def test_the_dashboard_can_share_the_admin_address(tmp_path: Path) -> None:
+    """--admin and --dashboard on one address: one listener answers both kinds of path."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    with dashboard(tmp_path, "--admin", address, "--dashboard", address) as board:
+        livez = board.get("/livez")
+        session = board.get("/api/session", **board.cookie)
+        board.process.out.stop()
+    assert board.base == f"http://{address}"
+    assert livez.status_code == 200 and session.status_code == 200
+
+
+def test_the_token_file_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept token that others could read is not trusted: a new one replaces it, 0600."""
+    from devserver.control.access import resolve_token
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    first = resolve_token(None, "127.0.0.1", 18123)
+    kept = tmp_path / "devserve" / "dashboard-127.0.0.1-18123.token"
+    assert resolve_token(None, "127.0.0.1", 18123) == first
+    kept.chmod(0o644)
+    replaced = resolve_token(None, "127.0.0.1", 18123)
+    assert replaced != first
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
