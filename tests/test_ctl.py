@@ -199,3 +199,37 @@ def test_subscribe_streams_snapshots_and_events(server: tuple[Process, Path]) ->
     assert {"spawning", "booting", "ready"} <= states
     with pytest.raises(ControlError):
         client.request("scale", workers="-5")
+
+
+def _until_second_snapshot(stream: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a subscriber gets from its first snapshot up to its second (a second's worth)."""
+    first = next(stream)
+    assert first["type"] == "snapshot"
+    messages = []
+    for message in stream:
+        if message["type"] == "snapshot":
+            return messages
+        messages.append(message)
+    raise AssertionError("the stream ended")
+
+
+def test_a_late_subscriber_asks_for_the_recent_events(server: tuple[Process, Path]) -> None:
+    """Events from before a subscription come first with `recent`, each marked and timed;
+    without it, none do."""
+    _, control = server
+    client = ControlClient(str(control))
+    pids = set(ready_pids(control))
+    before = time.time()
+    with_recent = client.subscribe(recent=True)
+    replayed = _until_second_snapshot(with_recent)
+    with_recent.close()
+    plain = client.subscribe()
+    fresh = _until_second_snapshot(plain)
+    plain.close()
+    events = [m["event"] for m in replayed if m["type"] == "event"]
+    assert events and all(m["recent"] is True for m in replayed if m["type"] == "event")
+    assert {e["pid"] for e in events if e["kind"] == "worker" and e["state"] == "ready"} == pids
+    assert any(e["kind"] == "ready" for e in events)
+    assert all(before - 60 < e["t"] <= before for e in events)
+    assert [e["t"] for e in events] == sorted(e["t"] for e in events)
+    assert not any(m.get("recent") for m in fresh)

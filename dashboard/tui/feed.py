@@ -29,7 +29,7 @@ class Client(Protocol):
 
     def request(self, command: str, **args: Any) -> Awaitable[Message]: ...
 
-    def subscribe(self) -> AsyncIterator[Message]: ...
+    def subscribe(self, recent: bool = False) -> AsyncIterator[Message]: ...
 
 
 class Feed:
@@ -45,6 +45,7 @@ class Feed:
         self.version = 0
         self.records_seen = 0  # records ever received: the panel appends what is new
         self.events_seen = 0
+        self.last_event_at = 0.0  # `t` of the latest event: a replay after a reconnect skips it
 
     @property
     def path(self) -> str:
@@ -54,7 +55,7 @@ class Feed:
         """Follow the stream until cancelled, reconnecting when the server goes away."""
         while True:
             try:
-                async for message in self.client.subscribe():
+                async for message in self.client.subscribe(recent=True):
                     if not self.connected:
                         self.connected, self.problem = True, None
                         self.history.clear()  # the first snapshot brings the whole ring again
@@ -79,7 +80,11 @@ class Feed:
             self.records.extend(message["requests"])
             self.records_seen += len(message["requests"])
         elif kind == "event":
-            self.events.append(message["event"])
+            event, at = message["event"], message["event"].get("t", 0.0)
+            if message.get("recent") and at <= self.last_event_at:
+                return  # shown before the reconnect
+            self.last_event_at = max(self.last_event_at, at)
+            self.events.append(event)
             self.events_seen += 1
         else:
             return  # a message type this panel does not know: ignored, as the API asks

@@ -219,7 +219,7 @@ class SampleClient:
     async def request(self, command: str, **args: Any) -> Message:
         return {"sample": command}
 
-    async def subscribe(self) -> AsyncIterator[Message]:
+    async def subscribe(self, recent: bool = False) -> AsyncIterator[Message]:
         yield {
             "version": 1,
             "type": "snapshot",

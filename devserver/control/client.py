@@ -50,12 +50,14 @@ class ControlClient:
             reply = next(_lines(sock), None)
         return _result(reply)
 
-    def subscribe(self) -> Generator[schema.Message, None, None]:
-        """Snapshots and events, as the server sends them, until the caller stops iterating."""
+    def subscribe(self, recent: bool = False) -> Generator[schema.Message, None, None]:
+        """Snapshots and events, as the server sends them (with `recent`, first the latest
+        events from before), until the caller stops iterating."""
         sock = self._connect()
         sock.settimeout(None)
         try:
-            sock.sendall(schema.encode(schema.request("subscribe", next(self._ids))))
+            args = {"recent": True} if recent else {}
+            sock.sendall(schema.encode(schema.request("subscribe", next(self._ids), **args)))
             lines = _lines(sock)
             next(lines, None)  # the acknowledgement
             yield from lines
@@ -94,12 +96,13 @@ class AsyncControlClient:
             writer.close()
         return _result(schema.decode(line) if line else None)
 
-    async def subscribe(self) -> AsyncIterator[schema.Message]:
-        """Snapshots, request records and events, as the server sends them; ends when the
-        server goes away."""
+    async def subscribe(self, recent: bool = False) -> AsyncIterator[schema.Message]:
+        """Snapshots, request records and events, as the server sends them (with `recent`,
+        first the latest events from before); ends when the server goes away."""
         reader, writer = await self._connect()
         try:
-            writer.write(schema.encode(schema.request("subscribe", next(self._ids))))
+            args = {"recent": True} if recent else {}
+            writer.write(schema.encode(schema.request("subscribe", next(self._ids), **args)))
             await reader.readline()  # the acknowledgement
             while line := await reader.readline():
                 yield schema.decode(line)

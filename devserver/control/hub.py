@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("devserve.supervisor")
 
 QUEUE_SIZE = 1000
+RECENT_EVENTS = 200  # what a subscriber that asks for `recent` gets first
 SNAPSHOT_INTERVAL = 1.0
 RECORDS_INTERVAL = 0.25
 
@@ -60,6 +63,7 @@ class Hub:
     def __init__(self) -> None:
         self.supervisor: Supervisor | None = None
         self._subscribers: set[asyncio.Queue[schema.Message]] = set()
+        self._recent: deque[schema.Message] = deque(maxlen=RECENT_EVENTS)
 
     def attach(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
@@ -78,17 +82,19 @@ class Hub:
 
     def publish(self, event: schema.Message) -> None:
         """Send an event to every subscriber; a full queue drops its oldest event."""
-        message = schema.event(event)
+        message = schema.event({**event, "t": round(time.time(), 3)})
+        self._recent.append(message)
         for queue in self._subscribers:
             if queue.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
             queue.put_nowait(message)
 
-    async def stream(self) -> AsyncIterator[schema.Message]:
+    async def stream(self, recent: bool = False) -> AsyncIterator[schema.Message]:
         """Until the caller stops: a snapshot now and once a second (the first with the whole
         history, later ones with the points added since), the request records as they arrive
-        (first the ones kept so far), and events as they happen."""
+        (first the ones kept so far), and events as they happen; with `recent`, the latest
+        events from before the subscription first, each marked `"recent": true`."""
         supervisor = self.supervisor
         assert supervisor is not None
         metrics = supervisor.metrics
@@ -97,6 +103,7 @@ class Hub:
         loop = asyncio.get_running_loop()
         history_seen = 0.0
         cursor = metrics.record_count - len(metrics.records)
+        earlier = [{**message, "recent": True} for message in self._recent] if recent else []
         try:
             next_snapshot = next_records = loop.time()
             while True:
@@ -107,6 +114,8 @@ class Hub:
                     if snapshot["history"]:
                         history_seen = snapshot["history"][-1]["t"]
                     yield schema.snapshot(snapshot)
+                    while earlier:  # after the first snapshot: the client knows the server
+                        yield earlier.pop(0)
                 if now >= next_records:
                     next_records = now + RECORDS_INTERVAL
                     records, cursor = metrics.records_since(cursor)

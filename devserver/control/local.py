@@ -48,6 +48,8 @@ class LocalClient:
         result: schema.Message = reply["result"]
         return result
 
-    async def subscribe(self) -> AsyncIterator[schema.Message]:
+    async def subscribe(self, recent: bool = False) -> AsyncIterator[schema.Message]:
+        """The stream; it began when this client was made, so nothing was missed (`recent`
+        has nothing to add)."""
         while (message := await self._queue.get()) is not None:
             yield message

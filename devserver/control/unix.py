@@ -120,7 +120,7 @@ class ControlServer:
             return
         if isinstance(message, dict) and message.get("command") == "subscribe":
             writer.write(schema.encode(schema.result(message.get("id"), {"subscribed": True})))
-            async for item in self.hub.stream():
+            async for item in self.hub.stream(recent=message.get("recent") is True):
                 if self._closing:
                     return
                 writer.write(schema.encode(item))

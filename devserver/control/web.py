@@ -11,7 +11,8 @@ With the web dashboard (--dashboard), behind its token (control/access.py):
     GET  /api/session    {"read_only": bool}: whether the cookie still works
     GET  /api/status     the control API's snapshot
     POST /api/command    one control API request as JSON; its reply as JSON
-    WS   /ws             the control API: a "hello", then the stream; requests in, replies out
+    WS   /ws             the control API: a "hello", then the stream (with the recent events, so a
+                         page opened late still shows what happened); requests in, replies out
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ async def _websocket(dashboard: Dashboard, scope: Scope, receive: Receive, send:
 
     async def forward_stream() -> None:
         with contextlib.suppress(Exception):  # the page went away: the receive side ends too
-            async for message in dashboard.hub.stream():
+            async for message in dashboard.hub.stream(recent=True):
                 await put(message)
 
     stream = asyncio.get_running_loop().create_task(forward_stream(), name="dashboard stream")
