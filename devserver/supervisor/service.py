@@ -40,6 +40,7 @@ logger = logging.getLogger("devserve.supervisor")
 # quits or the client's stream ends
 Panel = Callable[[Any], Awaitable[None]]
 PANEL_CLOSE_SECONDS = 3.0
+ADMIN_GRACE = 1.0  # seconds a health check or dashboard call may take to finish at the end
 
 
 class StartupError(Exception):
@@ -98,8 +99,7 @@ async def serve(
             await _close_panel(panel_task)
         if reloader is not None:
             reloader.close()
-        for admin_server in admin_servers:
-            admin_server.request_stop(force=True)
+        await _stop_admin(admin_servers)
         if control is not None:
             await control.close()
 
@@ -177,7 +177,7 @@ def _start_admin(
     dashboard: tuple[Listener, Access] | None,
     supervisor: Supervisor,
     hub: Hub,
-) -> list[Server]:
+) -> dict[Server, asyncio.Task[None]]:
     """The admin endpoint and the web dashboard: one server each, or one for both when they
     share an address."""
 
@@ -199,14 +199,15 @@ def _start_admin(
         root_path="",
         proxy_headers=False,
         ws="websockets",
+        timeout_graceful_shutdown=ADMIN_GRACE,
     )
-    servers: list[Server] = []
+    servers: dict[Server, asyncio.Task[None]] = {}
 
     def start(listener: Listener, pages: Dashboard | None, name: str) -> None:
         server = Server(settings, admin_app(status, metrics, pages), [listener])
         task = asyncio.get_running_loop().create_task(server.serve(), name=name)
         task.add_done_callback(_log_failure)
-        servers.append(server)
+        servers[server] = task
 
     if dashboard is not None:
         listener, access = dashboard
@@ -223,6 +224,15 @@ def _start_admin(
             "health endpoints on %s/livez and /readyz, metrics on /metrics", admin.url(False)
         )
     return servers
+
+
+async def _stop_admin(servers: dict[Server, asyncio.Task[None]]) -> None:
+    """Stop gracefully: open dashboard pages get a WebSocket close (1012, restarting), so they
+    know to reconnect, rather than a cut connection."""
+    for server in servers:
+        server.request_stop()
+    if servers:
+        await asyncio.wait(servers.values(), timeout=ADMIN_GRACE * 2)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
