@@ -37,10 +37,12 @@ class Server:
         listeners: list[Listener],
         tls: ssl.SSLContext | None = None,
         hold: bool = False,
+        quiet: bool = False,
     ) -> None:
         self.config = config
         self.listeners = listeners
         self.tls = tls
+        self.quiet = quiet  # the supervisor's admin servers: their drain is not news
         settings = HTTPSettings.from_config(config)
         slow = config.slow_request / 1000
         self.state = ServerState(
@@ -146,7 +148,7 @@ class Server:
         state.begin_shutdown(keep_idle)
         grace = 0.0 if self._force else self.config.timeout_graceful_shutdown
         deadline = loop.time() + grace
-        if not state.idle.is_set():
+        if not state.idle.is_set() and not self.quiet:
             logger.info(
                 "waiting up to %gs for %d connection(s), %d request(s) in flight",
                 grace,

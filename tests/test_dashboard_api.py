@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import signal
 import socket
 import stat
 import subprocess
@@ -19,10 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.utils import Process, clean_env, devserve_command, spawned
+from tests.utils import Process, clean_env, devserve_command, holds_within, spawned
 
 APPS = str(Path(__file__).parent / "cli_apps")
 DASHBOARD = re.compile(r"dashboard(?: \(read-only\))?: (http://[^/\s]+)/(?:\?token=(\S+))?")
@@ -383,3 +384,20 @@ def test_the_token_file_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert replaced != first
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     assert stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
+
+
+def test_stopping_devserve_closes_an_open_page_with_1012(tmp_path: Path) -> None:
+    """An open page learns that devserve is going (close 1012: restarting, so it reconnects)
+    and devserve stops cleanly, without a traceback for the cut stream."""
+    with dashboard(tmp_path) as board, board.websocket(**board.cookie) as ws:
+        receive_until(ws, "snapshot")
+        board.process.proc.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                ws.recv(timeout=10)
+        assert board.process.proc.wait(timeout=10) == 0
+        assert holds_within(lambda: board.process.out.eof)  # every line read
+        output = board.process.out.text
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+    assert "Traceback" not in output and "Exception" not in output
+    assert output.rstrip().endswith("stopped")  # nothing after: the page's close is no news

@@ -204,7 +204,7 @@ def _start_admin(
     servers: dict[Server, asyncio.Task[None]] = {}
 
     def start(listener: Listener, pages: Dashboard | None, name: str) -> None:
-        server = Server(settings, admin_app(status, metrics, pages), [listener])
+        server = Server(settings, admin_app(status, metrics, pages), [listener], quiet=True)
         task = asyncio.get_running_loop().create_task(server.serve(), name=name)
         task.add_done_callback(_log_failure)
         servers[server] = task
