@@ -307,3 +307,21 @@ def test_devserve_top_without_a_server_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "no devserve is listening" in result.stderr
+
+
+def test_top_opened_late_shows_what_happened_before(tmp_path: Path) -> None:
+    """`devserve top` attached after a scale still shows the scale and the new worker's events
+    (the stream's recent events), once each."""
+    with devserve(tmp_path, "--workers", "1") as (_, control):
+        ControlClient(control).request("scale", workers="2")
+        deadline = time.monotonic() + DEADLINE
+        while len([w for w in ControlClient(control).request("status")["workers"]]) < 2:
+            assert time.monotonic() < deadline, "no second worker"
+            time.sleep(0.05)
+
+        async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
+            events = panel.query_one("#events")
+            await until(pilot, lambda: "scale: target 2" in str(events.lines), "the old scale")
+            assert str(events.lines).count("scale: target 2") == 1
+
+        drive(control, scenario)

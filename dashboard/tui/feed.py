@@ -45,7 +45,8 @@ class Feed:
         self.version = 0
         self.records_seen = 0  # records ever received: the panel appends what is new
         self.events_seen = 0
-        self.last_event_at = 0.0  # `t` of the latest event: a replay after a reconnect skips it
+        self.last_event_at = 0.0  # `t` of the latest event shown
+        self.replay_after = 0.0  # a reconnect's replay skips what was shown before it
 
     @property
     def path(self) -> str:
@@ -58,6 +59,7 @@ class Feed:
                 async for message in self.client.subscribe(recent=True):
                     if not self.connected:
                         self.connected, self.problem = True, None
+                        self.replay_after = self.last_event_at
                         self.history.clear()  # the first snapshot brings the whole ring again
                     self.apply(message)
                 self.problem = "the server closed the stream"
@@ -81,7 +83,7 @@ class Feed:
             self.records_seen += len(message["requests"])
         elif kind == "event":
             event, at = message["event"], message["event"].get("t", 0.0)
-            if message.get("recent") and at <= self.last_event_at:
+            if message.get("recent") and at <= self.replay_after:
                 return  # shown before the reconnect
             self.last_event_at = max(self.last_event_at, at)
             self.events.append(event)
