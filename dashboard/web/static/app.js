@@ -22,6 +22,8 @@ const state = {
   history: [],
   generations: new Map(), // pid → generation: records do not carry it, the inspector shows it
   readOnly: false,
+  lastEventAt: 0, // `t` of the newest event shown: the replay after a reconnect skips the rest
+  greet: false, // a first snapshot came: say so in the events pane, after the replay
 };
 
 const byId = (id) => document.getElementById(id);
@@ -31,7 +33,8 @@ const charts = new ChartsPane(byId("charts-pane"));
 const events = new EventsPane(byId("events"));
 const inspector = new Inspector(byId("inspector"));
 const requests = new RequestStream(byId("requests-pane"), {
-  onInspect: (record) => inspector.open(record, state.generations.get(record.pid), { readOnly: state.readOnly }),
+  onInspect: (record) =>
+    inspector.open(record, state.generations.get(record.pid), { readOnly: state.readOnly }),
 });
 const badge = new ConnectionBadge(byId("connection"), byId("notice"));
 const connection = new Connection({ onMessage: receive, onState: connectionChanged });
@@ -51,6 +54,7 @@ const workers = new WorkersTable(byId("workers"), { onKill: (pid) => controls.ki
 byId("filter").addEventListener("input", (event) => requests.setFilter(event.target.value));
 
 function receive(message) {
+  if (state.greet && !message.recent && message.type !== "snapshot") greet();
   switch (message.type) {
     case "hello":
       setReadOnly(Boolean(message.read_only));
@@ -62,7 +66,7 @@ function receive(message) {
       requests.add(message.requests || []);
       break;
     case "event":
-      applyEvent(message.event);
+      applyEvent(message.event, message.recent === true);
       break;
     case "error": // a refusal whose command is not ours (or no longer waited for)
       events.note(message.error || "error", "bad");
@@ -72,10 +76,12 @@ function receive(message) {
 }
 
 function applySnapshot(snapshot) {
+  state.greet = !state.snapshot;
   state.snapshot = snapshot;
   appendHistory(snapshot.history || []);
   for (const worker of snapshot.workers || []) state.generations.set(worker.pid, worker.generation);
   schedule("snapshot", () => {
+    if (!state.snapshot) return; // a reconnect cleared it before this frame came
     header.draw(state.snapshot);
     workers.draw(state.snapshot.workers || []);
     banner.fromServer(state.snapshot.server);
@@ -87,16 +93,29 @@ function applySnapshot(snapshot) {
 function appendHistory(points) {
   const last = state.history.length ? state.history[state.history.length - 1].t : -Infinity;
   for (const point of points) if (point.t > last) state.history.push(point);
-  const oldest = state.history.length ? state.history[state.history.length - 1].t - HISTORY_SECONDS : 0;
+  if (!state.history.length) return;
+  const oldest = state.history[state.history.length - 1].t - HISTORY_SECONDS;
   const stale = state.history.findIndex((point) => point.t > oldest);
   if (stale > 0) state.history.splice(0, stale);
 }
 
-function applyEvent(event) {
+/** recent: an event from before this connection, replayed after the first snapshot. */
+function applyEvent(event, recent) {
   if (!event) return;
+  const at = event.t ?? 0;
+  if (recent && at <= state.lastEventAt) return; // shown before the reconnect
+  state.lastEventAt = Math.max(state.lastEventAt, at);
   if (event.kind === "worker") state.generations.set(event.pid, event.generation);
-  if (event.kind === "reload" || event.kind === "restart") banner.fromEvent(event);
+  // a replayed failure may be long fixed: for the past, the snapshot's server.failure decides
+  if (!recent && (event.kind === "reload" || event.kind === "restart")) banner.fromEvent(event);
   events.add(event);
+}
+
+/** One line where this connection's own events begin (after the replay of earlier ones). */
+function greet() {
+  state.greet = false;
+  const { pid, app, generation } = state.snapshot.server;
+  events.note(`connected to devserve pid ${pid}: ${app}, generation ${generation}`, "muted");
 }
 
 /** A fresh connection may be a new devserve process: start over from its first snapshot. */
@@ -113,14 +132,15 @@ let lastStatus = null;
 function connectionChanged(status, detail) {
   badge.show(status, detail);
   document.body.classList.toggle("offline", status !== "connected");
-  for (const button of document.querySelectorAll("button.control")) button.disabled = status !== "connected";
+  for (const button of document.querySelectorAll("button.control")) {
+    button.disabled = status !== "connected";
+  }
   if (status === "connected") reset();
-  if (status !== lastStatus) noteConnection(status, lastStatus);
+  if (status !== lastStatus) noteConnection(status);
   lastStatus = status;
 }
 
-function noteConnection(status, before) {
-  if (status === "connected" && before === "disconnected") events.note("connected again", "ok");
+function noteConnection(status) {
   if (status === "disconnected") events.note("disconnected from devserve: reconnecting…", "warn");
   if (status === "unauthorized") events.note("the dashboard token is no longer valid", "bad");
 }
@@ -133,11 +153,17 @@ function setReadOnly(readOnly) {
 async function send(command, args) {
   try {
     const result = await connection.command(command, args);
-    const text = Object.entries(result).map(([key, value]) => `${key} ${Array.isArray(value) ? value.join(", ") : value}`).join(", ");
+    const text = Object.entries(result)
+      .map(([key, value]) => `${key} ${Array.isArray(value) ? value.join(", ") : value}`)
+      .join(", ");
     toast(byId("toasts"), command, text || "done");
   } catch (error) {
-    toast(byId("toasts"), command, error.message, "bad");
-    events.note(`${command}: ${error.message}`, "bad");
+    // the server's refusals already name their command ("scale: the target would be 0…")
+    const prefix = `${command}:`;
+    const { message } = error;
+    const text = message.startsWith(prefix) ? message.slice(prefix.length).trim() : message;
+    toast(byId("toasts"), command, text, "bad");
+    events.note(`${command}: ${text}`, "bad");
   }
 }
 

@@ -3,7 +3,7 @@
 // server.failure is the truth; a `failed` event shows it a moment sooner, and a `succeeded`
 // event hides it as soon as it comes.
 
-import { h } from "./dom.js";
+import { folded, h } from "./dom.js";
 
 export class FailureBanner {
   constructor(root) {
@@ -23,12 +23,13 @@ export class FailureBanner {
   }
 
   show(failure, nothingServes) {
-    const key = failure ? JSON.stringify([failure.generation, failure.message, nothingServes]) : null;
+    const key = failure && JSON.stringify([failure.generation, failure.message, nothingServes]);
     if (key === this.shownKey) return; // unchanged: keep the traceback open if it was opened
     this.shownKey = key;
     this.root.hidden = !failure;
     if (!failure) return;
-    const where = failure.file ? `${failure.file}${failure.line != null ? `:${failure.line}` : ""}` : "";
+    const line = failure.line != null ? `:${failure.line}` : "";
+    const where = failure.file ? failure.file + line : "";
     const consequence = nothingServes
       ? "no generation serves: every request gets the error page until a change fixes it"
       : "the previous generation keeps serving";
@@ -38,7 +39,7 @@ export class FailureBanner {
         where ? h("code", {}, where) : null,
         h("span", {}, failure.message || ""),
         h("em", {}, `— ${consequence}`)),
-      failure.details ? h("details", {}, h("summary", {}, "traceback"), h("pre", {}, failure.details.trimEnd())) : null,
+      failure.details ? folded("traceback", failure.details) : null,
     );
   }
 }

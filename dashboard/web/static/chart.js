@@ -23,7 +23,8 @@ export class Chart {
     const rect = this.canvas.getBoundingClientRect();
     const width = Math.max(1, Math.round(rect.width * ratio));
     const height = Math.max(1, Math.round(rect.height * ratio));
-    if (width === this.canvas.width && height === this.canvas.height && ratio === this.ratio) return false;
+    const same = width === this.canvas.width && height === this.canvas.height;
+    if (same && ratio === this.ratio) return false;
     Object.assign(this.canvas, { width, height });
     Object.assign(this, { width: rect.width, height: rect.height, ratio });
     return true;
@@ -38,7 +39,8 @@ export class Chart {
     ctx.setTransform(this.ratio, 0, 0, this.ratio, 0, 0);
     ctx.clearRect(0, 0, this.width, this.height);
     const top = niceMax(maxValue(view.layers) / this.unit) * this.unit;
-    const x = (t) => PAD.left + ((t - view.t0) / (view.t1 - view.t0)) * (this.width - PAD.left - PAD.right);
+    const plotWidth = this.width - PAD.left - PAD.right;
+    const x = (t) => PAD.left + ((t - view.t0) / (view.t1 - view.t0)) * plotWidth;
     const y = (v) => this.height - PAD.bottom - (v / top) * (this.height - PAD.top - PAD.bottom);
     this.grid(ctx, view, x, y, top);
     for (const layer of view.layers) {

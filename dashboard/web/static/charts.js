@@ -8,7 +8,7 @@ import { h, setText } from "./dom.js";
 import { schedule } from "./frame.js";
 
 const PALETTE_SIZE = 8; // --series-0 … --series-7 in app.css
-const LEGEND_WORKERS = 6; // memory chips shown; more workers still draw
+const LEGEND_WORKERS = 4; // memory chips shown (the newest workers); more still draw
 
 export class ChartsPane {
   constructor(root) {
@@ -19,14 +19,18 @@ export class ChartsPane {
     this.colorOf = new Map(); // pid → palette index, given out in order of appearance
     this.chipsFor = "";
     this.charts = {};
-    for (const [name, format, unit] of [["rps", fmt.count, 1], ["latency", fmt.millis, 1], ["rss", fmt.memory, 2 ** 20]]) {
+    const kinds = [["rps", fmt.count, 1], ["latency", fmt.millis, 1], ["rss", fmt.memory, 2 ** 20]];
+    for (const [name, format, unit] of kinds) {
       const canvas = root.querySelector(`canvas[data-chart="${name}"]`);
       this.charts[name] = new Chart(canvas, { format, unit });
       this.follow(canvas, this.charts[name]);
     }
     this.legend = {};
-    for (const node of root.querySelectorAll("[data-legend]")) this.legend[node.dataset.legend] = node;
+    for (const node of root.querySelectorAll("[data-legend]")) {
+      this.legend[node.dataset.legend] = node;
+    }
     this.watchColors();
+    this.watchPixelRatio();
     root.addEventListener("click", (event) => {
       const button = event.target.closest("[data-window]");
       if (button) this.setWindow(Number(button.dataset.window));
@@ -70,6 +74,19 @@ export class ChartsPane {
     });
   }
 
+  /** Moving the window to a screen of another density changes no size, so no ResizeObserver
+   * fires: redraw for the new devicePixelRatio, then watch for the next change. */
+  watchPixelRatio() {
+    matchMedia(`(resolution: ${window.devicePixelRatio}dppx)`).addEventListener(
+      "change",
+      () => {
+        this.redraw();
+        this.watchPixelRatio();
+      },
+      { once: true },
+    );
+  }
+
   /** Chart colours come from app.css, so they follow the light or dark scheme. */
   watchColors() {
     const read = () => {
@@ -91,13 +108,18 @@ export class ChartsPane {
   }
 
   draw() {
-    const latest = this.history.length ? this.history[this.history.length - 1].t : Date.now() / 1000;
+    const history = this.history;
+    const latest = history.length ? history[history.length - 1].t : Date.now() / 1000;
     const t0 = latest - this.seconds;
-    const points = this.history.filter((point) => point.t > t0);
+    const points = history.filter((point) => point.t > t0);
     const at = this.pointAt(points);
-    const base = { t0, t1: latest, cursor: this.cursor == null ? null : at && at.t, colors: this.colors };
+    const cursor = this.cursor == null || !at ? null : at.t;
+    const base = { t0, t1: latest, cursor, colors: this.colors };
     const series = (key) => points.map((point) => [point.t, point[key] ?? null]);
-    this.charts.rps.draw({ ...base, layers: [{ kind: "area", color: this.colors.rps, points: series("rps") }] });
+    this.charts.rps.draw({
+      ...base,
+      layers: [{ kind: "area", color: this.colors.rps, points: series("rps") }],
+    });
     this.charts.latency.draw({
       ...base,
       layers: [
@@ -124,7 +146,9 @@ export class ChartsPane {
   pidsIn(points) {
     const pids = new Set();
     for (const point of points) for (const pid of Object.keys(point.workers || {})) pids.add(pid);
-    for (const pid of pids) if (!this.colorOf.has(pid)) this.colorOf.set(pid, this.colorOf.size % PALETTE_SIZE);
+    for (const pid of pids) {
+      if (!this.colorOf.has(pid)) this.colorOf.set(pid, this.colorOf.size % PALETTE_SIZE);
+    }
     return [...pids].sort((a, b) => this.order(a) - this.order(b)); // oldest workers at the bottom
   }
 
@@ -159,7 +183,9 @@ export class ChartsPane {
 
   drawLegends(at, pids) {
     const legend = this.legend;
-    setText(legend.time, this.cursor == null || !at ? `last ${this.seconds / 60} min` : `at ${fmt.clock(at.t, false)}`);
+    const hovered = this.cursor != null && at;
+    const when = hovered ? `at ${fmt.clock(at.t, false)}` : `last ${this.seconds / 60} min`;
+    setText(legend.time, when);
     setText(legend.rps, fmt.count(at?.rps));
     setText(legend.p50, fmt.millis(at?.p50));
     setText(legend.p99, fmt.millis(at?.p99));

@@ -25,13 +25,17 @@ export class ConnectionBadge {
     clearInterval(this.countdown);
     this.notice.dataset.state = state;
     this.notice.hidden = state === "connected" || state === "connecting";
-    if (state === "disconnected") this.retrying(detail.retryAt);
+    if (state === "disconnected") this.retrying(detail);
     if (state === "unauthorized") this.unauthorized();
   }
 
-  retrying(retryAt) {
+  retrying({ retryAt, restarting }) {
     const text = h("span");
-    this.notice.replaceChildren(h("b", {}, "disconnected — reconnecting… "), text, h("span", { className: "muted" }, " The numbers below are from before."));
+    const what = restarting
+      ? "devserve stopped or is restarting — reconnecting… "
+      : "disconnected — reconnecting… ";
+    const stale = h("span", { className: "muted" }, " The numbers below are from before.");
+    this.notice.replaceChildren(h("b", {}, what), text, stale);
     const tick = () => {
       const seconds = Math.max(0, (retryAt - Date.now()) / 1000);
       text.textContent = seconds > 0.05 ? `next try in ${seconds.toFixed(1)} s.` : "trying now.";
@@ -45,7 +49,13 @@ export class ConnectionBadge {
       h("b", {}, "The token is no longer valid: open the URL devserve printed"),
       " (it ends in ?token=…), or paste the token: ",
       h("form", { method: "get", action: "/" },
-        h("input", { name: "token", type: "password", autocomplete: "off", placeholder: "token", required: true }),
+        h("input", {
+          name: "token",
+          type: "password",
+          autocomplete: "off",
+          placeholder: "token",
+          required: true,
+        }),
         h("button", { type: "submit" }, "open")),
     );
   }

@@ -15,7 +15,18 @@ const COMMANDS = {
 };
 
 // key → data-action (the same keys as the terminal panel)
-const KEYS = { "+": "scale-up", "=": "scale-up", "-": "scale-down", r: "restart", R: "reload", t: "trace", k: "kill-selected", p: "pause", "?": "help", "/": "filter" };
+const KEYS = {
+  "+": "scale-up",
+  "=": "scale-up", // + without shift, on most layouts
+  "-": "scale-down",
+  r: "restart",
+  R: "reload",
+  t: "trace",
+  k: "kill-selected",
+  p: "pause",
+  "?": "help",
+  "/": "filter",
+};
 
 export class Controls {
   /** send(command, args) runs a command; view has pause(), focusFilter(), clearFilter(),
@@ -44,7 +55,8 @@ export class Controls {
     if (this.view.readOnly()) return; // the buttons are hidden; the keys do nothing either
     if (action === "kill-selected") {
       const pid = this.view.selectedWorker();
-      return pid == null ? this.view.note("select a worker (click its row) to kill it", "warn") : this.kill(pid);
+      if (pid == null) return this.view.note("select a worker (click its row) to kill it", "warn");
+      return this.kill(pid);
     }
     const [command, args] = COMMANDS[action] || [];
     if (command) this.send(command, args);
@@ -64,14 +76,15 @@ export class Controls {
     dialog.showModal();
     dialog.querySelector('[data-action="cancel"]').focus(); // Enter alone must not kill
     return new Promise((resolve) => {
-      dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+      const answered = () => resolve(dialog.returnValue === "confirm");
+      dialog.addEventListener("close", answered, { once: true });
     });
   }
 
   key(event) {
     if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
     if (document.querySelector("dialog[open]")) return; // Esc closes dialogs natively
-    const typing = event.target.closest && event.target.closest("input, textarea, select, [contenteditable]");
+    const typing = event.target.closest?.("input, textarea, select, [contenteditable]");
     if (typing) {
       if (event.key === "Escape" && event.target.id === "filter") this.view.clearFilter();
       if (event.key === "Enter" && event.target.id === "filter") event.target.blur();

@@ -31,3 +31,8 @@ export function setClass(node, name, on) {
 export function atBottom(scroller) {
   return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 8;
 }
+
+/** A long text (a traceback) folded under a one-word summary, opened by a click. */
+export function folded(label, text) {
+  return h("details", {}, h("summary", {}, label), h("pre", {}, text.trimEnd()));
+}

@@ -3,7 +3,7 @@
 // lines, and the dashboard's own notes (connection, refused commands). Newest at the bottom,
 // following the tail unless scrolled up, as a log reads.
 
-import { atBottom, h } from "./dom.js";
+import { atBottom, folded, h, setText } from "./dom.js";
 import { clock } from "./format.js";
 import { schedule } from "./frame.js";
 
@@ -15,11 +15,17 @@ export class EventsPane {
     this.list = list;
     this.scroller = list.closest(".scroll");
     this.fresh = [];
+    this.following = true; // at the tail as the last scroll left it (see requests.js)
+    this.scroller.addEventListener("scroll", () => {
+      this.following = atBottom(this.scroller);
+    });
   }
 
   /** A control-API event. */
   add(event) {
-    this.push(describe(event));
+    const item = describe(event);
+    if (event.t) setText(item.querySelector("time"), clock(event.t, false)); // when it happened
+    this.push(item);
   }
 
   /** A line of the dashboard's own: tone is "", "ok", "warn" or "bad". */
@@ -34,16 +40,15 @@ export class EventsPane {
   }
 
   draw() {
-    const follow = atBottom(this.scroller);
     this.list.append(...this.fresh);
     this.fresh = [];
     let extra = this.list.children.length - KEPT;
     while (extra-- > 0) this.list.firstElementChild.remove();
-    if (follow) this.scroller.scrollTop = this.scroller.scrollHeight;
+    if (this.following) this.scroller.scrollTop = this.scroller.scrollHeight;
   }
 }
 
-/** One <li>: the time it arrived (events carry none), a kind tag, then the parts. */
+/** One <li>: a time (now; an event's own `t` replaces it), a kind tag, then the parts. */
 function entry(kind, tone, parts) {
   const now = Date.now() / 1000;
   return h(
@@ -59,7 +64,10 @@ function describe(event) {
   const kind = event.kind;
   switch (kind) {
     case "worker": {
-      const parts = [`worker ${event.pid} (slot ${event.slot}, gen ${event.generation}) `, h("b", { className: `state-${event.state}` }, event.state)];
+      const parts = [
+        `worker ${event.pid} (slot ${event.slot}, gen ${event.generation}) `,
+        h("b", { className: `state-${event.state}` }, event.state),
+      ];
       if (event.reason) parts.push(h("span", { className: "muted" }, `: ${event.reason}`));
       return entry(kind, "", parts);
     }
@@ -75,7 +83,9 @@ function describe(event) {
     case "crash_loop":
       return entry(kind, "bad", [`crash loop: ${event.message}`]);
     case "stopping":
-      return entry(kind, "warn", [event.fast ? "stopping now (fast)" : "stopping: finishing in-flight requests"]);
+      return entry(kind, "warn", [
+        event.fast ? "stopping now (fast)" : "stopping: finishing in-flight requests",
+      ]);
     default:
       return entry(String(kind), "muted", [JSON.stringify(event)]);
   }
@@ -83,16 +93,23 @@ function describe(event) {
 
 function phase(event) {
   const parts = [`${event.phase}: generation ${event.generation}`];
-  if (event.changed && event.changed.length) parts.push(h("span", { className: "muted" }, " — " + event.changed.join(", ")));
-  if (event.seconds != null) parts.push(h("span", { className: "ok" }, ` ready in ${Math.round(event.seconds * 1000)} ms`));
-  if (event.phase !== "failed") return entry(event.kind, event.phase === "succeeded" ? "ok" : "", parts);
+  if (event.changed?.length) {
+    parts.push(h("span", { className: "muted" }, " — " + event.changed.join(", ")));
+  }
+  if (event.seconds != null) {
+    parts.push(h("span", { className: "ok" }, ` ready in ${Math.round(event.seconds * 1000)} ms`));
+  }
+  if (event.phase !== "failed") {
+    return entry(event.kind, event.phase === "succeeded" ? "ok" : "", parts);
+  }
   const where = event.file ? ` (${event.file}${event.line != null ? `:${event.line}` : ""})` : "";
   parts.push(`${where}: ${event.message || ""}`);
-  if (event.details) parts.push(h("details", {}, h("summary", {}, "traceback"), h("pre", {}, event.details.trimEnd())));
+  if (event.details) parts.push(folded("traceback", event.details));
   return entry(event.kind, "bad", parts);
 }
 
 function logLine(event) {
   const source = event.source === "worker" ? String(event.pid) : "devserve";
-  return entry("log", LOG_LEVELS[event.level] || "", [h("span", { className: "source" }, source), " ", event.line]);
+  const parts = [h("span", { className: "source" }, source), " ", event.line];
+  return entry("log", LOG_LEVELS[event.level] || "", parts);
 }

@@ -5,15 +5,19 @@
 import * as fmt from "./format.js";
 import { h, setClass, setText } from "./dom.js";
 
-const STATE_CLASSES = { running: "ok", starting: "warn", restarting: "warn", stopping: "warn", failed: "bad" };
+const STATE_CLASSES = {
+  running: "ok",
+  starting: "warn",
+  restarting: "warn",
+  stopping: "warn",
+  failed: "bad",
+};
 
 export class Header {
   constructor(root) {
     this.root = root;
-    this.fields = {};
-    for (const node of root.querySelectorAll("[data-field]")) this.fields[node.dataset.field] = node;
-    this.metrics = {};
-    for (const node of root.querySelectorAll("[data-metric]")) this.metrics[node.dataset.metric] = node;
+    this.fields = byData(root, "field");
+    this.metrics = byData(root, "metric");
     this.urls = "";
   }
 
@@ -43,7 +47,9 @@ export class Header {
     if (key === this.urls) return;
     this.urls = key;
     const links = urls.map((url) =>
-      url.startsWith("http") ? h("a", { href: url, target: "_blank", rel: "noopener" }, url) : h("span", {}, url),
+      url.startsWith("http")
+        ? h("a", { href: url, target: "_blank", rel: "noopener" }, url)
+        : h("span", {}, url),
     );
     this.fields.urls.replaceChildren(...links);
   }
@@ -67,4 +73,11 @@ export class Header {
     setText(m.connections, String(totals.connections));
     setText(m.requests, fmt.count(totals.requests));
   }
+}
+
+/** The elements under `root` with a data-NAME attribute, by that attribute's value. */
+function byData(root, name) {
+  const found = {};
+  for (const node of root.querySelectorAll(`[data-${name}]`)) found[node.dataset[name]] = node;
+  return found;
 }

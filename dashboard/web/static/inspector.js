@@ -21,7 +21,7 @@ export class Inspector {
   open(record, generation, { readOnly }) {
     this.content.replaceChildren(
       title(record, generation),
-      h("p", { className: "muted" }, `at ${fmt.clock(record.start)} · id ${record.id} · slot ${record.slot}`),
+      h("p", { className: "muted" }, `at ${fmt.clock(record.start)} · id ${record.id}`),
       h("h3", {}, "scope"),
       fieldTable(scopeRows(record)),
       h("h3", {}, "headers"),
@@ -34,29 +34,29 @@ export class Inspector {
 }
 
 function title(record, generation) {
-  const where = generation == null ? `on worker ${record.pid}` : `on worker ${record.pid} (generation ${generation})`;
+  const where = generation == null ? "" : ` (generation ${generation})`;
   return h(
     "h2",
     { className: "inspector-title" },
     h("span", { className: "request" }, `${record.method || record.type} ${fmt.target(record)}`),
     " → ",
     h("span", { className: "status " + fmt.statusClass(record.status) }, String(record.status)),
-    ` in ${fmt.millis(record.duration)} ${where}`,
+    ` in ${fmt.millis(record.duration)} on worker ${record.pid}${where}`,
   );
 }
 
 function scopeRows(record) {
-  const rows = SCOPE_FIELDS.filter((field) => record[field] != null && record[field] !== "").map((field) => [field, String(record[field])]);
+  const present = SCOPE_FIELDS.filter((field) => record[field] != null && record[field] !== "");
+  const rows = present.map((field) => [field, String(record[field])]);
+  rows.push(["worker", `pid ${record.pid}, slot ${record.slot}`]);
   rows.push(["bytes", `in ${fmt.size(record.bytes_in)}, out ${fmt.size(record.bytes_out)}`]);
   return rows;
 }
 
+/** Name-value rows (scope fields, headers) as a two-column table. */
 function fieldTable(rows, className = "") {
-  return h(
-    "table",
-    { className: "fields " + className },
-    h("tbody", {}, ...rows.map(([name, value]) => h("tr", {}, h("th", {}, name), h("td", {}, value)))),
-  );
+  const trs = rows.map(([name, value]) => h("tr", {}, h("th", {}, name), h("td", {}, value)));
+  return h("table", { className: "fields " + className }, h("tbody", {}, ...trs));
 }
 
 /** One row per ASGI message: time, direction, type and its other fields. */
@@ -83,5 +83,6 @@ function timelineRow(event) {
 
 function notTraced(readOnly) {
   const how = readOnly ? "" : " Press t (trace next 5) and send the request again to see them.";
-  return h("p", { className: "hint" }, `Not traced: trace records the ASGI messages of the next requests.${how}`);
+  const what = "Not traced: trace records the ASGI messages of the next requests.";
+  return h("p", { className: "hint" }, what + how);
 }

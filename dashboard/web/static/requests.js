@@ -1,7 +1,8 @@
-// The live request stream: newest row at the bottom, following the tail unless the operator
-// scrolled up. Records are kept (up to KEPT) so a new filter or a resume can refill the table;
-// the table itself holds at most SHOWN rows. Arriving records are buffered and drawn once a
-// frame in one fragment, since a busy server sends about 200 a second.
+// The live request stream: newest row at the bottom, following the tail. Scrolled up, the
+// table holds still (at 200 records a second the rows being read would be gone in seconds)
+// and counts what came, until the operator scrolls back down or presses p twice. Records are
+// kept (up to KEPT) so a new filter or a resume can refill the table; the table holds at most
+// SHOWN rows. Arriving records are buffered and drawn once a frame in one fragment.
 
 import * as fmt from "./format.js";
 import { SLOW_MS, parseFilter } from "./filter.js";
@@ -26,18 +27,32 @@ export class RequestStream {
     this.filter = parseFilter("");
     this.paused = false;
     this.missed = 0; // records that came while paused
-    this.template = h("tr", {}, ...["time", "pid", "method", "path", "status", "duration", "bytes"].map((name) => h("td", { className: name })));
+    this.held = 0; // records that came while scrolled up
+    // whether the view is at the tail, as the operator's last scroll left it: a pane that
+    // shrinks (a banner appears) leaves the tail out of view but must keep following it
+    this.following = true;
+    const columns = ["time", "pid", "method", "path", "status", "duration", "bytes"];
+    this.template = h("tr", {}, ...columns.map((name) => h("td", { className: name })));
     this.body.addEventListener("click", (event) => {
       const row = event.target.closest("tr[data-id]");
       if (row && this.shown.has(row.dataset.id)) onInspect(this.shown.get(row.dataset.id));
     });
+    this.status.addEventListener("click", () => {
+      if (this.held) this.refill(); // "… new below": a click goes back to the tail
+    });
+    this.scroller.addEventListener("scroll", () => {
+      this.following = atBottom(this.scroller);
+      if (this.following && this.held) this.refill(); // back at the tail: catch up
+    });
   }
 
   add(records) {
-    records = records.filter((record) => !this.shown.has(record.id)); // a resent batch after reconnecting
+    // a batch sent again (after reconnecting) must not show twice
+    records = records.filter((record) => !this.shown.has(record.id));
     records.sort((a, b) => a.start - b.start);
     this.kept.push(...records);
-    if (this.kept.length > KEPT * 1.25) this.kept.splice(0, this.kept.length - KEPT); // trim in bulk
+    // trimmed in bulk, not a record at a time
+    if (this.kept.length > KEPT * 1.25) this.kept.splice(0, this.kept.length - KEPT);
     if (this.paused) {
       this.missed += records.length;
       this.drawStatus();
@@ -52,16 +67,20 @@ export class RequestStream {
     const records = this.fresh.filter(this.filter);
     this.fresh = [];
     if (!records.length) return;
-    const follow = atBottom(this.scroller);
+    if (!this.following) {
+      this.held += records.length; // they are in the kept records for the catch-up
+      this.drawStatus();
+      return;
+    }
     const rows = document.createDocumentFragment();
     for (const record of records) rows.append(this.row(record));
     this.body.append(rows);
     this.trim();
-    if (follow) this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.scroller.scrollTop = this.scroller.scrollHeight;
     this.drawStatus();
   }
 
-  /** Drops the oldest rows beyond SHOWN (scroll anchoring keeps a scrolled-up view still). */
+  /** Drops the oldest rows beyond SHOWN. */
   trim() {
     let extra = this.body.rows.length - SHOWN;
     while (extra-- > 0) {
@@ -94,6 +113,8 @@ export class RequestStream {
   /** Refills the table from the kept records: after a filter change or a resume. */
   refill() {
     this.fresh = [];
+    this.held = 0;
+    this.following = true;
     this.shown.clear();
     const records = this.kept.filter(this.filter).slice(-SHOWN);
     this.body.replaceChildren(...records.map((record) => this.row(record)));
@@ -104,7 +125,7 @@ export class RequestStream {
   setFilter(text) {
     this.filter = parseFilter(text);
     this.root.classList.toggle("filtered", !this.filter.empty);
-    schedule("requests", () => this.refill());
+    schedule("requests-refill", () => this.refill()); // own key: new records must not replace it
   }
 
   togglePause() {
@@ -117,7 +138,12 @@ export class RequestStream {
   drawStatus() {
     const paused = this.paused;
     this.root.classList.toggle("paused", paused);
-    setText(this.status, paused ? `paused · ${this.missed} new` : `live · ${this.body.rows.length} shown`);
+    const rows = this.body.rows.length;
+    let text = `live · ${rows} shown`;
+    if (paused) text = `paused · ${this.missed} new`;
+    else if (this.held) text = `scrolled up · ${this.held} new below ↓`;
+    setText(this.status, text);
+    this.root.classList.toggle("held", this.held > 0 && !paused);
     setText(this.pauseButton.querySelector("span"), paused ? "resume" : "pause");
     this.pauseButton.setAttribute("aria-pressed", String(paused));
   }
@@ -125,6 +151,8 @@ export class RequestStream {
   clear() {
     this.kept = [];
     this.fresh = [];
+    this.held = 0;
+    this.following = true;
     this.shown.clear();
     this.body.replaceChildren();
     this.drawStatus();

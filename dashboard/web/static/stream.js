@@ -6,6 +6,7 @@
 const FIRST_RETRY_MS = 500;
 const LAST_RETRY_MS = 5000;
 const COMMAND_TIMEOUT_MS = 15000; // a reply that never comes must not leave a button waiting
+const RESTARTING = 1012; // the close code devserve sends its pages when it stops or restarts
 
 export class Connection {
   /** onMessage(message) for every stream message; onState(state, detail) on every change. */
@@ -17,6 +18,7 @@ export class Connection {
     this.pending = new Map(); // command id → {resolve, reject, timer}
     this.retryMs = FIRST_RETRY_MS;
     this.state = null;
+    this.restarting = false;
   }
 
   start() {
@@ -30,11 +32,12 @@ export class Connection {
     this.socket = socket;
     socket.onopen = () => {
       this.retryMs = FIRST_RETRY_MS;
+      this.restarting = false;
       this.setState("connected", {});
     };
     socket.onmessage = (event) => this.receive(event.data);
-    socket.onclose = () => {
-      if (this.socket === socket) this.closed();
+    socket.onclose = (event) => {
+      if (this.socket === socket) this.closed(event.code);
     };
   }
 
@@ -79,8 +82,9 @@ export class Connection {
 
   /** The socket closed (or never opened): ask /api/session whether the token still holds,
    * since a WebSocket refused with 401 looks exactly like a server that is down. */
-  async closed() {
+  async closed(code) {
     this.socket = null;
+    if (code === RESTARTING) this.restarting = true; // until a connection opens again
     for (const [id, waiting] of this.pending) {
       clearTimeout(waiting.timer);
       waiting.reject(new Error("disconnected before devserve answered"));
@@ -92,13 +96,13 @@ export class Connection {
     }
     const delay = this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, LAST_RETRY_MS);
-    this.setState("disconnected", { retryAt: Date.now() + delay });
+    this.setState("disconnected", { retryAt: Date.now() + delay, restarting: this.restarting });
     setTimeout(() => this.open(), delay);
   }
 
   async sessionStatus() {
     try {
-      const response = await fetch("/api/session", { cache: "no-store", credentials: "same-origin" });
+      const response = await fetch("/api/session", { cache: "no-store" });
       return response.status;
     } catch {
       return 0; // the server is down or restarting

@@ -7,7 +7,8 @@ const SHOWN_MS = { ok: 2500, bad: 8000 };
 const MAX_TOASTS = 4;
 
 export function toast(root, title, text, tone = "ok") {
-  const item = h("div", { className: `toast ${tone}`, role: tone === "bad" ? "alert" : "status" }, h("b", {}, title), " ", text);
+  const role = tone === "bad" ? "alert" : "status";
+  const item = h("div", { className: `toast ${tone}`, role }, h("b", {}, title), " ", text);
   root.append(item);
   while (root.children.length > MAX_TOASTS) root.firstElementChild.remove();
   setTimeout(() => item.remove(), SHOWN_MS[tone] || SHOWN_MS.ok);

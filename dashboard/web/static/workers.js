@@ -63,10 +63,16 @@ export class WorkersTable {
     const cells = COLUMNS.map(([name]) => h("td", { className: name }));
     const kill = h(
       "button",
-      { type: "button", className: "control kill", title: `kill worker ${pid} (it is replaced at once)`, dataset: { action: "kill", pid: String(pid) } },
+      {
+        type: "button",
+        className: "control kill",
+        title: `kill worker ${pid} (it is replaced at once)`,
+        dataset: { action: "kill", pid: String(pid) },
+      },
       "kill",
     );
-    const row = h("tr", { dataset: { pid: String(pid) } }, ...cells, h("td", { className: "actions" }, kill));
+    const actions = h("td", { className: "actions" }, kill);
+    const row = h("tr", { dataset: { pid: String(pid) } }, ...cells, actions);
     this.rows.set(pid, row);
     return row;
   }
@@ -78,7 +84,9 @@ export class WorkersTable {
 
   select(pid) {
     this.selected = this.selected === pid ? null : pid;
-    for (const [rowPid, row] of this.rows) row.classList.toggle("selected", rowPid === this.selected);
+    for (const [rowPid, row] of this.rows) {
+      row.classList.toggle("selected", rowPid === this.selected);
+    }
   }
 
   clear() {
