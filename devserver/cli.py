@@ -248,7 +248,7 @@ def _bind_dashboard(
         sock.close()
         fail(str(exc), EXIT_USAGE)
     listener = admin if admin is not None and admin.sock is sock else Listener(sock, address)
-    return listener, Access(token, config.dashboard_read_only)
+    return listener, Access(token, config.dashboard_read_only, config.ssl_certfile is not None)
 
 
 def _app_port(listeners: list[Listener]) -> int:

@@ -12,6 +12,7 @@ import json
 import re
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import time
@@ -27,7 +28,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests.utils import Process, clean_env, devserve_command, holds_within, spawned
 
 APPS = str(Path(__file__).parent / "cli_apps")
-DASHBOARD = re.compile(r"dashboard(?: \(read-only\))?: (http://[^/\s]+)/(?:\?token=(\S+))?")
+DASHBOARD = re.compile(r"dashboard(?: \(read-only\))?: (https?://[^/\s]+)/(?:\?token=(\S+))?")
 
 
 class Dashboard:
@@ -411,3 +412,27 @@ def test_stopping_devserve_closes_an_open_page_with_1012(tmp_path: Path) -> None
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
     assert "Traceback" not in output and "Exception" not in output
     assert output.rstrip().endswith("stopped")  # nothing after: the page's close is no news
+
+
+def test_with_the_apps_certificate_the_dashboard_speaks_tls(tmp_path: Path) -> None:
+    """--ssl-certfile: the dashboard is https too (its token never crosses a network bare),
+    its cookie is Secure, and the WebSocket is wss."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+    tls = ("--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile))
+    with dashboard(tmp_path, *tls) as board:
+        traded = httpx.get(f"{board.base}/?token={board.token}", verify=trusted, timeout=5)
+        wss = board.base.replace("https://", "wss://") + "/ws"
+        with connect(wss, ssl=trusted, origin=board.base, additional_headers=board.cookie) as ws:  # type: ignore[arg-type]
+            hello = json.loads(ws.recv(timeout=10))
+        board.process.out.stop()
+    assert board.base.startswith("https://127.0.0.1:")
+    assert traded.status_code == 303
+    assert "Secure" in {part.strip() for part in traded.headers["set-cookie"].split(";")}
+    assert hello["type"] == "hello"

@@ -34,6 +34,7 @@ class AccessError(ValueError):
 class Access:
     token: str  # '' means no token: allowed on a loopback address only
     read_only: bool = False
+    secure: bool = False  # served over TLS: the cookie is sent over TLS only
 
     def cookie_for(self, port: int) -> str:
         # cookies ignore ports: two dashboards on one host each need their own name
@@ -60,7 +61,9 @@ class Access:
         return hmac.compare_digest(given.encode(), self.token.encode())
 
     def set_cookie(self, port: int) -> bytes:
-        return f"{self.cookie_for(port)}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode()
+        secure = "; Secure" if self.secure else ""
+        cookie = f"{self.cookie_for(port)}={self.token}; Path=/; HttpOnly; SameSite=Strict{secure}"
+        return cookie.encode()
 
 
 def _cookie(header: str, name: str) -> str | None:

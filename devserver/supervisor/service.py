@@ -29,7 +29,7 @@ from devserver.control.web import Dashboard, admin_app
 from devserver.logging import configure as configure_logging
 from devserver.logging import logs_to_events
 from devserver.server import Server
-from devserver.sockets import Listener
+from devserver.sockets import Listener, tls_context
 from devserver.supervisor import signals
 from devserver.supervisor.reload import Reloader, WatchSet
 from devserver.supervisor.supervisor import CommandError, Supervisor
@@ -203,16 +203,19 @@ def _start_admin(
     )
     servers: dict[Server, asyncio.Task[None]] = {}
 
-    def start(listener: Listener, pages: Dashboard | None, name: str) -> None:
-        server = Server(settings, admin_app(status, metrics, pages), [listener], quiet=True)
+    def start(listener: Listener, pages: Dashboard | None, name: str, tls: bool = False) -> None:
+        app = admin_app(status, metrics, pages)
+        context = tls_context(config) if tls else None
+        server = Server(settings, app, [listener], context, quiet=True)
         task = asyncio.get_running_loop().create_task(server.serve(), name=name)
         task.add_done_callback(_log_failure)
         servers[server] = task
 
     if dashboard is not None:
         listener, access = dashboard
-        start(listener, Dashboard(hub, access), "the web dashboard")
-        url = listener.url(False) + "/"
+        # with the app's certificate when it has one: the token must not cross a network bare
+        start(listener, Dashboard(hub, access), "the web dashboard", tls=access.secure)
+        url = listener.url(access.secure) + "/"
         supervisor.dashboard_url = f"{url}?token={access.token}" if access.token else url
         shown = supervisor.dashboard_url if config.dashboard_token is None else url
         read_only = " (read-only)" if access.read_only else ""
