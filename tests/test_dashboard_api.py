@@ -40,6 +40,23 @@ class Dashboard:
     def cookie(self) -> dict[str, str]:
         return {"cookie": f"devserve-dashboard-{self.port}={self.token}"}
 
+    @property
+    def bearer(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"}
+
+    @property
+    def url(self) -> str:
+        """The URL devserve prints: the one a user opens."""
+        return f"{self.base}/?token={self.token}"
+
+    def status(self) -> dict[str, Any]:
+        return self.get("/api/status", **self.bearer).json()  # type: ignore[no-any-return]
+
+    def app_url(self) -> str:
+        match = re.search(r"serving on (https?://\S+)", self.process.out.text)
+        assert match is not None
+        return match.group(1)
+
     def get(self, path: str, **headers: str) -> httpx.Response:
         return httpx.get(self.base + path, headers=headers, timeout=5)
 
@@ -55,7 +72,8 @@ class Dashboard:
 
 @contextlib.contextmanager
 def dashboard(tmp_path: Path, *args: str) -> Iterator[Dashboard]:
-    """devserve with its dashboard on a free port, serving; stopped at the end."""
+    """devserve with its dashboard on a free port, serving; stopped at the end. The token is
+    the one printed, else the one given with --dashboard-token."""
     command = devserve_command(
         "--no-tui", "--port", "0", "--dashboard", "127.0.0.1:0",
         "--control", str(tmp_path / "ctl.sock"), "--app-dir", APPS, *args, "supervised_app:app",
@@ -64,7 +82,8 @@ def dashboard(tmp_path: Path, *args: str) -> Iterator[Dashboard]:
         match = DASHBOARD.search(process.out.wait_for(DASHBOARD.pattern, timeout=20))
         assert match is not None
         process.out.wait_for("serving on", timeout=20)
-        yield Dashboard(process, match.group(1), match.group(2) or "")
+        given = args[args.index("--dashboard-token") + 1] if "--dashboard-token" in args else ""
+        yield Dashboard(process, match.group(1), match.group(2) or given)
 
 
 def receive_until(ws: ClientConnection, kind: str, seen: list[Any] | None = None) -> dict[str, Any]:
@@ -335,8 +354,7 @@ def test_a_given_token_is_not_printed_and_is_the_one_required(tmp_path: Path) ->
             board.base + "/api/session", headers={"authorization": "Bearer s3cret-token-for-tests"}
         )
         board.process.out.stop()
-    assert board.token == ""  # the printed URL carries no token
-    assert "s3cret" not in output
+    assert "s3cret" not in output and "token=" not in output
     assert session.status_code == 200
 
 
