@@ -190,6 +190,8 @@ def format_status(snapshot: dict[str, Any]) -> str:
         f"restarts {totals['restarts']}",
         _latest(totals),
     ]
+    if server.get("dashboard"):  # with its token: the control socket is its owner's alone
+        lines.append(f"dashboard {server['dashboard']}")
     if server.get("crash_loop"):
         lines.append("CRASH LOOP: workers keep dying; not respawning until restart or scale")
     failure = server.get("failure")
