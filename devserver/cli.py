@@ -220,7 +220,7 @@ def _bind_dashboard(
     Unless given an address, it goes on 127.0.0.1 at the app's port + 1 (a free port when that
     one is taken: the URL is printed either way); a given address must bind, as the app's must.
     """
-    from devserver.control.access import Access, AccessError, resolve_token
+    from devserver.control.access import Access, AccessError, is_loopback, resolve_token
     from devserver.sockets import BindError, Listener, bind
 
     setting = config.dashboard
@@ -243,12 +243,14 @@ def _bind_dashboard(
     host, port = sock.getsockname()[:2]
     kept = not address.endswith(":0")  # a port picked per run has no token worth keeping
     try:
-        token = resolve_token(config.dashboard_token, host, port if kept else 0)
+        # kept for the next run in dev mode only: a production token ends with its process
+        token = resolve_token(config.dashboard_token, host, port if kept else 0, not config.prod)
     except AccessError as exc:
         sock.close()
         fail(str(exc), EXIT_USAGE)
     listener = admin if admin is not None and admin.sock is sock else Listener(sock, address)
-    return listener, Access(token, config.dashboard_read_only, config.ssl_certfile is not None)
+    secure = config.ssl_certfile is not None
+    return listener, Access(token, config.dashboard_read_only, secure, is_loopback(host))
 
 
 def _app_port(listeners: list[Listener]) -> int:

@@ -25,7 +25,14 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.utils import Process, clean_env, devserve_command, holds_within, spawned
+from tests.utils import (
+    Process,
+    clean_env,
+    devserve_command,
+    holds_within,
+    raw_exchange,
+    spawned,
+)
 
 APPS = str(Path(__file__).parent / "cli_apps")
 DASHBOARD = re.compile(r"dashboard(?: \(read-only\))?: (https?://[^/\s]+)/(?:\?token=(\S+))?")
@@ -50,7 +57,7 @@ class Dashboard:
         return f"{self.base}/?token={self.token}"
 
     def status(self) -> dict[str, Any]:
-        return self.get("/api/status", **self.bearer).json()  # type: ignore[no-any-return]
+        return self.get("/_devserve/api/status", **self.bearer).json()  # type: ignore[no-any-return]
 
     def app_url(self) -> str:
         match = re.search(r"serving on (https?://\S+)", self.process.out.text)
@@ -61,10 +68,12 @@ class Dashboard:
         return httpx.get(self.base + path, headers=headers, timeout=5)
 
     def command(self, message: dict[str, Any], **headers: str) -> httpx.Response:
-        return httpx.post(self.base + "/api/command", json=message, headers=headers, timeout=5)
+        return httpx.post(
+            self.base + "/_devserve/api/command", json=message, headers=headers, timeout=5
+        )
 
     def websocket(self, origin: str | None = None, **headers: str) -> ClientConnection:
-        ws_url = self.base.replace("http://", "ws://") + "/ws"
+        ws_url = self.base.replace("http://", "ws://") + "/_devserve/ws"
         return connect(
             ws_url, origin=origin or self.base, additional_headers=headers, open_timeout=5
         )  # type: ignore[arg-type]
@@ -108,7 +117,9 @@ def test_the_token_in_the_url_becomes_an_httponly_strict_cookie(tmp_path: Path) 
     assert traded.headers["location"] == "/"
     cookie = traded.headers["set-cookie"]
     assert cookie.startswith(f"devserve-dashboard-{board.port}={board.token};")
-    assert {"HttpOnly", "SameSite=Strict", "Path=/"} <= {p.strip() for p in cookie.split(";")}
+    # Path: browsers send a cookie to every port of its host; the app's paths never get it
+    parts = {p.strip() for p in cookie.split(";")}
+    assert {"HttpOnly", "SameSite=Strict", "Path=/_devserve"} <= parts
     assert page.status_code == 200
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert 'src="/static/app.js"' in page.text
@@ -116,30 +127,36 @@ def test_the_token_in_the_url_becomes_an_httponly_strict_cookie(tmp_path: Path) 
     assert page.headers["x-frame-options"] == "DENY"
 
 
-@pytest.mark.parametrize("query", ["", "?token=wrong"])
-def test_without_the_token_the_page_is_the_login_message(tmp_path: Path, query: str) -> None:
+def test_without_the_token_there_is_the_login_page_and_no_data(tmp_path: Path) -> None:
+    """The page itself holds no data (it asks the API, which says 401, and then goes to
+    /login); a wrong token in the URL gets the login page at once, with 401 and no cookie."""
     with dashboard(tmp_path) as board:
-        page = board.get("/" + query)
-        wrong_cookie = board.get("/", cookie=f"devserve-dashboard-{board.port}=nope")
+        page = board.get("/")
+        wrong = board.get("/?token=wrong")
+        login = board.get("/login")
         board.process.out.stop()
-    for answer in (page, wrong_cookie):
-        assert answer.status_code == 401
+    assert page.status_code == 200 and 'src="/static/app.js"' in page.text
+    assert str(board.process.proc.pid) not in page.text
+    for answer in (wrong, login):
         assert 'id="login"' in answer.text
         assert "set-cookie" not in answer.headers
+    assert (wrong.status_code, login.status_code) == (401, 200)
 
 
 def test_every_api_call_needs_the_token(tmp_path: Path) -> None:
-    """401 without it; the cookie or a bearer token opens /api/session, /api/status and
-    /api/command; a cookie for another port's dashboard does not."""
+    """401 without it; the cookie or a bearer token opens /_devserve/api/session, status and
+    command; a cookie for another port's dashboard does not."""
     with dashboard(tmp_path) as board:
         bare = [
-            board.get("/api/session"),
-            board.get("/api/status"),
+            board.get("/_devserve/api/session"),
+            board.get("/_devserve/api/status"),
             board.command({"command": "status"}),
         ]
-        other_port = board.get("/api/session", cookie=f"devserve-dashboard-1={board.token}")
-        session = board.get("/api/session", **board.cookie)
-        status = board.get("/api/status", authorization=f"Bearer {board.token}")
+        other_port = board.get(
+            "/_devserve/api/session", cookie=f"devserve-dashboard-1={board.token}"
+        )
+        session = board.get("/_devserve/api/session", **board.cookie)
+        status = board.get("/_devserve/api/status", authorization=f"Bearer {board.token}")
         reply = board.command({"id": 7, "command": "status"}, **board.cookie)
         board.process.out.stop()
     assert [r.status_code for r in bare] == [401, 401, 401]
@@ -161,12 +178,12 @@ def test_a_command_carries_out_and_a_foreign_origin_is_refused(tmp_path: Path) -
             origin="http://evil.test",
             **board.cookie,
         )
-        after_foreign = board.get("/api/status", **board.cookie).json()["server"]
+        after_foreign = board.get("/_devserve/api/status", **board.cookie).json()["server"]
         scaled = board.command(
             {"id": 2, "command": "scale", "workers": "+1"}, origin=board.base, **board.cookie
         )
         garbled = httpx.post(
-            board.base + "/api/command", content=b"{nope", headers=board.cookie, timeout=5
+            board.base + "/_devserve/api/command", content=b"{nope", headers=board.cookie, timeout=5
         )
         board.process.out.stop()
     assert foreign.status_code == 403
@@ -219,7 +236,7 @@ def test_the_websocket_refuses_foreign_origins_and_missing_tokens(
 
 def test_read_only_shows_everything_and_refuses_every_action(tmp_path: Path) -> None:
     with dashboard(tmp_path, "--dashboard-read-only") as board:
-        session = board.get("/api/session", **board.cookie).json()
+        session = board.get("/_devserve/api/session", **board.cookie).json()
         status = board.command({"id": 1, "command": "status"}, **board.cookie)
         refused = [
             board.command({"id": 2, "command": command, **args}, **board.cookie)
@@ -229,7 +246,9 @@ def test_read_only_shows_everything_and_refuses_every_action(tmp_path: Path) -> 
             hello = json.loads(ws.recv(timeout=10))
             ws.send(json.dumps({"id": 3, "command": "kill", "pid": 1}))
             error = receive_until(ws, "error")
-        target = board.get("/api/status", **board.cookie).json()["server"]["workers_target"]
+        target = board.get("/_devserve/api/status", **board.cookie).json()["server"][
+            "workers_target"
+        ]
         output = board.process.out.stop()
     assert session == {"read_only": True}
     assert status.status_code == 200
@@ -351,7 +370,8 @@ def test_a_given_token_is_not_printed_and_is_the_one_required(tmp_path: Path) ->
     with dashboard(tmp_path, "--dashboard-token", "s3cret-token-for-tests") as board:
         output = board.process.out.text
         session = httpx.get(
-            board.base + "/api/session", headers={"authorization": "Bearer s3cret-token-for-tests"}
+            board.base + "/_devserve/api/session",
+            headers={"authorization": "Bearer s3cret-token-for-tests"},
         )
         board.process.out.stop()
     assert "s3cret" not in output and "token=" not in output
@@ -379,10 +399,11 @@ def test_no_token_is_refused_beyond_loopback_and_allowed_on_it(tmp_path: Path) -
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
         "devserve: error: --dashboard 0.0.0.0:0 is reachable from other machines: it needs a "
-        "token (leave --dashboard-token out for a random one, or bind 127.0.0.1)"
+        "token of 16 characters or more (leave --dashboard-token out for a random one, or "
+        "bind 127.0.0.1)"
     ]
     with dashboard(tmp_path, "--dashboard-token", "") as board:
-        session = board.get("/api/session")
+        session = board.get("/_devserve/api/session")
         board.process.out.stop()
     assert session.status_code == 200
 
@@ -394,7 +415,7 @@ def test_the_dashboard_can_share_the_admin_address(tmp_path: Path) -> None:
         address = f"127.0.0.1:{probe.getsockname()[1]}"
     with dashboard(tmp_path, "--admin", address, "--dashboard", address) as board:
         livez = board.get("/livez")
-        session = board.get("/api/session", **board.cookie)
+        session = board.get("/_devserve/api/session", **board.cookie)
         board.process.out.stop()
     assert board.base == f"http://{address}"
     assert livez.status_code == 200 and session.status_code == 200
@@ -446,7 +467,7 @@ def test_with_the_apps_certificate_the_dashboard_speaks_tls(tmp_path: Path) -> N
     tls = ("--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile))
     with dashboard(tmp_path, *tls) as board:
         traded = httpx.get(f"{board.base}/?token={board.token}", verify=trusted, timeout=5)
-        wss = board.base.replace("https://", "wss://") + "/ws"
+        wss = board.base.replace("https://", "wss://") + "/_devserve/ws"
         with connect(wss, ssl=trusted, origin=board.base, additional_headers=board.cookie) as ws:  # type: ignore[arg-type]
             hello = json.loads(ws.recv(timeout=10))
         board.process.out.stop()
@@ -454,3 +475,76 @@ def test_with_the_apps_certificate_the_dashboard_speaks_tls(tmp_path: Path) -> N
     assert traded.status_code == 303
     assert "Secure" in {part.strip() for part in traded.headers["set-cookie"].split(";")}
     assert hello["type"] == "hello"
+
+
+def test_a_rebound_host_name_is_refused(tmp_path: Path) -> None:
+    """A page whose DNS name was rebound to 127.0.0.1 sends its own name as Host: a loopback
+    dashboard refuses it, even with no token to guard it (--dashboard-token '')."""
+    with dashboard(tmp_path, "--dashboard-token", "") as board:
+        evil = {"host": f"evil.test:{board.port}", "origin": f"http://evil.test:{board.port}"}
+        command = board.command({"id": 1, "command": "scale", "workers": "+1"}, **evil)
+        status = board.get("/_devserve/api/status", **evil)
+        page = board.get("/", **evil)
+        handshake = (
+            f"GET /_devserve/ws HTTP/1.1\r\nHost: {evil['host']}\r\nOrigin: {evil['origin']}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", board.port), timeout=5) as raw:
+            ws_answer = raw_exchange(raw, handshake)
+        by_name = board.get("/_devserve/api/session", host=f"localhost:{board.port}")
+        target = board.get("/_devserve/api/status").json()["server"]["workers_target"]
+        board.process.out.stop()
+    assert [r.status_code for r in (command, status, page)] == [403, 403, 403]
+    assert ws_answer.startswith(b"HTTP/1.1 403 ")
+    assert by_name.status_code == 200  # localhost is a loopback name
+    assert target == 1
+
+
+def test_the_cookie_is_found_among_other_apps_cookies(tmp_path: Path) -> None:
+    """Every app on the host shares the Cookie header; one with a value http.cookies rejects
+    (JSON, spaces) must not hide the dashboard's."""
+    with dashboard(tmp_path) as board:
+        mine = board.cookie["cookie"]
+        header = f'prefs={{"a": 1}}; theme=dark mode; {mine}; last="x'
+        session = board.get("/_devserve/api/session", cookie=header)
+        board.process.out.stop()
+    assert session.status_code == 200
+
+
+def test_the_apps_own_pages_cannot_command_the_dashboard(tmp_path: Path) -> None:
+    """The app's pages are on the same host but another port: another origin, refused."""
+    with dashboard(tmp_path) as board:
+        app_origin = board.app_url()
+        scale = {"id": 1, "command": "scale", "workers": "+1"}
+        command = board.command(scale, origin=app_origin, **board.cookie)
+        with pytest.raises(InvalidStatus) as refused:
+            board.websocket(origin=app_origin, **board.cookie)
+        board.process.out.stop()
+    assert command.status_code == 403
+    assert refused.value.response.status_code == 403
+
+
+def test_in_prod_the_token_stays_out_of_the_logs(tmp_path: Path) -> None:
+    """--prod logs go to collectors: the line names the URL and where to get the token, and
+    `devserve ctl status` (the control socket's owner) shows it; no token file is kept."""
+    control = tmp_path / "ctl.sock"
+    env = clean_env(XDG_RUNTIME_DIR=str(tmp_path / "run"), XDG_CACHE_HOME=str(tmp_path / "c"))
+    command = devserve_command(
+        "--prod", "--workers", "1", "--port", "0", "--control", str(control),
+        "--dashboard", "127.0.0.1:0", "--app-dir", APPS, "supervised_app:app",
+    )  # fmt: skip
+    with spawned(command, env) as process:
+        line = process.out.wait_for("dashboard", timeout=20)
+        status = subprocess.run(
+            devserve_command("ctl", "--control", str(control), "status"),
+            capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+        output = process.out.stop()
+    assert re.search(
+        r"dashboard: http://127\.0\.0\.1:\d+/ \(its token: devserve ctl status\)", line
+    )
+    url = re.search(r"^dashboard (\S+)$", status.stdout, re.M)
+    assert url is not None and "?token=" in url.group(1)
+    assert url.group(1).split("=", 1)[1] not in output
+    assert not (tmp_path / "run").exists() and not (tmp_path / "c").exists()

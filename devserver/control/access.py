@@ -1,13 +1,16 @@
-"""Who may use the web dashboard: its token, the cookie it is exchanged for, the Origin check.
+"""Who may use the web dashboard: its token, the cookie it is exchanged for, the Origin and
+Host checks.
 
 The token travels once, in the URL devserve prints (`/?token=…`); the page trades it for an
 HttpOnly, SameSite=Strict cookie, so scripts on other sites can neither read it nor send it.
-Every API call and the WebSocket need the cookie (or `Authorization: Bearer TOKEN`, for
-scripts); a WebSocket or a command whose Origin is another site is refused, which also stops a
-page that rebinds its DNS name to 127.0.0.1.
+Browsers send a cookie to every port of its host, so its Path is the dashboard's own prefix
+(/_devserve): the app on the next port never sees it. Every API call and the WebSocket need the
+cookie (or `Authorization: Bearer TOKEN`, for scripts); a WebSocket or command whose Origin is
+another site is refused. A dashboard on a loopback address also refuses a Host header that is
+not a loopback name: a page that rebinds its DNS name to 127.0.0.1 sends its own name there.
 
-A generated token is kept in a file only its owner can read, per dashboard address, so the
-open page reconnects after devserve restarts instead of asking for a new URL.
+A generated token is kept (in dev mode) in a file only its owner can read, per dashboard
+address, so the open page reconnects after devserve restarts instead of asking for a new URL.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ import os
 import secrets
 import stat
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from urllib.parse import urlsplit
 
 Headers = list[tuple[bytes, bytes]]
+PREFIX = "/_devserve"  # every path that needs the token, and the cookie's Path
+MIN_TOKEN = 16  # characters, for a dashboard other machines can reach
 
 
 class AccessError(ValueError):
@@ -35,6 +39,7 @@ class Access:
     token: str  # '' means no token: allowed on a loopback address only
     read_only: bool = False
     secure: bool = False  # served over TLS: the cookie is sent over TLS only
+    loopback: bool = True  # bound to a loopback address: only loopback Host names are served
 
     def cookie_for(self, port: int) -> str:
         # cookies ignore ports: two dashboards on one host each need their own name
@@ -62,16 +67,33 @@ class Access:
 
     def set_cookie(self, port: int) -> bytes:
         secure = "; Secure" if self.secure else ""
-        cookie = f"{self.cookie_for(port)}={self.token}; Path=/; HttpOnly; SameSite=Strict{secure}"
-        return cookie.encode()
+        name = self.cookie_for(port)
+        return f"{name}={self.token}; Path={PREFIX}; HttpOnly; SameSite=Strict{secure}".encode()
+
+    def host_allowed(self, headers: Headers) -> bool:
+        """False for a loopback dashboard asked for by another name (DNS rebinding)."""
+        if not self.loopback:
+            return True  # reachable by any name: the token guards it
+        host = next((v.decode("latin-1") for n, v in headers if n == b"host"), "")
+        return is_loopback(_without_port(host))
+
+
+def _without_port(host: str) -> str:
+    """'127.0.0.1:8001' → '127.0.0.1', '[::1]:8001' → '[::1]', 'localhost' → 'localhost'."""
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.partition(":")[0]
 
 
 def _cookie(header: str, name: str) -> str | None:
-    jar: SimpleCookie = SimpleCookie()
-    with contextlib.suppress(CookieError):
-        jar.load(header)
-    morsel = jar.get(name)
-    return morsel.value if morsel is not None else None
+    """The value of cookie `name` in a Cookie header. Split by hand: http.cookies gives up on
+    the whole header at the first cookie it dislikes (a JSON value, a space), and cookies from
+    every app on this host share the header."""
+    for part in header.split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name:
+            return value.strip().strip('"')
+    return None
 
 
 def same_origin(headers: Headers) -> bool:
@@ -103,19 +125,21 @@ def is_loopback(host: str) -> bool:
         return False  # a name: it may resolve anywhere
 
 
-def resolve_token(given: str | None, host: str, port: int) -> str:
-    """The token to require: the one given, else a kept or new random one.
+def resolve_token(given: str | None, host: str, port: int, keep: bool = True) -> str:
+    """The token to require: the one given, else a kept (with `keep`) or new random one.
 
-    Raises AccessError for no token ('') on an address other machines can reach.
+    Raises AccessError for no token (''), or a short one, on an address other machines can
+    reach.
     """
-    if given == "" and not is_loopback(host):
+    if given is not None and len(given) < MIN_TOKEN and not is_loopback(host):
         raise AccessError(
-            f"--dashboard {host}:{port} is reachable from other machines: it needs a token "
-            "(leave --dashboard-token out for a random one, or bind 127.0.0.1)"
+            f"--dashboard {host}:{port} is reachable from other machines: it needs a token of "
+            f"{MIN_TOKEN} characters or more (leave --dashboard-token out for a random one, "
+            "or bind 127.0.0.1)"
         )
     if given is not None:
         return given
-    if port == 0:
+    if port == 0 or not keep:
         return secrets.token_urlsafe(24)  # the address changes each run: nothing to keep
     return _kept_token(_token_file(host, port))
 

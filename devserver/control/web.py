@@ -4,15 +4,19 @@ Always (on --admin and on the dashboard's address), open to anyone who can conne
     GET  /livez          200 while the supervisor runs (it answers, so it lives)
     GET  /readyz         200 when at least one worker serves and devserve is not stopping, else 503
     GET  /metrics        Prometheus exposition (control/prometheus.py), in the format asked for
-With the web dashboard (--dashboard), behind its token (control/access.py):
-    GET  /               the page (dashboard/web/static/index.html); /?token=T sets the cookie;
-                         without it, 401 and the login page
+With the web dashboard (--dashboard):
+    GET  /               the page (dashboard/web/static/index.html: no data in it); /?token=T
+                         trades the token for the cookie; a wrong token gets the login page
+    GET  /login          the login page (the page goes there when its session is refused)
     GET  /static/NAME    the page's files (no secrets in them: open)
-    GET  /api/session    {"read_only": bool}: whether the cookie still works
-    GET  /api/status     the control API's snapshot
-    POST /api/command    one control API request as JSON; its reply as JSON
-    WS   /ws             the control API: a "hello", then the stream (with the recent events, so a
-                         page opened late still shows what happened); requests in, replies out
+and behind the token (control/access.py), under one prefix so that the cookie, which browsers
+send to every port of a host, reaches no path of the app's:
+    GET  /_devserve/api/session    {"read_only": bool}: whether the cookie still works
+    GET  /_devserve/api/status     the control API's snapshot
+    POST /_devserve/api/command    one control API request as JSON; its reply as JSON
+    WS   /_devserve/ws             the control API: a "hello", then the stream (with the recent
+                                   events, so a page opened late still shows what happened);
+                                   requests in, replies out
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +32,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from devserver.control import schema
-from devserver.control.access import Access, same_origin
+from devserver.control.access import PREFIX, Access, same_origin
 from devserver.control.hub import Hub
+
+logger = logging.getLogger("devserve.supervisor")
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -36,6 +43,8 @@ Scope = dict[str, Any]
 
 # the page's files, beside the server in the same distribution (read, never imported)
 STATIC = Path(__file__).resolve().parents[2] / "dashboard" / "web" / "static"
+API_PATH = PREFIX + "/api/"
+WS_PATH = PREFIX + "/ws"
 MAX_COMMAND = 64 * 1024
 READ_ONLY_COMMANDS = {"status"}
 CONTENT_TYPES = {
@@ -75,7 +84,7 @@ def admin_app(
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            if dashboard is not None and scope["path"] == "/ws":
+            if dashboard is not None and scope["path"] == WS_PATH:
                 await _websocket(dashboard, scope, receive, send)
             else:
                 await send({"type": "websocket.close"})
@@ -104,35 +113,38 @@ def admin_app(
 async def _dashboard(dashboard: Dashboard, scope: Scope, receive: Receive, send: Send) -> None:
     path, method = scope["path"], scope["method"]
     access, port = dashboard.access, scope["server"][1]
-    allowed = access.allows(scope["headers"], port)
-    if path.startswith("/static/"):
+    if not access.host_allowed(scope["headers"]):
+        await _json(send, 403, {"error": "this dashboard answers to its own address only"})
+    elif path.startswith("/static/"):
         await _static(send, dashboard.static, path[len("/static/") :], method)
-    elif path == "/" and method in ("GET", "HEAD"):
+    elif path == "/login":
+        await _static(send, dashboard.static, "login.html", method)
+    elif path == "/":
         token = parse_qs(scope["query_string"].decode("latin-1")).get("token", [None])[-1]
-        if token is not None and access.matches(token):
+        if token is None:
+            await _static(send, dashboard.static, "index.html", method)
+        elif access.matches(token) and method in ("GET", "HEAD"):
             # trade the token for the cookie, and take it out of the address bar and history
             headers = [(b"location", b"/"), (b"set-cookie", access.set_cookie(port))]
             await _respond(send, 303, b"", b"text/plain", headers)
-        elif allowed and token is None:
-            await _static(send, dashboard.static, "index.html", method)
         else:
             await _static(send, dashboard.static, "login.html", method, status=401)
-    elif path.startswith("/api/"):
-        if not allowed:
+    elif path.startswith(API_PATH):
+        if not access.allows(scope["headers"], port):
             await _json(send, 401, {"error": "this needs the dashboard's token"})
         else:
-            await _api(dashboard, scope, receive, send)
+            await _api(dashboard, path[len(API_PATH) :], scope, receive, send)
     else:
         await _json(send, 404, {"error": f"no such endpoint: {path}"})
 
 
-async def _api(dashboard: Dashboard, scope: Scope, receive: Receive, send: Send) -> None:
-    path, method = scope["path"], scope["method"]
-    if path == "/api/session" and method == "GET":
+async def _api(dashboard: Dashboard, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+    method = scope["method"]
+    if name == "session" and method == "GET":
         await _json(send, 200, {"read_only": dashboard.access.read_only})
-    elif path == "/api/status" and method == "GET":
+    elif name == "status" and method == "GET":
         await _json(send, 200, dashboard.hub.handle({"id": None, "command": "status"})["result"])
-    elif path == "/api/command" and method == "POST":
+    elif name == "command" and method == "POST":
         if not same_origin(scope["headers"]):
             await _json(send, 403, {"error": "a command from another site's page"})
             return
@@ -149,10 +161,8 @@ async def _api(dashboard: Dashboard, scope: Scope, receive: Receive, send: Send)
         status = 200 if reply["ok"] else 403 if _refused(dashboard, message) else 400
         await _json(send, status, reply)
     else:
-        await _json(send, 405 if path in _API_PATHS else 404, {"error": f"{method} {path}?"})
-
-
-_API_PATHS = {"/api/session", "/api/status", "/api/command"}
+        known = name in ("session", "status", "command")
+        await _json(send, 405 if known else 404, {"error": f"{method} {scope['path']}?"})
 
 
 def _refused(dashboard: Dashboard, message: Any) -> bool:
@@ -166,7 +176,7 @@ def _handle(dashboard: Dashboard, message: Any) -> schema.Message:
         request_id = message.get("id") if isinstance(message, dict) else None
         return schema.error(request_id, "this dashboard is read-only (--dashboard-read-only)")
     if isinstance(message, dict) and message.get("command") == "subscribe":
-        return schema.error(message.get("id"), "subscribe: open the WebSocket at /ws")
+        return schema.error(message.get("id"), f"subscribe: open the WebSocket at {WS_PATH}")
     return dashboard.hub.handle(message)
 
 
@@ -189,6 +199,9 @@ async def _body(receive: Receive) -> bytes | None:
 async def _websocket(dashboard: Dashboard, scope: Scope, receive: Receive, send: Send) -> None:
     """One page's live connection: the stream out, commands in, until either side closes."""
     await receive()  # websocket.connect
+    if not dashboard.access.host_allowed(scope["headers"]):
+        await _deny(send, 403, b"this dashboard answers to its own address only\n")
+        return
     if not same_origin(scope["headers"]):
         await _deny(send, 403, b"a WebSocket from another site's page\n")
         return
@@ -206,9 +219,15 @@ async def _websocket(dashboard: Dashboard, scope: Scope, receive: Receive, send:
     await put(hello)
 
     async def forward_stream() -> None:
-        with contextlib.suppress(Exception):  # the page went away: the receive side ends too
+        try:
             async for message in dashboard.hub.stream(recent=True):
                 await put(message)
+        except OSError:
+            pass  # the page went away: the receive side ends too
+        except Exception:  # a bug must not leave the page showing frozen numbers as live
+            logger.exception("the dashboard's stream failed")
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": 1011})
 
     stream = asyncio.get_running_loop().create_task(forward_stream(), name="dashboard stream")
     try:

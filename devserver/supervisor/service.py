@@ -16,6 +16,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from devserver import systemd
 from devserver.channel import Failed
@@ -216,16 +217,23 @@ def _start_admin(
         # with the app's certificate when it has one: the token must not cross a network bare
         start(listener, Dashboard(hub, access), "the web dashboard", tls=access.secure)
         url = listener.url(access.secure) + "/"
-        supervisor.dashboard_url = f"{url}?token={access.token}" if access.token else url
-        shown = supervisor.dashboard_url if config.dashboard_token is None else url
+        token = quote(access.token, safe="")
+        supervisor.dashboard_url = f"{url}?token={token}" if access.token else url
+        # a token the user gave, or any in --prod (where logs go to collectors), is not logged:
+        # `devserve ctl status` shows the full URL to the socket's owner
+        secret = config.dashboard_token is not None or (config.prod and config.control != "off")
+        shown = (
+            f"{url} (its token: devserve ctl status)"
+            if secret and access.token
+            else (supervisor.dashboard_url)
+        )
         read_only = " (read-only)" if access.read_only else ""
         supervisor.also_serving.append(f"dashboard{read_only}: {shown}")
     if admin is not None:
         if dashboard is None or admin is not dashboard[0]:
             start(admin, None, "the admin endpoint")
-        logger.info(
-            "health endpoints on %s/livez and /readyz, metrics on /metrics", admin.url(False)
-        )
+        tls = dashboard is not None and admin is dashboard[0] and dashboard[1].secure
+        logger.info("health endpoints on %s/livez and /readyz, metrics on /metrics", admin.url(tls))
     return servers
 
 
@@ -235,7 +243,12 @@ async def _stop_admin(servers: dict[Server, asyncio.Task[None]]) -> None:
     for server in servers:
         server.request_stop()
     if servers:
-        await asyncio.wait(servers.values(), timeout=ADMIN_GRACE * 2)
+        _done, late = await asyncio.wait(servers.values(), timeout=ADMIN_GRACE * 2)
+        for server, task in servers.items():
+            if task in late:  # a client that does not close: cut it
+                server.request_stop(force=True)
+        if late:
+            await asyncio.wait(late, timeout=ADMIN_GRACE)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -7,6 +7,8 @@ const FIRST_RETRY_MS = 500;
 const LAST_RETRY_MS = 5000;
 const COMMAND_TIMEOUT_MS = 15000; // a reply that never comes must not leave a button waiting
 const RESTARTING = 1012; // the close code devserve sends its pages when it stops or restarts
+// every path that needs the token lives under this prefix, the cookie's Path (see access.py)
+const PREFIX = "/_devserve";
 
 export class Connection {
   /** onMessage(message) for every stream message; onState(state, detail) on every change. */
@@ -19,6 +21,7 @@ export class Connection {
     this.retryMs = FIRST_RETRY_MS;
     this.state = null;
     this.restarting = false;
+    this.everConnected = false;
   }
 
   start() {
@@ -28,11 +31,12 @@ export class Connection {
 
   open() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}/ws`);
+    const socket = new WebSocket(`${scheme}://${location.host}${PREFIX}/ws`);
     this.socket = socket;
     socket.onopen = () => {
       this.retryMs = FIRST_RETRY_MS;
       this.restarting = false;
+      this.everConnected = true;
       this.setState("connected", {});
     };
     socket.onmessage = (event) => this.receive(event.data);
@@ -91,6 +95,10 @@ export class Connection {
       this.pending.delete(id);
     }
     if ((await this.sessionStatus()) === 401) {
+      if (!this.everConnected) {
+        location.replace("/login"); // opened without the token: the login page explains
+        return;
+      }
       this.setState("unauthorized", {});
       return; // retrying cannot help: the operator needs the new URL
     }
@@ -102,7 +110,7 @@ export class Connection {
 
   async sessionStatus() {
     try {
-      const response = await fetch("/api/session", { cache: "no-store" });
+      const response = await fetch(`${PREFIX}/api/session`, { cache: "no-store" });
       return response.status;
     } catch {
       return 0; // the server is down or restarting
