@@ -87,7 +87,7 @@ def main() -> None:
         token = board.split("token=")[1]
         auth = {"authorization": f"Bearer {token}"}
         message = {"id": 1, "command": "trace", "requests": 1}
-        httpx.post(board.split("?")[0] + "api/command", json=message, headers=auth)
+        httpx.post(board.split("?")[0] + "_devserve/api/command", json=message, headers=auth)
         for _ in range(3):  # one per worker: whichever takes it, it is traced
             httpx.post(app + "/echo", content=b'{"hello": "devserve"}', headers={"cookie": "a=b"})
         row = dark.locator("#requests tbody tr[data-id]", has_text="/echo").first
