@@ -39,10 +39,13 @@ TRACE_NEXT = 10  # `t` traces this many requests of each worker
 NARROW = 110  # columns below which the charts give their room to the tables
 SHORT = 30  # lines below which the events pane shrinks
 
-WORKER_COLUMNS: tuple[str, ...] = ("PID", "GEN", "STATE", "UP", "REQS", "RPS", "INFL")
-WORKER_COLUMNS += ("P50", "P99", "RSS", "CPU", "RST")
+# label → width, for both tables: fixed, so no row waits to be measured (Textual caches lines
+# drawn before their columns were measured, and can keep showing them at the old widths)
+WORKER_COLUMNS: dict[str, int] = {"PID": 7, "GEN": 3, "STATE": 8, "UP": 6, "REQS": 6, "RPS": 5}
+WORKER_COLUMNS |= {"INFL": 4, "P50": 7, "P99": 7, "RSS": 5, "CPU": 4, "RST": 3}
 LOG_STYLES = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
-REQUEST_COLUMNS = ("TIME", "WORKER", "METHOD", "PATH", "STATUS", "DURATION", "BYTES")
+REQUEST_COLUMNS = {"TIME": 12, "WORKER": 7, "METHOD": 7, "PATH": 48, "STATUS": 6}
+REQUEST_COLUMNS |= {"DURATION": 8, "BYTES": 8}  # a longer path ends in "…": enter shows it
 
 
 class Panel(App[None]):
@@ -114,11 +117,13 @@ class Panel(App[None]):
 
     def on_mount(self) -> None:
         workers = self.query_one("#workers", DataTable)
-        workers.add_columns(*WORKER_COLUMNS)
+        for label, width in WORKER_COLUMNS.items():
+            workers.add_column(label, width=width)
         workers.border_title = "Workers"
         self.query_one("#charts").border_title = "Throughput · latency · memory (last 5 min)"
         requests = self.query_one("#requests", DataTable)
-        requests.add_columns(*REQUEST_COLUMNS)
+        for label, width in REQUEST_COLUMNS.items():
+            requests.add_column(label, width=width)
         self._title_requests()
         self.query_one("#events", RichLog).border_title = "Events & logs"
         self.run_worker(self._follow(), name="feed", exit_on_error=False)
@@ -480,7 +485,7 @@ def request_row(record: dict[str, Any]) -> tuple[Any, ...]:
         fmt.clock(record["start"]),
         str(record["pid"]),
         Text(record["method"]),
-        Text(record["path"] + query),
+        Text(fmt.cut(record["path"] + query, REQUEST_COLUMNS["PATH"])),
         Text(str(status), style=fmt.status_style(status)),
         Text(duration, style="bold yellow" if record["duration"] >= 500 else ""),
         fmt.size(record["bytes_out"]),

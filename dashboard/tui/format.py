@@ -91,3 +91,8 @@ def window(item: dict[str, Any], name: str = "10s") -> dict[str, Any]:
     """A snapshot entry's window (`1s`, `10s`, `60s`), empty when absent (--no-metrics)."""
     windows: dict[str, dict[str, Any]] = item.get("windows") or {}
     return windows.get(name) or {}
+
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters, ending in "…" when it had to be shortened."""
+    return text if len(text) <= width else text[: width - 1] + "…"
