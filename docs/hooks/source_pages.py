@@ -34,7 +34,9 @@ def render(relative: str, path: Path) -> str:
     lines = text.splitlines()
     sections = [(1, "")] + [(start, name) for start, name in definitions(ast.parse(text))]
     parts = [f"# `{relative}`\n"]
-    for (start, name), (end, _) in zip(sections, [*sections[1:], (len(lines) + 1, "")]):
+    for (start, name), (end, _) in zip(
+        sections, [*sections[1:], (len(lines) + 1, "")], strict=True
+    ):
         code = "\n".join(lines[start - 1 : end - 1]).rstrip()
         if not code:
             continue
