@@ -156,6 +156,7 @@ def option(
     help: str,
     parse: Parser = _text,
     *,
+    group: str,
     prod: Any = dataclasses.MISSING,
     flag: str | None = None,
     negatable: bool = False,
@@ -167,10 +168,12 @@ def option(
 ) -> Any:
     """Declare a Config field; the metadata drives the CLI, env and file loaders.
 
+    `group`: the purpose it serves ("HTTP", "Reload"...), under which the flag reference lists it.
     `bare`: the value the flag takes when given without one (`--dashboard` alone means 'on').
     """
     meta = {
         "help": help,
+        "group": group,
         "parse": parse,
         "prod": prod,
         "flag": flag,
@@ -217,13 +220,23 @@ RELOAD_EXCLUDE = (
 class Config:
     """The resolved settings of one devserve run (immutable; build it with `load_config`)."""
 
-    app: str | None = option(None, "The app as module:attr (default: the built-in demo app).")
-    factory: bool = option(False, "Treat APP as a factory: call it with no arguments.", _boolean)
-    app_dir: str = option(".", "Directory put first on sys.path before importing APP.")
-    host: str = option("127.0.0.1", "Interface to bind (use :: for all IPv6, 0.0.0.0 for IPv4).")
-    port: int = option(8000, "Port to bind (0 picks a free one).", _integer(0, 65535))
-    uds: str | None = option(None, "Bind a Unix domain socket at this path.")
-    fd: int | None = option(None, "Serve on an inherited file descriptor.", _integer(0))
+    app: str | None = option(
+        None, "The app as module:attr (default: the built-in demo app).", group="App"
+    )
+    factory: bool = option(
+        False, "Treat APP as a factory: call it with no arguments.", _boolean, group="App"
+    )
+    app_dir: str = option(".", "Directory put first on sys.path before importing APP.", group="App")
+    host: str = option(
+        "127.0.0.1", "Interface to bind (use :: for all IPv6, 0.0.0.0 for IPv4).", group="Binding"
+    )
+    port: int = option(
+        8000, "Port to bind (0 picks a free one).", _integer(0, 65535), group="Binding"
+    )
+    uds: str | None = option(None, "Bind a Unix domain socket at this path.", group="Binding")
+    fd: int | None = option(
+        None, "Serve on an inherited file descriptor.", _integer(0), group="Binding"
+    )
     bind: tuple[str, ...] = option(
         (),
         "Listen address, repeatable: HOST:PORT, [::1]:PORT, unix:PATH or fd://N. "
@@ -231,57 +244,77 @@ class Config:
         _bind,
         multiple=True,
         metavar="ADDRESS",
+        group="Binding",
     )
-    backlog: int = option(2048, "Maximum queued connections per listener.", _integer(1))
-    root_path: str = option("", "ASGI root_path: the prefix the app is mounted under.")
+    backlog: int = option(
+        2048, "Maximum queued connections per listener.", _integer(1), group="Binding"
+    )
+    root_path: str = option(
+        "", "ASGI root_path: the prefix the app is mounted under.", group="HTTP"
+    )
     proxy_headers: bool = option(
         True,
         "Trust X-Forwarded-* and Forwarded from --forwarded-allow-ips.",
         _boolean,
         negatable=True,
+        group="HTTP",
     )
     forwarded_allow_ips: str = option(
         "127.0.0.1",
         "Comma-separated IPs or CIDR networks trusted for proxy headers ('*' trusts all).",
         _ips,
+        group="HTTP",
     )
     limit_concurrency: int | None = option(
-        None, "Answer 503 when this many requests are already in flight.", _integer(1)
+        None, "Answer 503 when this many requests are already in flight.", _integer(1), group="HTTP"
     )
     limit_request_line: int = option(
-        8190, "Longest request line in bytes (longer: 414).", _integer(64)
+        8190, "Longest request line in bytes (longer: 414).", _integer(64), group="HTTP"
     )
     max_header_size: int = option(
-        65536, "Largest request header block in bytes (larger: 431).", _integer(256)
+        65536, "Largest request header block in bytes (larger: 431).", _integer(256), group="HTTP"
     )
     timeout_keep_alive: float = option(
-        5.0, "Close idle keep-alive connections after this many seconds.", _seconds
+        5.0, "Close idle keep-alive connections after this many seconds.", _seconds, group="HTTP"
     )
     timeout_request_header: float = option(
-        10.0, "Disconnect a client whose request head takes longer than this.", _seconds
+        10.0,
+        "Disconnect a client whose request head takes longer than this.",
+        _seconds,
+        group="HTTP",
     )
     timeout_graceful_shutdown: float = option(
         3.0,
         "Seconds in-flight requests get to finish on stop (30 with --prod).",
         _seconds,
         prod=30.0,
+        group="Workers and restarts",
     )
-    ssl_keyfile: str | None = option(None, "TLS private key file (PEM).")
-    ssl_certfile: str | None = option(None, "TLS certificate chain file (PEM).")
-    ssl_keyfile_password: str | None = option(None, "Password of the TLS private key.")
-    ssl_ca_certs: str | None = option(None, "CA bundle to verify client certificates against.")
-    log_level: str = option("info", "Log level.", _choice(*_LOG_LEVELS), choices=_LOG_LEVELS)
+    ssl_keyfile: str | None = option(None, "TLS private key file (PEM).", group="TLS")
+    ssl_certfile: str | None = option(None, "TLS certificate chain file (PEM).", group="TLS")
+    ssl_keyfile_password: str | None = option(None, "Password of the TLS private key.", group="TLS")
+    ssl_ca_certs: str | None = option(
+        None, "CA bundle to verify client certificates against.", group="TLS"
+    )
+    log_level: str = option(
+        "info", "Log level.", _choice(*_LOG_LEVELS), choices=_LOG_LEVELS, group="Logging"
+    )
     log_config: str | None = option(
-        None, "Logging config file: dictConfig JSON or YAML, or fileConfig INI."
+        None, "Logging config file: dictConfig JSON or YAML, or fileConfig INI.", group="Logging"
     )
-    access_log: bool = option(True, "Log one line per request.", _boolean, negatable=True)
+    access_log: bool = option(
+        True, "Log one line per request.", _boolean, negatable=True, group="Logging"
+    )
     access_log_format: str | None = option(
         None,
         "Access log format with gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(D)s'.",
         _log_format,
+        group="Logging",
     )
-    server_header: bool = option(True, "Send 'server: devserve'.", _boolean, negatable=True)
-    date_header: bool = option(True, "Send a Date header.", _boolean, negatable=True)
+    server_header: bool = option(
+        True, "Send 'server: devserve'.", _boolean, negatable=True, group="HTTP"
+    )
+    date_header: bool = option(True, "Send a Date header.", _boolean, negatable=True, group="HTTP")
     header: tuple[tuple[str, str], ...] = option(
         (),
         "Extra response header NAME:VALUE, repeatable (env: separate with ';').",
@@ -289,79 +322,126 @@ class Config:
         multiple=True,
         separator=";",
         metavar="NAME:VALUE",
+        group="HTTP",
     )
-    env_file: str | None = option(None, "Load environment variables from this .env file.")
+    env_file: str | None = option(
+        None, "Load environment variables from this .env file.", group="App"
+    )
     lifespan: str = option(
         "auto",
         "Lifespan protocol: on (fail start if it fails), off, auto (tolerate apps without it).",
         _choice(*_LIFESPAN),
         choices=_LIFESPAN,
+        group="App",
     )
-    interface: str = option("auto", "App interface.", _choice(*_INTERFACES), choices=_INTERFACES)
-    loop: str = option("auto", "Event loop implementation.", _choice(*_LOOPS), choices=_LOOPS)
-    threads: int = option(10, "Threads per worker that run a WSGI app's requests.", _integer(1))
+    interface: str = option(
+        "auto", "App interface.", _choice(*_INTERFACES), choices=_INTERFACES, group="App"
+    )
+    loop: str = option(
+        "auto", "Event loop implementation.", _choice(*_LOOPS), choices=_LOOPS, group="App"
+    )
+    threads: int = option(
+        10, "Threads per worker that run a WSGI app's requests.", _integer(1), group="App"
+    )
     ws: str = option(
         "auto",
         "WebSocket support: auto and websockets serve it; none leaves Upgrade requests to the app "
         "as plain HTTP.",
         _choice(*_WS),
         choices=_WS,
+        group="WebSocket",
     )
     ws_max_size: int = option(
         16 * 1024 * 1024,
         "Largest incoming WebSocket message in bytes (larger: close 1009).",
         _integer(1),
+        group="WebSocket",
     )
     ws_max_queue: int = option(
         32,
         "Incoming WebSocket messages buffered for the app before reading pauses.",
         _integer(1),
+        group="WebSocket",
     )
     ws_ping_interval: float = option(
-        20.0, "Seconds between WebSocket pings (0: no pings).", _seconds
+        20.0, "Seconds between WebSocket pings (0: no pings).", _seconds, group="WebSocket"
     )
     ws_ping_timeout: float = option(
-        20.0, "Close a WebSocket whose pong is this many seconds late (0: never).", _seconds
+        20.0,
+        "Close a WebSocket whose pong is this many seconds late (0: never).",
+        _seconds,
+        group="WebSocket",
     )
     ws_per_message_deflate: bool = option(
-        True, "Offer WebSocket permessage-deflate compression.", _boolean, negatable=True
+        True,
+        "Offer WebSocket permessage-deflate compression.",
+        _boolean,
+        negatable=True,
+        group="WebSocket",
     )
-    prod: bool = option(False, "Production mode: headless, prod defaults.", _boolean)
+    prod: bool = option(
+        False, "Production mode: headless, prod defaults.", _boolean, group="Production"
+    )
     tui: bool = option(
-        True, "Open the control panel in a terminal (dev mode).", _boolean, negatable=True
+        True,
+        "Open the control panel in a terminal (dev mode).",
+        _boolean,
+        negatable=True,
+        group="Control and dashboard",
     )
     workers: int | None = option(
         None,
         "Worker processes (default: $WEB_CONCURRENCY, else 1; the CPU count with --prod).",
         _integer(1),
+        group="Workers and restarts",
     )
     timeout: float = option(
-        30.0, "Kill and replace a worker whose heartbeat is silent this long (0: never).", _seconds
+        30.0,
+        "Kill and replace a worker whose heartbeat is silent this long (0: never).",
+        _seconds,
+        group="Workers and restarts",
     )
     timeout_boot: float = option(
-        60.0, "Seconds a worker may take to import the app and start (0: no limit).", _seconds
+        60.0,
+        "Seconds a worker may take to import the app and start (0: no limit).",
+        _seconds,
+        group="Workers and restarts",
     )
     max_requests: int = option(
-        0, "Recycle a worker after this many requests (0: never).", _integer(0)
+        0,
+        "Recycle a worker after this many requests (0: never).",
+        _integer(0),
+        group="Workers and restarts",
     )
     max_requests_jitter: int = option(
-        0, "Add up to this many requests to --max-requests, per worker.", _integer(0)
+        0,
+        "Add up to this many requests to --max-requests, per worker.",
+        _integer(0),
+        group="Workers and restarts",
     )
     max_worker_lifetime: float = option(
-        0.0, "Recycle a worker after this many seconds (0: never; up to 10% jitter).", _seconds
+        0.0,
+        "Recycle a worker after this many seconds (0: never; up to 10% jitter).",
+        _seconds,
+        group="Workers and restarts",
     )
     max_worker_memory: int = option(
-        0, "Recycle a worker whose RSS exceeds this many MiB (0: never).", _integer(0)
+        0,
+        "Recycle a worker whose RSS exceeds this many MiB (0: never).",
+        _integer(0),
+        group="Workers and restarts",
     )
     control: str = option(
         "auto",
         "Control socket path for `devserve ctl` and `devserve top` "
         "('auto': under $XDG_RUNTIME_DIR or the working directory; 'off': none).",
+        group="Control and dashboard",
     )
     admin: str | None = option(
         None,
         "Serve /livez, /readyz and Prometheus /metrics on this HOST:PORT (off unless given).",
         _bind,
+        group="Production",
     )
     dashboard: str = option(
         "auto",
@@ -370,38 +450,51 @@ class Config:
         _dashboard,
         metavar="[HOST:PORT]",
         bare="on",
+        group="Control and dashboard",
     )
     dashboard_token: str | None = option(
         None,
         "The web dashboard's access token (default: a random one, kept for the next run on the "
         "same address; '' for none, allowed on a loopback address only).",
+        group="Control and dashboard",
     )
     dashboard_read_only: bool = option(
-        False, "The web dashboard shows everything and refuses every action.", _boolean
+        False,
+        "The web dashboard shows everything and refuses every action.",
+        _boolean,
+        group="Control and dashboard",
     )
     metrics: bool = option(
         True,
         "Measure every request: latency histogram, status classes, bytes, sampled records.",
         _boolean,
         negatable=True,
+        group="Metrics and tracing",
     )
     slow_request: float = option(
         500.0,
         "Requests slower than this many milliseconds are always kept in the request stream.",
         _milliseconds,
+        group="Metrics and tracing",
     )
     redact: bool = option(
         True,
         "Hide Authorization, Cookie and Set-Cookie values in request records and traces.",
         _boolean,
         negatable=True,
+        group="Metrics and tracing",
     )
     trace: bool = option(
-        False, "Log every ASGI message of every request (the teaching view).", _boolean
+        False,
+        "Log every ASGI message of every request (the teaching view).",
+        _boolean,
+        group="Metrics and tracing",
     )
-    pidfile: str | None = option(None, "Write the supervisor's pid to this file.")
+    pidfile: str | None = option(
+        None, "Write the supervisor's pid to this file.", group="Production"
+    )
     log_format: str = option(
-        "plain", "Log line format.", _choice(*_LOG_FORMATS), choices=_LOG_FORMATS
+        "plain", "Log line format.", _choice(*_LOG_FORMATS), choices=_LOG_FORMATS, group="Logging"
     )
     reload: bool | None = option(
         None,
@@ -410,12 +503,14 @@ class Config:
         _boolean,
         prod=False,
         negatable=True,
+        group="Reload",
     )
     reload_dir: tuple[str, ...] = option(
         (),
         "Directory to watch for --reload, repeatable (default: --app-dir).",
         multiple=True,
         metavar="DIR",
+        group="Reload",
     )
     reload_include: tuple[str, ...] = option(
         (),
@@ -424,6 +519,7 @@ class Config:
         + ", the config file and --env-file).",
         multiple=True,
         metavar="GLOB",
+        group="Reload",
     )
     reload_exclude: tuple[str, ...] = option(
         (),
@@ -431,9 +527,10 @@ class Config:
         "excluded: " + ", ".join(RELOAD_EXCLUDE) + ").",
         multiple=True,
         metavar="GLOB",
+        group="Reload",
     )
     reload_delay: float = option(
-        0.05, "Seconds to gather the changes of one save into one reload.", _seconds
+        0.05, "Seconds to gather the changes of one save into one reload.", _seconds, group="Reload"
     )
 
     @property
