@@ -486,7 +486,7 @@ class Config:
     )
     trace: bool = option(
         False,
-        "Log every ASGI message of every request (the teaching view).",
+        "Log every ASGI message of every request and of lifespan (the teaching view).",
         _boolean,
         group="Metrics and tracing",
     )

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from devserver.protocols.state import ASGIApp
+from devserver.tracing import Tracer
 
 logger = logging.getLogger("devserve.server")
 
@@ -22,10 +23,13 @@ class LifespanFailed(Exception):
 class Lifespan:
     """Drives one lifespan session: `await startup()` ... serve ... `await shutdown()`."""
 
-    def __init__(self, app: ASGIApp, mode: str, state: dict[str, Any]) -> None:
+    def __init__(
+        self, app: ASGIApp, mode: str, state: dict[str, Any], tracer: Tracer | None = None
+    ) -> None:
         self.app = app
         self.mode = mode
         self.state = state
+        self.tracer = tracer  # with --trace, the session's messages are traced like a request's
         self.supported = mode != "off"
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._answer: asyncio.Future[dict[str, Any]] | None = None
@@ -75,8 +79,11 @@ class Lifespan:
             "asgi": {"version": "3.0", "spec_version": "2.0"},
             "state": self.state,
         }
+        receive, send = self._inbox.get, self._send
+        if self.tracer is not None and self.tracer.remaining < 0:  # --trace: everything
+            receive, send = self.tracer.start(scope).wrap(receive, send)
         try:
-            await self.app(scope, self._inbox.get, self._send)
+            await self.app(scope, receive, send)
         except BaseException as exc:
             self._crashed(exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):

@@ -97,7 +97,9 @@ class Server:
     async def serve(self) -> None:
         """Start up, serve until stopped, shut down. Raises LifespanFailed if startup fails."""
         loop = asyncio.get_running_loop()
-        lifespan = Lifespan(self.state.app, self.config.lifespan, self.state.lifespan_state)
+        lifespan = Lifespan(
+            self.state.app, self.config.lifespan, self.state.lifespan_state, self.state.tracer
+        )
         await lifespan.startup()
         self.prepared.set()
         await _first_of(self._accept, self._stop)

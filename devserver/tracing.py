@@ -1,9 +1,11 @@
 """ASGI tracing, the teaching view: every message between the server and the app, with its time.
 
-`--trace` traces every request; at run time the control API's `trace` command asks a worker to
-trace its next N requests, or all of them until `trace-off`. A traced request logs its scope and
-each `receive()` and `send()` as it happens (logger `devserve.trace`), and its events ride on its
-request record to the panels' inspector. An untraced request costs one integer test.
+`--trace` traces every request, and each worker's lifespan session; at run time the control
+API's `trace` command asks a worker to trace its next N requests, or all of them until
+`trace-off`. A traced request logs its scope and each `receive()` and `send()` as it happens
+(logger `devserve.trace`), and its events ride on its request record to the panels' inspector
+(a lifespan session has no record: its lines are only logged). An untraced request costs one
+integer test.
 
 An event is {"t": ms since the request began, "call": "receive" | "send", "type": ...,
 "keys": [the message's other keys], ...}: small values (status, more_body, code, reason) are
@@ -117,7 +119,9 @@ def _small(value: Any) -> bool:
 
 
 def describe_scope(scope: dict[str, Any]) -> str:
-    """`scope http GET /path?q HTTP/1.1 from 127.0.0.1:5000, 3 headers`."""
+    """`scope http GET /path?q HTTP/1.1 from 127.0.0.1:5000, 3 headers`; `scope lifespan`."""
+    if scope["type"] == "lifespan":
+        return "scope lifespan"
     query = scope.get("query_string", b"").decode("latin-1")
     target = scope.get("path", "") + ("?" + query if query else "")
     client = scope.get("client")

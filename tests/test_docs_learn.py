@@ -385,6 +385,11 @@ def test_lifespan_startup_before_serving_state_in_requests_shutdown_at_stop() ->
     assert re.search(r"draining worker .*got lifespan\.shutdown\n.*stopped", output, re.DOTALL)
 
 
+def test_lifespan_chapter_trace_excerpt_is_what_devserve_logs() -> None:
+    """The lifespan session quoted in lifespan.md: startup at start, shutdown at stop."""
+    check_quoted("lifespan.md", "lifespan_app:app", {"scope lifespan": lambda server: None})
+
+
 def test_lifespan_off_never_calls_the_app_with_a_lifespan_scope() -> None:
     """Exercise 2: with --lifespan off nothing is printed and the state stays empty."""
     with serve("lifespan_app:app", "--lifespan", "off") as server:

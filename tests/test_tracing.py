@@ -266,11 +266,14 @@ def test_the_trace_log_lists_exactly_the_messages_the_app_saw() -> None:
         with server.connect() as sock:
             answer = raw_exchange(sock, chunked_post("/upload?x=1", chunks))
         lines = [record.getMessage() for record in records]
+    # --trace also traces the lifespan session, under its own label: set it aside
+    lifespan = [line.split(" scope ")[0] for line in lines if line.endswith(" scope lifespan")]
+    lines = [line for line in lines if not line.startswith(tuple(f"{x} " for x in lifespan))]
     assert answer.startswith(b"HTTP/1.1 201 ")
     assert b"x-size: 72010" in answer and b"got " in answer and b"72010 bytes" in answer
     scope_line, *event_lines = lines
     assert re.fullmatch(
-        r"trace \d+:1 scope http POST /upload\?x=1 HTTP/1.1 from 127\.0\.0\.1:\d+, 3 headers",
+        r"trace \d+:\d+ scope http POST /upload\?x=1 HTTP/1.1 from 127\.0\.0\.1:\d+, 3 headers",
         scope_line,
     ), scope_line
     events = [EVENT_LINE.match(line) for line in event_lines]
@@ -560,3 +563,39 @@ def test_secret_headers_in_records_and_traces(tmp_path: Path, redact: bool) -> N
     assert "SECRET" not in scope_line and re.search(r", \d+ headers$", scope_line.rstrip())
     if redact:
         assert "SECRET" not in output
+
+
+async def lifespan_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Speaks lifespan (the startup state reaches requests); answers requests with 204."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                scope["state"]["greeting"] = "hi"
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def test_trace_covers_the_lifespan_session() -> None:
+    """--trace logs the lifespan scope and its four messages, startup before the first request
+    and shutdown after it, under a label of their own."""
+    with collected_records("devserve.trace") as records:
+        with run_server(lifespan_app, trace=True) as server, server.connect() as sock:
+            answer = raw_exchange(sock, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        lines = [record.getMessage() for record in records]
+    assert answer.startswith(b"HTTP/1.1 204 ")
+    label = lines[0].split(" scope ")[0]
+    assert lines[0] == f"{label} scope lifespan"
+    session = [EVENT_LINE.match(line) for line in lines if line.startswith(f"{label} +")]
+    assert [(m["call"], m["type"]) for m in session if m] == [
+        ("receive", "lifespan.startup"),
+        ("send", "lifespan.startup.complete"),
+        ("receive", "lifespan.shutdown"),
+        ("send", "lifespan.shutdown.complete"),
+    ]
+    request = next(i for i, line in enumerate(lines) if " scope http GET /" in line)
+    shutdown = next(i for i, line in enumerate(lines) if "receive lifespan.shutdown" in line)
+    assert 2 < request < shutdown
