@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from devserver.protocols.state import ASGIApp
-from devserver.tracing import Tracer
+from devserver.tracing import Receive, Send, Tracer
 
 logger = logging.getLogger("devserve.server")
 
@@ -79,7 +79,8 @@ class Lifespan:
             "asgi": {"version": "3.0", "spec_version": "2.0"},
             "state": self.state,
         }
-        receive, send = self._inbox.get, self._send
+        receive: Receive = self._inbox.get
+        send: Send = self._send
         if self.tracer is not None and self.tracer.remaining < 0:  # --trace: everything
             receive, send = self.tracer.start(scope).wrap(receive, send)
         try:
