@@ -649,6 +649,10 @@ def test_rolling_restart_closes_websockets_with_1012_and_the_new_worker_takes_ov
         with ws_connect(proc.port, unique()) as ws:
             ws.send("after")
             assert ws.recv(timeout=5) == "after"
+        # The old worker leaves the table once its drain ends (it may still be counting its
+        # closed WebSocket as in flight when the new one answers), so wait for its exit.
+        for pid in old:
+            proc.out.wait_for(rf"\(pid {pid}, generation 1\) exited")
         workers = client.request("status")["workers"]
         assert {w["pid"] for w in workers}.isdisjoint(old), workers
 
