@@ -70,6 +70,17 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class Log:
+    """A warning or error the worker logged (the app's exceptions, with `details` their
+    traceback), for the control API's `log` events where nobody captures the worker's output."""
+
+    level: str
+    logger: str
+    line: str
+    details: str = ""
+
+
+@dataclass(frozen=True)
 class Stopping:
     """The worker stopped serving and is shutting down (`reason` for the log)."""
 
@@ -122,6 +133,7 @@ Message = (
     | Ready
     | Failed
     | Tick
+    | Log
     | Stopping
     | Serve
     | Drain
@@ -137,6 +149,7 @@ _TYPES: dict[str, type[Any]] = {
         Ready,
         Failed,
         Tick,
+        Log,
         Stopping,
         Serve,
         Drain,

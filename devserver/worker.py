@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from devserver import channel, tracebacks
+from devserver import channel, log_forwarding, tracebacks
 from devserver import logging as devserve_logging
 from devserver.app_loader import AppLoadError, load_app
 from devserver.config import Config
@@ -44,6 +44,7 @@ class WorkerSpec:
     generation: int
     reloading: bool = False  # --reload is on
     output: socket.socket | None = None  # where stdout and stderr go (the in-process panel)
+    forward_logs: bool = False  # send warnings and errors to the supervisor too (no panel)
 
 
 def main(spec: WorkerSpec) -> None:
@@ -65,7 +66,7 @@ def main(spec: WorkerSpec) -> None:
     if server is None:
         sys.exit(EXIT_STARTUP)
     link.setblocking(False)
-    sys.exit(run_loop(_serve(server, link), spec.config.loop))
+    sys.exit(run_loop(_serve(server, link, spec.forward_logs), spec.config.loop))
 
 
 def _boot(spec: WorkerSpec) -> Server | None:
@@ -94,7 +95,7 @@ def _boot(spec: WorkerSpec) -> Server | None:
     return None
 
 
-async def _serve(server: Server, link: socket.socket) -> int:
+async def _serve(server: Server, link: socket.socket, forward_logs: bool) -> int:
     """Report Ready once started up, serve (from `Serve`) until told to stop; the exit status."""
     loop = asyncio.get_running_loop()
     supervisor = await channel.open_channel(
@@ -112,11 +113,15 @@ async def _serve(server: Server, link: socket.socket) -> int:
         prepared.cancel()
         return _startup_failed(supervisor, serving)
     supervisor.send(channel.Ready(os.getpid()))
+    # from here on: the app and its lifespan have set up their logging by now
+    forwarding = log_forwarding.install(supervisor.send) if forward_logs else None
     heartbeat = Heartbeat(server, supervisor)
     beating = asyncio.ensure_future(heartbeat.run())
     try:
         await serving
     finally:
+        if forwarding is not None:
+            log_forwarding.uninstall(forwarding)
         beating.cancel()
         heartbeat.send()  # the requests finished while draining count too
         supervisor.send(channel.Stopping("stopped"))

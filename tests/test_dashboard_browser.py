@@ -123,6 +123,29 @@ def test_a_request_appears_in_the_stream_and_opens_in_the_inspector(
     assert "app-secret" not in text
 
 
+def test_an_apps_exception_shows_in_the_events_with_its_traceback(
+    tmp_path: Path, page: sync_api.Page
+) -> None:
+    """--no-tui: the worker sends the app's exception; the events pane shows it from that
+    worker's pid, its traceback folded until clicked."""
+    with dashboard(tmp_path) as board:
+        page.goto(board.url)
+        expect(page.locator("#connection")).to_have_attribute(
+            "data-state", "connected", timeout=WAIT
+        )
+        pid = board.status()["workers"][0]["pid"]
+        assert httpx.get(board.app_url() + "/raise", timeout=5).status_code == 500
+        entry = page.locator("#events li.log.bad", has_text="Exception in ASGI application")
+        expect(entry).to_have_count(1, timeout=WAIT)
+        expect(entry.locator(".source")).to_have_text(str(pid))
+        traceback = entry.locator("details pre")
+        expect(traceback).to_be_hidden()
+        entry.locator("details summary").click()
+        expect(traceback).to_be_visible()
+        expect(traceback).to_contain_text(f"RuntimeError: raised on purpose in pid {pid}")
+        board.process.out.stop()
+
+
 def test_without_the_token_the_page_asks_for_it(tmp_path: Path, page: sync_api.Page) -> None:
     """Opened without the token, the page finds its session refused and shows the login
     page; pasting the token there opens the dashboard."""

@@ -325,3 +325,22 @@ def test_top_opened_late_shows_what_happened_before(tmp_path: Path) -> None:
             assert str(events.lines).count("scale: target 2") == 1
 
         drive(control, scenario)
+
+
+def test_top_shows_a_workers_exception_with_its_traceback(tmp_path: Path) -> None:
+    """Attached to a server without a panel of its own, `top` still shows the app's exception:
+    the worker sends it, traceback and all."""
+    apps = str(Path(__file__).parent / "cli_apps")
+    with devserve(tmp_path, "--app-dir", apps, "supervised_app:app") as (process, control):
+
+        async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(process.url + "/raise")).status_code == 500
+            events = panel.query_one("#events")
+            shown = await until(
+                pilot, lambda: "raised on purpose" in (t := text_of(events.lines)) and t, "it"
+            )
+            assert "Exception in ASGI application" in shown
+            assert "Traceback (most recent call last):" in shown
+
+        drive(control, scenario)

@@ -520,6 +520,8 @@ def describe(event: dict[str, Any]) -> Text:
         line = Text(f"{source:>8} ", style="dim")
         level = event.get("level")
         line.append(event["line"], style=LOG_STYLES.get(level or "", ""))
+        if event.get("details"):  # a worker's exception, sent without a panel capturing output
+            line.append(f"\n{event['details'].rstrip()}", style="red")
         return line
     if kind == "scale":
         return Text(f"scale: target {event['target']} workers")

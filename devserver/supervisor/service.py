@@ -86,7 +86,8 @@ async def serve(
     if dashboard is not None and panel is None:
         # the page's events pane shows devserve's own lines; the workers' output is captured
         # only for the in-process panel (capturing it here would route every access-log line
-        # through this process)
+        # through this process): without it, workers send their warnings and errors
+        # (log_forwarding.py)
         logs_to_events(hub.publish, also_terminal=True)
     reloader = _start_reloader(config, supervisor) if reload else None
     client = LocalClient(hub) if panel is not None else None

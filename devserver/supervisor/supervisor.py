@@ -311,6 +311,7 @@ class Supervisor:
             generation,
             self.reloading,
             output[1] if output else None,
+            forward_logs=not self.capture_output,  # captured output has these lines already
         )
         try:
             process = spawn.spawn(spec)
@@ -378,6 +379,22 @@ class Supervisor:
             worker.failure = message
         elif isinstance(message, channel.Stopping):
             logger.debug("%s stopping: %s", worker.describe(), message.reason)
+        elif isinstance(message, channel.Log):
+            self._publish_log(worker, message)
+
+    def _publish_log(self, worker: Worker, message: channel.Log) -> None:
+        event = {
+            "kind": "log",
+            "source": "worker",
+            "pid": worker.pid,
+            "slot": worker.slot,
+            "level": message.level,
+            "logger": message.logger,
+            "line": message.line,
+        }
+        if message.details:
+            event["details"] = message.details
+        self.publish(event)
 
     def _on_ready(self, worker: Worker) -> None:
         if worker.state is WorkerState.DRAINING:  # dropped while booting; it is being killed

@@ -5,6 +5,7 @@
     /slow?PATH    waits until the file PATH exists, then answers "done"
     /hang         blocks the worker's event loop (time.sleep, forever)
     /exit         kills the worker with os._exit(1) mid-request
+    /raise        raises RuntimeError (a 500, and the exception in the log)
 
 It speaks no lifespan and prints one line when a request starts to wait (`supervised_app: slow in
 pid N`, `supervised_app: hang in pid N`) so a test knows when to act; nothing else is printed,
@@ -40,6 +41,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         hang_forever()
     elif path == "/exit":
         os._exit(1)
+    elif path == "/raise":
+        raise RuntimeError(f"raised on purpose in pid {os.getpid()}")
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": body})
 

@@ -111,5 +111,6 @@ function phase(event) {
 function logLine(event) {
   const source = event.source === "worker" ? String(event.pid) : "devserve";
   const parts = [h("span", { className: "source" }, source), " ", event.line];
+  if (event.details) parts.push(folded("traceback", event.details)); // a worker's exception
   return entry("log", LOG_LEVELS[event.level] || "", parts);
 }
