@@ -133,6 +133,14 @@ def stop(context: click.Context, fast: bool) -> None:
     _done(context, result, f"stopping ({result['stopping']})")
 
 
+@ctl.command("reopen-logs")
+@click.pass_context
+def reopen_logs(context: click.Context) -> None:
+    """Reopen log files in the supervisor and every worker (after logrotate moved them)."""
+    result = _call(context.obj["control"], "reopen-logs")
+    _done(context, result, "log files reopened")
+
+
 @ctl.command()
 @click.option("-n", "--requests", type=click.IntRange(min=1), help="Trace this many requests.")
 @click.option("--pid", type=int, help="Only this worker.")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.utils import Process, devserve_command, read_response, run_devserve
 
@@ -145,6 +147,36 @@ def test_log_config_json_routes_access_log_to_a_file(tmp_path: Path) -> None:
     assert '"GET /to-json-file HTTP/1.1" 200' in line
     assert "/to-json-file" not in text
     assert "devserve.supervisor INFO serving on" in text
+
+
+@pytest.mark.parametrize("how", ["SIGUSR1", "devserve ctl reopen-logs"])
+def test_reopen_after_logrotate_moved_the_file(tmp_path: Path, how: str) -> None:
+    """logrotate renames the file, then asks devserve to reopen: the lines written before stay
+    in the old file, the workers' next lines go to a new file at the configured path."""
+    access_file = tmp_path / "access.log"
+    config_file = tmp_path / "logging.json"
+    config_file.write_text(json.dumps(log_config(access_file)))
+    control = tmp_path / "ctl.sock"
+    args = ("--control", str(control), "--log-config", str(config_file))
+    with run_devserve(*args, *SCOPE_APP) as proc:
+        httpx.get(proc.url + "/before-rotation")
+        wait_for_file_line(access_file, "/before-rotation")
+        rotated = access_file.rename(tmp_path / "access.log.1")
+        if how == "SIGUSR1":
+            proc.proc.send_signal(signal.SIGUSR1)
+        else:
+            ctl = devserve_command("ctl", "--control", str(control), "reopen-logs")
+            result = subprocess.run(ctl, capture_output=True, text=True, timeout=20)
+            assert (result.returncode, result.stdout) == (0, "log files reopened\n"), result
+        # the workers reopen when the supervisor's word reaches them: ask until a line lands
+        deadline = time.monotonic() + 10
+        while "/after-rotation" not in (access_file.read_text() if access_file.exists() else ""):
+            assert time.monotonic() < deadline, "no line in the reopened file"
+            httpx.get(proc.url + "/after-rotation")
+        proc.out.stop()
+    old = rotated.read_text()
+    assert "/before-rotation" in old
+    assert "/before-rotation" not in access_file.read_text()
 
 
 def test_log_config_yaml_routes_access_log_to_a_file(tmp_path: Path) -> None:
