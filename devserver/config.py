@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devserver.cpus import usable_cpus
+
 ENV_PREFIX = "DEVSERVE_"
 
 
@@ -391,7 +393,8 @@ class Config:
     )
     workers: int | None = option(
         None,
-        "Worker processes (default: $WEB_CONCURRENCY, else 1; the CPU count with --prod).",
+        "Worker processes (default: $WEB_CONCURRENCY, else 1; with --prod one per CPU devserve"
+        " may use: its CPU affinity, capped by its container's CPU limit).",
         _integer(1),
         group="Workers and restarts",
     )
@@ -673,7 +676,8 @@ def reload_enabled(config: Config, terminal: bool) -> bool:
 
 
 def worker_count(config: Config) -> int:
-    """--workers, else 1 in dev mode and the CPU count with --prod."""
+    """--workers, else 1 in dev mode and, with --prod, the CPUs devserve may use (its affinity
+    and its container's CPU limit: devserver/cpus.py)."""
     if config.workers is not None:
         return config.workers
-    return (os.cpu_count() or 1) if config.prod else 1
+    return usable_cpus() if config.prod else 1
