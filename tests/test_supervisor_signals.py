@@ -222,6 +222,29 @@ def test_crash_loop_stops_respawning_until_restart(tmp_path: Path) -> None:
     assert workers[0]["generation"] > 1 and recovered["generation"] > 1, (workers, recovered)
 
 
+def test_scale_ends_a_crash_loop_and_counts_deaths_afresh(tmp_path: Path) -> None:
+    """`scale` after a crash loop spawns again; one more death then is replaced at once, not
+    taken for the loop going on."""
+    with serve(tmp_path, workers=1) as proc:
+        client = control(tmp_path)
+        dead: set[int] = set()
+        for _ in range(5):
+            dead |= pids(wait_for_workers(client, fresh(1, dead)))
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"{proc.url}/exit", timeout=5)
+        proc.out.wait_for("CRITICAL:", timeout=10)
+        assert client.request("scale", workers="1") == {"target": 1}
+        dead |= pids(wait_for_workers(client, fresh(1, dead)))
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{proc.url}/exit", timeout=5)
+        replaced = wait_for_workers(client, fresh(1, dead))
+        server = client.request("status")["server"]
+        proc.out.stop()
+    assert server["crash_loop"] is False, server
+    assert proc.out.count("CRITICAL:") == 1
+    assert replaced[0]["pid"] not in dead
+
+
 # --------------------------------------------------------------------------- scaling
 def test_sigttin_adds_a_worker_and_sigttou_drains_the_newest(tmp_path: Path) -> None:
     """SIGTTIN scales up by one worker; SIGTTOU scales down again, draining the newest."""

@@ -114,7 +114,9 @@ class Supervisor:
             raise CommandError(f"scale: the target would be {target}; it must be at least 1")
         self._require_running()
         self.target = target
-        self.crash_loop = False
+        if self.crash_loop:  # the operator says try again: the deaths before count no more
+            self.crash_loop = False
+            self._deaths.clear()
         logger.info("scaling to %d worker(s)", target)
         self.publish({"kind": "scale", "target": target})
         self._reconcile()
