@@ -127,7 +127,7 @@ def test_an_apps_exception_shows_in_the_events_with_its_traceback(
     tmp_path: Path, page: sync_api.Page
 ) -> None:
     """--no-tui: the worker sends the app's exception; the events pane shows it from that
-    worker's pid, its traceback folded until clicked."""
+    worker's pid, its traceback folded under the exception until clicked."""
     with dashboard(tmp_path) as board:
         page.goto(board.url)
         expect(page.locator("#connection")).to_have_attribute(
@@ -140,6 +140,8 @@ def test_an_apps_exception_shows_in_the_events_with_its_traceback(
         expect(entry.locator(".source")).to_have_text(str(pid))
         traceback = entry.locator("details pre")
         expect(traceback).to_be_hidden()
+        summary = f"RuntimeError: raised on purpose in pid {pid}"  # the exception names the fold
+        expect(entry.locator("details summary")).to_have_text(summary)
         entry.locator("details summary").click()
         expect(traceback).to_be_visible()
         expect(traceback).to_contain_text(f"RuntimeError: raised on purpose in pid {pid}")

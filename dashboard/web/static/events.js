@@ -111,6 +111,12 @@ function phase(event) {
 function logLine(event) {
   const source = event.source === "worker" ? String(event.pid) : "devserve";
   const parts = [h("span", { className: "source" }, source), " ", event.line];
-  if (event.details) parts.push(folded("traceback", event.details)); // a worker's exception
+  if (event.details) parts.push(folded(lastLine(event.details), event.details)); // an exception
   return entry("log", LOG_LEVELS[event.level] || "", parts);
+}
+
+/** A traceback's last line names the exception: the summary it folds under. */
+function lastLine(text) {
+  const lines = text.trimEnd().split("\n");
+  return lines[lines.length - 1] || "traceback";
 }
