@@ -126,6 +126,7 @@ def test_notify_ready_reloading_and_stopping(tmp_path: Path) -> None:
     with notify_socket(tmp_path) as (sock, path), serve(tmp_path, {"NOTIFY_SOCKET": path}) as proc:
         first = next_states(sock)
         served = httpx.get(f"{proc.url}/pid", timeout=5).status_code
+        sent_before = time.monotonic_ns() // 1000
         proc.proc.send_signal(signal.SIGHUP)
         reloading = next_states(sock)
         reloaded = next_states(sock)
@@ -134,6 +135,9 @@ def test_notify_ready_reloading_and_stopping(tmp_path: Path) -> None:
         last = [states for states in pending(sock) if states != ["WATCHDOG=1"]]
     assert "READY=1" in first and served == 200
     assert "RELOADING=1" in reloading
+    # with the monotonic clock's microseconds (CLOCK_MONOTONIC is system-wide on Linux)
+    (stamp,) = [int(s.split("=")[1]) for s in reloading if s.startswith("MONOTONIC_USEC=")]
+    assert sent_before <= stamp <= time.monotonic_ns() // 1000
     assert "READY=1" in reloaded
     assert len(last) == 1 and "STOPPING=1" in last[0], last
 

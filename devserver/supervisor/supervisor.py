@@ -573,7 +573,8 @@ class Supervisor:
         began = seen_at or time.monotonic()
         cause = f" ({_describe(changed)} changed)" if changed else ""
         logger.info("%s: starting generation %d%s", kind, generation, cause)
-        self.notify("RELOADING=1")
+        # Type=notify-reload wants the monotonic time with RELOADING=1 (sd_notify(3))
+        self.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
         self.publish(
             {"kind": kind, "phase": "started", "generation": generation, "changed": changed}
         )
