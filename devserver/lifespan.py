@@ -82,7 +82,7 @@ class Lifespan:
         receive: Receive = self._inbox.get
         send: Send = self._send
         if self.tracer is not None and self.tracer.remaining < 0:  # --trace: everything
-            receive, send = self.tracer.start(scope).wrap(receive, send)
+            receive, send = self.tracer.start_lifespan(scope).wrap(receive, send)
         try:
             await self.app(scope, receive, send)
         except BaseException as exc:

@@ -55,6 +55,10 @@ class Tracer:
             self.remaining -= 1
         return Trace(scope, f"trace {os.getpid()}:{next(self._numbers)}", self.redact)
 
+    def start_lifespan(self, scope: dict[str, Any]) -> Trace:
+        """The worker's lifespan session: named, not numbered, so requests count from 1."""
+        return Trace(scope, f"trace {os.getpid()}:lifespan", self.redact)
+
 
 class Trace:
     """The events of one traced request or WebSocket session."""

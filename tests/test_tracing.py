@@ -31,8 +31,8 @@ from tests.utils import Process, collected_records, raw_exchange, run_devserve, 
 
 DEADLINE = 15.0  # for records to reach the stream (ticks every 250 ms) on a busy machine
 EVENT_LINE = re.compile(
-    r"^(?P<label>trace \d+:\d+) \+(?P<t>\d+\.\d{3}) ms (?P<call>receive|send)\s+(?P<type>\S+)"
-    r"(?P<fields>.*)$"
+    r"^(?P<label>trace \d+:(?:\d+|lifespan)) \+(?P<t>\d+\.\d{3}) ms "
+    r"(?P<call>receive|send)\s+(?P<type>\S+)(?P<fields>.*)$"
 )
 
 Scope = dict[str, Any]
@@ -581,7 +581,8 @@ async def lifespan_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def test_trace_covers_the_lifespan_session() -> None:
     """--trace logs the lifespan scope and its four messages, startup before the first request
-    and shutdown after it, under a label of their own."""
+    and shutdown after it, under a label of their own (`PID:lifespan`); the first request is
+    `PID:1`."""
     with collected_records("devserve.trace") as records:
         with run_server(lifespan_app, trace=True) as server, server.connect() as sock:
             answer = raw_exchange(sock, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -589,6 +590,8 @@ def test_trace_covers_the_lifespan_session() -> None:
     assert answer.startswith(b"HTTP/1.1 204 ")
     label = lines[0].split(" scope ")[0]
     assert lines[0] == f"{label} scope lifespan"
+    assert re.fullmatch(r"trace \d+:lifespan", label), label  # named: requests count from 1
+    assert re.match(r"trace \d+:1 scope http GET / ", lines[3]), lines[3]
     session = [EVENT_LINE.match(line) for line in lines if line.startswith(f"{label} +")]
     assert [(m["call"], m["type"]) for m in session if m] == [
         ("receive", "lifespan.startup"),
