@@ -43,6 +43,19 @@ def _call(control: str | None, command: str, **args: Any) -> dict[str, Any]:
 
 
 class _Group(click.Group):
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        # `devserve ctl status --json` as well as `devserve ctl --json status`
+        cmd.params.append(
+            click.Option(
+                ["--json"],
+                is_flag=True,
+                expose_value=False,
+                callback=_json_too,
+                help="Print the server's answer as JSON.",
+            )
+        )
+        super().add_command(cmd, name)
+
     def main(self, *args: Any, **kwargs: Any) -> Any:  # one line for usage errors
         try:
             kwargs["standalone_mode"] = False
@@ -52,6 +65,11 @@ class _Group(click.Group):
         except click.UsageError as exc:
             click.echo(f"devserve ctl: error: {exc.format_message()} (see --help)", err=True)
             sys.exit(2)
+
+
+def _json_too(context: click.Context, _: click.Parameter, value: bool) -> None:
+    if value:
+        context.obj["json"] = True
 
 
 # `devserve ctl` and `devserve top` find the server the same way

@@ -71,10 +71,15 @@ def test_status_prints_a_table_of_workers(server: tuple[Process, Path]) -> None:
         )
 
 
-def test_status_json_is_the_snapshot(server: tuple[Process, Path]) -> None:
-    """`ctl --json status` prints the snapshot: server, workers and totals."""
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_status_json_is_the_snapshot(server: tuple[Process, Path], where: str) -> None:
+    """`ctl --json status` and `ctl status --json` print the snapshot: server, workers and
+    totals."""
     proc, control = server
-    result = ctl(control, "--json", "status")
+    result = (
+        ctl(control, "--json", "status") if where == "before" else ctl(control, "status", "--json")
+    )
+    assert result.returncode == 0, result.stderr
     snapshot = json.loads(result.stdout)
     assert snapshot["server"]["pid"] == proc.proc.pid
     assert snapshot["server"]["workers_target"] == 2
