@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -342,5 +343,25 @@ def test_top_shows_a_workers_exception_with_its_traceback(tmp_path: Path) -> Non
             )
             assert "Exception in ASGI application" in shown
             assert "Traceback (most recent call last):" in shown
+
+        drive(control, scenario)
+
+
+def test_top_says_so_when_the_server_freezes(tmp_path: Path) -> None:
+    """A stopped supervisor (SIGSTOP: a debugger, Ctrl-Z) sends nothing and closes nothing:
+    `top` says it is disconnected within seconds rather than showing the last numbers as
+    live, and follows the server again once it continues."""
+    with devserve(tmp_path) as (process, control):
+        supervisor = process.proc.pid
+
+        async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
+            await until(pilot, lambda: panel.feed.connected, "connected")
+            os.kill(supervisor, signal.SIGSTOP)
+            try:
+                await until(pilot, lambda: not panel.feed.connected, "the freeze noticed")
+                assert "no word from" in (panel.feed.problem or ""), panel.feed.problem
+            finally:
+                os.kill(supervisor, signal.SIGCONT)
+            await until(pilot, lambda: panel.feed.connected, "connected again")
 
         drive(control, scenario)

@@ -15,6 +15,10 @@ from typing import Any
 
 from devserver.control import schema
 
+# a subscriber hears a snapshot every second: this long without a word, the server is stopped
+# (SIGSTOP, a debugger) or frozen, and the panel must not keep showing its last numbers as live
+STREAM_SILENCE = 5.0
+
 
 class ControlError(Exception):
     """The server refused a command, or the conversation broke; the text says which."""
@@ -103,9 +107,18 @@ class AsyncControlClient:
         try:
             args = {"recent": True} if recent else {}
             writer.write(schema.encode(schema.request("subscribe", next(self._ids), **args)))
-            await reader.readline()  # the acknowledgement
-            while line := await reader.readline():
+            async with asyncio.timeout(STREAM_SILENCE):
+                await reader.readline()  # the acknowledgement
+            while True:
+                async with asyncio.timeout(STREAM_SILENCE):
+                    line = await reader.readline()
+                if not line:
+                    return
                 yield schema.decode(line)
+        except TimeoutError:  # before OSError, its base class
+            raise ControlError(
+                f"no word from {self.path} in {STREAM_SILENCE:g} s (stopped or frozen?)"
+            ) from None
         except (OSError, ValueError):
             return  # the server went away mid-line, or sent one over the limit
         finally:
