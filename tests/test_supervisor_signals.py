@@ -210,11 +210,20 @@ def test_crash_loop_stops_respawning_until_restart(tmp_path: Path) -> None:
                 httpx.get(f"{proc.url}/exit", timeout=5)
         line = proc.out.wait_for("CRITICAL:", timeout=10)
         stuck = client.request("status")
+        # no worker left: devserve answers 503 itself instead of leaving clients in the backlog
+        unavailable = httpx.get(f"{proc.url}/pid", timeout=5)
         assert client.request("restart") == {"restart": "started"}
         workers = wait_for_workers(client, ready(1))
-        answer = httpx.get(f"{proc.url}/pid", timeout=5).text
+        # the supervisor's page stops accepting within a loop turn of the worker being ready
+        deadline = time.monotonic() + 5
+        while (answered := httpx.get(f"{proc.url}/pid", timeout=5)).status_code == 503:
+            assert time.monotonic() < deadline, "the 503 page stayed after the restart"
+        answer = answered.text
         recovered = client.request("status")["server"]
         proc.out.stop()
+    assert unavailable.status_code == 503, unavailable.text
+    assert unavailable.headers["retry-after"] == "5"
+    assert "no worker is serving" in unavailable.text and "devserve ctl restart" in unavailable.text
     assert "workers died 5 times" in line and "not respawning" in line
     assert stuck["workers"] == [] and stuck["server"]["crash_loop"] is True
     assert answer == str(workers[0]["pid"]) and workers[0]["pid"] not in dead

@@ -1,11 +1,12 @@
-"""The error page served while no generation of the app could start (--reload only).
+"""The error page the supervisor serves while no worker can.
 
 With --reload a failed first boot does not end devserve: the supervisor itself answers every
-request with 500 and the app's traceback, until a save brings up a generation that works. It
-serves on duplicates of the listening sockets, so stopping it leaves the originals to the
-workers. The page polls and reloads itself once the app serves (or fails differently). With
---prod the reason stays in the log (an exception's text may hold a secret): the page says only
-that the app did not start.
+request with 500 and the app's traceback, until a save brings up a generation that works. In a
+crash loop, once no worker is left serving, it answers 503 (with Retry-After) rather than let
+connections wait in the listen backlog for workers that are not coming. It serves on duplicates
+of the listening sockets, so stopping it leaves the originals to the workers. The page polls and
+reloads itself once the app serves (or fails differently). With --prod the reason stays in the
+log (an exception's text may hold a secret): the page says only what happened.
 """
 
 from __future__ import annotations
@@ -25,6 +26,26 @@ from devserver.sockets import Listener, tls_context
 logger = logging.getLogger("devserve.supervisor")
 
 
+@dataclasses.dataclass(frozen=True)
+class Notice:
+    """What the page says besides the failure: its status, title and what to do."""
+
+    status: int
+    title: str
+    hint: str
+
+
+DID_NOT_START = Notice(
+    500, "the app did not start", "Fix it and save: devserve reloads when the file changes."
+)
+NOBODY_SERVES = Notice(
+    503,
+    "no worker is serving",
+    "The workers kept dying, so devserve stopped respawning them. Fix the app, then: "
+    "devserve ctl restart",
+)
+
+
 class Fallback:
     """Shows the latest failure on every listener while no generation serves."""
 
@@ -32,14 +53,15 @@ class Fallback:
         self.config = config
         self.listeners = listeners
         self.failure: Failed | None = None
+        self.notice = DID_NOT_START
         self._server: Server | None = None
 
     @property
     def showing(self) -> bool:
         return self._server is not None
 
-    def show(self, failure: Failed) -> None:
-        self.failure = failure
+    def show(self, failure: Failed, notice: Notice = DID_NOT_START) -> None:
+        self.failure, self.notice = failure, notice
         if self._server is not None:
             return
         settings = dataclasses.replace(self.config, lifespan="off", limit_concurrency=None)
@@ -60,24 +82,27 @@ class Fallback:
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        failure = self.failure or Failed("the app did not start")
+        notice = self.notice
+        failure = self.failure or Failed(notice.title)
         accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
         if "text/html" in accept:
-            body, kind = render_html(failure, self.config.prod), "text/html; charset=utf-8"
+            body, kind = render_html(failure, self.config.prod, notice), "text/html; charset=utf-8"
         else:
-            body, kind = render_text(failure, self.config.prod), "text/plain; charset=utf-8"
+            body, kind = render_text(failure, self.config.prod, notice), "text/plain; charset=utf-8"
         data = body.encode()
         headers = [
             (b"content-type", kind.encode()),
             (b"content-length", str(len(data)).encode()),
             (b"cache-control", b"no-store"),
         ]
-        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        if notice.status == 503:
+            headers.append((b"retry-after", b"5"))
+        await send({"type": "http.response.start", "status": notice.status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
 
 
-def render_text(failure: Failed, prod: bool) -> str:
-    lines = ["devserve: the app did not start", ""]
+def render_text(failure: Failed, prod: bool, notice: Notice = DID_NOT_START) -> str:
+    lines = [f"devserve: {notice.title}", ""]
     if prod:
         lines.append("The server's log says why.")
     else:
@@ -86,11 +111,11 @@ def render_text(failure: Failed, prod: bool) -> str:
             lines.append(f"at {failure.file}, line {failure.line}")
         if failure.details:
             lines += ["", failure.details.rstrip()]
-        lines += ["", "Fix it and save: devserve reloads when the file changes."]
+        lines += ["", notice.hint]
     return "\n".join(lines) + "\n"
 
 
-def render_html(failure: Failed, prod: bool) -> str:
+def render_html(failure: Failed, prod: bool, notice: Notice = DID_NOT_START) -> str:
     where = ""
     if failure.file and not prod:
         where = f"<p class=where>{html.escape(failure.file)}, line {failure.line}</p>"
@@ -98,12 +123,21 @@ def render_html(failure: Failed, prod: bool) -> str:
     message = "The server's log says why." if prod else failure.message
     # The page asks for the text version once a second: a different answer (the app serves, or
     # fails another way) reloads it. JSON in a script: escape '<' so '</script>' cannot end it.
-    shown = json.dumps(render_text(failure, prod)).replace("<", "\\u003c")
-    return _PAGE.format(message=html.escape(message), where=where, details=details, shown=shown)
+    shown = json.dumps(render_text(failure, prod, notice)).replace("<", "\\u003c")
+    return _PAGE.format(
+        title=html.escape(notice.title),
+        heading=html.escape(notice.title.capitalize()),
+        hint=html.escape(notice.hint if not prod else ""),
+        status=notice.status,
+        message=html.escape(message),
+        where=where,
+        details=details,
+        shown=shown,
+    )
 
 
 _PAGE = """<!doctype html>
-<html lang=en><head><meta charset=utf-8><title>devserve: the app did not start</title>
+<html lang=en><head><meta charset=utf-8><title>devserve: {title}</title>
 <style>
 body {{ font: 15px/1.5 system-ui, sans-serif; margin: 2rem; color: #1a1a1a; }}
 h1 {{ font-size: 1.3rem; color: #b00020; }}
@@ -113,18 +147,19 @@ pre {{ background: #f5f5f5; padding: 1rem; overflow-x: auto; font-size: 13px; }}
 .hint {{ color: #555; }}
 </style></head>
 <body>
-<h1>The app did not start</h1>
+<h1>{heading}</h1>
 <p class=message>{message}</p>
 {where}
 {details}
-<p class=hint>Fix it and save: devserve reloads, and so does this page.</p>
+<p class=hint>{hint} This page reloads by itself.</p>
 <script>
 const shown = {shown};
 async function poll() {{
   try {{
     const options = {{headers: {{accept: "text/plain"}}, cache: "no-store"}};
     const answer = await fetch(location.href, options);
-    if (answer.status !== 500 || (await answer.text()) !== shown) {{ location.reload(); return; }}
+    const changed = answer.status !== {status} || (await answer.text()) !== shown;
+    if (changed) {{ location.reload(); return; }}
   }} catch (error) {{}}
   setTimeout(poll, 1000);
 }}

@@ -25,7 +25,7 @@ from devserver import channel
 from devserver.config import Config
 from devserver.sockets import Listener
 from devserver.supervisor import signals, spawn, status
-from devserver.supervisor.fallback import Fallback
+from devserver.supervisor.fallback import NOBODY_SERVES, Fallback
 from devserver.supervisor.metrics import Metrics
 from devserver.supervisor.output import capture
 from devserver.supervisor.watch import Watch
@@ -87,6 +87,7 @@ class Supervisor:
         self.fast = False
         self.startup_failure: channel.Failed | None = None
         self.crash_loop = False
+        self._crash_message = ""
         self.slot_restarts: collections.Counter[int] = collections.Counter()
         self.metrics = Metrics()
         # --trace, or `trace` with no count and no pid: new workers trace too
@@ -414,6 +415,8 @@ class Supervisor:
             _send(worker, channel.StopTrace())
         if not worker.held:
             _send(worker, channel.Serve())
+        if self.booted:  # out of a crash loop: the workers answer again (a failed boot's page
+            self.fallback.hide()  # waits for _serving_at_last)
         self._retire_replaced(worker.generation)
 
     def _on_exit(self, worker: Worker) -> None:
@@ -445,6 +448,16 @@ class Supervisor:
         if not worker.expected_exit and worker.generation == self.generation and self.booted:
             self._note_death(worker, reason)
         self._reconcile()
+        self._answer_if_nobody_serves()
+
+    def _answer_if_nobody_serves(self) -> None:
+        """In a crash loop with no worker left serving, the supervisor answers 503 itself:
+        connections would otherwise wait in the listen backlog for workers that are not coming."""
+        if not self.crash_loop or self.stopping or self.fallback.showing:
+            return
+        if any(w.serving for w in self.workers.values()):
+            return
+        self.fallback.show(channel.Failed(self._crash_message), NOBODY_SERVES)
 
     def _log_exit(self, worker: Worker, reason: str) -> None:
         if not self.booted or worker.generation > self.generation:
@@ -473,6 +486,7 @@ class Supervisor:
                 "(devserve ctl restart)."
             )
             logger.critical(message)
+            self._crash_message = message
             self.publish({"kind": "crash_loop", "message": message})
         backoff = min(0.25 * 2 ** (deaths - 2), MAX_BACKOFF) if deaths > 1 else 0.0
         self._respawn_after = now + backoff
