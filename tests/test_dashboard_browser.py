@@ -9,7 +9,9 @@ chromium, and without it these tests are skipped.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_dashboard_api import dashboard
+from tests.test_dashboard_api import Dashboard, dashboard
 
 CHROMIUM = Path("/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -196,3 +198,110 @@ def test_the_page_reconnects_after_devserve_restarts(tmp_path: Path, page: sync_
         expect(page.locator(f'#workers tbody tr[data-pid="{new_pid}"]')).to_be_visible(timeout=WAIT)
         expect(page.locator(f'#workers tbody tr[data-pid="{old_pid}"]')).to_have_count(0)
         board.process.out.stop()
+
+
+def test_a_frozen_devserve_shows_as_disconnected(tmp_path: Path, page: sync_api.Page) -> None:
+    """devserve stopped (SIGSTOP) closes nothing: the page notices the silence, says it is
+    disconnected, and reconnects by itself once devserve runs again."""
+    with dashboard(tmp_path) as board:
+        page.goto(board.url)
+        connection = page.locator("#connection")
+        expect(connection).to_have_attribute("data-state", "connected", timeout=WAIT)
+        os.kill(board.process.proc.pid, signal.SIGSTOP)
+        try:
+            expect(connection).to_have_attribute("data-state", "disconnected", timeout=WAIT)
+        finally:
+            os.kill(board.process.proc.pid, signal.SIGCONT)
+        expect(connection).to_have_attribute("data-state", "connected", timeout=WAIT)
+        expect(worker_rows(page)).to_have_count(1, timeout=WAIT)
+        board.process.out.stop()
+
+
+def test_pause_holds_the_rows_until_resumed(tmp_path: Path, page: sync_api.Page) -> None:
+    """Paused while scrolled up with rows waiting below, the table keeps its rows when
+    scrolled back down, even as more requests come; resuming shows every one of them."""
+    with dashboard(tmp_path) as board, httpx.Client(base_url=board.app_url()) as app:
+        page.goto(board.url)
+        expect(page.locator("#connection")).to_have_attribute(
+            "data-state", "connected", timeout=WAIT
+        )
+        rows = page.locator("#requests tbody tr[data-id]")
+        status = page.locator("[data-field=requests-status]")
+        scroller = page.locator("#requests-pane .scroll")
+        for batch in (0, 30):  # more rows than the pane shows, so it scrolls; in batches
+            for n in range(batch, batch + 30):  # a worker sends 50 records a tick, no more
+                app.get(f"/pid?before={n}")
+            expect(rows).to_have_count(batch + 30, timeout=WAIT)
+        scroller.evaluate("node => { node.scrollTop = 0; }")
+        for n in range(10):
+            app.get(f"/pid?held={n}")
+        expect(status).to_have_text("scrolled up · 10 new below ↓", timeout=WAIT)
+        page.keyboard.press("p")
+        expect(status).to_have_text("paused · 0 new")
+        last = rows.last.get_attribute("data-id")
+        scroller.evaluate("node => { node.scrollTop = node.scrollHeight; }")
+        for n in range(10):
+            app.get(f"/pid?paused={n}")
+        expect(status).to_have_text("paused · 10 new", timeout=WAIT)
+        # a snapshot that counts all 80 comes a frame or more after the scroll was handled
+        expect(page.locator("[data-metric=requests]")).to_have_text("80", timeout=WAIT)
+        held_last = rows.last.get_attribute("data-id")
+        shown_while_paused = rows.count()
+        page.keyboard.press("p")
+        expect(rows.last).to_contain_text("/pid?paused=9")
+        expect(rows).to_have_count(80)
+        board.process.out.stop()
+    assert held_last == last
+    assert shown_while_paused == 60
+
+
+def test_live_workers_never_share_a_memory_colour(tmp_path: Path, page: sync_api.Page) -> None:
+    """Slot 1's worker killed again and again: each replacement's memory chip has a colour
+    other than slot 0's, however many workers came before it."""
+    with dashboard(tmp_path, "--workers", "2") as board:
+        page.goto(board.url)
+        colours = [live_colours(page, board)]
+        for _ in range(9):
+            slot_1 = next(w["pid"] for w in board.status()["workers"] if w["slot"] == 1)
+            assert board.command({"command": "kill", "pid": slot_1}, **board.bearer).is_success
+            expect(page.locator(f'#workers tbody tr[data-pid="{slot_1}"]')).to_have_count(
+                0, timeout=WAIT
+            )
+            colours.append(live_colours(page, board))
+        board.process.out.stop()
+    assert [len(pair) for pair in colours] == [2] * 10
+
+
+def live_colours(page: sync_api.Page, board: Dashboard) -> set[str]:
+    """The colours of the two ready workers' memory chips, once both are in the chart."""
+    ready = worker_rows(page).and_(page.locator("[data-state=ready]"))
+    expect(ready).to_have_count(2, timeout=WAIT)
+    pids = [w["pid"] for w in board.status()["workers"]]
+    chips = page.locator("#charts-pane [data-legend=workers] .chip")
+    for pid in pids:
+        expect(chips.and_(page.locator(f'[data-pid="{pid}"]'))).to_have_count(1, timeout=WAIT)
+    return {chip_colour(page, pid) for pid in pids}
+
+
+def chip_colour(page: sync_api.Page, pid: int) -> str:
+    swatch = page.locator(f'#charts-pane [data-legend=workers] .chip[data-pid="{pid}"] i')
+    return str(swatch.evaluate("node => getComputedStyle(node).backgroundColor"))
+
+
+def test_the_page_greets_an_idle_devserve(tmp_path: Path, page: sync_api.Page) -> None:
+    """With no traffic, the events pane still says which devserve it is connected to, once,
+    after the replayed events from before the page opened."""
+    with dashboard(tmp_path) as board:
+        page.goto(board.url)
+        greeting = page.locator(
+            "#events li", has_text=f"connected to devserve pid {board.process.proc.pid}:"
+        )
+        expect(greeting).to_have_count(1, timeout=WAIT)
+        uptime = page.locator("#top [data-field=uptime]").inner_text()
+        expect(page.locator("#top [data-field=uptime]")).not_to_have_text(uptime, timeout=WAIT)
+        texts = page.locator("#events li").all_inner_texts()
+        board.process.out.stop()
+    greeted = [i for i, text in enumerate(texts) if "connected to devserve" in text]
+    replayed = [i for i, text in enumerate(texts) if re.search(r"worker \d+ .* ready", text)]
+    assert len(greeted) == 1
+    assert replayed and max(replayed) < greeted[0]

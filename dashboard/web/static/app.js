@@ -20,10 +20,12 @@ const HISTORY_SECONDS = 15 * 60; // as much as the server keeps
 const state = {
   snapshot: null,
   history: [],
-  generations: new Map(), // pid → generation: records do not carry it, the inspector shows it
+  // pid → generation: records do not carry it, the inspector shows it; rebuilt with every
+  // snapshot for its workers and the kept records' pids, so it does not grow with each spawn
+  generations: new Map(),
   readOnly: false,
   lastEventAt: 0, // `t` of the newest event shown: the replay after a reconnect skips the rest
-  greet: false, // a first snapshot came: say so in the events pane, after the replay
+  greet: false, // this connection is not greeted yet: done once the replay is over
 };
 
 const byId = (id) => document.getElementById(id);
@@ -54,7 +56,9 @@ const workers = new WorkersTable(byId("workers"), { onKill: (pid) => controls.ki
 byId("filter").addEventListener("input", (event) => requests.setFilter(event.target.value));
 
 function receive(message) {
-  if (state.greet && !message.recent && message.type !== "snapshot") greet();
+  // the replayed events come right after the first snapshot: whatever comes next that is not
+  // one of them (a record, a live event, the second snapshot) means the replay is over
+  if (state.greet && state.snapshot && !message.recent) greet();
   switch (message.type) {
     case "hello":
       setReadOnly(Boolean(message.read_only));
@@ -76,10 +80,9 @@ function receive(message) {
 }
 
 function applySnapshot(snapshot) {
-  state.greet = !state.snapshot;
   state.snapshot = snapshot;
   appendHistory(snapshot.history || []);
-  for (const worker of snapshot.workers || []) state.generations.set(worker.pid, worker.generation);
+  keepGenerations(snapshot.workers || []);
   schedule("snapshot", () => {
     if (!state.snapshot) return; // a reconnect cleared it before this frame came
     header.draw(state.snapshot);
@@ -87,6 +90,16 @@ function applySnapshot(snapshot) {
     banner.fromServer(state.snapshot.server);
   });
   charts.update(state.history);
+}
+
+/** The live workers' generations, and those of the gone workers whose records are still
+ * kept (an event told them), for the inspector; every other pid is forgotten. */
+function keepGenerations(workers) {
+  const before = state.generations;
+  state.generations = new Map(workers.map((worker) => [worker.pid, worker.generation]));
+  for (const pid of requests.keptPids()) {
+    if (!state.generations.has(pid) && before.has(pid)) state.generations.set(pid, before.get(pid));
+  }
 }
 
 /** Later snapshots carry only the new points: append them, keep 15 minutes. */
@@ -107,7 +120,9 @@ function applyEvent(event, recent) {
   state.lastEventAt = Math.max(state.lastEventAt, at);
   if (event.kind === "worker") state.generations.set(event.pid, event.generation);
   // a replayed failure may be long fixed: for the past, the snapshot's server.failure decides
-  if (!recent && (event.kind === "reload" || event.kind === "restart")) banner.fromEvent(event);
+  if (!recent && (event.kind === "reload" || event.kind === "restart")) {
+    banner.fromEvent(event, state.snapshot?.server);
+  }
   events.add(event);
 }
 
@@ -122,6 +137,8 @@ function greet() {
 function reset() {
   state.snapshot = null;
   state.history = [];
+  state.generations.clear();
+  state.greet = true;
   workers.clear();
   requests.clear(); // the server sends its latest records again
   charts.clear();

@@ -16,9 +16,12 @@ export class FailureBanner {
     this.show(server.failure, server.state === "failed");
   }
 
-  /** From restart and reload events. */
-  fromEvent(event) {
-    if (event.phase === "failed") this.show(event, false);
+  /** From restart and reload events; server: the latest snapshot's. A generation that
+   * fails before any served (the first boot) leaves nothing serving: the server is then
+   * still "starting" (or already "failed"). */
+  fromEvent(event, server) {
+    const nothingServes = !server || server.state === "starting" || server.state === "failed";
+    if (event.phase === "failed") this.show(event, nothingServes);
     else if (event.phase === "succeeded") this.show(null, false);
   }
 

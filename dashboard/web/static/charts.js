@@ -16,7 +16,7 @@ export class ChartsPane {
     this.history = [];
     this.seconds = 300;
     this.cursor = null; // unix time under the mouse, or null: the latest second
-    this.colorOf = new Map(); // pid → palette index, given out in order of appearance
+    this.colorOf = new Map(); // pid → palette index, for the pids in the window (oldest first)
     this.chipsFor = "";
     this.charts = {};
     const kinds = [["rps", fmt.count, 1], ["latency", fmt.millis, 1], ["rss", fmt.memory, 2 ** 20]];
@@ -146,10 +146,23 @@ export class ChartsPane {
   pidsIn(points) {
     const pids = new Set();
     for (const point of points) for (const pid of Object.keys(point.workers || {})) pids.add(pid);
-    for (const pid of pids) {
-      if (!this.colorOf.has(pid)) this.colorOf.set(pid, this.colorOf.size % PALETTE_SIZE);
-    }
+    const live = Object.keys(points[points.length - 1]?.workers || {});
+    this.assignColors(pids, live);
     return [...pids].sort((a, b) => this.order(a) - this.order(b)); // oldest workers at the bottom
+  }
+
+  /** Forgets the pids that left the window, then gives each new one the lowest palette index
+   * no pid in the window has (a count of every pid ever seen would, after 8 replacements,
+   * give two live workers one colour); with more than 8 in the window, the lowest that no
+   * live worker has: a dead worker's band may share a colour, two live ones do not. */
+  assignColors(pids, live) {
+    for (const pid of this.colorOf.keys()) if (!pids.has(pid)) this.colorOf.delete(pid);
+    for (const pid of pids) {
+      if (this.colorOf.has(pid)) continue;
+      const inWindow = new Set(this.colorOf.values());
+      const liveNow = new Set(live.map((other) => this.colorOf.get(other)));
+      this.colorOf.set(pid, lowestFree(inWindow) ?? lowestFree(liveNow) ?? 0);
+    }
   }
 
   order(pid) {
@@ -210,4 +223,10 @@ export class ChartsPane {
       setText(chip.querySelector("b"), fmt.memory(at?.workers?.[chip.dataset.pid]?.rss));
     }
   }
+}
+
+/** The lowest palette index not in `taken`, or undefined when all are. */
+function lowestFree(taken) {
+  for (let i = 0; i < PALETTE_SIZE; i++) if (!taken.has(i)) return i;
+  return undefined;
 }

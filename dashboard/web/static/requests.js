@@ -64,6 +64,7 @@ export class RequestStream {
   }
 
   drawFresh() {
+    if (this.paused) return; // drawn in the frame after a pause: the resume shows them
     const records = this.fresh.filter(this.filter);
     this.fresh = [];
     if (!records.length) return;
@@ -110,8 +111,12 @@ export class RequestStream {
     return row;
   }
 
-  /** Refills the table from the kept records: after a filter change or a resume. */
-  refill() {
+  /** Refills the table from the kept records: after a filter change or a resume. While
+   * paused only a new filter does (a scroll or a click must not end the pause), and what
+   * came meanwhile is then shown: the operator asked for a new view. */
+  refill({ filterChanged = false } = {}) {
+    if (this.paused && !filterChanged) return;
+    if (this.paused) this.missed = 0;
     this.fresh = [];
     this.held = 0;
     this.following = true;
@@ -122,16 +127,25 @@ export class RequestStream {
     this.drawStatus();
   }
 
+  /** The pids of the kept records (the inspector can still open those). */
+  keptPids() {
+    return new Set(this.kept.map((record) => record.pid));
+  }
+
   setFilter(text) {
     this.filter = parseFilter(text);
     this.root.classList.toggle("filtered", !this.filter.empty);
-    schedule("requests-refill", () => this.refill()); // own key: new records must not replace it
+    // own key: new records must not replace it
+    schedule("requests-refill", () => this.refill({ filterChanged: true }));
   }
 
   togglePause() {
     this.paused = !this.paused;
     this.missed = 0;
-    if (!this.paused) this.refill(); // what came meanwhile is in the kept records
+    // what came meanwhile, held or not drawn yet, is in the kept records: a resume refills
+    this.held = 0;
+    this.fresh = [];
+    if (!this.paused) this.refill();
     this.drawStatus();
   }
 

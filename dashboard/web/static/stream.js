@@ -6,6 +6,10 @@
 const FIRST_RETRY_MS = 500;
 const LAST_RETRY_MS = 5000;
 const COMMAND_TIMEOUT_MS = 15000; // a reply that never comes must not leave a button waiting
+// snapshots come every second: this long without any message is a server that stopped
+// (SIGSTOP, a debugger) or a connection that died half-open, which no close event reports
+const SILENT_MS = 5000;
+const SESSION_TIMEOUT_MS = 3000; // a stopped server would leave the session check hanging
 const RESTARTING = 1012; // the close code devserve sends its pages when it stops or restarts
 // every path that needs the token lives under this prefix, the cookie's Path (see access.py)
 const PREFIX = "/_devserve";
@@ -22,6 +26,8 @@ export class Connection {
     this.state = null;
     this.restarting = false;
     this.everConnected = false;
+    this.heardAt = 0; // when the current socket last delivered a message
+    this.watchdog = null;
   }
 
   start() {
@@ -33,16 +39,40 @@ export class Connection {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}${PREFIX}/ws`);
     this.socket = socket;
+    // the backoff starts over at the first snapshot, not here: a server that accepts and
+    // then fails its stream at once would otherwise be retried every FIRST_RETRY_MS forever
     socket.onopen = () => {
-      this.retryMs = FIRST_RETRY_MS;
       this.restarting = false;
       this.everConnected = true;
+      this.watch(socket);
       this.setState("connected", {});
     };
-    socket.onmessage = (event) => this.receive(event.data);
+    socket.onmessage = (event) => {
+      this.heardAt = Date.now();
+      this.receive(event.data);
+    };
     socket.onclose = (event) => {
       if (this.socket === socket) this.closed(event.code);
     };
+  }
+
+  /** Checks once a second that the open socket still delivers; a silent one is dropped. */
+  watch(socket) {
+    this.heardAt = Date.now();
+    clearInterval(this.watchdog);
+    this.watchdog = setInterval(() => {
+      if (Date.now() - this.heardAt > SILENT_MS) this.drop(socket);
+    }, 1000);
+  }
+
+  /** Gives up on a socket that went silent: its close may come much later (a frozen server
+   * answers the closing handshake only when it runs again), so its handlers go first. No
+   * session check: the token held until just now, and a stopped server would not answer it. */
+  drop(socket) {
+    socket.onopen = socket.onmessage = socket.onclose = null;
+    socket.close();
+    this.forget(null);
+    this.retry();
   }
 
   receive(text) {
@@ -53,6 +83,7 @@ export class Connection {
       console.warn("dashboard: a message that is not JSON", text.slice(0, 200));
       return;
     }
+    if (message.type === "snapshot") this.retryMs = FIRST_RETRY_MS; // the stream works
     if ((message.type === "result" || message.type === "error") && this.pending.has(message.id)) {
       this.settle(message);
       return;
@@ -87,13 +118,7 @@ export class Connection {
   /** The socket closed (or never opened): ask /api/session whether the token still holds,
    * since a WebSocket refused with 401 looks exactly like a server that is down. */
   async closed(code) {
-    this.socket = null;
-    if (code === RESTARTING) this.restarting = true; // until a connection opens again
-    for (const [id, waiting] of this.pending) {
-      clearTimeout(waiting.timer);
-      waiting.reject(new Error("disconnected before devserve answered"));
-      this.pending.delete(id);
-    }
+    this.forget(code);
     if ((await this.sessionStatus()) === 401) {
       if (!this.everConnected) {
         location.replace("/login"); // opened without the token: the login page explains
@@ -102,6 +127,22 @@ export class Connection {
       this.setState("unauthorized", {});
       return; // retrying cannot help: the operator needs the new URL
     }
+    this.retry();
+  }
+
+  /** Lets go of the socket: no watchdog, and no command waits for its reply any longer. */
+  forget(code) {
+    this.socket = null;
+    clearInterval(this.watchdog);
+    if (code === RESTARTING) this.restarting = true; // until a connection opens again
+    for (const [id, waiting] of this.pending) {
+      clearTimeout(waiting.timer);
+      waiting.reject(new Error("disconnected before devserve answered"));
+      this.pending.delete(id);
+    }
+  }
+
+  retry() {
     const delay = this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, LAST_RETRY_MS);
     this.setState("disconnected", { retryAt: Date.now() + delay, restarting: this.restarting });
@@ -110,10 +151,13 @@ export class Connection {
 
   async sessionStatus() {
     try {
-      const response = await fetch(`${PREFIX}/api/session`, { cache: "no-store" });
+      const response = await fetch(`${PREFIX}/api/session`, {
+        cache: "no-store",
+        signal: AbortSignal.timeout(SESSION_TIMEOUT_MS),
+      });
       return response.status;
     } catch {
-      return 0; // the server is down or restarting
+      return 0; // the server is down, restarting or stopped (the check timed out)
     }
   }
 
