@@ -49,8 +49,10 @@ class WorkerSpec:
 
 def main(spec: WorkerSpec) -> None:
     """The worker process's entry point; exits with 0 after a clean stop, 3 on a startup failure."""
-    # Ctrl-C reaches the whole process group: the supervisor decides what it means.
+    # Ctrl-C and a closed terminal's hangup reach the whole process group: the supervisor
+    # decides what they mean.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if spec.output is not None:
         _redirect_output(spec.output)
     faulthandler.enable()  # SIGABRT from the heartbeat monitor logs every thread's stack

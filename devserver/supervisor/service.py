@@ -96,14 +96,15 @@ async def serve(
         if not await supervisor.run():
             raise StartupError(supervisor.startup_failure or Failed("the workers did not start"))
     finally:
-        if panel_task is not None and client is not None:
-            client.close()
-            await _close_panel(panel_task)
         if reloader is not None:
             reloader.close()
         await _stop_admin(admin_servers)
         if control is not None:
             await control.close()
+        # last: with its terminal gone, the panel may never close and a timer ends the process
+        if panel_task is not None and client is not None:
+            client.close()
+            await _close_panel(panel_task)
 
 
 def _start_panel(panel: Panel, client: LocalClient, supervisor: Supervisor) -> asyncio.Task[None]:

@@ -1,7 +1,8 @@
 """The supervisor's signals, one line each: what an operator's `kill -SIG` means to devserve.
 
     TERM, INT   graceful stop (a second one: stop now)     HUP          rolling restart (with
-                                                                        the panel: stop)
+                                                                        the panel, or when the
+                                                                        terminal closed: stop)
     QUIT        fast stop                                  TTIN / TTOU  one worker more / fewer
     USR1        reopen log files
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -29,13 +31,38 @@ def install(supervisor: Supervisor) -> None:
         signal.SIGINT: lambda: handle_stop(supervisor),
         signal.SIGTERM: lambda: handle_stop(supervisor),
         signal.SIGQUIT: lambda: supervisor.stop(fast=True),
-        signal.SIGHUP: supervisor.restart,
+        signal.SIGHUP: _hangup_or_restart(supervisor),
         signal.SIGTTIN: lambda: supervisor.scale("+1"),
         signal.SIGTTOU: lambda: supervisor.scale("-1"),
         signal.SIGUSR1: supervisor.reopen_logs,
     }
     for signum, action in actions.items():
         loop.add_signal_handler(signum, _on_signal, signum, action)
+
+
+def _hangup_or_restart(supervisor: Supervisor) -> Callable[[], object]:
+    """HUP is a rolling restart (`kill -HUP`, `systemctl reload`), unless it came because the
+    terminal devserve runs in was closed: then nobody is left to see or stop the server, so it
+    stops (gracefully) rather than live on orphaned."""
+    had_terminal = _has_terminal()
+
+    def on_hangup() -> object:
+        if had_terminal and not _has_terminal():
+            logger.info("the terminal is gone: stopping")
+            handle_stop(supervisor)
+            return None
+        return supervisor.restart()
+
+    return on_hangup
+
+
+def _has_terminal() -> bool:
+    """True while this process has a controlling terminal (a hung-up one no longer counts)."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
 
 
 def hangup_stops(supervisor: Supervisor) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.machinery
 import multiprocessing
 import multiprocessing.forkserver
+import signal
 import sys
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
@@ -25,7 +26,14 @@ def start_fork_server() -> None:
     """Start the fork server now (call before starting any thread); later calls do nothing."""
     _skip_main_in_children()
     _context.set_forkserver_preload(_PRELOAD)
-    multiprocessing.forkserver.ensure_running()
+    # The fork server, the resource tracker it starts and every worker forked from it ignore
+    # SIGHUP (an ignored signal stays ignored across exec): a closed terminal hangs up the whole
+    # process group, and only the supervisor decides what that means (signals.py).
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def _skip_main_in_children() -> None:

@@ -1,0 +1,106 @@
+"""A closed terminal (SIGHUP to the whole process group) against `kill -HUP` (a rolling
+restart): devserve runs in a real tmux pseudo-terminal and the terminal is really closed.
+
+The app writes a line to a file when its lifespan shuts down, so a worker that drained
+gracefully leaves a trace, and one killed by the hangup does not.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from devserver.control.client import ControlClient, ControlError
+from tests.test_panel_terminal import devserve, terminal
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+DEADLINE = 20.0
+APP = """\
+import os
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        with open(os.environ["SHUTDOWN_LOG"], "a") as log:
+            log.write(f"shutdown {os.getpid()}\\n")
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+"""
+
+
+def until(predicate: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def start(tmp_path: Path, *args: str) -> tuple[list[str], Path]:
+    (tmp_path / "app.py").write_text(APP)
+    control = tmp_path / "ctl.sock"
+    command = ["env", f"SHUTDOWN_LOG={tmp_path / 'shutdown.log'}"]
+    command += devserve("app:app", "--port", "0", "--workers", "2", "--control", str(control))
+    return [*command, *args], control
+
+
+@pytest.mark.parametrize("mode", ["--no-tui", "panel"])
+def test_closing_the_terminal_stops_devserve_gracefully(tmp_path: Path, mode: str) -> None:
+    """The terminal closes: devserve stops as on SIGTERM (the workers drain and run their
+    lifespan shutdown) instead of living on orphaned or losing its workers to the hangup."""
+    command, control = start(tmp_path, *(["--no-tui"] if mode == "--no-tui" else []))
+    with terminal(tmp_path, command) as term:
+        until(control.exists, "the control socket")
+        until(lambda: len(ready(control)) == 2, "two workers")
+        status = ControlClient(str(control)).request("status")
+        supervisor, workers = status["server"]["pid"], ready(control)
+        term.tmux("kill-server")  # the terminal is gone: the kernel hangs up its processes
+        until(lambda: not alive(supervisor), "devserve to stop")
+    shutdowns = (tmp_path / "shutdown.log").read_text().split()
+    assert sorted(int(pid) for pid in shutdowns[1::2]) == sorted(workers), shutdowns
+    assert not any(alive(pid) for pid in workers)
+    assert not control.exists()  # cleaned up on the way out, as on SIGTERM
+
+
+def ready(control: Path) -> list[int]:
+    try:
+        status = ControlClient(str(control)).request("status")
+    except ControlError:  # not listening yet
+        return []
+    return [w["pid"] for w in status["workers"] if w["state"] == "ready"]
+
+
+def test_kill_hup_with_the_terminal_open_is_a_rolling_restart(tmp_path: Path) -> None:
+    """`kill -HUP` while the terminal is still there keeps its meaning: a rolling restart."""
+    command, control = start(tmp_path, "--no-tui")
+    with terminal(tmp_path, command) as term:
+        until(lambda: len(ready(control)) == 2, "two workers")
+        client = ControlClient(str(control))
+        supervisor, before = client.request("status")["server"]["pid"], set(ready(control))
+        os.kill(supervisor, signal.SIGHUP)
+        until(lambda: len(set(ready(control)) - before) == 2, "a new generation")
+        term.wait_for(r"restart: generation 2 serving")
+        generation = client.request("status")["server"]["generation"]
+        assert alive(supervisor)
+        term.keys("C-c")
+        term.wait_for(r"EXITED 0")
+    assert generation == 2
+    assert not re.search(r"terminal is gone", term.screen())
