@@ -34,16 +34,21 @@ def cgroup_quota(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> f
     unlimited or unknown. Reads cgroup v2's `cpu.max` or v1's `cpu.cfs_quota_us`."""
     try:
         entries = proc_cgroup.read_text().splitlines()
-    except OSError:
+        return _tightest(root, entries)
+    except OSError:  # unreadable (a confined container): no limit we can see
         return None
+
+
+def _tightest(root: Path, entries: list[str]) -> float | None:
     limits = []
     for entry in entries:
         hierarchy, _, rest = entry.partition(":")
         controllers, _, path = rest.partition(":")
         if hierarchy == "0" and controllers == "":  # cgroup v2, the unified hierarchy
-            limits += _along(root / "unified" if (root / "unified").is_dir() else root, path, _v2)
+            unified = root / "unified"  # the hybrid layout: v2 beside the v1 controllers
+            limits += _along(unified if os.path.isdir(unified) else root, path, _v2)
         elif "cpu" in controllers.split(","):  # cgroup v1: cpu, or cpu,cpuacct
-            mount = root / controllers if (root / controllers).is_dir() else root / "cpu"
+            mount = root / controllers if os.path.isdir(root / controllers) else root / "cpu"
             limits += _along(mount, path, _v1)
     return min(limits, default=None)
 

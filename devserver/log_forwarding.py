@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ BURST = 20  # records sent at once before the rate applies
 RATE = 5.0  # records a second after that
 LINE_LIMIT = 4096
 DETAILS_LIMIT = 16384  # a traceback longer than this keeps its end, where the error is
+NOTE_AFTER = 1.0  # seconds after the first dropped record, the count goes out by itself
 
 
 class ForwardHandler(logging.Handler):
@@ -38,16 +40,22 @@ class ForwardHandler(logging.Handler):
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
         self.tracebacks = logging.Formatter()  # for formatException
+        self.pid = os.getpid()
         self.tokens = float(BURST)
         self.refilled = time.monotonic()
         self.dropped = 0
+        self.sending = False
 
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(record, "devserve_forwarded", False):  # propagated to a second handler
             return
+        if os.getpid() != self.pid:  # a process the app forked: the channel is not its own
+            return
         record.devserve_forwarded = True
         if not self._take_token():
             self.dropped += 1
+            if self.dropped == 1:  # the count goes out with the next record sent, or by itself
+                self._later(NOTE_AFTER, self._send_dropped_note)
             return
         try:
             line = record.getMessage()
@@ -78,6 +86,21 @@ class ForwardHandler(logging.Handler):
         self.tokens -= 1
         return True
 
+    def _send_dropped_note(self) -> None:
+        """On the loop, a while after records were dropped: the count, if no record took it."""
+        with self.lock:  # type: ignore[union-attr]  # Handler.createLock made it
+            if not self.dropped:
+                return
+            if not self._take_token():
+                self._later(NOTE_AFTER, self._send_dropped_note)
+                return
+            note = self._dropped_note()
+        self._send(note)
+
+    def _later(self, delay: float, callback: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: the worker is exiting
+            self.loop.call_soon_threadsafe(self.loop.call_later, delay, callback)
+
     def _dropped_note(self) -> channel.Log:
         note = (
             f"{self.dropped} more warning(s) and error(s) were not sent to the supervisor "
@@ -87,8 +110,14 @@ class ForwardHandler(logging.Handler):
         return channel.Log("warning", SERVER_LOGGER, note)
 
     def _send(self, message: channel.Log) -> None:
-        if threading.get_ident() == self.loop_thread:
-            self.send(message)
+        # on the loop thread at once, unless this record was logged while a send was half done
+        # (a signal handler, a finalizer): frames must not interleave, so it waits its turn
+        if threading.get_ident() == self.loop_thread and not self.sending:
+            self.sending = True
+            try:
+                self.send(message)
+            finally:
+                self.sending = False
             return
         with contextlib.suppress(RuntimeError):  # a closed loop: the worker is exiting
             self.loop.call_soon_threadsafe(self.send, message)

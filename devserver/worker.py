@@ -50,9 +50,10 @@ class WorkerSpec:
 def main(spec: WorkerSpec) -> None:
     """The worker process's entry point; exits with 0 after a clean stop, 3 on a startup failure."""
     # Ctrl-C and a closed terminal's hangup reach the whole process group: the supervisor
-    # decides what they mean.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # decides what they mean. A handler that does nothing, not SIG_IGN: an ignored signal
+    # would stay ignored in every program the app runs.
+    signal.signal(signal.SIGINT, _not_ours)
+    signal.signal(signal.SIGHUP, _not_ours)
     if spec.output is not None:
         _redirect_output(spec.output)
     faulthandler.enable()  # SIGABRT from the heartbeat monitor logs every thread's stack
@@ -69,6 +70,10 @@ def main(spec: WorkerSpec) -> None:
         sys.exit(EXIT_STARTUP)
     link.setblocking(False)
     sys.exit(run_loop(_serve(server, link, spec.forward_logs), spec.config.loop))
+
+
+def _not_ours(signum: int, frame: object) -> None:
+    """SIGINT and SIGHUP in a worker: the supervisor got them too, and acts for all."""
 
 
 def _boot(spec: WorkerSpec) -> Server | None:

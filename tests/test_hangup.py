@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 DEADLINE = 20.0
 APP = """\
 import os
+import subprocess
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
@@ -34,8 +36,12 @@ async def app(scope, receive, send):
             log.write(f"shutdown {os.getpid()}\\n")
         await send({"type": "lifespan.shutdown.complete"})
         return
+    body = b"ok"
+    if scope["path"] == "/ignored":  # the signals a program the app runs starts out ignoring
+        status = subprocess.run(["cat", "/proc/self/status"], capture_output=True, text=True)
+        body = [l for l in status.stdout.splitlines() if l.startswith("SigIgn:")][0].encode()
     await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
+    await send({"type": "http.response.body", "body": body})
 """
 
 
@@ -104,3 +110,35 @@ def test_kill_hup_with_the_terminal_open_is_a_rolling_restart(tmp_path: Path) ->
         term.wait_for(r"EXITED 0")
     assert generation == 2
     assert not re.search(r"terminal is gone", term.screen())
+
+
+def test_under_nohup_closing_the_terminal_leaves_devserve_serving(tmp_path: Path) -> None:
+    """`nohup devserve ... &` asks to outlive the terminal: its hangup changes nothing."""
+    command, control = start(tmp_path, "--no-tui")
+    nohup = ["nohup", *command]
+    with terminal(tmp_path, nohup) as term:
+        until(lambda: len(ready(control)) == 2, "two workers")
+        client = ControlClient(str(control))
+        supervisor, workers = client.request("status")["server"]["pid"], set(ready(control))
+        term.tmux("kill-server")
+    try:
+        until(lambda: "the terminal is gone" in (tmp_path / "nohup.out").read_text(), "hangup")
+        assert set(ready(control)) == workers  # the same workers, still serving
+        assert client.request("status")["server"]["generation"] == 1
+    finally:
+        os.kill(supervisor, signal.SIGTERM)
+        until(lambda: not alive(supervisor), "devserve to stop")
+
+
+def test_programs_the_app_runs_do_not_inherit_ignored_signals(tmp_path: Path) -> None:
+    """Workers leave SIGINT and SIGHUP to the supervisor with a handler, not by ignoring them:
+    an ignored signal would stay ignored in every program the app starts."""
+    command, control = start(tmp_path, "--no-tui")
+    with terminal(tmp_path, command):
+        until(lambda: len(ready(control)) == 2, "two workers")
+        (url,) = ControlClient(str(control)).request("status")["server"]["urls"]
+        with urllib.request.urlopen(url + "/ignored", timeout=10) as response:
+            line = response.read().decode()
+    mask = int(line.split()[1], 16)
+    assert not mask & (1 << (signal.SIGHUP - 1)), line
+    assert not mask & (1 << (signal.SIGINT - 1)), line

@@ -20,6 +20,7 @@ from tests.utils import run_devserve
 
 APP = """
 import logging
+import os
 
 logging.basicConfig(format="app-log %(levelname)s %(name)s %(message)s")
 mine = logging.getLogger("myapp")
@@ -39,6 +40,13 @@ async def app(scope, receive, send):
         raise PaymentDeclined("card 4242 declined")
     if scope["path"] == "/warn":
         mine.warning("stock low for %s", "sku-17")
+    if scope["path"] == "/fork":  # a child process that logs, as some apps' helpers do
+        child = os.fork()
+        if child == 0:
+            mine.warning("from the child")
+            os._exit(0)
+        os.waitpid(child, 0)
+        mine.warning("from the parent, after its child")
     mine.info("not forwarded: below WARNING")
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
@@ -140,6 +148,20 @@ def test_the_apps_own_warnings_are_sent_once_it_set_up_logging(tmp_path: Path) -
         assert "not forwarded" not in str(event)
 
 
+def test_what_a_forked_child_logs_is_not_sent_as_the_workers(tmp_path: Path) -> None:
+    """A process the app forks inherits the handler and the channel's socket: it must not
+    write frames into the worker's channel (they would interleave with the worker's own)."""
+    control, running = serve(tmp_path, APP, "--no-tui")
+    with running as proc:
+        stream = ControlClient(str(control)).subscribe()
+        assert next(stream)["type"] == "snapshot"
+        assert get(proc.port, "/fork") == 200
+        (event,) = worker_logs(stream, 1)  # the child logged first: it would come first
+        stream.close()
+        assert event["line"] == "from the parent, after its child"
+        proc.out.wait_for("app-log WARNING myapp from the child")  # its own stderr has it
+
+
 def test_a_wsgi_apps_errors_are_sent_from_its_thread(tmp_path: Path) -> None:
     """WSGI apps run in a thread pool: what they write to wsgi.errors (logged on that thread)
     arrives, and so does the exception they raise."""
@@ -160,7 +182,7 @@ def test_a_wsgi_apps_errors_are_sent_from_its_thread(tmp_path: Path) -> None:
 
 def test_a_flood_of_errors_is_counted_not_sent(tmp_path: Path) -> None:
     """An app failing on every request: a burst is sent, the rest is counted, and the count
-    arrives with the next error sent, so every failure is accounted for."""
+    arrives by itself once the flood stops, so every failure is accounted for."""
     control, running = serve(tmp_path, APP, "--prod", "--workers", "1")
     with running as proc:
         stream = ControlClient(str(control)).subscribe()
@@ -171,11 +193,8 @@ def test_a_flood_of_errors_is_counted_not_sent(tmp_path: Path) -> None:
             sent += 1
         errors, dropped = 0, 0
         deadline = time.monotonic() + 20
-        while errors + dropped < sent:
+        while errors + dropped < sent:  # the count follows by itself, a second after the burst
             assert time.monotonic() < deadline, (errors, dropped, sent)
-            if not dropped:  # the count comes with the next error the budget lets through
-                assert get(proc.port, "/boom") == 500
-                sent += 1
             for event in until_snapshot(stream):
                 note = re.match(r"(\d+) more warning\(s\) and error\(s\) were not", event["line"])
                 if note:

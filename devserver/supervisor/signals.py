@@ -45,9 +45,14 @@ def _hangup_or_restart(supervisor: Supervisor) -> Callable[[], object]:
     terminal devserve runs in was closed: then nobody is left to see or stop the server, so it
     stops (gracefully) rather than live on orphaned."""
     had_terminal = _has_terminal()
+    # started under nohup (HUP ignored): the user asked to outlive the terminal
+    outlive_terminal = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
 
     def on_hangup() -> object:
         if had_terminal and not _has_terminal():
+            if outlive_terminal:
+                logger.info("the terminal is gone; started with HUP ignored (nohup): serving on")
+                return None
             logger.info("the terminal is gone: stopping")
             handle_stop(supervisor)
             return None

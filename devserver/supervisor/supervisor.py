@@ -415,8 +415,8 @@ class Supervisor:
             _send(worker, channel.StopTrace())
         if not worker.held:
             _send(worker, channel.Serve())
-        if self.booted:  # out of a crash loop: the workers answer again (a failed boot's page
-            self.fallback.hide()  # waits for _serving_at_last)
+            if self.booted:  # out of a crash loop: a worker answers again (a failed first
+                self.fallback.hide()  # boot's page waits for _serving_at_last)
         self._retire_replaced(worker.generation)
 
     def _on_exit(self, worker: Worker) -> None:
@@ -455,7 +455,7 @@ class Supervisor:
         connections would otherwise wait in the listen backlog for workers that are not coming."""
         if not self.crash_loop or self.stopping or self.fallback.showing:
             return
-        if any(w.serving for w in self.workers.values()):
+        if any(w.serving and not w.held for w in self.workers.values()):
             return
         self.fallback.show(channel.Failed(self._crash_message), NOBODY_SERVES)
 
@@ -608,6 +608,7 @@ class Supervisor:
         for worker in new:  # the new generation starts accepting as the old one stops
             worker.held = False
             _send(worker, channel.Serve())
+        self.fallback.hide()  # out of a crash loop: the new generation answers now
         self.generation = generation
         self.crash_loop = False
         self.last_failure = None
