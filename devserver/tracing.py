@@ -81,10 +81,26 @@ class Trace:
             return message
 
         async def traced_send(message: dict[str, Any]) -> None:
-            self.note("send", message)
-            await send(message)
+            self.note("send", message)  # before: the access log of the last one comes inside
+            try:
+                await send(message)
+            except Exception as exc:  # the protocol refused it, or the client is gone
+                self.refused(message, exc)
+                raise
 
         return traced_receive, traced_send
+
+    def refused(self, message: dict[str, Any], exc: Exception) -> None:
+        """The `send` just noted did not go through: say so, and why."""
+        event = {
+            "t": round((time.perf_counter() - self.started) * 1000, 3),
+            "call": "refused",
+            "type": message.get("type"),
+            "keys": ["error"],
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+        self.events.append(event)
+        logger.info("%s %s", self.label, describe_event(event))
 
     def note(self, call: str, message: dict[str, Any]) -> None:
         event = {

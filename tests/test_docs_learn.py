@@ -245,6 +245,8 @@ def test_broken_app_gets_a_500_and_the_protocol_error(path: str, error: str) -> 
         assert "connection: close" in lines
         assert body == b"Internal Server Error"
         server.out.wait_for(re.escape(f"ASGIProtocolError: unexpected ASGI message {error}"))
+        refused = server.out.wait_for(r"trace \d+:1 \+[\d.]+ ms refused .*")
+        assert f"error=ASGIProtocolError: unexpected ASGI message {error}" in refused
 
 
 def test_http_chapter_trace_excerpts_are_what_devserve_logs() -> None:

@@ -32,7 +32,7 @@ from tests.utils import Process, collected_records, raw_exchange, run_devserve, 
 DEADLINE = 15.0  # for records to reach the stream (ticks every 250 ms) on a busy machine
 EVENT_LINE = re.compile(
     r"^(?P<label>trace \d+:(?:\d+|lifespan)) \+(?P<t>\d+\.\d{3}) ms "
-    r"(?P<call>receive|send)\s+(?P<type>\S+)(?P<fields>.*)$"
+    r"(?P<call>receive|send|refused)\s+(?P<type>\S+)(?P<fields>.*)$"
 )
 
 Scope = dict[str, Any]
@@ -309,6 +309,30 @@ def test_without_trace_nothing_is_logged() -> None:
     assert answer.startswith(b"HTTP/1.1 201 ")
     assert len(app.seen) == 4
     assert records == []
+
+
+async def body_before_start(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Breaks the HTTP protocol: a body before its response start."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.body", "body": b"too early"})
+
+
+def test_a_send_the_server_refuses_is_traced_as_refused() -> None:
+    """The trace notes a send as the app makes it; when the server refuses it, the next line
+    says so and why, so a learner does not take the message for sent."""
+    with (
+        collected_records("devserve.trace") as records,
+        run_server(body_before_start, trace=True) as server,
+        server.connect() as sock,
+    ):
+        answer = raw_exchange(sock, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    lines = [r.getMessage() for r in records if " scope lifespan" not in r.getMessage()]
+    lines = [line for line in lines if ":lifespan " not in line]
+    assert answer.startswith(b"HTTP/1.1 500 ")
+    sent, refused = [EVENT_LINE.match(line) for line in lines[1:3]]
+    assert sent and (sent["call"], sent["type"]) == ("send", "http.response.body"), lines
+    assert refused and (refused["call"], refused["type"]) == ("refused", "http.response.body")
+    assert "error=" in refused["fields"] and "http.response.start" in refused["fields"], lines
 
 
 # --------------------------------------------------------------------------- at run time
