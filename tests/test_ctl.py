@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import stat
 import subprocess
 import time
@@ -240,3 +241,25 @@ def test_a_late_subscriber_asks_for_the_recent_events(server: tuple[Process, Pat
     assert all(before - 60 < e["t"] <= before for e in events)
     assert [e["t"] for e in events] == sorted(e["t"] for e in events)
     assert not any(m.get("recent") for m in fresh)
+
+
+def test_scale_refuses_a_target_the_machine_cannot_hold(server: tuple[Process, Path]) -> None:
+    """A typo (1000 for 10) must not fork until memory runs out: refused with the limit."""
+    _, control = server
+    result = ctl(control, "scale", "100000")
+    status = ControlClient(str(control)).request("status")
+    assert result.returncode == 1
+    assert re.search(r"scale: 100000 workers is more than \d+ on this machine", result.stderr)
+    assert status["server"]["workers_target"] == 2
+
+
+def test_a_request_nested_too_deep_is_an_error_reply(server: tuple[Process, Path]) -> None:
+    """JSON nested past the parser's depth is answered with an error, not a dropped socket."""
+    _, control = server
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(str(control))
+        sock.sendall(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+        reply = json.loads(sock.makefile("rb").readline())
+    assert reply["ok"] is False and "nested too deep" in reply["error"], reply
+    assert ControlClient(str(control)).request("status")["server"]["state"] == "running"

@@ -1,8 +1,8 @@
 """The web dashboard's server side (control/web.py, control/access.py) over real sockets.
 
 A real devserve serves the dashboard on a free port; the test reads the URL, with its token,
-from the line devserve prints. HTTP goes through httpx with the cookie set by hand (so each
-test says exactly what it sends), the WebSocket through websockets' own client.
+from the line devserve prints. HTTP goes through httpx with the session's cookie and key set by
+hand (so each test says exactly what it sends), the WebSocket through websockets' own client.
 """
 
 from __future__ import annotations
@@ -38,14 +38,28 @@ APPS = str(Path(__file__).parent / "cli_apps")
 DASHBOARD = re.compile(r"dashboard(?: \(read-only\))?: (https?://[^/\s]+)/(?:\?token=(\S+))?")
 
 
+def session_headers(traded: httpx.Response) -> dict[str, str]:
+    """What a browser sends after trading the token (the 303 `traded`): the session's cookie,
+    and the page's key from the fragment of the redirect."""
+    assert traded.status_code == 303, traded
+    cookie = traded.headers["set-cookie"].split(";")[0]
+    key = traded.headers["location"].partition("#key=")[2]
+    assert key, traded.headers["location"]
+    return {"cookie": cookie, "x-devserve-key": key}
+
+
 class Dashboard:
     def __init__(self, process: Process, base: str, token: str) -> None:
         self.process, self.base, self.token = process, base, token
         self.port = int(base.rsplit(":", 1)[1])
+        self._session: dict[str, str] | None = None
 
     @property
     def cookie(self) -> dict[str, str]:
-        return {"cookie": f"devserve-dashboard-{self.port}={self.token}"}
+        """A browser's credentials: the session cookie and the page key (one session)."""
+        if self._session is None:
+            self._session = session_headers(self.get(f"/?token={self.token}"))
+        return self._session
 
     @property
     def bearer(self) -> dict[str, str]:
@@ -108,15 +122,19 @@ def receive_until(ws: ClientConnection, kind: str, seen: list[Any] | None = None
 
 
 def test_the_token_in_the_url_becomes_an_httponly_strict_cookie(tmp_path: Path) -> None:
-    """/?token=T answers 303 to / with the cookie; the cookie then opens the page."""
+    """/?token=T answers 303 to / with a session: an HttpOnly cookie, and the page key in the
+    fragment; neither is the token, and the two open the API."""
     with dashboard(tmp_path) as board:
         traded = board.get(f"/?token={board.token}")
         page = board.get("/", **board.cookie)
+        session = board.get("/_devserve/api/session", **session_headers(traded))
         board.process.out.stop()
     assert traded.status_code == 303
-    assert traded.headers["location"] == "/"
+    assert re.fullmatch(r"/#key=[\w-]{40,}", traded.headers["location"])
     cookie = traded.headers["set-cookie"]
-    assert cookie.startswith(f"devserve-dashboard-{board.port}={board.token};")
+    assert re.match(rf"devserve-dashboard-{board.port}=[\w-]{{30,}};", cookie), cookie
+    assert board.token not in cookie and board.token not in traded.headers["location"]
+    assert session.status_code == 200
     # Path: browsers send a cookie to every port of its host; the app's paths never get it
     parts = {p.strip() for p in cookie.split(";")}
     assert {"HttpOnly", "SameSite=Strict", "Path=/_devserve"} <= parts
@@ -153,7 +171,8 @@ def test_every_api_call_needs_the_token(tmp_path: Path) -> None:
             board.command({"command": "status"}),
         ]
         other_port = board.get(
-            "/_devserve/api/session", cookie=f"devserve-dashboard-1={board.token}"
+            "/_devserve/api/session",
+            **{**board.cookie, "cookie": board.cookie["cookie"].replace(str(board.port), "1")},
         )
         session = board.get("/_devserve/api/session", **board.cookie)
         status = board.get("/_devserve/api/status", authorization=f"Bearer {board.token}")
@@ -468,7 +487,8 @@ def test_with_the_apps_certificate_the_dashboard_speaks_tls(tmp_path: Path) -> N
     with dashboard(tmp_path, *tls) as board:
         traded = httpx.get(f"{board.base}/?token={board.token}", verify=trusted, timeout=5)
         wss = board.base.replace("https://", "wss://") + "/_devserve/ws"
-        with connect(wss, ssl=trusted, origin=board.base, additional_headers=board.cookie) as ws:  # type: ignore[arg-type]
+        session = session_headers(traded)
+        with connect(wss, ssl=trusted, origin=board.base, additional_headers=session) as ws:  # type: ignore[arg-type]
             hello = json.loads(ws.recv(timeout=10))
         board.process.out.stop()
     assert board.base.startswith("https://127.0.0.1:")
@@ -507,9 +527,57 @@ def test_the_cookie_is_found_among_other_apps_cookies(tmp_path: Path) -> None:
     with dashboard(tmp_path) as board:
         mine = board.cookie["cookie"]
         header = f'prefs={{"a": 1}}; theme=dark mode; {mine}; last="x'
-        session = board.get("/_devserve/api/session", cookie=header)
+        key = board.cookie["x-devserve-key"]
+        session = board.get("/_devserve/api/session", cookie=header, **{"x-devserve-key": key})
         board.process.out.stop()
     assert session.status_code == 200
+
+
+def test_the_cookie_alone_opens_nothing(tmp_path: Path) -> None:
+    """Browsers send the cookie to every port of the host, so a page of any other server on it
+    can have the browser send it there: with the cookie alone (or the key alone, or a key of
+    another session) every API call and the WebSocket are refused."""
+    with dashboard(tmp_path) as board:
+        mine = board.cookie
+        other = session_headers(board.get(f"/?token={board.token}"))
+        partial = [
+            {"cookie": mine["cookie"]},
+            {"x-devserve-key": mine["x-devserve-key"]},
+            {"cookie": mine["cookie"], "x-devserve-key": other["x-devserve-key"]},
+        ]
+        answers = [board.get("/_devserve/api/status", **headers) for headers in partial]
+        commands = [board.command({"id": 1, "command": "status"}, **h) for h in partial]
+        refused = []
+        for headers in partial:
+            with pytest.raises(InvalidStatus) as denied:
+                board.websocket(**headers)
+            refused.append(denied.value.response.status_code)
+        both = board.get("/_devserve/api/status", **mine)
+        board.process.out.stop()
+    assert [a.status_code for a in answers] == [401, 401, 401]
+    assert [c.status_code for c in commands] == [401, 401, 401]
+    assert refused == [401, 401, 401]
+    assert both.status_code == 200
+
+
+def test_the_page_sends_its_key_as_a_websocket_subprotocol(tmp_path: Path) -> None:
+    """A browser cannot set headers on a WebSocket: the key comes as the subprotocol
+    `devserve-key.KEY` beside `devserve`, which the server picks."""
+    with dashboard(tmp_path) as board:
+        cookie, key = board.cookie["cookie"], board.cookie["x-devserve-key"]
+        ws_url = board.base.replace("http://", "ws://") + "/_devserve/ws"
+        with connect(
+            ws_url,
+            origin=board.base,  # type: ignore[arg-type]
+            additional_headers={"cookie": cookie},
+            subprotocols=["devserve", f"devserve-key.{key}"],  # type: ignore[list-item]
+            open_timeout=5,
+        ) as ws:
+            hello = json.loads(ws.recv(timeout=10))
+            chosen = ws.subprotocol
+        board.process.out.stop()
+    assert hello["type"] == "hello"
+    assert chosen == "devserve"
 
 
 def test_the_apps_own_pages_cannot_command_the_dashboard(tmp_path: Path) -> None:

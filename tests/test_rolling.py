@@ -145,6 +145,8 @@ def test_a_failed_restart_keeps_the_old_generation_serving(tmp_path: Path) -> No
             during = converge(control, only_ready(2), "back to the two old workers")
             assert ready_pids(during) == old
             assert during["server"]["generation"] == 1
+            # the failed generation replaced nothing: no slot counts a restart
+            assert [w["restarts"] for w in during["workers"]] == [0, 0], during["workers"]
             assert served(load) == old
             module.write_text(APP.format(version=3))
             server.proc.send_signal(signal.SIGHUP)
@@ -154,6 +156,7 @@ def test_a_failed_restart_keeps_the_old_generation_serving(tmp_path: Path) -> No
         output = server.out.stop()
     assert load.failures == [], report(load, output)
     assert not ready_pids(after) & old
+    assert [w["restarts"] for w in after["workers"]] == [1, 1]  # the fix replaced each once
     assert {w["generation"] for w in after["workers"]} == {after["server"]["generation"]}
     assert f"generation {after['server']['generation']} serving" in line
     assert "RuntimeError: this version is broken on purpose" in failed, output

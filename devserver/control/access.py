@@ -1,13 +1,22 @@
-"""Who may use the web dashboard: its token, the cookie it is exchanged for, the Origin and
-Host checks.
+"""Who may use the web dashboard: its token, the cookie and page key it is exchanged for, the
+Origin and Host checks.
 
-The token travels once, in the URL devserve prints (`/?token=…`); the page trades it for an
-HttpOnly, SameSite=Strict cookie, so scripts on other sites can neither read it nor send it.
-Browsers send a cookie to every port of its host, so its Path is the dashboard's own prefix
-(/_devserve): the app on the next port never sees it. Every API call and the WebSocket need the
-cookie (or `Authorization: Bearer TOKEN`, for scripts); a WebSocket or command whose Origin is
-another site is refused. A dashboard on a loopback address also refuses a Host header that is
-not a loopback name: a page that rebinds its DNS name to 127.0.0.1 sends its own name there.
+The token travels once, in the URL devserve prints (`/?token=…`); the page trades it for two
+halves of a session, neither of which is the token:
+
+- an HttpOnly, SameSite=Strict cookie holding a random session id, so scripts on other sites
+  can neither read it nor send it;
+- a page key, HMAC(token, session id), handed over in the redirect's URL fragment and kept by
+  the page in its origin's storage, which it sends as the `X-Devserve-Key` header (and, on the
+  WebSocket, which a browser opens without custom headers, as a subprotocol).
+
+Browsers send a cookie to every port of its host, so a page served by any other web server on
+this host could make the browser send the cookie there (its Path, /_devserve, does not stop
+that). The cookie alone therefore opens nothing: storage is per origin, port included, so no
+other server can get the key. Every API call and the WebSocket need both halves, or
+`Authorization: Bearer TOKEN` for scripts; a WebSocket or command whose Origin is another site
+is refused. A dashboard on a loopback address also refuses a Host header that is not a loopback
+name: a page that rebinds its DNS name to 127.0.0.1 sends its own name there.
 
 A generated token is kept (in dev mode) in a file only its owner can read, per dashboard
 address, so the open page reconnects after devserve restarts instead of asking for a new URL.
@@ -15,7 +24,9 @@ address, so the open page reconnects after devserve restarts instead of asking f
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import hmac
 import ipaddress
 import os
@@ -27,6 +38,9 @@ from urllib.parse import urlsplit
 
 Headers = list[tuple[bytes, bytes]]
 PREFIX = "/_devserve"  # every path that needs the token, and the cookie's Path
+KEY_HEADER = b"x-devserve-key"
+KEY_PROTOCOL = "devserve-key."  # the page key as a WebSocket subprotocol: devserve-key.<key>
+PROTOCOL = "devserve"  # the subprotocol the server answers with
 MIN_TOKEN = 16  # characters, for a dashboard other machines can reach
 
 
@@ -45,30 +59,46 @@ class Access:
         # cookies ignore ports: two dashboards on one host each need their own name
         return f"devserve-dashboard-{port}"
 
-    def allows(self, headers: Headers, port: int) -> bool:
-        """True when the request carries the token, as the cookie or as a bearer token."""
+    def allows(self, headers: Headers, port: int, subprotocols: list[str] | None = None) -> bool:
+        """True for the token as a bearer token, or for a session's cookie with its page key
+        (a header, or for a WebSocket one of its `subprotocols`)."""
         if not self.token:
             return True
+        session = key = None
         for name, value in headers:
             if name == b"authorization":
                 scheme, _, given = value.decode("latin-1").partition(" ")
                 if scheme.lower() == "bearer" and self.matches(given.strip()):
                     return True
-            elif name == b"cookie" and self.matches(
-                _cookie(value.decode("latin-1"), self.cookie_for(port))
-            ):
-                return True
-        return False
+            elif name == b"cookie":
+                session = session or _cookie(value.decode("latin-1"), self.cookie_for(port))
+            elif name == KEY_HEADER:
+                key = value.decode("latin-1").strip()
+        for protocol in subprotocols or ():
+            if protocol.startswith(KEY_PROTOCOL):
+                key = key or protocol[len(KEY_PROTOCOL) :]
+        if not session or not key:
+            return False
+        return hmac.compare_digest(key.encode(), self.page_key(session).encode())
+
+    def new_session(self) -> tuple[str, str]:
+        """A session id for the cookie, and the page key that goes with it."""
+        session = secrets.token_urlsafe(24)
+        return session, self.page_key(session)
+
+    def page_key(self, session: str) -> str:
+        digest = hmac.new(self.token.encode(), f"page:{session}".encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
 
     def matches(self, given: str | None) -> bool:
         if not given:
             return False
         return hmac.compare_digest(given.encode(), self.token.encode())
 
-    def set_cookie(self, port: int) -> bytes:
+    def set_cookie(self, port: int, session: str) -> bytes:
         secure = "; Secure" if self.secure else ""
         name = self.cookie_for(port)
-        return f"{name}={self.token}; Path={PREFIX}; HttpOnly; SameSite=Strict{secure}".encode()
+        return f"{name}={session}; Path={PREFIX}; HttpOnly; SameSite=Strict{secure}".encode()
 
     def host_allowed(self, headers: Headers) -> bool:
         """False for a loopback dashboard asked for by another name (DNS rebinding)."""

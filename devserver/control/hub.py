@@ -79,6 +79,9 @@ class Hub:
             return schema.result(request_id, _HANDLERS[command](self.supervisor, checked))
         except ValueError as exc:  # SchemaError, CommandError and bad arguments
             return schema.error(request_id, str(exc))
+        except OSError as exc:  # the machine refused (no processes or files left for a spawn)
+            logger.error("%s failed: %s", message.get("command"), exc)
+            return schema.error(request_id, f"{message.get('command')} failed: {exc}")
 
     def publish(self, event: schema.Message) -> None:
         """Send an event to every subscriber; a full queue drops its oldest event."""

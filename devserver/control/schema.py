@@ -101,3 +101,5 @@ def decode(line: bytes) -> Any:
         return json.loads(line)
     except ValueError as exc:
         raise SchemaError(f"not JSON: {exc}") from None
+    except RecursionError:  # [[[[…: nested deeper than the parser goes
+        raise SchemaError("not JSON: nested too deep") from None

@@ -6,12 +6,13 @@ Always (on --admin and on the dashboard's address), open to anyone who can conne
     GET  /metrics        Prometheus exposition (control/prometheus.py), in the format asked for
 With the web dashboard (--dashboard):
     GET  /               the page (dashboard/web/static/index.html: no data in it); /?token=T
-                         trades the token for the cookie; a wrong token gets the login page
+                         trades the token for a session (a cookie, and the page key in the
+                         redirect's fragment); a wrong token gets the login page
     GET  /login          the login page (the page goes there when its session is refused)
     GET  /static/NAME    the page's files (no secrets in them: open)
-and behind the token (control/access.py), under one prefix so that the cookie, which browsers
-send to every port of a host, reaches no path of the app's:
-    GET  /_devserve/api/session    {"read_only": bool}: whether the cookie still works
+and behind the token or a session (control/access.py), under one prefix so that the cookie,
+which browsers send to every port of a host, reaches no path of the app's:
+    GET  /_devserve/api/session    {"read_only": bool}: whether the session still works
     GET  /_devserve/api/status     the control API's snapshot
     POST /_devserve/api/command    one control API request as JSON; its reply as JSON
     WS   /_devserve/ws             the control API: a "hello", then the stream (with the recent
@@ -32,7 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from devserver.control import schema
-from devserver.control.access import PREFIX, Access, same_origin
+from devserver.control.access import PREFIX, PROTOCOL, Access, same_origin
 from devserver.control.hub import Hub
 
 logger = logging.getLogger("devserve.supervisor")
@@ -124,8 +125,13 @@ async def _dashboard(dashboard: Dashboard, scope: Scope, receive: Receive, send:
         if token is None:
             await _static(send, dashboard.static, "index.html", method)
         elif access.matches(token) and method in ("GET", "HEAD"):
-            # trade the token for the cookie, and take it out of the address bar and history
-            headers = [(b"location", b"/"), (b"set-cookie", access.set_cookie(port))]
+            # trade the token for a session: the cookie, and the page key in the fragment (never
+            # sent to a server; the page moves it to its storage and clears the address bar)
+            session, key = access.new_session()
+            headers = [
+                (b"location", f"/#key={key}".encode()),
+                (b"set-cookie", access.set_cookie(port, session)),
+            ]
             await _respond(send, 303, b"", b"text/plain", headers)
         else:
             await _static(send, dashboard.static, "login.html", method, status=401)
@@ -205,10 +211,14 @@ async def _websocket(dashboard: Dashboard, scope: Scope, receive: Receive, send:
     if not same_origin(scope["headers"]):
         await _deny(send, 403, b"a WebSocket from another site's page\n")
         return
-    if not dashboard.access.allows(scope["headers"], scope["server"][1]):
+    subprotocols = scope.get("subprotocols", [])
+    if not dashboard.access.allows(scope["headers"], scope["server"][1], subprotocols):
         await _deny(send, 401, b"this needs the dashboard's token\n")
         return
-    await send({"type": "websocket.accept"})
+    accept: dict[str, Any] = {"type": "websocket.accept"}
+    if PROTOCOL in subprotocols:  # the page asked for it (its key came as the other one)
+        accept["subprotocol"] = PROTOCOL
+    await send(accept)
     lock = asyncio.Lock()  # the stream and the replies share one socket: one message at a time
 
     async def put(message: schema.Message) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from devserver import channel
 from devserver.config import Config
+from devserver.cpus import usable_cpus
 from devserver.sockets import Listener
 from devserver.supervisor import signals, spawn, status
 from devserver.supervisor.fallback import NOBODY_SERVES, Fallback
@@ -35,6 +36,8 @@ from devserver.worker import WorkerSpec
 logger = logging.getLogger("devserve.supervisor")
 
 CRASH_WINDOW = 30.0  # seconds over which unexpected deaths are counted
+MAX_WORKERS_FLOOR = 64  # `scale` refuses more than this or 8 per usable CPU, whichever is more
+MAX_WORKERS_PER_CPU = 8
 CRASH_LIMIT = 5  # that many deaths within the window is a crash loop: stop respawning
 MAX_BACKOFF = 5.0
 CHANNEL_LINGER = 1.0  # after a worker exits, how long its last messages may take to arrive
@@ -113,6 +116,9 @@ class Supervisor:
         target = self.target + number if text[:1] in "+-" else number
         if target < 1:
             raise CommandError(f"scale: the target would be {target}; it must be at least 1")
+        if target > (limit := max(MAX_WORKERS_FLOOR, MAX_WORKERS_PER_CPU * usable_cpus())):
+            # a typo (1000 for 10) must not fork until the machine runs out of memory
+            raise CommandError(f"scale: {target} workers is more than {limit} on this machine")
         self._require_running()
         self.target = target
         if self.crash_loop:  # the operator says try again: the deaths before count no more
@@ -301,7 +307,10 @@ class Supervisor:
     def _spawn(self, generation: int, slot: int | None = None, held: bool = False) -> Worker:
         if slot is None:
             slot = self._free_slot(generation)
-        if slot in self._slots_used:  # a replacement, not a new slot (first boot, scale up)
+        # a replacement, not a new slot (first boot, scale up); one of a rolling generation
+        # counts when its generation serves: a failed reload replaced nothing
+        replaces = slot in self._slots_used
+        if replaces and not held:
             self.slot_restarts[slot] += 1
         self._slots_used.add(slot)
         ours, theirs = socket.socketpair()
@@ -326,6 +335,7 @@ class Supervisor:
         worker = Worker(
             process, process.pid, slot, generation, max_requests=self._request_limit(), held=held
         )
+        worker.replaces = replaces
         self.workers[worker.pid] = worker
         loop = asyncio.get_running_loop()
         loop.add_reader(process.sentinel, self._on_exit, worker)
@@ -607,6 +617,8 @@ class Supervisor:
         old = [w for w in self.alive_workers() if w.generation != generation]
         for worker in new:  # the new generation starts accepting as the old one stops
             worker.held = False
+            if worker.replaces:
+                self.slot_restarts[worker.slot] += 1
             _send(worker, channel.Serve())
         self.fallback.hide()  # out of a crash loop: the new generation answers now
         self.generation = generation

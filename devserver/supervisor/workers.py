@@ -86,6 +86,7 @@ class Worker:
     expected_exit: bool = False  # the supervisor asked it to go (kill, drain, stop)
     max_requests: int = 0  # this worker's own limit, jittered
     held: bool = False  # part of a rolling generation: told to Serve with the rest of it
+    replaces: bool = False  # its slot had a worker before: a restart once it serves in its place
     failure: Failed | None = None
     exit_status: str | None = None
 

@@ -11,6 +11,7 @@ import { schedule } from "./frame.js";
 import { Header } from "./header.js";
 import { Inspector } from "./inspector.js";
 import { RequestStream } from "./requests.js";
+import { pageKey } from "./session.js";
 import { Connection } from "./stream.js";
 import { toast } from "./toast.js";
 import { WorkersTable } from "./workers.js";
@@ -193,4 +194,5 @@ function clearFilter() {
   field.blur();
 }
 
+pageKey(); // first: the key leaves the address bar before anything else runs
 connection.start();

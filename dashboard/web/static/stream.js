@@ -3,6 +3,8 @@
 // the panes: it reports messages and its state ("connecting", "connected", "disconnected",
 // "unauthorized") to whoever made it.
 
+import { keyHeaders, keyProtocols } from "./session.js";
+
 const FIRST_RETRY_MS = 500;
 const LAST_RETRY_MS = 5000;
 const COMMAND_TIMEOUT_MS = 15000; // a reply that never comes must not leave a button waiting
@@ -37,7 +39,7 @@ export class Connection {
 
   open() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}${PREFIX}/ws`);
+    const socket = new WebSocket(`${scheme}://${location.host}${PREFIX}/ws`, keyProtocols());
     this.socket = socket;
     // the backoff starts over at the first snapshot, not here: a server that accepts and
     // then fails its stream at once would otherwise be retried every FIRST_RETRY_MS forever
@@ -153,6 +155,7 @@ export class Connection {
     try {
       const response = await fetch(`${PREFIX}/api/session`, {
         cache: "no-store",
+        headers: keyHeaders(),
         signal: AbortSignal.timeout(SESSION_TIMEOUT_MS),
       });
       return response.status;

@@ -1,0 +1,30 @@
+// The page's half of a dashboard session. Trading the token (/?token=…) gives the browser an
+// HttpOnly cookie and this page a key, in the address's fragment (#key=…), which no server
+// ever receives. The key moves to this origin's storage at once and the fragment is cleared.
+// Browsers send the cookie to every port of the host, but storage belongs to this origin, port
+// included: a page of another server on this host can get the cookie sent, never the key,
+// and devserve wants both (see devserver/control/access.py).
+
+const STORED = "devserve-dashboard-key";
+
+/** Take a key handed over in the fragment; the key this page holds, or "" when none. */
+export function pageKey() {
+  const given = new URLSearchParams(location.hash.slice(1)).get("key");
+  if (given) {
+    localStorage.setItem(STORED, given);
+    history.replaceState(null, "", location.pathname + location.search); // out of the bar
+  }
+  return localStorage.getItem(STORED) || "";
+}
+
+/** Headers that prove the session on a fetch (the cookie goes by itself). */
+export function keyHeaders() {
+  const key = pageKey();
+  return key ? { "x-devserve-key": key } : {};
+}
+
+/** WebSocket subprotocols: a browser cannot set headers there, so the key travels as one. */
+export function keyProtocols() {
+  const key = pageKey();
+  return key ? ["devserve", `devserve-key.${key}`] : [];
+}
