@@ -81,6 +81,12 @@ class Log:
 
 
 @dataclass(frozen=True)
+class Drained:
+    """The worker stopped accepting and closed its idle connections (after `Drain`): after a
+    reload, the new generation accepts only then, so no request meets the old code."""
+
+
+@dataclass(frozen=True)
 class Stopping:
     """The worker stopped serving and is shutting down (`reason` for the log)."""
 
@@ -134,6 +140,7 @@ Message = (
     | Failed
     | Tick
     | Log
+    | Drained
     | Stopping
     | Serve
     | Drain
@@ -150,6 +157,7 @@ _TYPES: dict[str, type[Any]] = {
         Failed,
         Tick,
         Log,
+        Drained,
         Stopping,
         Serve,
         Drain,

@@ -54,6 +54,7 @@ class Server:
         )
         self.prepared = asyncio.Event()  # lifespan startup is done
         self.started = asyncio.Event()  # the listeners accept
+        self.drained = asyncio.Event()  # stopped accepting, idle connections closed
         self._accept = asyncio.Event()  # with hold=True, set by accept()
         if not hold:
             self._accept.set()
@@ -148,6 +149,7 @@ class Server:
         for conn in list(state.connections):
             conn.shutdown(keep_idle, fresh_grace)
         state.begin_shutdown(keep_idle)
+        self.drained.set()
         grace = 0.0 if self._force else self.config.timeout_graceful_shutdown
         deadline = loop.time() + grace
         if not state.idle.is_set() and not self.quiet:

@@ -124,9 +124,14 @@ async def _serve(server: Server, link: socket.socket, forward_logs: bool) -> int
     forwarding = log_forwarding.install(supervisor.send) if forward_logs else None
     heartbeat = Heartbeat(server, supervisor)
     beating = asyncio.ensure_future(heartbeat.run())
+    drained = asyncio.ensure_future(server.drained.wait())
+    drained.add_done_callback(
+        lambda done: None if done.cancelled() else supervisor.send(channel.Drained())
+    )
     try:
         await serving
     finally:
+        drained.cancel()
         if forwarding is not None:
             log_forwarding.uninstall(forwarding)
         beating.cancel()

@@ -170,8 +170,11 @@ def test_an_idle_keep_alive_connection_never_answers_with_the_old_code(tmp_path:
             except (OSError, AssertionError, ValueError):
                 answered.append(b"closed")
             sock.close()
-        server.out.stop()
+        output = server.out.stop()
     assert b"old -" not in answered, answered
+    # the old generation let go of its connections before the new one accepted
+    serving = output.index("reload: generation 2 serving")
+    assert output.count("replaced by generation 2", 0, serving) == 2, output
 
 
 def test_twenty_reloads_under_load_fail_no_request(tmp_path: Path) -> None:

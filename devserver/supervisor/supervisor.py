@@ -36,6 +36,7 @@ from devserver.worker import WorkerSpec
 logger = logging.getLogger("devserve.supervisor")
 
 CRASH_WINDOW = 30.0  # seconds over which unexpected deaths are counted
+DRAINED_WAIT = 1.0  # seconds a reload waits for the old workers' Drained before handing over
 MAX_WORKERS_FLOOR = 64  # `scale` refuses more than this or 8 per usable CPU, whichever is more
 MAX_WORKERS_PER_CPU = 8
 CRASH_LIMIT = 5  # that many deaths within the window is a crash loop: stop respawning
@@ -394,6 +395,9 @@ class Supervisor:
             logger.debug("%s stopping: %s", worker.describe(), message.reason)
         elif isinstance(message, channel.Log):
             self._publish_log(worker, message)
+        elif isinstance(message, channel.Drained):
+            worker.drained = True
+            self._changed.set()
 
     def _publish_log(self, worker: Worker, message: channel.Log) -> None:
         event = {
@@ -615,6 +619,10 @@ class Supervisor:
             self._abandon(new, _failure_of(failed), generation, kind)
             return
         old = [w for w in self.alive_workers() if w.generation != generation]
+        if kind == "reload":
+            await self._old_code_gone(old, generation)
+            if self.stopping:
+                return
         for worker in new:  # the new generation starts accepting as the old one stops
             worker.held = False
             if worker.replaces:
@@ -641,6 +649,18 @@ class Supervisor:
         if not self.booted:
             self._serving_at_last()
         self._reconcile()
+
+    async def _old_code_gone(self, old: list[Worker], generation: int) -> None:
+        """After a reload no request may meet the old code: the old generation stops accepting
+        and closes its idle connections, and says so, before the new one accepts (new
+        connections wait in the listen backlog meanwhile, DRAINED_WAIT at most)."""
+        for worker in old:
+            if worker.state is not WorkerState.DRAINING:
+                self._drain(worker, f"replaced by generation {generation}", keep_idle=False)
+        gone = self._until(lambda: all(w.drained or not w.alive for w in old))
+        # a newer reload cancelling this one must not leave nobody serving: hand over anyway
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(gone, DRAINED_WAIT)
 
     def _cancel(self, new: list[Worker], generation: int, kind: str) -> None:
         """A newer reload replaces this generation before it served: stop it quietly."""

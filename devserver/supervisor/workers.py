@@ -87,6 +87,7 @@ class Worker:
     max_requests: int = 0  # this worker's own limit, jittered
     held: bool = False  # part of a rolling generation: told to Serve with the rest of it
     replaces: bool = False  # its slot had a worker before: a restart once it serves in its place
+    drained: bool = False  # said it stopped accepting and closed its idle connections
     failure: Failed | None = None
     exit_status: str | None = None
 
