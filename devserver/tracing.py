@@ -92,23 +92,21 @@ class Trace:
 
     def refused(self, message: dict[str, Any], exc: Exception) -> None:
         """The `send` just noted did not go through: say so, and why."""
-        event = {
-            "t": round((time.perf_counter() - self.started) * 1000, 3),
-            "call": "refused",
-            "type": message.get("type"),
-            "keys": ["error"],
-            "error": f"{type(exc).__name__}: {exc}",
-        }
-        self.events.append(event)
-        logger.info("%s %s", self.label, describe_event(event))
+        self._add("refused", message.get("type"), {"error": f"{type(exc).__name__}: {exc}"})
 
     def note(self, call: str, message: dict[str, Any]) -> None:
+        keys = [key for key in message if key != "type"]
+        self._add(call, message.get("type"), summarize(message, self.redact), keys)
+
+    def _add(
+        self, call: str, kind: Any, fields: dict[str, Any], keys: list[str] | None = None
+    ) -> None:
         event = {
             "t": round((time.perf_counter() - self.started) * 1000, 3),
             "call": call,
-            "type": message.get("type"),
-            "keys": [key for key in message if key != "type"],
-            **summarize(message, self.redact),
+            "type": kind,
+            "keys": list(fields) if keys is None else keys,
+            **fields,
         }
         self.events.append(event)
         logger.info("%s %s", self.label, describe_event(event))
