@@ -197,6 +197,8 @@ _INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
 _WS = ("auto", "websockets", "none")
 _LOG_FORMATS = ("plain", "json")
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# Parts of header and query parameter names whose values --redact hides (case-insensitive)
+REDACT_NAMES = ("auth", "cookie", "token", "secret", "key", "session", "password")
 # What --reload watches unless told otherwise (gitignore-style patterns; see supervisor/reload.py)
 RELOAD_INCLUDE = ("*.py", ".env")
 RELOAD_EXCLUDE = (
@@ -267,8 +269,34 @@ class Config:
         _ips,
         group="HTTP",
     )
+    forwarded_host: bool = option(
+        False,
+        "Let a trusted proxy's X-Forwarded-Host or Forwarded host= replace the Host header.",
+        _boolean,
+        group="HTTP",
+    )
     limit_concurrency: int | None = option(
-        None, "Answer 503 when this many requests are already in flight.", _integer(1), group="HTTP"
+        None,
+        "Answer 503 when this many requests and WebSocket sessions are already in flight in one "
+        "worker (idle keep-alive connections do not count: see --limit-connections).",
+        _integer(1),
+        group="HTTP",
+    )
+    limit_connections: int = option(
+        2048,
+        "Open client connections per worker (idle, half-open and busy alike); at the cap the "
+        "worker stops accepting until one closes, idle keep-alive connections closing first.",
+        _integer(1),
+        group="HTTP",
+    )
+    limit_request_fields: int = option(
+        100, "Most header fields in one request (more: 431).", _integer(1), group="HTTP"
+    )
+    limit_request_field_size: int = option(
+        8190,
+        "Largest single request header field, name and value, in bytes (larger: 431).",
+        _integer(64),
+        group="HTTP",
     )
     limit_request_line: int = option(
         8190, "Longest request line in bytes (longer: 414).", _integer(64), group="HTTP"
@@ -282,6 +310,13 @@ class Config:
     timeout_request_header: float = option(
         10.0,
         "Disconnect a client whose request head takes longer than this.",
+        _seconds,
+        group="HTTP",
+    )
+    timeout_request_body: float = option(
+        30.0,
+        "Answer 408 and close when a request body stalls: no body bytes for this many seconds "
+        "while the app waits for them (0: never).",
         _seconds,
         group="HTTP",
     )
@@ -344,6 +379,12 @@ class Config:
     )
     threads: int = option(
         10, "Threads per worker that run a WSGI app's requests.", _integer(1), group="App"
+    )
+    wsgi_queue: int = option(
+        1000,
+        "WSGI requests per worker waiting for a free thread (more: 503).",
+        _integer(1),
+        group="App",
     )
     ws: str = option(
         "auto",
@@ -461,6 +502,12 @@ class Config:
         "same address; '' for none, allowed on a loopback address only).",
         group="Control and dashboard",
     )
+    dashboard_token_file: str | None = option(
+        None,
+        "Read the web dashboard's token from this file (keeps it off the command line, where "
+        "other local users see it in ps).",
+        group="Control and dashboard",
+    )
     dashboard_read_only: bool = option(
         False,
         "The web dashboard shows everything and refuses every action.",
@@ -482,9 +529,18 @@ class Config:
     )
     redact: bool = option(
         True,
-        "Hide Authorization, Cookie and Set-Cookie values in request records and traces.",
+        "Hide secret header and query values in request records, traces and logs (see "
+        "--redact-names).",
         _boolean,
         negatable=True,
+        group="Metrics and tracing",
+    )
+    redact_names: tuple[str, ...] = option(
+        REDACT_NAMES,
+        "Header and query parameter names that contain one of these words are redacted, "
+        "repeatable; replaces the default list: " + ", ".join(REDACT_NAMES) + ".",
+        multiple=True,
+        metavar="WORD",
         group="Metrics and tracing",
     )
     trace: bool = option(
@@ -653,7 +709,16 @@ def _check(config: Config, sources: Mapping[str, str]) -> None:
     """Cross-option rules that a single parser cannot see."""
     if (config.ssl_keyfile is None) != (config.ssl_certfile is None):
         raise ConfigError("--ssl-keyfile and --ssl-certfile must be given together")
-    for name in ("ssl_keyfile", "ssl_certfile", "ssl_ca_certs", "log_config", "env_file"):
+    if config.dashboard_token is not None and config.dashboard_token_file is not None:
+        raise ConfigError("--dashboard-token and --dashboard-token-file exclude each other")
+    for name in (
+        "ssl_keyfile",
+        "ssl_certfile",
+        "ssl_ca_certs",
+        "log_config",
+        "env_file",
+        "dashboard_token_file",
+    ):
         path = getattr(config, name)
         if path is not None and not os.path.isfile(path):
             raise ConfigError(f"{cli_flag(name)} (from {sources[name]}): no such file: {path}")
