@@ -40,9 +40,14 @@ class HTTPSettings:
     root_path: str = ""
     proxy_headers: bool = True
     trusted_peers: TrustedPeers = field(default_factory=lambda: TrustedPeers.from_text("127.0.0.1"))
+    forwarded_host: bool = False
     limit_concurrency: int | None = None
+    limit_connections: int = 2048
     limit_request_line: int = 8190
+    limit_request_fields: int = 100
+    limit_request_field_size: int = 8190
     max_header_size: int = 65536
+    timeout_request_body: float = 30.0
     timeout_keep_alive: float = 5.0
     timeout_request_header: float = 10.0
     server_header: bool = True
@@ -65,9 +70,14 @@ class HTTPSettings:
             root_path=config.root_path,
             proxy_headers=config.proxy_headers,
             trusted_peers=TrustedPeers.from_text(config.forwarded_allow_ips),
+            forwarded_host=config.forwarded_host,
             limit_concurrency=config.limit_concurrency,
+            limit_connections=config.limit_connections,
             limit_request_line=config.limit_request_line,
+            limit_request_fields=config.limit_request_fields,
+            limit_request_field_size=config.limit_request_field_size,
             max_header_size=config.max_header_size,
+            timeout_request_body=config.timeout_request_body,
             timeout_keep_alive=config.timeout_keep_alive,
             timeout_request_header=config.timeout_request_header,
             server_header=config.server_header,
