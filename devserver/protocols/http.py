@@ -14,7 +14,7 @@ import collections
 import http
 import logging
 from time import perf_counter
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import httptools
 
@@ -24,7 +24,7 @@ from devserver.protocols.flow import FlowControl
 from devserver.protocols.proxy import apply_proxy_headers
 from devserver.protocols.scope import http_scope
 from devserver.protocols.sendfile import send_file
-from devserver.protocols.state import ServerState
+from devserver.protocols.state import HTTPSettings, ServerState
 from devserver.protocols.websocket import (
     WebSocketProtocol,
     is_websocket_upgrade,
@@ -58,6 +58,17 @@ def _check_transfer_encoding(value: bytes) -> None:
         raise HTTPError(400, f"invalid transfer-encoding {value!r}")
 
 
+def _head_too_large(settings: HTTPSettings, size: int, fields: int) -> NoReturn:
+    """Name the limit a request head (or trailer section) just broke, as a 431."""
+    if size > settings.limit_request_field_size:
+        detail = f"a header field larger than {settings.limit_request_field_size} bytes"
+    elif fields > settings.limit_request_fields:
+        detail = f"more than {settings.limit_request_fields} header fields"
+    else:
+        detail = f"headers larger than {settings.max_header_size} bytes"
+    raise HTTPError(431, detail)
+
+
 class HTTPProtocol(asyncio.Protocol):
     """One client connection speaking HTTP/1.x."""
 
@@ -76,6 +87,7 @@ class HTTPProtocol(asyncio.Protocol):
         "headers",
         "expect_100",
         "host_count",
+        "fields",
         "in_head",
         "fresh",
         "head_tick",
@@ -99,6 +111,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.expect_100 = False
         self.host_count = 0
+        self.fields = 0  # header (then trailer) fields of the request being parsed
         self.in_head = False
         self.fresh = True  # no request has begun on it yet
         self.head_tick = 0
@@ -179,6 +192,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.headers = []
         self.expect_100 = False
         self.host_count = 0
+        self.fields = 0
         self.in_head = True
         self.fresh = False
         self.head_tick = self.state.ticks
@@ -191,10 +205,17 @@ class HTTPProtocol(asyncio.Protocol):
             raise HTTPError(414, f"request target longer than {self.settings.limit_request_line}")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        settings = self.settings
+        size = len(name) + len(value)
+        self.head_size += size + 4
+        self.fields += 1
+        if (
+            self.head_size > settings.max_header_size
+            or size > settings.limit_request_field_size
+            or self.fields > settings.limit_request_fields
+        ):
+            _head_too_large(settings, size, self.fields)
         name = name.lower()
-        self.head_size += len(name) + len(value) + 4
-        if self.head_size > self.settings.max_header_size:
-            raise HTTPError(431, f"headers larger than {self.settings.max_header_size} bytes")
         if not self.in_head:
             return  # a trailer field of a chunked body: never mixed into the request's headers
         if value[-1:] in (b" ", b"\t"):
@@ -209,6 +230,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        self.fields = 0  # trailers, if any, get a section (and a field count) of their own
         parser = self.parser
         state = self.state
         version = parser.get_http_version()

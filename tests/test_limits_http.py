@@ -1,0 +1,102 @@
+"""HTTP/1.1 hardening limits on the wire: header counts and sizes, stalled bodies, odd framing.
+
+Each test starts a real server on 127.0.0.1 (`run_server`), talks raw bytes to it and checks the
+status that comes back and whether the connection is closed. Timeouts are set short per test;
+synchronisation is by socket reads with deadlines or by polling with a deadline, never by sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests import wire_apps
+from tests.utils import Running, run_server
+from tests.wire_apps import parse_responses, read_responses, read_until_closed
+
+HOST = b"Host: test\r\n"
+GET_CLOSE = b"GET / HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
+
+
+def exchange(server: Running, data: bytes, timeout: float = 2.0) -> tuple[bytes, bool]:
+    """Send `data` on a new connection; return what came back and whether it was closed."""
+    with server.connect() as sock:
+        sock.sendall(data)
+        return read_until_closed(sock, timeout)
+
+
+def assert_still_serving(server: Running) -> None:
+    raw, closed = exchange(server, GET_CLOSE)
+    assert [r.status for r in parse_responses(raw)] == [200], raw
+    assert closed
+
+
+def assert_rejected(server: Running, data: bytes, status: int) -> wire_apps.Response:
+    """`data` gets exactly one `status` answer, the connection closes, the server goes on."""
+    raw, closed = exchange(server, data)
+    responses = parse_responses(raw)
+    assert [r.status for r in responses] == [status], raw[:300]
+    assert responses[0].header("connection") == "close"
+    assert closed, "the connection stayed open after an error response"
+    assert_still_serving(server)
+    return responses[0]
+
+
+def served(server: Running, data: bytes) -> wire_apps.Response:
+    with server.connect() as sock:
+        sock.sendall(data)
+        [response] = read_responses(sock, 1)
+    return response
+
+
+def get_with(fields: bytes) -> bytes:
+    return b"GET / HTTP/1.1\r\n" + HOST + fields + b"\r\n"
+
+
+# =========================================================================== header limits
+@pytest.fixture
+def limited() -> Iterator[Running]:
+    with run_server(wire_apps.record, limit_request_fields=10, limit_request_field_size=100) as s:
+        yield s
+
+
+def test_thousands_of_empty_headers_are_431_by_default() -> None:
+    """13,000 empty header fields (small in bytes) break the default of 100 fields: 431, close."""
+    with run_server(wire_apps.record) as server:
+        response = assert_rejected(server, get_with(b"X:\r\n" * 13000), 431)
+    assert response.body == b"Request Header Fields Too Large\n"
+
+
+def test_one_field_more_than_limit_request_fields_is_431(limited: Running) -> None:
+    """With --limit-request-fields 10, an eleventh header field is answered 431 and closed."""
+    assert_rejected(limited, get_with(b"".join(b"X-%d: v\r\n" % i for i in range(10))), 431)
+
+
+def test_exactly_limit_request_fields_is_served(limited: Running) -> None:
+    """Exactly --limit-request-fields header fields (Host included) are still served."""
+    response = served(limited, get_with(b"".join(b"X-%d: v\r\n" % i for i in range(9))))
+    assert response.status == 200
+
+
+def test_field_larger_than_limit_request_field_size_is_431(limited: Running) -> None:
+    """One field whose name and value add up to more than the limit gets 431 and a close."""
+    assert_rejected(limited, get_with(b"X-Big: " + b"v" * 96 + b"\r\n"), 431)
+
+
+def test_field_of_exactly_limit_request_field_size_is_served(limited: Running) -> None:
+    """A field whose name and value add up to exactly --limit-request-field-size is served."""
+    response = served(limited, get_with(b"X-Big: " + b"v" * 95 + b"\r\n"))
+    assert response.status == 200
+
+
+def test_trailer_fields_count_against_the_limits(limited: Running) -> None:
+    """A chunked body's trailer section is held to the same field count limit: 400 or 431."""
+    trailers = b"".join(b"T-%d: v\r\n" % i for i in range(11))
+    data = (
+        b"POST / HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
+        b"1\r\nx\r\n0\r\n" + trailers + b"\r\n"
+    )
+    raw, closed = exchange(limited, data)
+    assert [r.status for r in parse_responses(raw)] in ([400], [431]), raw
+    assert closed
