@@ -6,7 +6,10 @@ this protocol owns the transport. websockets decides everything about the wire (
 validation, framing, masking, close handshake, permessage-deflate, message size); this module only
 moves bytes between it and the socket, and turns frames into ASGI messages and back, with
 backpressure both ways: reading pauses while --ws-max-queue messages wait for the app, and
-`send()` waits while the client is slow to take what was written.
+`send()` waits while the client is slow to take what was written. Reading also pauses while the
+transport's write buffer is over its high-water mark: what a client sends makes us write (a pong
+per ping, the app's replies), so a client that sends without reading would otherwise grow the
+buffer without bound.
 """
 
 from __future__ import annotations
@@ -206,9 +209,22 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
+        self.flow.pause_reading()  # whatever we read now could only add to the backlog
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
+        if self.flow.read_paused and self._may_read():
+            self.flow.resume_reading()
+
+    def _may_read(self) -> bool:
+        """Whether reading may resume: the client takes what we write, and while the WebSocket
+        is open, the app keeps up; after the close began we read on for the client's reply."""
+        if self.flow.write_paused or self.transport.is_closing():
+            return False
+        if self.phase is Phase.OPEN:
+            return len(self.messages) < self.settings.ws_max_queue
+        # Closed after a 101 (not a refused or denied handshake, which never read frames).
+        return self.phase is Phase.CLOSED and self.status == 101
 
     # ------------------------------------------------------------------ frames → messages
     def _on_frame(self, frame: Frame) -> None:
@@ -255,8 +271,10 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.phase is Phase.OPEN:
             self.phase = Phase.CLOSED
         # Read on even with a full queue: the client's close reply must be read to end cleanly,
-        # and what else arrives now is discarded.
-        self.flow.resume_reading()
+        # and what else arrives now is discarded. Not while our writes back up: the close timer
+        # ends a client that neither reads nor stops sending.
+        if self.flow.read_paused and self._may_read():
+            self.flow.resume_reading()
         if self.ws.close_expected() and self.close_timer is None:
             self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
         self._queue_disconnect()
@@ -287,8 +305,7 @@ class WebSocketProtocol(asyncio.Protocol):
             finally:
                 self.waiter = None
         message = self.messages.popleft()
-        paused = self.flow.read_paused and self.phase is Phase.OPEN
-        if paused and len(self.messages) < self.settings.ws_max_queue:
+        if self.flow.read_paused and self._may_read():
             self.flow.resume_reading()
         return message
 
@@ -344,7 +361,8 @@ class WebSocketProtocol(asyncio.Protocol):
             self.state.stats.ws_opened += 1
         self.last_ping_at = self.loop.time()
         early, self.early = self.early, b""
-        self.flow.resume_reading()
+        if self._may_read():
+            self.flow.resume_reading()
         if early:
             self.data_received(early)
         if self.state.shutting_down and self.phase is Phase.OPEN:
