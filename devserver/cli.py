@@ -269,14 +269,16 @@ def _top() -> click.Command:
     @control_option
     def top(control: str | None) -> None:
         """Open the control panel on a running devserve (a --prod one, say)."""
-        from devserver.control.client import ControlClient, ControlError
+        from devserver.control.client import ControlClient, ControlError, NotRunning
         from devserver.control.unix import default_path
 
         path = default_path() if control in (None, "auto") else control
         try:
             ControlClient(path).request("status")  # a clear line now, not a panel that waits
-        except ControlError as exc:
+        except NotRunning as exc:
             fail(f"{exc} (is devserve running? else pass --control PATH)", EXIT_USAGE)
+        except ControlError as exc:  # another user's socket, or a server that broke off
+            fail(str(exc), EXIT_USAGE)
         import dashboard.tui  # here only: the server itself never imports the UI
 
         dashboard.tui.run(path)

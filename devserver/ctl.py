@@ -9,7 +9,9 @@
     devserve ctl trace [-n N] [--pid PID]   log the ASGI messages of the next N requests
     devserve ctl trace-off [--pid PID]      stop tracing
 
-Exit status 0 when the server did it, 1 when it refused or nobody listens (one line on stderr).
+Exit status 0 when the server did it, 1 when it refused, nobody listens, or the control socket
+belongs to another user (one line on stderr: `devserve ctl` talks only to its own user's
+devserve, as ssh only to its own agent).
 This module only formats; the conversation is control/client.py's.
 """
 

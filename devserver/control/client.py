@@ -3,13 +3,22 @@
 `ControlClient(path).request("status")` returns the result or raises ControlError with the
 server's message; `NotRunning` says that nothing listens at the path. `AsyncControlClient` is
 the same for an asyncio program (the control panel).
+
+A control socket that belongs to another user is refused before a byte is sent (`NotYours`),
+as ssh refuses an agent socket that is not the user's own, root included: a socket in a
+directory others can write to may have been put there by them, and what it answers ends up in
+this user's terminal. The server's uid is checked again once connected (SO_PEERCRED), so a
+socket swapped in after the check is refused too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import pwd
 import socket
+import struct
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
@@ -28,6 +37,41 @@ class NotRunning(ControlError):
     """No devserve listens on the control socket."""
 
 
+class NotYours(ControlError):
+    """The control socket, or the process that answers on it, belongs to another user."""
+
+
+def check_owner(path: str) -> None:
+    """Raise NotYours when the socket file at `path` belongs to another user; call before
+    connecting. (A path that cannot be stat'ed is left to connect() to explain.)"""
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return
+    _same_user(path, uid)
+
+
+def _check_peer(path: str, sock: socket.socket) -> None:
+    """Raise NotYours when the process that accepted `sock` runs as another user."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return  # not Linux: the file's owner, checked before connecting, has to do
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _same_user(path, struct.unpack("3i", creds)[1])
+
+
+def _same_user(path: str, uid: int) -> None:
+    if uid == os.getuid():
+        return
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = f"uid {uid}"
+    raise NotYours(
+        f"control socket {path} belongs to another user ({name}), not to you: not connecting "
+        f"(run this as {name})"
+    )
+
+
 class ControlClient:
     def __init__(self, path: str, timeout: float = 10.0) -> None:
         self.path = path
@@ -35,16 +79,21 @@ class ControlClient:
         self._ids = itertools.count(1)
 
     def _connect(self) -> socket.socket:
+        check_owner(self.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
             sock.connect(self.path)
+            _check_peer(self.path, sock)
         except (FileNotFoundError, ConnectionRefusedError):
             sock.close()
             raise NotRunning(f"no devserve is listening on {self.path}") from None
         except OSError as exc:
             sock.close()
             raise ControlError(f"cannot connect to {self.path}: {exc}") from None
+        except NotYours:
+            sock.close()
+            raise
         return sock
 
     def request(self, command: str, **args: Any) -> schema.Message:
@@ -78,12 +127,19 @@ class AsyncControlClient:
         self._ids = itertools.count(1)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        check_owner(self.path)
         try:
-            return await asyncio.open_unix_connection(self.path, limit=schema.MAX_LINE)
+            reader, writer = await asyncio.open_unix_connection(self.path, limit=schema.MAX_LINE)
         except (FileNotFoundError, ConnectionRefusedError):
             raise NotRunning(f"no devserve is listening on {self.path}") from None
         except OSError as exc:
             raise ControlError(f"cannot connect to {self.path}: {exc}") from None
+        try:
+            _check_peer(self.path, writer.get_extra_info("socket"))
+        except NotYours:
+            writer.close()
+            raise
+        return reader, writer
 
     async def request(self, command: str, **args: Any) -> schema.Message:
         """Send one command; returns its result."""
