@@ -7,7 +7,12 @@ synchronisation is by socket reads with deadlines or by polling with a deadline,
 
 from __future__ import annotations
 
+import asyncio
+import select
+import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -100,3 +105,101 @@ def test_trailer_fields_count_against_the_limits(limited: Running) -> None:
     raw, closed = exchange(limited, data)
     assert [r.status for r in parse_responses(raw)] in ([400], [431]), raw
     assert closed
+
+
+# =========================================================================== stalled bodies
+class BodyReader:
+    """Reads the request body to its end (optionally after starting a streamed response),
+    noting every message receive() gave; answers 200 with the body's length."""
+
+    def __init__(self, respond_first: bool = False, then_listen: bool = False) -> None:
+        self.respond_first = respond_first
+        self.then_listen = then_listen  # after the body, wait in receive() for a disconnect
+        self.messages: list[str] = []
+        self.done = threading.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            if self.respond_first:
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"early", "more_body": True})
+            size = 0
+            while True:
+                message = await receive()
+                self.messages.append(message["type"])
+                if message["type"] == "http.disconnect":
+                    return
+                size += len(message.get("body", b""))
+                if not message.get("more_body"):
+                    break
+            if self.then_listen:
+                listen = asyncio.ensure_future(receive())
+                done, _ = await asyncio.wait([listen], timeout=0.8)
+                self.messages.append("still waiting" if not done else listen.result()["type"])
+                listen.cancel()
+            body = b"%d" % size
+            if not self.respond_first:
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            self.done.set()
+
+
+PARTIAL_POST = b"POST / HTTP/1.1\r\n" + HOST + b"Content-Length: 10\r\n\r\nabc"
+
+
+def test_stalled_body_is_408_and_closed_and_the_app_sees_a_disconnect() -> None:
+    """A client that stops mid-body while the app waits gets 408 and a close after the timeout;
+    the app's receive() returns http.disconnect."""
+    app = BodyReader()
+    with run_server(app, timeout_request_body=0.3) as server, server.connect() as sock:
+        started = time.monotonic()
+        sock.sendall(PARTIAL_POST)
+        raw, closed = read_until_closed(sock, timeout=3)
+        elapsed = time.monotonic() - started
+        assert app.done.wait(2)
+    assert closed
+    [response] = parse_responses(raw)
+    assert response.status == 408 and response.header("connection") == "close"
+    assert 0.25 <= elapsed < 2
+    assert app.messages == ["http.request", "http.disconnect"]
+
+
+def test_stalled_body_after_the_response_began_just_closes() -> None:
+    """When the app already started its response, a stalled body ends in a close, no 408."""
+    app = BodyReader(respond_first=True)
+    with run_server(app, timeout_request_body=0.3) as server, server.connect() as sock:
+        sock.sendall(PARTIAL_POST)
+        raw, closed = read_until_closed(sock, timeout=3)
+        assert app.done.wait(2)
+    assert closed
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n") and b"408" not in raw
+    with pytest.raises(wire_apps.Incomplete):
+        parse_responses(raw, eof=False)
+    assert app.messages[-1] == "http.disconnect"
+
+
+def test_body_that_keeps_arriving_is_not_cut_off() -> None:
+    """A body trickling in slower than the whole timeout, but never stalling that long, is read."""
+    app = BodyReader()
+    with run_server(app, timeout_request_body=0.3) as server, server.connect() as sock:
+        sock.sendall(PARTIAL_POST)
+        for byte in b"defghij":
+            readable, _, _ = select.select([sock], [], [], 0.12)  # trickle pace; no reply yet
+            assert not readable, "the server answered a body that was still arriving"
+            sock.sendall(bytes([byte]))
+        [response] = read_responses(sock, 1)
+    assert response.status == 200 and response.body == b"10"
+
+
+def test_app_waiting_for_a_disconnect_after_the_body_is_not_cut_off() -> None:
+    """The body timer only runs while body bytes are due: a receive() after the whole body
+    (listening for a disconnect) may wait past it."""
+    app = BodyReader(then_listen=True)
+    with run_server(app, timeout_request_body=0.2) as server, server.connect() as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\n" + HOST + b"Content-Length: 3\r\n\r\nabc")
+        [response] = read_responses(sock, 1, timeout=3)
+    assert response.status == 200 and response.body == b"3"
+    assert app.messages == ["http.request", "still waiting"]

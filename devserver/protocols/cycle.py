@@ -59,6 +59,7 @@ class RequestCycle:
         "body_reported",
         "disconnected",
         "waiter",
+        "wait_tick",
         "response",
         "status",
         "head",
@@ -92,6 +93,7 @@ class RequestCycle:
         self.body_reported = False
         self.disconnected = False
         self.waiter: asyncio.Future[None] | None = None
+        self.wait_tick = 0  # when receive() began waiting for body bytes (--timeout-request-body)
         self.response = Response.START
         self.status = 0
         self.head = b""
@@ -119,6 +121,15 @@ class RequestCycle:
         if self.waiter is not None:
             self._wake()
 
+    def waits_for_body(self) -> bool:
+        """Whether the app is blocked in receive() on body bytes the client has yet to send."""
+        waiter = self.waiter
+        return waiter is not None and not waiter.done() and not self.body_complete
+
+    def on_wire(self) -> bool:
+        """Whether any of the response has been written (after that, only a close can end it)."""
+        return self.response is not Response.START and not self.head
+
     def disconnect(self) -> None:
         self.disconnected = True
         self._wake()
@@ -140,6 +151,7 @@ class RequestCycle:
             if self.body or (self.body_complete and not self.body_reported):
                 return self._take_body()
             self.conn.resume_reading_for(self)
+            self.wait_tick = self.conn.state.ticks
             self.waiter = asyncio.get_running_loop().create_future()
             try:
                 await self.waiter

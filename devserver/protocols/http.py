@@ -401,15 +401,41 @@ class HTTPProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------------ timers and shutdown
     def on_tick(self) -> None:
-        """Close the connection when its idle or header-read timer has run out."""
-        if self.cycle is not None:
-            return
+        """Close the connection when its idle, header-read or body-read timer has run out."""
         state, settings = self.state, self.settings
+        cycle = self.cycle
+        if cycle is not None:
+            if cycle.waits_for_body() and state.timed_out(
+                cycle.wait_tick, settings.timeout_request_body
+            ):
+                self._body_timed_out(cycle)
+            return
         if self.in_head:
             if state.timed_out(self.head_tick, settings.timeout_request_header):
                 self._reject(408, "request head not received in time")
         elif state.timed_out(self.idle_since, settings.timeout_keep_alive):
             self.transport.close()
+
+    def _body_timed_out(self, cycle: RequestCycle) -> None:
+        """The client stopped sending a body the app waits for: 408 unless the response has
+        begun, then close; the app's receive() returns http.disconnect."""
+        logger.warning(
+            "408 for %s %s: no request body bytes for %gs",
+            cycle.method,
+            cycle.scope["path"],
+            self.settings.timeout_request_body,
+        )
+        if self.state.stats is not None:
+            self.state.stats.rejected += 1
+        if not cycle.on_wire():
+            self.transport.write(
+                wire.simple_response(408, "Request Timeout\n", self.state.default_headers)
+            )
+        self.flow.pause_reading()
+        self.cycle = None
+        self.pipeline.clear()
+        cycle.disconnect()
+        self.transport.close()
 
     def shutdown(self, keep_idle: float = 0.0, fresh_grace: float = 0.0) -> None:
         """Graceful stop: close after the response in progress; an idle connection now, or,

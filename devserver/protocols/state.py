@@ -150,7 +150,11 @@ class ServerState:
 
 def tick_interval(settings: HTTPSettings) -> float:
     """One second (the Date header's resolution), finer when a timeout or ping interval is short."""
-    timers = [settings.timeout_keep_alive, settings.timeout_request_header]
+    timers = [
+        settings.timeout_keep_alive,
+        settings.timeout_request_header,
+        settings.timeout_request_body,
+    ]
     if settings.websocket:
         timers += [settings.ws_ping_interval, settings.ws_ping_timeout]
     timeouts = [t for t in timers if t > 0]
