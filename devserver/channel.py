@@ -3,6 +3,9 @@
 One connected Unix stream socket per worker carries frozen dataclasses, each framed as a 4-byte
 big-endian length followed by JSON `{"type": <class name>, ...fields}`. Both ends read with
 `ChannelProtocol` on their event loop; the worker may also `send_blocking` before its loop runs.
+A message too large for a frame is shortened by `fit` before it is sent (a tick loses its request
+records, a log or failure its middle), so what clients send can never break the channel; bytes
+that are still not a message are a protocol violation, which the receiving end reports.
 Nothing here knows about serving or supervising.
 """
 
@@ -12,6 +15,7 @@ import asyncio
 import json
 import logging
 import socket
+import dataclasses
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ logger = logging.getLogger("devserve.supervisor")
 
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 16 * 1024 * 1024  # far above any real message; stops a corrupt stream early
+TEXT_LIMIT = 64 * 1024  # a Log or Failed text longer than this keeps its start and end
 
 
 # --------------------------------------------------------------------------- worker → supervisor
@@ -174,9 +179,43 @@ class ChannelError(ValueError):
 
 
 def encode(message: Message) -> bytes:
-    # vars(), not dataclasses.asdict(): no deep copy of a tick's records on the way to JSON
-    body = json.dumps({"type": type(message).__name__, **vars(message)}).encode()
+    """The frame for `message`, shortened (`fit`) when it would be over MAX_FRAME; a log line or
+    failure always is, since its texts travel on to the control API's snapshots and events."""
+    if isinstance(message, Log | Failed):
+        message = fit(message)
+    body = _body(message)
+    if len(body) > MAX_FRAME:
+        body = _body(fit(message))
     return _LENGTH.pack(len(body)) + body
+
+
+def _body(message: Message) -> bytes:
+    # vars(), not dataclasses.asdict(): no deep copy of a tick's records on the way to JSON
+    return json.dumps({"type": type(message).__name__, **vars(message)}).encode()
+
+
+def fit(message: Message) -> Message:
+    """`message` made small: a tick without its request records (counted as dropped), a log
+    line or failure with its texts cut to TEXT_LIMIT; other messages are small already."""
+    if isinstance(message, Tick) and message.stats is not None:
+        stats = dict(message.stats)
+        records = stats.pop("records", [])
+        stats["records"] = []
+        stats["records_dropped"] = stats.get("records_dropped", 0) + len(records)
+        return dataclasses.replace(message, stats=stats)
+    if isinstance(message, Log):
+        return Log(message.level, message.logger, _cut(message.line), _cut(message.details))
+    if isinstance(message, Failed):
+        return Failed(_cut(message.message), _cut(message.details), message.file, message.line)
+    return message
+
+
+def _cut(text: str) -> str:
+    """A long text's start and end (a traceback's error is at its end)."""
+    if len(text) <= TEXT_LIMIT:
+        return text
+    half = TEXT_LIMIT // 2
+    return f"{text[:half]}\n… {len(text) - 2 * half} characters cut …\n{text[-half:]}"
 
 
 def decode(body: bytes) -> Message:
@@ -206,6 +245,7 @@ class ChannelProtocol(asyncio.Protocol):
         self.on_lost = on_lost
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
+        self.violation: str | None = None  # why this end closed the channel, if the peer broke it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not registered
@@ -215,12 +255,13 @@ class ChannelProtocol(asyncio.Protocol):
         self.on_lost()
 
     def data_received(self, data: bytes) -> None:
+        if self.violation is not None:
+            return  # closing: the rest is not read
         self.buffer += data
         while len(self.buffer) >= _LENGTH.size:
             (length,) = _LENGTH.unpack_from(self.buffer)
             if length > MAX_FRAME:
-                logger.error("channel: a %d-byte frame is too large; closing", length)
-                self.close()
+                self._violated(f"a {length}-byte frame is over the {MAX_FRAME}-byte limit")
                 return
             end = _LENGTH.size + length
             if len(self.buffer) < end:
@@ -230,10 +271,16 @@ class ChannelProtocol(asyncio.Protocol):
             try:
                 message = decode(body)
             except ChannelError as exc:
-                logger.error("channel: %s; closing", exc)
-                self.close()
+                self._violated(str(exc))
                 return
             self.on_message(message)
+
+    def _violated(self, reason: str) -> None:
+        """The peer sent bytes that are not a message: nothing more from it can be trusted."""
+        self.violation = reason
+        self.buffer.clear()
+        logger.error("channel: %s; closing", reason)
+        self.close()
 
     def send(self, message: Message) -> bool:
         """Queue a message; False when the other end is gone."""

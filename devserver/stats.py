@@ -26,16 +26,25 @@ from operator import itemgetter
 from time import perf_counter
 from typing import Any, Protocol
 
+from devserver.redaction import REDACTED, Redactor
+
 SCHEMA = 3  # Prometheus native-histogram schema: 2^SCHEMA buckets per doubling
 PER_OCTAVE = 1 << SCHEMA
 LOWEST = math.ceil(math.log2(50e-6) * PER_OCTAVE)  # the bucket holding everything up to ~50 µs
 HIGHEST = math.ceil(math.log2(60.0) * PER_OCTAVE)  # the bucket holding everything from ~60 s
 _LOWEST_BOUND = 2.0 ** (LOWEST / PER_OCTAVE)
 
-SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
-REDACTED = "[redacted]"
 RECORDS_PER_TICK = 50  # sampled records a worker sends per tick (about 200 a second)
 KEPT_PER_TICK = 500  # slow, failed and traced requests are kept up to this bound
+# What a client sends must never make telemetry large (docs/security.md): one record holds at most
+# RECORD_HEADERS header pairs and RECORD_HEADER_CHARS characters of them, a header value, path or
+# query at most RECORD_TEXT characters; one tick's records at most TICK_RECORD_CHARS (the rest
+# are dropped and counted, as a sample would drop them).
+RECORD_HEADERS = 64
+RECORD_HEADER_CHARS = 8192
+RECORD_TEXT = 1024
+TICK_RECORD_CHARS = 256 * 1024
+CUT = "…"  # ends a shortened value
 
 
 # --------------------------------------------------------------------------- the buckets
@@ -97,16 +106,49 @@ def merge(into: dict[int, int], pairs: Iterable[Iterable[int]]) -> None:
 
 
 # --------------------------------------------------------------------------- records
-def header_pairs(headers: Iterable[tuple[bytes, bytes]], redact: bool) -> list[list[str]]:
+def header_pairs(
+    headers: Iterable[tuple[bytes, bytes]], redact: bool | Redactor
+) -> list[list[str]]:
     """Headers as [name, value] text pairs, secrets replaced unless `redact` is off."""
+    redactor = Redactor.of(redact)
     pairs = []
     for name, value in headers:
         text = name.decode("latin-1")
-        if redact and text.lower() in SECRET_HEADERS:
+        if redactor.secret(text):
             pairs.append([text, REDACTED])
         else:
             pairs.append([text, value.decode("latin-1")])
     return pairs
+
+
+def shorten(text: str, limit: int = RECORD_TEXT) -> str:
+    """`text`, cut to `limit` characters (the cut marked) when longer."""
+    return text if len(text) <= limit else text[: limit - 1] + CUT
+
+
+def record_headers(
+    headers: Iterable[tuple[bytes, bytes]], redactor: Redactor
+) -> tuple[list[list[str]], int, bool]:
+    """A record's [name, value] pairs within the record bounds, how many characters they hold,
+    and whether any was cut: what did not fit ends in one ["…", "N more headers"] pair, and a
+    shortened value ends in "…"."""
+    pairs: list[list[str]] = []
+    chars = omitted = 0
+    cut = False
+    for name, value in headers:
+        if omitted or len(pairs) == RECORD_HEADERS or chars >= RECORD_HEADER_CHARS:
+            omitted += 1
+            continue
+        text = name.decode("latin-1")
+        shown = REDACTED if redactor.secret(text) else value.decode("latin-1")
+        limit = min(RECORD_TEXT, max(16, RECORD_HEADER_CHARS - chars))
+        if len(text) > 256 or len(shown) > limit:
+            text, shown, cut = shorten(text, 256), shorten(shown, limit), True
+        chars += len(text) + len(shown)
+        pairs.append([text, shown])
+    if omitted:
+        pairs.append([CUT, f"{omitted} more headers"])
+    return pairs, chars, cut or bool(omitted)
 
 
 class Exchange(Protocol):
@@ -122,21 +164,31 @@ class Exchange(Protocol):
 
 
 def make_record(
-    exchange: Exchange, seq: int, seconds: float, redact: bool, clock_offset: float = 0.0
+    exchange: Exchange,
+    seq: int,
+    seconds: float,
+    redact: bool | Redactor,
+    clock_offset: float = 0.0,
 ) -> dict[str, Any]:
     """One request as the panels show it; the supervisor adds the worker's pid and slot.
 
-    `clock_offset` turns the exchange's perf_counter start into wall-clock time.
+    `clock_offset` turns the exchange's perf_counter start into wall-clock time. Its headers,
+    path and query are cut to the record bounds, and "cut" lists what was shortened. "size", an
+    estimate of its characters for the tick's budget, is taken out again before it is sent.
     """
+    redactor = Redactor.of(redact)
     scope = exchange.scope
     client = scope.get("client")
+    path = scope["path"]
+    query = redactor.query(scope["query_string"].decode("latin-1"))
+    headers, size, headers_cut = record_headers(scope["headers"], redactor)
     record: dict[str, Any] = {
         "seq": seq,
         "type": scope["type"],
         "start": round(exchange.started_at + clock_offset, 6),
-        "method": exchange.method,
-        "path": scope["path"],
-        "query": scope["query_string"].decode("latin-1"),
+        "method": shorten(exchange.method, 64),
+        "path": shorten(path),
+        "query": shorten(query),
         "http_version": scope["http_version"],
         "scheme": scope["scheme"],
         "client": f"{client[0]}:{client[1]}" if client else None,
@@ -144,10 +196,17 @@ def make_record(
         "duration": round(seconds * 1000, 3),
         "bytes_in": exchange.bytes_received,
         "bytes_out": exchange.bytes_sent,
-        "headers": header_pairs(scope["headers"], redact),
+        "headers": headers,
     }
+    cut = [name for name, text in (("path", path), ("query", query)) if len(text) > RECORD_TEXT]
+    if headers_cut:
+        cut.append("headers")
+    if cut:
+        record["cut"] = cut
     if exchange.trace is not None:
         record["trace"] = exchange.trace.events
+        size += exchange.trace.size
+    record["size"] = size + len(record["path"]) + len(record["query"]) + 256
     return record
 
 
@@ -167,12 +226,12 @@ class RecordSampler:
     `limit` are held; records are built at the tick, only for what is held.
     """
 
-    __slots__ = ("limit", "slow", "redact", "base", "gap", "next_pick", "sample", "kept")
+    __slots__ = ("limit", "slow", "redactor", "base", "gap", "next_pick", "sample", "kept")
 
-    def __init__(self, limit: int, slow: float, redact: bool) -> None:
+    def __init__(self, limit: int, slow: float, redact: bool | Redactor) -> None:
         self.limit = limit
         self.slow = slow  # seconds; at least this long is always kept
-        self.redact = redact
+        self.redactor = Redactor.of(redact)
         self.base = 0  # a request's record id is base + its number in the tick
         self.gap = 1  # the mean distance between picks
         self.next_pick = 1  # the number of the next request to pick
@@ -224,11 +283,15 @@ class RecordSampler:
             self.next_pick = random.randint(1, self.gap)
         self._start()
         clock_offset = time.time() - time.perf_counter()
-        redact = self.redact
-        return [
-            make_record(exchange, seq, seconds, redact, clock_offset)
-            for seq, exchange, seconds in held
-        ]
+        records = []
+        budget = TICK_RECORD_CHARS
+        for seq, exchange, seconds in held:
+            record = make_record(exchange, seq, seconds, self.redactor, clock_offset)
+            budget -= record.pop("size")
+            if budget < 0:
+                break  # what is left is counted as dropped, as an unsampled request is
+            records.append(record)
+        return records
 
 
 # --------------------------------------------------------------------------- the counters
@@ -253,7 +316,7 @@ class WorkerStats:
     )
 
     def __init__(
-        self, slow: float = 0.5, redact: bool = True, limit: int = RECORDS_PER_TICK
+        self, slow: float = 0.5, redact: bool | Redactor = True, limit: int = RECORDS_PER_TICK
     ) -> None:
         self.sampler = RecordSampler(limit, slow, redact)
         self.slow = slow

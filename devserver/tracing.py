@@ -9,7 +9,10 @@ integer test.
 
 An event is {"t": ms since the request began, "call": "receive" | "send", "type": ...,
 "keys": [the message's other keys], ...}: small values (status, more_body, code, reason) are
-copied, bodies become their size in bytes, headers become redacted [name, value] pairs.
+copied, bodies become their size in bytes, headers become redacted [name, value] pairs (within
+a request record's bounds). A request keeps at most TRACE_EVENTS events for its record (a long
+WebSocket session would otherwise grow without end); the rest are only logged, and one last
+`{"call": "omitted", "events": N}` event counts them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from devserver.stats import header_pairs
+from devserver.redaction import Redactor
+from devserver.stats import record_headers
 
 logger = logging.getLogger("devserve.trace")
 
@@ -30,6 +34,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _SIZED = ("body", "bytes", "text")
 _PAIRS = ("headers",)
+TRACE_EVENTS = 200  # events a traced request keeps for its record
 
 
 class Tracer:
@@ -37,9 +42,9 @@ class Tracer:
 
     __slots__ = ("remaining", "redact", "_numbers")
 
-    def __init__(self, always: bool = False, redact: bool = True) -> None:
+    def __init__(self, always: bool = False, redact: bool | Redactor = True) -> None:
         self.remaining = -1 if always else 0  # -1: every request; N > 0: the next N
-        self.redact = redact
+        self.redact = Redactor.of(redact)
         self._numbers = itertools.count(1)
 
     def enable(self, requests: int | None = None) -> None:
@@ -63,14 +68,15 @@ class Tracer:
 class Trace:
     """The events of one traced request or WebSocket session."""
 
-    __slots__ = ("label", "redact", "started", "events")
+    __slots__ = ("label", "redact", "started", "events", "size")
 
-    def __init__(self, scope: dict[str, Any], label: str, redact: bool) -> None:
+    def __init__(self, scope: dict[str, Any], label: str, redact: Redactor) -> None:
         self.label = label
         self.redact = redact
         self.started = time.perf_counter()
         self.events: list[dict[str, Any]] = []
-        logger.info("%s %s", label, describe_scope(scope))
+        self.size = 0  # about how many characters the kept events take in a record
+        logger.info("%s %s", label, describe_scope(scope, redact))
 
     def wrap(self, receive: Receive, send: Send) -> tuple[Receive, Send]:
         """`receive` and `send` that note every message on its way."""
@@ -108,12 +114,21 @@ class Trace:
             "keys": list(fields) if keys is None else keys,
             **fields,
         }
-        self.events.append(event)
         logger.info("%s %s", self.label, describe_event(event))
+        events = self.events
+        if len(events) < TRACE_EVENTS:
+            events.append(event)
+            self.size += 64 + sum(len(str(value)) for value in fields.values())
+        elif len(events) == TRACE_EVENTS:
+            events.append({"t": event["t"], "call": "omitted", "type": None, "keys": ["events"]})
+            events[-1]["events"] = 1
+        else:
+            events[-1]["events"] += 1
 
 
-def summarize(message: dict[str, Any], redact: bool) -> dict[str, Any]:
+def summarize(message: dict[str, Any], redact: bool | Redactor) -> dict[str, Any]:
     """The parts of a message worth showing: small values, body sizes, redacted headers."""
+    redact = Redactor.of(redact)
     summary: dict[str, Any] = {}
     for key, value in message.items():
         if key == "type":
@@ -121,7 +136,7 @@ def summarize(message: dict[str, Any], redact: bool) -> dict[str, Any]:
         if key in _SIZED and isinstance(value, bytes | bytearray | memoryview | str):
             summary[key] = len(value.encode() if isinstance(value, str) else value)
         elif key in _PAIRS:
-            summary[key] = header_pairs(value, redact)
+            summary[key] = record_headers(value, redact)[0]
         elif _small(value):
             summary[key] = value
         else:
@@ -136,11 +151,11 @@ def _small(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float)
 
 
-def describe_scope(scope: dict[str, Any]) -> str:
+def describe_scope(scope: dict[str, Any], redact: bool | Redactor = True) -> str:
     """`scope http GET /path?q HTTP/1.1 from 127.0.0.1:5000, 3 headers`; `scope lifespan`."""
     if scope["type"] == "lifespan":
         return "scope lifespan"
-    query = scope.get("query_string", b"").decode("latin-1")
+    query = Redactor.of(redact).query(scope.get("query_string", b"").decode("latin-1"))
     target = scope.get("path", "") + ("?" + query if query else "")
     client = scope.get("client")
     peer = f"{client[0]}:{client[1]}" if client else "a unix socket"

@@ -198,9 +198,13 @@ def test_hung_worker_is_aborted_with_its_stack_and_replaced(tmp_path: Path) -> N
     assert re.search(r'supervised_app\.py", line \d+ in hang_forever', text)
 
 
-def test_crash_loop_stops_respawning_until_restart(tmp_path: Path) -> None:
-    """Five worker deaths stop respawning with a CRITICAL line; `restart` rolls a new generation."""
-    with serve(tmp_path, workers=1) as proc:
+def test_crash_loop_backs_off_keeps_respawning_and_recovers_by_itself(tmp_path: Path) -> None:
+    """Five worker deaths make a crash loop: a CRITICAL line, 503s from the supervisor while no
+    worker serves, /readyz failing; devserve respawns after a backoff by itself, and once the
+    worker has served 10 s without dying the crash loop is over."""
+    with serve(tmp_path, "--admin", "127.0.0.1:0", workers=1) as proc:
+        admin = re.search(r"health endpoints on (\S+)/livez", proc.out.wait_for("health endpoints"))
+        assert admin is not None
         client = control(tmp_path)
         dead: set[int] = set()
         for _ in range(5):
@@ -212,21 +216,49 @@ def test_crash_loop_stops_respawning_until_restart(tmp_path: Path) -> None:
         stuck = client.request("status")
         # no worker left: devserve answers 503 itself instead of leaving clients in the backlog
         unavailable = httpx.get(f"{proc.url}/pid", timeout=5)
+        not_ready = httpx.get(f"{admin[1]}/readyz", timeout=5)
+        # nobody asks it to: the worker comes back once the backoff (4 s) has passed
+        workers = wait_for_workers(client, fresh(1, dead), timeout=20)
+        answer = httpx.get(f"{proc.url}/pid", timeout=5).text
+        still = client.request("status")["server"]
+        deadline = time.monotonic() + 20
+        while (readyz := httpx.get(f"{admin[1]}/readyz", timeout=5)).status_code != 200:
+            assert time.monotonic() < deadline, readyz.text
+            time.sleep(0.1)
+        recovered = client.request("status")["server"]
+        proc.out.stop()
+    assert unavailable.status_code == 503, unavailable.text
+    assert unavailable.headers["retry-after"] == "5"
+    assert "no worker is serving" in unavailable.text and "devserve ctl restart" in unavailable.text
+    assert "workers died 5 times" in line and "respawning with a backoff" in line
+    assert stuck["workers"] == [] and stuck["server"]["crash_loop"] is True
+    assert not_ready.status_code == 503 and not_ready.json()["crash_loop"] is True
+    assert answer == str(workers[0]["pid"]) and workers[0]["pid"] not in dead
+    assert still["crash_loop"] is True  # not over until it has served a while
+    assert recovered["crash_loop"] is False
+    assert "crash loop over" in proc.out.text
+
+
+def test_restart_ends_a_crash_loop_at_once(tmp_path: Path) -> None:
+    """`restart` in a crash loop rolls a new generation now, without waiting out the backoff,
+    and the 503 page gives way to it."""
+    with serve(tmp_path, workers=1) as proc:
+        client = control(tmp_path)
+        dead: set[int] = set()
+        for _ in range(5):
+            dead |= pids(wait_for_workers(client, fresh(1, dead)))
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"{proc.url}/exit", timeout=5)
+        proc.out.wait_for("CRITICAL:", timeout=10)
         assert client.request("restart") == {"restart": "started"}
         workers = wait_for_workers(client, ready(1))
         # the supervisor's page stops accepting within a loop turn of the worker being ready
         deadline = time.monotonic() + 5
         while (answered := httpx.get(f"{proc.url}/pid", timeout=5)).status_code == 503:
             assert time.monotonic() < deadline, "the 503 page stayed after the restart"
-        answer = answered.text
         recovered = client.request("status")["server"]
         proc.out.stop()
-    assert unavailable.status_code == 503, unavailable.text
-    assert unavailable.headers["retry-after"] == "5"
-    assert "no worker is serving" in unavailable.text and "devserve ctl restart" in unavailable.text
-    assert "workers died 5 times" in line and "not respawning" in line
-    assert stuck["workers"] == [] and stuck["server"]["crash_loop"] is True
-    assert answer == str(workers[0]["pid"]) and workers[0]["pid"] not in dead
+    assert answered.text == str(workers[0]["pid"]) and workers[0]["pid"] not in dead
     assert recovered["crash_loop"] is False
     assert workers[0]["generation"] > 1 and recovered["generation"] > 1, (workers, recovered)
 

@@ -163,7 +163,7 @@ def test_tracer_counts_down_the_requests_it_traces() -> None:
     assert tracer.remaining == 0
     always = Tracer(always=True, redact=False)
     trace = always.start(scope)
-    assert trace.redact is False and always.remaining == -1
+    assert not trace.redact.active and always.remaining == -1
 
 
 def test_a_trace_notes_each_message_through_the_wrapped_calls() -> None:

@@ -121,9 +121,10 @@ class Hub:
                         yield earlier.pop(0)
                 if now >= next_records:
                     next_records = now + RECORDS_INTERVAL
-                    records, cursor = metrics.records_since(cursor)
-                    if records:
-                        yield schema.requests(records)
+                    # in batches, so no message passes a transport's line limit
+                    batches, cursor = metrics.batches_since(cursor)
+                    for batch in batches:
+                        yield schema.requests(batch)
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
                 # lands as the queue yields, and the stream would then outlive the server
                 try:

@@ -78,7 +78,9 @@ class SupervisorCollector(Collector):
             "devserve_generation", "The generation now serving.", value=supervisor.generation
         )
         yield GaugeMetricFamily(
-            "devserve_ready", "1 when at least one worker serves.", value=int(supervisor.ready)
+            "devserve_ready",
+            "1 when at least one worker serves and no crash loop is on.",
+            value=int(supervisor.ready),
         )
         yield GaugeMetricFamily("devserve_supervisor_pid", "The supervisor's pid.", os.getpid())
 

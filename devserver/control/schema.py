@@ -93,7 +93,13 @@ def requests(records: list[Message]) -> Message:
 
 
 def encode(message: Message) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    """One line; a message that would pass MAX_LINE becomes an error in its place, so a client
+    never meets a line it must refuse (the server keeps each message far below the limit)."""
+    line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    if len(line) > MAX_LINE:
+        text = f"a {message.get('type')} message of {len(line)} bytes was over the line limit"
+        return encode(error(message.get("id"), text))
+    return line
 
 
 def decode(line: bytes) -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
 WINDOWS = (1, 10, 60)
 HISTORY = 900  # seconds of one-per-second points
 RECORDS = 1000  # latest request records kept for new subscribers and slow ones
+# ...and at most this many bytes of them (as JSON), whatever workers send: the ring is bounded by
+# bytes, so records made large by clients (or an app writing into its channel) cannot grow it
+RECORD_BYTES = 4 * 1024 * 1024
+RECORD_MAX = 64 * 1024  # one record past this (a worker's own bounds make ~12 KiB) is cut down
+BATCH_BYTES = 256 * 1024  # a `requests` message of the control API carries at most this much
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _COUNTERS = ("bytes_in", "bytes_out", "rejected", "ws_opened", "ws_received", "ws_sent")
 
@@ -170,7 +176,9 @@ class Metrics:
         self.slots: dict[int, Counters] = {}
         self.workers: dict[int, WorkerMeter] = {}
         self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
-        self.records: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECORDS)
+        self.records: collections.deque[dict[str, Any]] = collections.deque()
+        self.record_sizes: collections.deque[int] = collections.deque()  # in step with records
+        self.record_bytes = 0
         self.record_count = 0  # records ever stored: a subscriber's cursor
 
     # ------------------------------------------------------------------ feeding
@@ -197,10 +205,18 @@ class Metrics:
 
     def _keep_records(self, worker: Worker, records: list[dict[str, Any]]) -> None:
         for record in records:
-            record["id"] = f"{worker.pid}-{record['seq']}"
+            record["id"] = f"{worker.pid}-{record.get('seq')}"
             record["pid"] = worker.pid
             record["slot"] = worker.slot
+            size = len(json.dumps(record))
+            if size > RECORD_MAX:
+                size = len(json.dumps(_cut_down(record)))
             self.records.append(record)
+            self.record_sizes.append(size)
+            self.record_bytes += size
+            while len(self.records) > RECORDS or self.record_bytes > RECORD_BYTES:
+                self.records.popleft()
+                self.record_bytes -= self.record_sizes.popleft()
         self.record_count += len(records)
 
     def advance(self) -> int:
@@ -274,6 +290,24 @@ class Metrics:
         self.advance()
         return list(itertools.dropwhile(lambda point: point["t"] <= t, self.history))
 
+    def batches_since(self, cursor: int) -> tuple[list[list[dict[str, Any]]], int]:
+        """Records stored after `cursor` in batches of at most BATCH_BYTES, and the new cursor."""
+        fresh = min(self.record_count - cursor, len(self.records))
+        batches: list[list[dict[str, Any]]] = []
+        size = BATCH_BYTES
+        start = len(self.records) - fresh
+        for record, record_size in zip(
+            itertools.islice(self.records, start, None),
+            itertools.islice(self.record_sizes, start, None),
+            strict=True,
+        ):
+            if size + record_size > BATCH_BYTES:
+                batches.append([])
+                size = 0
+            batches[-1].append(record)
+            size += record_size
+        return batches, self.record_count
+
     def records_since(self, cursor: int) -> tuple[list[dict[str, Any]], int]:
         """Records stored after `cursor` (a record_count seen before), and the new cursor."""
         fresh = min(self.record_count - cursor, len(self.records))
@@ -282,3 +316,19 @@ class Metrics:
         return list(itertools.islice(self.records, len(self.records) - fresh, None)), (
             self.record_count
         )
+
+
+def _cut_down(record: dict[str, Any]) -> dict[str, Any]:
+    """A record too large to keep, without what made it so (its headers, trace, long texts)."""
+    cut = [key for key in ("headers", "trace") if record.pop(key, None) is not None]
+    for key in ("path", "query", "method", "client"):
+        value = record.get(key)
+        if isinstance(value, str) and len(value) > stats.RECORD_TEXT:
+            record[key] = stats.shorten(value)
+            cut.append(key)
+    record["headers"] = []
+    record["cut"] = cut
+    for key in list(record):  # anything else a tampered record carries that is not small
+        if len(json.dumps(record[key])) > stats.RECORD_TEXT:
+            record[key] = None
+    return record

@@ -186,7 +186,11 @@ def _start_admin(
 
     def status() -> dict[str, Any]:
         ready = sum(1 for w in supervisor.workers.values() if w.serving)
-        return {"ready": supervisor.ready, "workers_ready": ready}
+        return {
+            "ready": supervisor.ready,
+            "workers_ready": ready,
+            "crash_loop": supervisor.crash_loop,
+        }
 
     def metrics(accept: str) -> tuple[bytes, str]:
         return prometheus.render(supervisor, accept)

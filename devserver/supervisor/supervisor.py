@@ -39,8 +39,12 @@ CRASH_WINDOW = 30.0  # seconds over which unexpected deaths are counted
 DRAINED_WAIT = 1.0  # seconds a reload waits for the old workers' Drained before handing over
 MAX_WORKERS_FLOOR = 64  # `scale` refuses more than this or 8 per usable CPU, whichever is more
 MAX_WORKERS_PER_CPU = 8
-CRASH_LIMIT = 5  # that many deaths within the window is a crash loop: stop respawning
-MAX_BACKOFF = 5.0
+CRASH_LIMIT = 5  # that many deaths within the window is a crash loop: respawn slowly
+MAX_BACKOFF = 5.0  # the longest wait before a respawn outside a crash loop
+# in a crash loop the wait doubles from 2 s up to this, and devserve never gives up: a burst of
+# deaths (the OOM killer, a bad dependency for a minute) must not leave it dead until a person acts
+CRASH_LOOP_BACKOFF = 30.0
+RECOVERED_AFTER = 10.0  # a crash loop ends once workers have served this long with no death
 CHANNEL_LINGER = 1.0  # after a worker exits, how long its last messages may take to arrive
 KEEP_IDLE = (
     1.0  # on a rolling drain, idle keep-alive connections get this long for one more request
@@ -98,6 +102,8 @@ class Supervisor:
         self.tracing_all = config.trace
         self._slots_used: set[int] = set()
         self._deaths: collections.deque[float] = collections.deque()
+        self._loop_deaths = 0  # deaths since the crash loop began: its backoff doubles with them
+        self._recovery_timer: asyncio.TimerHandle | None = None
         self._respawn_after = 0.0
         self._respawn_timer: asyncio.TimerHandle | None = None
         self._restart: asyncio.Task[None] | None = None
@@ -123,8 +129,7 @@ class Supervisor:
         self._require_running()
         self.target = target
         if self.crash_loop:  # the operator says try again: the deaths before count no more
-            self.crash_loop = False
-            self._deaths.clear()
+            self._end_crash_loop()
         logger.info("scaling to %d worker(s)", target)
         self.publish({"kind": "scale", "target": target})
         self._reconcile()
@@ -356,11 +361,25 @@ class Supervisor:
         await channel.open_channel(
             sock,
             lambda message: self._on_message(worker, message),
-            worker.channel_closed.set,
+            lambda: self._channel_lost(worker),
             opened,
         )
         if output is not None:
             await capture(output, worker.pid, worker.slot, self.publish)
+
+    def _channel_lost(self, worker: Worker) -> None:
+        """The worker's channel closed: it exited, or it broke the channel's protocol. A
+        violation is devserve's fault (or the app's tampering), not a crash of the app: the worker
+        is replaced and the loss does not count toward a crash loop."""
+        worker.channel_closed.set()
+        violation = worker.channel.violation if worker.channel is not None else None
+        if violation is None or not worker.alive or worker.expected_exit:
+            return
+        logger.error(
+            "%s broke the channel protocol (%s): replacing it", worker.describe(), violation
+        )
+        self._drain(worker, "channel protocol violation")
+        self._reconcile()
 
     def _free_slot(self, generation: int) -> int:
         taken = {
@@ -496,19 +515,63 @@ class Supervisor:
             self.crash_loop = True
             message = (
                 f"workers died {deaths} times in {CRASH_WINDOW:.0f}s (last: {worker.describe()} "
-                f"{reason}): not respawning. Fix the app, then restart or scale "
+                f"{reason}): crash loop, respawning with a backoff of up to "
+                f"{CRASH_LOOP_BACKOFF:.0f}s and /readyz failing until workers serve "
+                f"{RECOVERED_AFTER:.0f}s without dying. Fix the app, then restart "
                 "(devserve ctl restart)."
             )
             logger.critical(message)
             self._crash_message = message
             self.publish({"kind": "crash_loop", "message": message})
-        backoff = min(0.25 * 2 ** (deaths - 2), MAX_BACKOFF) if deaths > 1 else 0.0
+        if self.crash_loop:
+            self._loop_deaths += 1
+            backoff = min(2.0 ** (self._loop_deaths + 1), CRASH_LOOP_BACKOFF)  # 4 s, 8 s…
+        else:
+            backoff = min(0.25 * 2 ** (deaths - 2), MAX_BACKOFF) if deaths > 1 else 0.0
         self._respawn_after = now + backoff
+        self._watch_recovery()
+
+    def _watch_recovery(self) -> None:
+        """In a crash loop, look again once RECOVERED_AFTER has passed since the last death."""
+        if self._recovery_timer is not None:
+            self._recovery_timer.cancel()
+        self._recovery_timer = None
+        if self.crash_loop and self._deaths:
+            wait = self._deaths[-1] + RECOVERED_AFTER - time.monotonic()
+            loop = asyncio.get_running_loop()
+            self._recovery_timer = loop.call_later(max(0.0, wait), self._check_recovered)
+
+    def _check_recovered(self) -> None:
+        """The crash loop is over when a worker serves and none died for RECOVERED_AFTER."""
+        self._recovery_timer = None
+        if not self.crash_loop or self.stopping:
+            return
+        if not any(w.serving and not w.held for w in self.workers.values()):
+            # nobody serves yet (a respawn is still waiting out its backoff): look again later
+            self._recovery_timer = asyncio.get_running_loop().call_later(
+                RECOVERED_AFTER, self._check_recovered
+            )
+            return
+        logger.warning(
+            "crash loop over: workers served %.0fs without dying; /readyz is ready again",
+            RECOVERED_AFTER,
+        )
+        self._end_crash_loop()
+
+    def _end_crash_loop(self) -> None:
+        """Deaths before now count no more (a restart, a scale, or workers that stay up)."""
+        self.crash_loop = False
+        self._deaths.clear()
+        self._loop_deaths = 0
+        self._respawn_after = 0.0
+        if self._recovery_timer is not None:
+            self._recovery_timer.cancel()
+            self._recovery_timer = None
 
     # ------------------------------------------------------------------ keeping the target
     def _reconcile(self) -> None:
         """Spawn or drain workers of the current generation until `target` of them live."""
-        if self.stopping or not self.booted or self.crash_loop:
+        if self.stopping or not self.booted:
             return
         current = [
             w
@@ -630,9 +693,8 @@ class Supervisor:
             _send(worker, channel.Serve())
         self.fallback.hide()  # out of a crash loop: the new generation answers now
         self.generation = generation
-        self.crash_loop = False
+        self._end_crash_loop()
         self.last_failure = None
-        self._deaths.clear()
         for worker in old:
             if worker.state is not WorkerState.DRAINING:
                 # after a reload, the next request must see the new code: idle connections close
@@ -734,8 +796,13 @@ class Supervisor:
 
     @property
     def ready(self) -> bool:
-        """At least one worker serves and devserve is not stopping: /readyz's answer."""
-        return not self.stopping and any(w.serving for w in self.workers.values())
+        """At least one worker serves, devserve is not stopping and no crash loop is on:
+        /readyz's answer (an orchestrator sends traffic elsewhere while workers keep dying)."""
+        return (
+            not self.stopping
+            and not self.crash_loop
+            and any(w.serving for w in self.workers.values())
+        )
 
 
 def _settled(workers: list[Worker]) -> bool:
