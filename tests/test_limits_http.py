@@ -203,3 +203,17 @@ def test_app_waiting_for_a_disconnect_after_the_body_is_not_cut_off() -> None:
         [response] = read_responses(sock, 1, timeout=3)
     assert response.status == 200 and response.body == b"3"
     assert app.messages == ["http.request", "still waiting"]
+
+
+# =========================================================================== framing
+def test_http10_request_with_transfer_encoding_is_400_and_nothing_after_it_is_served() -> None:
+    """An HTTP/1.0 request with Transfer-Encoding (faulty framing, RFC 9112 6.1) gets 400 and a
+    close; a request hidden behind it, even with keep-alive, never runs."""
+    data = (
+        b"POST / HTTP/1.0\r\n" + HOST + b"Connection: keep-alive\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        b"GET /smuggled HTTP/1.1\r\n" + HOST + b"\r\n"
+    )
+    with run_server(wire_apps.record) as server:
+        response = assert_rejected(server, data, 400)
+    assert b"smuggled" not in response.body

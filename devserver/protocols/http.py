@@ -238,6 +238,10 @@ class HTTPProtocol(asyncio.Protocol):
             raise HTTPError(505, f"HTTP/{version} is not supported")
         if self.host_count != 1 and (version == "1.1" or self.host_count):
             raise HTTPError(400, f"{self.host_count} Host headers (HTTP/1.1 needs exactly one)")
+        if version == "1.0" and any(name == b"transfer-encoding" for name, _ in self.headers):
+            # RFC 9112 6.1: its framing is faulty. An HTTP/1.0 hop may not know chunked and
+            # read the body another way, so what follows on this connection is never served.
+            raise HTTPError(400, "Transfer-Encoding in an HTTP/1.0 request")
         try:
             method = parser.get_method()
             scope = http_scope(
