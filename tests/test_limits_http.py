@@ -217,3 +217,28 @@ def test_http10_request_with_transfer_encoding_is_400_and_nothing_after_it_is_se
     with run_server(wire_apps.record) as server:
         response = assert_rejected(server, data, 400)
     assert b"smuggled" not in response.body
+
+
+# =========================================================================== methods
+@pytest.mark.parametrize("method", [b"FOO", b"BREW", b"X-CUSTOM_1"])
+def test_extension_method_is_501(method: bytes) -> None:
+    """A well-formed method the server does not implement is 501 Not Implemented, then close."""
+    with run_server(wire_apps.record) as server:
+        response = assert_rejected(server, b"%b /x HTTP/1.1\r\n" % method + HOST + b"\r\n", 501)
+    assert response.body == b"Not Implemented\n"
+
+
+@pytest.mark.parametrize("method", [b"F@O", b"get", b"G(T"])
+def test_malformed_method_stays_400(method: bytes) -> None:
+    """A method that is not a well-formed (upper-case) token is a 400 Bad Request, then close."""
+    with run_server(wire_apps.record) as server:
+        assert_rejected(server, b"%b /x HTTP/1.1\r\n" % method + HOST + b"\r\n", 400)
+
+
+def test_extension_method_pipelined_after_a_get_answers_200_then_501() -> None:
+    """A GET and an extension method in one write get 200, then 501, then a close."""
+    data = b"GET /a HTTP/1.1\r\n" + HOST + b"\r\nFOO /b HTTP/1.1\r\n" + HOST + b"\r\n"
+    with run_server(wire_apps.record) as server:
+        raw, closed = exchange(server, data)
+    assert [r.status for r in parse_responses(raw)] == [200, 501]
+    assert closed

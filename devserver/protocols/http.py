@@ -13,6 +13,7 @@ import asyncio
 import collections
 import http
 import logging
+import re
 from time import perf_counter
 from typing import IO, Any, NoReturn
 
@@ -56,6 +57,34 @@ def _check_transfer_encoding(value: bytes) -> None:
         raise HTTPError(501, f"unsupported transfer-encoding {value!r}")
     if len(codings) != 1:
         raise HTTPError(400, f"invalid transfer-encoding {value!r}")
+
+
+# A request line whose method is a well-formed token (upper case, as every registered method
+# is; a lower-case `get` stays a 400, most likely a broken client).
+_REQUEST_LINE = re.compile(rb"(?:^|\n)([A-Z][A-Z0-9_-]*) [^ \r\n]+ HTTP/[0-9]\.[0-9]\r\n")
+
+
+def _invalid_method_status(data: bytes) -> int:
+    """llhttp refused a method: 501 if the failed request line names a well-formed method it
+    does not know (RFC 9110 9.1, an extension method), 400 if it is malformed.
+
+    Only the error path pays for this. llhttp gives no position, so the failed line is the
+    first well-formed request line in the read whose method it does not know.
+    """
+    for match in _REQUEST_LINE.finditer(data):
+        if not _llhttp_knows(match.group(1)):
+            return 501
+    return 400
+
+
+def _llhttp_knows(method: bytes) -> bool:
+    try:
+        httptools.HttpRequestParser(object()).feed_data(method + b" / HTTP/1.1\r\n")
+    except httptools.HttpParserInvalidMethodError:
+        return False
+    except httptools.HttpParserError:
+        pass
+    return True
 
 
 def _head_too_large(settings: HTTPSettings, size: int, fields: int) -> NoReturn:
@@ -183,6 +212,8 @@ class HTTPProtocol(asyncio.Protocol):
             if not isinstance(cause, HTTPError):
                 raise
             self._reject(cause.status, str(cause))
+        except httptools.HttpParserInvalidMethodError as exc:
+            self._reject(_invalid_method_status(data), str(exc))
         except httptools.HttpParserError as exc:
             self._reject(400, str(exc))
 
