@@ -242,3 +242,23 @@ def test_extension_method_pipelined_after_a_get_answers_200_then_501() -> None:
         raw, closed = exchange(server, data)
     assert [r.status for r in parse_responses(raw)] == [200, 501]
     assert closed
+
+
+# =========================================================================== app statuses
+@pytest.mark.parametrize("status", [100, 101, 103, 199])
+def test_app_sending_an_interim_status_gets_500_and_the_connection_stays_in_step(
+    status: int,
+) -> None:
+    """An app that starts its response with a 1xx status gets a 500 (nothing of its response
+    is written) and a close, so no later response on that connection is misread."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await wire_apps.respond(send, status if scope["path"] == "/" else 200, b"body")
+
+    get = b"GET / HTTP/1.1\r\n" + HOST + b"\r\n"
+    with run_server(app) as server:
+        raw, closed = exchange(server, get + b"GET /next HTTP/1.1\r\n" + HOST + b"\r\n")
+    assert [r.status for r in parse_responses(raw)] == [500], raw
+    assert closed
+    assert b"body" not in raw

@@ -194,8 +194,12 @@ class RequestCycle:
 
     def _start(self, message: dict[str, Any]) -> None:
         status = message.get("status")
-        if type(status) is not int or status not in wire.STATUS_LINES:
-            raise ASGIProtocolError(f"http.response.start: invalid status {status!r}")
+        if type(status) is not int or status not in wire.STATUS_LINES or status < 200:
+            # A 1xx head would be read as an interim response, and the body after it as the
+            # next response: the keep-alive connection would be out of step for good.
+            raise ASGIProtocolError(
+                f"http.response.start: invalid status {status!r} (a final status, 200-599)"
+            )
         parts = [wire.STATUS_LINES[status], self.conn.state.default_headers]
         length: int | None = None
         chunked = False
