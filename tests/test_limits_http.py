@@ -262,3 +262,32 @@ def test_app_sending_an_interim_status_gets_500_and_the_connection_stays_in_step
     assert [r.status for r in parse_responses(raw)] == [500], raw
     assert closed
     assert b"body" not in raw
+
+
+# =========================================================================== scopes
+def test_scopes_share_no_mutable_dicts() -> None:
+    """Keys one request's app adds to scope['asgi'] and scope['extensions'] (and the dicts
+    inside it) are not seen by the next request."""
+    seen: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append((dict(scope["asgi"]), {k: dict(v) for k, v in scope["extensions"].items()}))
+        scope["asgi"]["leak"] = True
+        scope["extensions"]["leak"] = {}
+        for value in scope["extensions"].values():
+            value["leak"] = True
+        await wire_apps.respond(send, 200, b"ok")
+
+    get = b"GET / HTTP/1.1\r\n" + HOST + b"\r\n"
+    with run_server(app) as server, server.connect() as sock:
+        sock.sendall(get)
+        read_responses(sock, 1)
+        sock.sendall(get)
+        read_responses(sock, 1)
+    first, second = seen
+    assert first == second
+    assert second[0] == {"version": "3.0", "spec_version": "2.4"}
+    assert "leak" not in second[1]
+    assert all(value == {} for value in second[1].values())

@@ -10,13 +10,6 @@ from urllib.parse import unquote
 
 import httptools
 
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
-EXTENSIONS: dict[str, dict[str, Any]] = {
-    "http.response.pathsend": {},
-    "http.response.trailers": {},
-    "http.response.zerocopysend": {},
-}
-
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
     """Request target → (raw path, query string); origin form fast, absolute form parsed."""
@@ -55,7 +48,9 @@ def http_scope(
         raw_path = root_path.encode("utf-8") + raw_path
     return {
         "type": "http",
-        "asgi": ASGI_VERSION,
+        # Fresh dicts (literals: the cheapest way) for every scope: an app or middleware that
+        # adds a key must not see it turn up in every later request.
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
         "http_version": http_version,
         "method": method,
         "scheme": scheme,
@@ -67,5 +62,9 @@ def http_scope(
         "client": client,
         "server": server,
         "state": state,
-        "extensions": EXTENSIONS,
+        "extensions": {
+            "http.response.pathsend": {},
+            "http.response.trailers": {},
+            "http.response.zerocopysend": {},
+        },
     }
