@@ -4,11 +4,16 @@ The loop side never blocks: it hands each request to a pool thread and relays wh
 produces to ASGI `send`. The thread side never touches the connection: it reads the body through
 ASGI `receive` (run on the loop) only as the app asks for it, and hands the response back through
 a bounded queue, so a slow client stalls the app's iterable instead of filling memory.
+
+Requests waiting for a free thread are bounded too (--wsgi-queue): past the bound a request is
+answered 503 at once, without waiting. While a request waits, the loop watches its connection,
+and a request whose client left before a thread took it up is dropped unseen by the app.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -27,6 +32,10 @@ errors_logger = logging.getLogger("devserve.server.wsgi")  # what apps write to 
 
 RESPONSE_DEPTH = 8  # body chunks a thread may hand over before it waits for the client
 JOIN_TIMEOUT = 1.0  # seconds a stopping pool waits for threads to finish what they run
+QUEUE = 1000  # requests that may wait for a thread (--wsgi-queue); more are answered 503
+RETRY_AFTER = b"1"  # seconds a client turned away by a full queue is told to wait
+BUSY_BODY = b"Service Unavailable: every WSGI thread is busy\n"
+_BUSY_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", RETRY_AFTER)]
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -281,7 +290,18 @@ class ThreadPool:
     def __init__(self, size: int) -> None:
         self.size = size
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        # One token per thread waiting for a job: deque appends and pops are atomic, a shared
+        # counter would need a lock on every job.
+        self._idle: collections.deque[None] = collections.deque()
         self._threads: list[threading.Thread] = []
+
+    def waiting(self) -> int:
+        """How many submitted jobs no thread has taken up yet."""
+        return self._jobs.qsize()
+
+    def idle(self) -> int:
+        """How many threads wait for a job (a moment's view: threads come and go meanwhile)."""
+        return len(self._idle)
 
     def submit(self, job: Callable[[], None]) -> None:
         """Run `job` (which must not raise) on a pool thread; never blocks."""
@@ -292,7 +312,10 @@ class ThreadPool:
     def _start(self) -> None:
         for number in range(self.size):
             thread = threading.Thread(
-                target=_work, args=(self._jobs,), name=f"devserve-wsgi-{number}", daemon=True
+                target=_work,
+                args=(self._jobs, self._idle),
+                name=f"devserve-wsgi-{number}",
+                daemon=True,
             )
             thread.start()
             self._threads.append(thread)
@@ -302,6 +325,7 @@ class ThreadPool:
         A later `submit` starts a fresh set."""
         threads, self._threads = self._threads, []
         jobs, self._jobs = self._jobs, queue.SimpleQueue()
+        self._idle = collections.deque()
         for _ in threads:
             jobs.put(None)
         if threads:
@@ -310,8 +334,15 @@ class ThreadPool:
                 logger.warning("%d WSGI thread(s) still running a request: left behind", busy)
 
 
-def _work(jobs: queue.SimpleQueue[Callable[[], None] | None]) -> None:
-    while (job := jobs.get()) is not None:
+def _work(
+    jobs: queue.SimpleQueue[Callable[[], None] | None], idle: collections.deque[None]
+) -> None:
+    while True:
+        idle.append(None)
+        job = jobs.get()
+        idle.pop()
+        if job is None:
+            return
         job()
 
 
@@ -364,7 +395,8 @@ class _Exchange:
     app's exception, to the loop with call_soon_threadsafe; the loop side (`relay`) sends them.
     Each body chunk takes a slot in `room` until the loop has sent it: with RESPONSE_DEPTH
     chunks in flight the thread waits, and `send` waits for the client. `gone` is set by the
-    loop when it stops relaying; the thread's next hand-over then raises Disconnected.
+    loop when it stops relaying, or when the client left while the request waited for a thread;
+    the thread's next hand-over then raises Disconnected, and a job not yet started never starts.
     """
 
     __slots__ = (
@@ -379,6 +411,9 @@ class _Exchange:
         "room",
         "flushed",
         "gone",
+        "watched",
+        "watcher",
+        "ahead",
     )
 
     def __init__(
@@ -395,6 +430,9 @@ class _Exchange:
         self.room: threading.Semaphore | None = None  # made by the first streamed chunk
         self.flushed: threading.Event | None = None  # made for a file: set once it is sent
         self.gone = False
+        self.watched = False  # the loop watched the client while the request waited (`watch`)
+        self.watcher: asyncio.Task[None] | None = None
+        self.ahead: Message | None = None  # the first body message, taken by the watcher
 
     # ------------------------------------------------------------------ on the pool thread
     def run(self) -> None:
@@ -412,7 +450,8 @@ class _Exchange:
 
     def _call_app(self) -> None:
         environ = build_environ(self.scope)
-        environ["wsgi.input"] = WSGIInput(self.receive, self.loop) if has_body(environ) else NO_BODY
+        receive = self._receive_ahead if self.watched else self.receive
+        environ["wsgi.input"] = WSGIInput(receive, self.loop) if has_body(environ) else NO_BODY
         result = self.app(environ, self.start_response)
         try:
             last = self._respond(result)
@@ -503,6 +542,35 @@ class _Exchange:
             raise Disconnected("the server stopped") from None
 
     # ------------------------------------------------------------------ on the event loop
+    def watch(self) -> None:
+        """For a request that will wait for a thread (call before it is submitted): notice a
+        client that leaves meanwhile, so that no thread runs the request for nobody."""
+        self.watched = True
+        self.watcher = self.loop.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        # Noticing a disconnect means calling receive(), which takes the body's first message:
+        # it is kept for the thread. With the whole body in, only a disconnect can follow; with
+        # more to come, the watch ends, since reading on would buffer the body here.
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.ahead = message
+            if message.get("more_body", False):
+                return
+            message = await self.receive()
+        if message["type"] == "http.disconnect":
+            self.gone = True  # `run` returns at once, and `relay` ends
+            self._arrive(())
+
+    async def _receive_ahead(self) -> Message:
+        """The thread's receive for a watched request: the watch ends, its message comes first."""
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+            await asyncio.wait([watcher])  # its receive() must be over before ours begins
+        ahead, self.ahead = self.ahead, None
+        return ahead if ahead is not None else await self.receive()
+
     def _arrive(self, items: tuple[Message | BaseException, ...]) -> None:
         self.inbox.extend(items)
         waiter = self.waiter
@@ -514,6 +582,8 @@ class _Exchange:
         try:
             while True:
                 while not self.inbox:
+                    if self.gone:  # the client left before a thread took the request up
+                        return
                     self.waiter = self.loop.create_future()
                     await self.waiter
                 items, self.inbox = self.inbox, []
@@ -534,29 +604,47 @@ class _Exchange:
         for room, and a thread waiting for its file to be sent goes on to close()."""
         self.gone = True
         self.waiter = None
+        if self.watcher is not None:
+            self.watcher.cancel()
+            self.watcher = None
         if self.room is not None:
             self.room.release(RESPONSE_DEPTH)
         if self.flushed is not None:
             self.flushed.set()
 
 
+def _expects_continue(scope: dict[str, Any]) -> bool:
+    """Whether the client waits for 100 Continue, which the first receive() sends: left to the
+    app's first read, not sent by a watch while the request still waits for a thread."""
+    return any(name == b"expect" for name, _ in scope["headers"])
+
+
 # --------------------------------------------------------------------------- the ASGI app
 class WSGIAdapter:
-    """An ASGI 3 app serving the WSGI app `app` on `threads` threads (one adapter per worker).
+    """An ASGI 3 app serving the WSGI app `app` on `threads` threads, with at most `queue_limit`
+    requests waiting for one (--wsgi-queue; one adapter per worker).
 
     HTTP requests run on the pool; lifespan is answered here (a WSGI app has none) and stops
     the pool at shutdown; a WebSocket is refused (closed before accept: the client gets 403).
     """
 
-    def __init__(self, app: WSGIApp, threads: int) -> None:
+    def __init__(self, app: WSGIApp, threads: int, queue_limit: int = QUEUE) -> None:
         self.app = app
         self.pool = ThreadPool(threads)
+        self.queue_limit = queue_limit
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            pool = self.pool
+            waiting = pool.waiting()
+            if waiting >= self.queue_limit:
+                await self._busy(scope, send)
+                return
             exchange = _Exchange(self.app, scope, receive, asyncio.get_running_loop())
-            self.pool.submit(exchange.run)
+            if waiting >= pool.idle() and not _expects_continue(scope):
+                exchange.watch()  # no thread free: it waits, and the client may leave meanwhile
+            pool.submit(exchange.run)
             await exchange.relay(send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
@@ -565,6 +653,18 @@ class WSGIAdapter:
             await send({"type": "websocket.close"})
         else:
             raise ValueError(f"a WSGI app cannot serve {kind!r} connections")
+
+    async def _busy(self, scope: dict[str, Any], send: Send) -> None:
+        """503 for a request that would wait behind --wsgi-queue others; the connection stays
+        open (the server reads past an unread body as after any response)."""
+        logger.warning(
+            "503 for %s %s: %d WSGI requests already wait for a thread",
+            scope["method"],
+            scope["path"],
+            self.queue_limit,
+        )
+        await send({"type": "http.response.start", "status": 503, "headers": _BUSY_HEADERS})
+        await send({"type": "http.response.body", "body": BUSY_BODY})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

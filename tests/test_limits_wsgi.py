@@ -1,0 +1,129 @@
+"""WSGI limits over real sockets: the queue in front of the threads is bounded (503 past it, the
+connection kept), and a request whose client left while it waited for a thread is never run.
+
+The server is real (in-process, `run_server`, so the test can watch its connection count), the
+clients raw sockets; the app blocks until the test releases it. Synchronisation is by events and
+polls under deadlines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pytest
+
+from devserver.wsgi import WSGIAdapter
+from tests.utils import Running, holds_within, read_response, run_server
+
+REQUEST = b"GET %b HTTP/1.1\r\nHost: test\r\n\r\n"
+
+
+class BlockingApp:
+    """A WSGI app that records each call's path and holds /block until `release` is set."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.release = threading.Event()
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        path = environ["PATH_INFO"]
+        self.calls.append(path)
+        if path.startswith("/block"):
+            self.release.wait(10)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ran " + path.encode()]
+
+
+@contextlib.contextmanager
+def serve(threads: int = 1, queue_limit: int = 1000) -> Iterator[tuple[Running, BlockingApp]]:
+    app = BlockingApp()
+    try:
+        with run_server(WSGIAdapter(app, threads, queue_limit)) as server:
+            yield server, app
+    finally:
+        app.release.set()
+
+
+def send(server: Running, path: bytes) -> socket.socket:
+    sock = server.connect(timeout=10)
+    sock.sendall(REQUEST % path)
+    return sock
+
+
+def in_flight(server: Running) -> int:
+    return server.server.state.in_flight
+
+
+def test_past_the_queue_limit_a_request_gets_503_at_once() -> None:
+    """With one thread and --wsgi-queue 2, the thread runs one request and two wait; a fourth
+    is answered 503 with Retry-After at once, on a connection that then serves on; released,
+    the three others complete."""
+    with serve(threads=1, queue_limit=2) as (server, app):
+        with contextlib.ExitStack() as stack:
+            first = stack.enter_context(send(server, b"/block/1"))
+            assert holds_within(lambda: app.calls == ["/block/1"], 5)
+            waiting = [stack.enter_context(send(server, b"/block/%d" % n)) for n in (2, 3)]
+            assert holds_within(lambda: in_flight(server) == 3, 5)
+            fourth = stack.enter_context(send(server, b"/four"))
+            head, body = read_response(fourth, timeout=5)
+            assert head.startswith(b"HTTP/1.1 503 "), head
+            assert b"\r\nretry-after: 1" in head.lower()
+            assert b"busy" in body
+            app.release.set()
+            for sock, path in [(first, b"/block/1"), (waiting[0], b"/block/2")]:
+                assert read_response(sock)[1] == b"ran " + path
+            assert read_response(waiting[1])[1] == b"ran /block/3"
+            fourth.sendall(REQUEST % b"/four")  # the connection that got 503 serves on
+            assert read_response(fourth)[1] == b"ran /four"
+        assert "/four" in app.calls and app.calls.count("/four") == 1
+
+
+def test_a_request_whose_client_left_while_queued_is_never_run() -> None:
+    """With the one thread busy, a request waits; its client closes the connection; once the
+    thread is free, the app is not called for it, and the next request runs."""
+    with serve(threads=1) as (server, app):
+        with send(server, b"/block") as first:
+            assert holds_within(lambda: app.calls == ["/block"], 5)
+            with send(server, b"/gone"):
+                assert holds_within(lambda: in_flight(server) == 2, 5)
+            # The server has seen the close once the connection is gone from its table.
+            assert holds_within(lambda: len(server.server.state.connections) == 1, 5)
+            app.release.set()
+            assert read_response(first)[1] == b"ran /block"
+        with send(server, b"/after") as after:
+            assert read_response(after)[1] == b"ran /after"
+        assert app.calls == ["/block", "/after"]
+
+
+@pytest.mark.parametrize("size", [10, 200_000], ids=["whole", "streamed"])
+def test_a_queued_request_with_a_body_still_gets_its_body(size: int) -> None:
+    """A request that waits for a thread has its body's first message taken while it waits (to
+    notice a client that leaves); the app still reads the whole body, small or streamed."""
+
+    def echo(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/block":
+            release.wait(10)
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [body]
+
+    release = threading.Event()
+    try:
+        with run_server(WSGIAdapter(echo, 1)) as server, send(server, b"/block") as first:
+            assert holds_within(lambda: in_flight(server) == 1, 5)
+            with server.connect(timeout=10) as second:
+                payload = b"x" * size
+                head = b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: %d\r\n\r\n"
+                second.sendall(head % len(payload) + payload)
+                assert holds_within(lambda: in_flight(server) == 2, 5)
+                release.set()
+                assert read_response(first)[1] == b""
+                assert read_response(second)[1] == payload
+    finally:
+        release.set()
