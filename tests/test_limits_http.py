@@ -8,7 +8,9 @@ synchronisation is by socket reads with deadlines or by polling with a deadline,
 from __future__ import annotations
 
 import asyncio
+import json
 import select
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests import wire_apps
-from tests.utils import Running, run_server
+from tests.utils import Running, holds_within, run_server
 from tests.wire_apps import parse_responses, read_responses, read_until_closed
 
 HOST = b"Host: test\r\n"
@@ -291,3 +293,77 @@ def test_scopes_share_no_mutable_dicts() -> None:
     assert second[0] == {"version": "3.0", "spec_version": "2.4"}
     assert "leak" not in second[1]
     assert all(value == {} for value in second[1].values())
+
+
+# ================================================================ head and framing bounds
+def test_pipelined_requests_read_after_a_split_head_get_no_spurious_431() -> None:
+    """Many pipelined requests arriving in one read that begins mid-head are all answered: the
+    head-size bound counts one request's head, not the whole read."""
+    count = 100
+    rest = b"\r\n" + b"".join(b"GET /%d HTTP/1.1\r\n" % i + HOST + b"\r\n" for i in range(count))
+    with run_server(wire_apps.record, max_header_size=1024, limit_request_line=128) as server:
+        assert len(rest) > 2 * 1024 + 128  # more than one head may ever take
+        connections = server.server.state.connections
+        with server.connect() as sock:
+            sock.sendall(b"GET /first HTTP/1.1\r\n" + HOST)
+            assert holds_within(lambda: any(getattr(c, "in_head", False) for c in connections))
+            sock.sendall(rest)
+            responses = read_responses(sock, count + 1, timeout=5)
+    assert [r.status for r in responses] == [200] * (count + 1)
+
+
+def send_until_answered(sock: socket.socket, start: bytes, more: bytes, limit: int) -> bool:
+    """Send `start`, then `more` again and again until the server answers (or closes) or
+    `limit` bytes went out; whether it answered."""
+    sock.sendall(start)
+    sent = 0
+    while sent < limit:
+        try:
+            sock.sendall(more)
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+        sent += len(more)
+        readable, _, _ = select.select([sock], [], [], 0)
+        if readable:
+            return True
+    return False
+
+
+def test_huge_chunk_extension_is_400_and_closed() -> None:
+    """A chunk whose extension never ends is cut off with 400 and a close, not read forever."""
+    head = b"POST / HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n1;ext="
+    with run_server(wire_apps.record) as server, server.connect() as sock:
+        answered = send_until_answered(sock, head, b"a" * 65536, 4 * 1024 * 1024)
+        raw, closed = read_until_closed(sock)
+    assert answered and closed
+    [response] = parse_responses(raw)
+    assert response.status == 400
+
+
+def test_endless_trailer_line_is_cut_off() -> None:
+    """A trailer field that never ends is cut off with an error and a close."""
+    head = b"POST / HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nT: "
+    with run_server(wire_apps.record) as server, server.connect() as sock:
+        answered = send_until_answered(sock, head, b"a" * 65536, 4 * 1024 * 1024)
+        raw, closed = read_until_closed(sock)
+    assert answered and closed
+    [response] = parse_responses(raw)
+    assert response.status in (400, 431)
+
+
+def test_many_chunks_with_short_extensions_are_read_whole() -> None:
+    """A body of many small chunks, each with a signature-like extension, is accepted."""
+    extension = b";chunk-signature=" + b"0f" * 32
+    chunks = b"".join(b"1%b\r\n%d\r\n" % (extension, i % 10) for i in range(3000))
+    data = (
+        b"POST / HTTP/1.1\r\n"
+        + HOST
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+        + chunks
+        + b"0\r\n\r\n"
+    )
+    with run_server(wire_apps.record) as server, server.connect() as sock:
+        sock.sendall(data)
+        [response] = read_responses(sock, 1)
+    assert response.status == 200
+    assert len(json.loads(response.body)["body"]) == 3000

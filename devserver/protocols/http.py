@@ -39,6 +39,9 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PAT
 
 
 LATE_CONNECTION_GRACE = 0.5  # seconds a connection accepted during shutdown gets to send
+# Bytes of framing (size line, extensions, CRLFs) a chunk may carry on average; trailers get
+# --max-header-size on top. A plain chunk needs about 10.
+CHUNK_FRAMING = 1024
 
 
 class HTTPError(Exception):
@@ -122,6 +125,9 @@ class HTTPProtocol(asyncio.Protocol):
         "head_tick",
         "head_size",
         "head_read",
+        "chunked",
+        "chunks",
+        "chunk_framing",
         "idle_since",
         "parsing",
         "cycle",
@@ -146,6 +152,9 @@ class HTTPProtocol(asyncio.Protocol):
         self.head_tick = 0
         self.head_size = 0
         self.head_read = 0
+        self.chunked = False  # a chunked body is being parsed
+        self.chunks = 0
+        self.chunk_framing = 0  # bytes read for it that were not body bytes
         self.idle_since = state.ticks
         self.parsing: RequestCycle | None = None
         self.cycle: RequestCycle | None = None
@@ -188,15 +197,13 @@ class HTTPProtocol(asyncio.Protocol):
         self.flow.resume_writing()
 
     def data_received(self, data: bytes) -> None:
+        # A read that begins inside a head (or a chunked body) counts wholly towards that head's
+        # (or body's framing) bound, checked after the feed: the parser buffers a partial line.
+        # One that ends it stops counting, so pipelined requests behind it are not counted.
         if self.in_head:
-            # A head spread over many reads: bound what the parser buffers for a partial line.
             self.head_read += len(data)
-            if (
-                self.head_read
-                > 2 * self.settings.max_header_size + self.settings.limit_request_line
-            ):
-                self._reject(431, "request head too large")
-                return
+        elif self.chunked:
+            self.chunk_framing += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -216,6 +223,22 @@ class HTTPProtocol(asyncio.Protocol):
             self._reject(_invalid_method_status(data), str(exc))
         except httptools.HttpParserError as exc:
             self._reject(400, str(exc))
+        else:
+            if self.in_head:
+                settings = self.settings
+                if self.head_read > 2 * settings.max_header_size + settings.limit_request_line:
+                    self._reject(431, "request head too large")
+            elif self.chunked:
+                self._check_chunk_framing()
+
+    def _check_chunk_framing(self) -> None:
+        """Bound a chunked body's framing (size lines, chunk extensions, trailers): llhttp
+        skips extensions without a limit and httptools buffers a trailer line whole."""
+        framing = self.chunk_framing
+        if framing < 0:  # body bytes of the read its head ended in, which was not counted
+            self.chunk_framing = 0
+        elif framing > self.settings.max_header_size + (self.chunks + 1) * CHUNK_FRAMING:
+            self._reject(400, "chunk extensions or trailers too large")
 
     # ------------------------------------------------------------------ httptools callbacks
     def on_message_begin(self) -> None:
@@ -229,6 +252,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.head_tick = self.state.ticks
         self.head_size = 0
         self.head_read = 0
+        self.chunked = False
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -255,6 +279,7 @@ class HTTPProtocol(asyncio.Protocol):
             self.host_count += 1
         elif name == b"transfer-encoding":
             _check_transfer_encoding(value)
+            self.chunked = True
         elif name == b"expect" and value.lower() == b"100-continue":
             self.expect_100 = True
         self.headers.append((name, value))
@@ -262,6 +287,7 @@ class HTTPProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.in_head = False
         self.fields = 0  # trailers, if any, get a section (and a field count) of their own
+        self.chunks = self.chunk_framing = 0
         parser = self.parser
         state = self.state
         version = parser.get_http_version()
@@ -312,10 +338,15 @@ class HTTPProtocol(asyncio.Protocol):
             self.flow.pause_reading()
 
     def on_body(self, body: bytes) -> None:
+        self.chunk_framing -= len(body)
         if self.parsing is not None:
             self.parsing.feed_body(body)
 
+    def on_chunk_header(self) -> None:
+        self.chunks += 1
+
     def on_message_complete(self) -> None:
+        self.chunked = False
         if self.parsing is not None:
             self.parsing.end_body()
 
@@ -393,27 +424,31 @@ class HTTPProtocol(asyncio.Protocol):
             status, http.HTTPStatus(status).phrase + "\n", self.state.default_headers
         )
         broken = self.parsing if self.parsing and not self.parsing.body_complete else None
-        if broken is not None:
-            self._drop_broken(broken)
+        if broken is not None and self._drop_broken(broken, response):
+            return
         if self.cycle is None:
             self.transport.write(response)
             self.transport.close()
         else:
             self.pending_error = response
 
-    def _drop_broken(self, cycle: RequestCycle) -> None:
-        """The body of `cycle` turned out malformed: it can never be answered normally."""
+    def _drop_broken(self, cycle: RequestCycle, response: bytes) -> bool:
+        """The body of `cycle` turned out malformed: it can never be answered normally.
+
+        If its app is running, `response` goes out unless the app's began, and the connection
+        closes at once (True).
+        """
         if cycle in self.pipeline:
             self.pipeline.remove(cycle)
-            return
+            return False
         cycle.disconnect()
-        if cycle is self.cycle:
-            if cycle.response is cycle.response.START:
-                self.transport.write(
-                    wire.simple_response(400, "Bad Request\n", self.state.default_headers)
-                )
-            self.cycle = None
-            self.transport.close()
+        if cycle is not self.cycle:
+            return False
+        if not cycle.on_wire():
+            self.transport.write(response)
+        self.cycle = None
+        self.transport.close()
+        return True
 
     def _switch_to_websocket(self) -> None:
         """Hand the connection to a WebSocketProtocol, with the bytes that followed the head."""
