@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from devserver.redaction import REDACTED, Redactor
+
 if TYPE_CHECKING:
     from devserver.config import Config
 
@@ -185,23 +187,33 @@ class Exchange(Protocol):
 
 
 AccessLogger = Callable[[Any, Exchange], None]
+_NO_REDACTION = Redactor(())
 
 
 class Atoms(Mapping[str, str]):
     """gunicorn's access-log atoms for one request, computed only when the format asks."""
 
-    def __init__(self, conn: Any, cycle: Exchange, duration: float) -> None:
+    def __init__(
+        self, conn: Any, cycle: Exchange, duration: float, redactor: Redactor | None = None
+    ) -> None:
         self.conn, self.cycle, self.duration = conn, cycle, duration
+        self.redactor = redactor or _NO_REDACTION
 
     def __getitem__(self, key: str) -> str:
         scope, cycle = self.cycle.scope, self.cycle
         if key.startswith("{"):
             name, kind = key[1:-2].lower(), key[-1]
             if kind == "i":
+                if self.redactor.secret(name):
+                    return REDACTED
                 return _header(scope["headers"], name.encode("latin-1"))
             if kind == "e":
                 return os.environ.get(key[1:-2], "-")
             return "-"  # response headers are not kept after they are written
+        if key == "r":
+            return _request_line(cycle, self.redactor)
+        if key == "q":
+            return self.redactor.query(scope["query_string"].decode("latin-1"))
         value = _ATOM_FUNCS.get(key)
         return value(self.conn, cycle, self.duration) if value else "-"
 
@@ -224,10 +236,12 @@ def _client(scope: Mapping[str, Any]) -> str:
     return client[0] if client else "-"
 
 
-def _request_line(cycle: Exchange) -> str:
+def _request_line(cycle: Exchange, redactor: Redactor) -> str:
     scope = cycle.scope
     query = scope["query_string"]
-    target = scope["raw_path"].decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+    target = scope["raw_path"].decode("latin-1")
+    if query:
+        target += "?" + redactor.query(query.decode("latin-1"))
     return f"{cycle.method} {target} HTTP/{scope['http_version']}"
 
 
@@ -236,10 +250,10 @@ _ATOM_FUNCS: dict[str, Callable[[Any, Exchange, float], str]] = {
     "l": lambda conn, c, d: "-",
     "u": lambda conn, c, d: "-",
     "t": lambda conn, c, d: time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
-    "r": lambda conn, c, d: _request_line(c),
+    "r": lambda conn, c, d: "-",  # r and q: Atoms redacts them
     "m": lambda conn, c, d: c.method,
     "U": lambda conn, c, d: c.scope["path"],
-    "q": lambda conn, c, d: c.scope["query_string"].decode("latin-1"),
+    "q": lambda conn, c, d: "-",
     "H": lambda conn, c, d: f"HTTP/{c.scope['http_version']}",
     "s": lambda conn, c, d: str(c.status),
     "B": lambda conn, c, d: str(c.bytes_sent),
@@ -254,8 +268,12 @@ _ATOM_FUNCS: dict[str, Callable[[Any, Exchange, float], str]] = {
 }
 
 
-def make_access_logger(fmt: str | None, colour: bool | None = None) -> AccessLogger:
-    """The function the HTTP protocol calls once per finished request."""
+def make_access_logger(
+    fmt: str | None, colour: bool | None = None, redact: bool | Redactor = True
+) -> AccessLogger:
+    """The function the HTTP protocol calls once per finished request; secret query values and
+    headers (`%({authorization}i)s`) are logged as [redacted] unless `redact` is off."""
+    redactor = Redactor.of(redact)
     log = logging.getLogger("devserve.access")
     if colour is None:
         colour = use_colour(sys.stdout) and not any(
@@ -265,7 +283,7 @@ def make_access_logger(fmt: str | None, colour: bool | None = None) -> AccessLog
 
         def custom(conn: Any, cycle: Exchange) -> None:
             duration = time.perf_counter() - cycle.started_at
-            log.info(fmt % Atoms(conn, cycle, duration))
+            log.info(fmt % Atoms(conn, cycle, duration, redactor))
 
         return custom
 
@@ -277,7 +295,12 @@ def make_access_logger(fmt: str | None, colour: bool | None = None) -> AccessLog
         client = cycle.scope.get("client")
         peer = f"{client[0]}:{client[1]}" if client else "unix"
         log.info(
-            '%s - "%s" %s %dB %.1fms', peer, _request_line(cycle), status, cycle.bytes_sent, ms
+            '%s - "%s" %s %dB %.1fms',
+            peer,
+            _request_line(cycle, redactor),
+            status,
+            cycle.bytes_sent,
+            ms,
         )
 
     return default

@@ -1,0 +1,291 @@
+"""Observing the server can never hurt serving: what clients (or the app) make devserve record is
+bounded at every step, from a worker's request records to the control API's lines.
+
+The first tests are the attack from outside, against real processes: the request pattern that
+used to stop devserve, and an app that writes garbage into its channel. The rest pin each bound
+on its own: records, ticks, channel frames, the supervisor's ring, control-API lines, redaction.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import psutil
+
+from devserver import channel, stats
+from devserver.control import schema
+from devserver.control.client import ControlClient
+from devserver.logging import make_access_logger
+from devserver.redaction import REDACTED, Redactor
+from devserver.supervisor import metrics
+from tests.utils import collected_records, run_devserve
+
+APPS = str(Path(__file__).parent / "cli_apps")
+WIDE = b"X: " + b"\xff" * 65000  # json.dumps makes each 0xff byte six characters
+
+
+def _flood(port: int, path: str, rounds: int = 5, requests: int = 60) -> None:
+    """The issue's reproduction: keep-alive requests, each with a 65 kB header of 0xff bytes
+    (a new connection where the server closed one after a 500)."""
+    request = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: a\r\n" + WIDE + b"\r\n\r\n"
+    for _ in range(rounds):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            for _ in range(requests):
+                sock.sendall(request)
+                answer = sock.recv(65536)
+                assert answer.startswith(b"HTTP/1.1 "), answer
+                if b"connection: close" in answer.lower():
+                    sock.close()
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        finally:
+            sock.close()
+
+
+def _workers(client: ControlClient) -> dict[int, str]:
+    return {w["pid"]: w["state"] for w in client.request("status")["workers"]}
+
+
+def test_the_remote_dos_sequence_leaves_every_worker_serving(tmp_path: Path) -> None:
+    """Requests with huge non-ASCII headers, on an ordinary route (sampled) and an erroring one
+    (always kept), no longer break a worker's channel: the same workers serve on, no crash is
+    counted, the records arrive shortened and the supervisor stays small."""
+    sock_path = str(tmp_path / "ctl.sock")
+    with run_devserve(
+        "--workers", "2", "--control", sock_path, "--app-dir", APPS, "--no-access-log",
+        "--limit-request-field-size", "70000", "tamper_app:app",
+    ) as proc:  # fmt: skip
+        client = ControlClient(sock_path, timeout=10)
+        before = _workers(client)
+        supervisor = psutil.Process(proc.proc.pid)
+        rss_before = supervisor.memory_info().rss
+        port = int(proc.url.rsplit(":", 1)[1])
+        _flood(port, "/x")
+        _flood(port, "/raise")
+        after = _workers(client)
+        server = client.request("status")["server"]
+        answer = httpx.get(f"{proc.url}/pid", timeout=5)
+        rss_after = supervisor.memory_info().rss
+        lines: list[int] = []
+        cut_records: list[dict[str, Any]] = []
+        for message in client.subscribe():
+            if message["type"] == "requests":
+                lines.append(len(schema.encode(message)))
+                cut_records += [r for r in message["requests"] if "headers" in r.get("cut", ())]
+            if len(cut_records) >= 10 or len(lines) > 50:
+                break
+        proc.out.stop()
+    assert after == before, (before, after)
+    assert server["crash_loop"] is False
+    assert answer.status_code == 200
+    assert cut_records, "no shortened record reached the control API"
+    record = cut_records[0]
+    value = dict(record["headers"])["x"]
+    assert value.endswith(stats.CUT) and len(value) <= stats.RECORD_TEXT
+    assert max(lines) < metrics.BATCH_BYTES * 7  # JSON escapes; far below schema.MAX_LINE
+    assert rss_after - rss_before < 48 * 1024 * 1024, (rss_before, rss_after)
+    assert "channel:" not in proc.out.text
+
+
+def test_an_app_that_breaks_its_channel_gets_its_worker_replaced_not_a_crash_loop(
+    tmp_path: Path,
+) -> None:
+    """Garbage in a worker's channel is a protocol violation: logged, the worker replaced, and
+    six of them in a row are no crash loop."""
+    sock_path = str(tmp_path / "ctl.sock")
+    with run_devserve(
+        "--workers", "1", "--control", sock_path, "--app-dir", APPS, "tamper_app:app"
+    ) as proc:
+        client = ControlClient(sock_path, timeout=10)
+        seen: set[int] = set()
+        for _ in range(6):
+            pid = _wait_for_a_new_worker(client, seen)
+            seen.add(pid)
+            answer = httpx.get(f"{proc.url}/tamper", timeout=5)
+            assert answer.text.startswith("tampered ") and answer.text != "tampered 0"
+        _wait_for_a_new_worker(client, seen)
+        server = client.request("status")["server"]
+        proc.out.stop()
+    assert server["crash_loop"] is False
+    assert proc.out.count("broke the channel protocol") == 6
+    assert proc.out.count("CRITICAL") == 0
+
+
+def _wait_for_a_new_worker(client: ControlClient, seen: set[int], timeout: float = 15) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = client.request("status")["workers"]
+        fresh = [w["pid"] for w in workers if w["state"] == "ready" and w["pid"] not in seen]
+        if fresh and len(workers) == 1:
+            return int(fresh[0])
+        assert time.monotonic() < deadline, workers
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- records
+def _exchange(headers: list[tuple[bytes, bytes]], path: str = "/", status: int = 200) -> Any:
+    scope = {
+        "type": "http",
+        "path": path,
+        "query_string": b"",
+        "http_version": "1.1",
+        "scheme": "http",
+        "client": ("127.0.0.1", 5000),
+        "headers": headers,
+    }
+    return SimpleNamespace(
+        scope=scope,
+        method="GET",
+        status=status,
+        bytes_sent=0,
+        bytes_received=0,
+        started_at=time.perf_counter(),
+        trace=None,
+    )
+
+
+def test_a_record_keeps_the_first_headers_and_marks_what_it_cut() -> None:
+    """13,000 headers and a 65 kB value make a record of 64 pairs, one value cut, a count of
+    the rest, and a path cut to its bound."""
+    headers = [(b"x-big", b"\xff" * 65000)] + [(b"x-%d" % n, b"v") for n in range(13000)]
+    record = stats.make_record(_exchange(headers, path="/" + "p" * 5000), 1, 0.001, True)
+    size = record.pop("size")
+    pairs = record["headers"]
+    assert len(pairs) == stats.RECORD_HEADERS + 1
+    assert pairs[0][1].endswith(stats.CUT) and len(pairs[0][1]) == stats.RECORD_TEXT
+    assert pairs[-1] == [stats.CUT, f"{13001 - stats.RECORD_HEADERS} more headers"]
+    assert record["path"].endswith(stats.CUT) and len(record["path"]) == stats.RECORD_TEXT
+    assert record["cut"] == ["path", "headers"]
+    assert len(json.dumps(record)) < 8 * (stats.RECORD_HEADER_CHARS + 2 * stats.RECORD_TEXT)
+    assert size >= sum(len(n) + len(v) for n, v in pairs)
+
+
+def test_a_tick_carries_records_up_to_its_budget_and_counts_the_rest_as_dropped() -> None:
+    """500 failed requests with 8 kB of headers each fit no tick: the records stop at the budget
+    and the rest count as dropped, so the frame stays small."""
+    worker = stats.WorkerStats()
+    headers = [(b"x-%d" % n, b"\xff" * 1000) for n in range(40)]
+    for _ in range(500):
+        worker.request_done(_exchange(headers, status=500))
+    deltas = worker.take()
+    kept = len(deltas["records"])
+    assert 0 < kept < 500
+    assert deltas["records_dropped"] == 500 - kept
+    assert len(channel.encode(channel.Tick(500, 0, 1, stats=deltas))) < 8 * stats.TICK_RECORD_CHARS
+
+
+# --------------------------------------------------------------------------- the channel
+def test_a_frame_over_the_limit_is_shortened_never_sent() -> None:
+    """A tick too large for a frame goes without its records (counted as dropped); a failure's
+    traceback keeps its start and end."""
+    records = [{"headers": [["x", "\xff" * 1_000_000]]}] * 4
+    tick = channel.Tick(1, 0, 0, stats={"records": records, "records_dropped": 2})
+    frame = channel.encode(tick)
+    assert len(frame) < 1024
+    decoded = channel.decode(frame[4:])
+    assert isinstance(decoded, channel.Tick) and decoded.stats is not None
+    assert decoded.stats["records"] == [] and decoded.stats["records_dropped"] == 6
+    failed = channel.decode(channel.encode(channel.Failed("boom", "A" * 10**6 + "the error"))[4:])
+    assert isinstance(failed, channel.Failed)
+    assert len(failed.details) < channel.TEXT_LIMIT + 100
+    assert failed.details.startswith("AAA") and failed.details.endswith("the error")
+
+
+def test_bytes_that_are_no_message_are_a_violation_that_closes_the_channel() -> None:
+    """A frame header past the limit, or a frame that is not JSON, closes the channel with the
+    reason kept for the supervisor; nothing after it is read."""
+    for garbage in (b"\xff\xff\xff\xff", b"\x00\x00\x00\x02{]"):
+        got: list[channel.Message] = []
+        protocol = channel.ChannelProtocol(got.append, lambda: None)
+        transport = SimpleNamespace(closed=False)
+        transport.close = lambda t=transport: setattr(t, "closed", True)
+        protocol.transport = transport  # type: ignore[assignment]
+        protocol.data_received(garbage)
+        protocol.data_received(channel.encode(channel.Ready(1)))
+        assert protocol.violation is not None and transport.closed and got == []
+
+
+# --------------------------------------------------------------------------- the supervisor
+def test_the_record_ring_is_bounded_by_bytes_and_streamed_in_small_batches() -> None:
+    """Large records evict old ones by bytes, a tampered giant record is cut down, and the
+    control API gets them in batches of at most BATCH_BYTES."""
+    meter = metrics.Metrics()
+    worker = SimpleNamespace(pid=42, slot=1)
+    big = {"seq": 0, "path": "/", "headers": [["x", "y" * 30_000]]}
+    giant = {"seq": 1, "path": "/" * 10**6, "headers": [["x", "y" * 10**6]], "trace": [1] * 10**5}
+    for n in range(400):
+        tick = channel.Tick(n, 0, 1, stats=_stats([dict(big, seq=n)]))
+        meter.on_tick(worker, tick)  # type: ignore[arg-type]
+    meter.on_tick(worker, channel.Tick(401, 0, 1, stats=_stats([giant])))  # type: ignore[arg-type]
+    assert meter.record_bytes <= metrics.RECORD_BYTES
+    assert meter.record_bytes == sum(len(json.dumps(r)) for r in meter.records)
+    assert meter.records[-1]["cut"] == ["headers", "trace", "path"]
+    assert len(json.dumps(meter.records[-1])) < metrics.RECORD_MAX
+    batches, cursor = meter.batches_since(0)
+    assert cursor == meter.record_count and sum(map(len, batches)) == len(meter.records)
+    assert all(len(json.dumps(b)) <= metrics.BATCH_BYTES + 2 * len(b) for b in batches)
+    assert len(batches) > 1
+
+
+def _stats(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "statuses": [0, len(records), 0, 0, 0],
+        "buckets": [],
+        "duration_sum": 0.0,
+        "duration_max": 0.0,
+        "bytes_in": 0,
+        "bytes_out": 0,
+        "rejected": 0,
+        "ws_opened": 0,
+        "ws_received": 0,
+        "ws_sent": 0,
+        "records": records,
+        "records_dropped": 0,
+    }
+
+
+def test_a_control_message_over_the_line_limit_becomes_an_error_line() -> None:
+    """No line passes MAX_LINE: a message that would is replaced by an error saying so."""
+    line = schema.encode(schema.event({"kind": "log", "line": "x" * schema.MAX_LINE}))
+    reply = json.loads(line)
+    assert len(line) < 1024 and reply["type"] == "error" and "line limit" in reply["error"]
+
+
+# --------------------------------------------------------------------------- redaction
+def test_redaction_covers_names_with_secret_words_and_query_parameters() -> None:
+    """X-Api-Key, X-Auth-Token and ?session_id= are hidden by default; other names are not, and
+    an empty word list (--no-redact) hides nothing."""
+    redactor = Redactor()
+    assert all(redactor.secret(n) for n in ("Authorization", "X-Api-Key", "X-Auth-Token"))
+    assert all(redactor.secret(n) for n in ("Cookie", "set-cookie", "X-Client-Secret"))
+    assert not any(redactor.secret(n) for n in ("Host", "Accept", "User-Agent", "Content-Type"))
+    assert redactor.query("page=2&session_id=abc&api%5Fkey=k") == (
+        f"page=2&session_id={REDACTED}&api%5Fkey={REDACTED}"
+    )
+    assert Redactor(()).query("token=abc") == "token=abc"
+    assert Redactor(["trace"]).secret("X-Trace-Id") and not Redactor(["trace"]).secret("Cookie")
+    pairs = stats.header_pairs([(b"x-api-key", b"k"), (b"host", b"h")], True)
+    assert pairs == [["x-api-key", REDACTED], ["host", "h"]]
+
+
+def test_the_access_log_redacts_secret_query_values_and_header_atoms() -> None:
+    """The request line and %({header}i)s atoms never show a secret; --no-redact shows them."""
+    exchange = _exchange([(b"x-api-key", b"k3y"), (b"host", b"h")])
+    exchange.scope["raw_path"] = b"/p"
+    exchange.scope["query_string"] = b"token=t0k&page=2"
+    with collected_records("devserve.access") as records:
+        make_access_logger('"%(r)s" %({x-api-key}i)s %(q)s', colour=False)(None, exchange)
+        make_access_logger(None, colour=False)(None, exchange)
+        make_access_logger("%(q)s", colour=False, redact=False)(None, exchange)
+        lines = [r.getMessage() for r in records]
+    assert (
+        lines[0] == f'"GET /p?token={REDACTED}&page=2 HTTP/1.1" {REDACTED} token={REDACTED}&page=2'
+    )
+    assert f"/p?token={REDACTED}&page=2" in lines[1] and "t0k" not in lines[1]
+    assert lines[2] == "token=t0k&page=2"
