@@ -10,6 +10,19 @@ import ipaddress
 from dataclasses import dataclass
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """The IP address `text` names, or None. An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`,
+    what a dual-stack socket reports for an IPv4 peer) is taken as its IPv4 address."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def parse_networks(text: str) -> tuple[bool, tuple[Network, ...], frozenset[str]]:
@@ -52,8 +65,9 @@ class TrustedPeers:
             return True
         if host is None:  # a Unix-socket peer has no address
             return "unix" in self.names
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in network for network in self.networks)
+        address = parse_ip(host)
+        return address is not None and self.trusts(address)
+
+    def trusts(self, address: IPAddress) -> bool:
+        """Whether `address` (a peer's, or one named in a proxy header) is a trusted proxy's."""
+        return self.trust_all or any(address in network for network in self.networks)

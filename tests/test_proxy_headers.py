@@ -42,15 +42,39 @@ def untouched(data: dict[str, Any]) -> bool:
 
 # --------------------------------------------------------------------------- end to end
 def test_x_forwarded_headers_applied_from_the_default_trusted_loopback() -> None:
-    """By default 127.0.0.1 is trusted, so X-Forwarded-For/Proto/Host rewrite the scope."""
+    """By default 127.0.0.1 is trusted, so X-Forwarded-For/Proto rewrite client and scheme;
+    X-Forwarded-Host is ignored without --forwarded-host."""
     data = fetch(FORWARDED)
-    assert data == {"client": ["203.0.113.7", 0], "scheme": "https", "host": "example.com"}
+    assert data["client"] == ["203.0.113.7", 0] and data["scheme"] == "https"
+    assert data["host"].startswith("127.0.0.1:")
 
 
 def test_rfc7239_forwarded_applied_from_a_trusted_peer() -> None:
-    """A Forwarded header's for/proto/host rewrite client, scheme and host."""
+    """A Forwarded header's for/proto rewrite client and scheme; host= is ignored without
+    --forwarded-host."""
     data = fetch({"Forwarded": 'for="203.0.113.8:4711";proto=https;host=fwd.example'})
-    assert data == {"client": ["203.0.113.8", 4711], "scheme": "https", "host": "fwd.example"}
+    assert data["client"] == ["203.0.113.8", 4711] and data["scheme"] == "https"
+    assert data["host"].startswith("127.0.0.1:")
+
+
+# Remove this mark once devserver/protocols/http.py passes the flag (its call of
+# apply_proxy_headers gains `self.settings.forwarded_host`): the test then passes, and strict
+# xfail turns that into a failure that points here.
+@pytest.mark.xfail(strict=True, reason="http.py does not pass forwarded_host yet")
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Forwarded-Host": "example.com"}, {"Forwarded": "for=203.0.113.8;host=example.com"}],
+    ids=["x-forwarded-host", "forwarded"],
+)
+def test_forwarded_host_flag_lets_the_proxy_set_host(headers: dict[str, str]) -> None:
+    """With --forwarded-host, X-Forwarded-Host or Forwarded host= from a trusted proxy become
+    the Host header."""
+    assert fetch(headers, forwarded_host=True)["host"] == "example.com"
+
+
+def test_forwarded_host_is_off_by_default() -> None:
+    """Without --forwarded-host a trusted proxy's X-Forwarded-Host leaves Host alone."""
+    assert fetch({"X-Forwarded-Host": "example.com"})["host"].startswith("127.0.0.1:")
 
 
 def test_headers_ignored_when_the_peer_is_not_trusted() -> None:
@@ -110,7 +134,7 @@ def test_apply_x_forwarded_for_proto_host() -> None:
         (b"x-forwarded-proto", b"HTTPS"),
         (b"x-forwarded-host", b"example.com"),
     )
-    apply_proxy_headers(scope, TRUST_LOCAL)
+    apply_proxy_headers(scope, TRUST_LOCAL, forwarded_host=True)
     assert scope["client"] == ("203.0.113.7", 0)
     assert scope["scheme"] == "https"
     assert (b"host", b"example.com") in scope["headers"]
@@ -222,3 +246,107 @@ def test_apply_skips_empty_x_forwarded_for_items(value: bytes) -> None:
     apply_proxy_headers(scope, TRUST_LOCAL)
     assert scope["client"][0] != ""
     assert scope["client"] in (("127.0.0.1", 5555), ("198.51.100.3", 0))
+
+
+# --------------------------------------------------------------------------- trust and validation
+def test_apply_forwarded_proto_and_host_come_from_the_clients_element() -> None:
+    """proto= and host= are read from the element of the client (the nearest untrusted hop):
+    not from the client's own elements on its left, nor the internal hops on its right."""
+    scope = make_scope(
+        (b"forwarded", b"for=192.0.2.1;proto=https;host=spoofed.example"),
+        (b"forwarded", b"for=198.51.100.2;proto=http;host=edge.example"),
+        (b"forwarded", b"for=10.0.0.5;proto=wss;host=internal"),
+    )
+    apply_proxy_headers(scope, TRUST_LOCAL, forwarded_host=True)
+    assert scope["client"] == ("198.51.100.2", 0)
+    assert scope["scheme"] == "http"
+    assert (b"host", b"edge.example") in scope["headers"]
+
+
+def test_apply_a_client_claiming_to_be_a_trusted_proxy_gains_nothing() -> None:
+    """A client that sends `Forwarded: for=10.0.0.7;proto=https` itself, before the proxy
+    appends its element, is the client, and its proto= is not believed."""
+    scope = make_scope((b"forwarded", b"for=10.0.0.7;proto=https, for=198.51.100.9"))
+    apply_proxy_headers(scope, TRUST_LOCAL)
+    assert scope["client"] == ("198.51.100.9", 0)
+    assert scope["scheme"] == "http"
+
+
+def test_apply_forwarded_makes_every_x_forwarded_header_ignored() -> None:
+    """With Forwarded present, X-Forwarded-Proto and -Host are ignored even where Forwarded has
+    no proto= or host=."""
+    scope = make_scope(
+        (b"x-forwarded-proto", b"https"),
+        (b"x-forwarded-host", b"x.example"),
+        (b"forwarded", b"for=203.0.113.2"),
+    )
+    apply_proxy_headers(scope, TRUST_LOCAL, forwarded_host=True)
+    assert scope["client"] == ("203.0.113.2", 0)
+    assert scope["scheme"] == "http"
+    assert (b"host", b"internal:8000") in scope["headers"]
+
+
+NOT_IPS = ["unknown", "_hidden", "example.com", "1.2.3", "999.1.1.1", "01.2.3.4", "[2001:db8::1"]
+
+
+@pytest.mark.parametrize("value", NOT_IPS)
+@pytest.mark.parametrize("header", [b"forwarded", b"x-forwarded-for"])
+def test_apply_a_client_that_is_no_ip_address_leaves_the_client_alone(
+    header: bytes, value: str
+) -> None:
+    """`unknown`, obfuscated identifiers, names and garbage keep the proxy's address; the
+    walk stops there, so no hop on their left is believed either."""
+    hops = f'for="{value}"' if header == b"forwarded" else value
+    left = "for=198.51.100.1, " if header == b"forwarded" else "198.51.100.1, "
+    scope = make_scope((header, (left + hops).encode()))
+    apply_proxy_headers(scope, TRUST_LOCAL)
+    assert scope["client"] == ("127.0.0.1", 5555)
+
+
+@pytest.mark.parametrize(
+    ("hop", "client"),
+    [
+        ("203.0.113.1:80", ("203.0.113.1", 80)),
+        ("203.0.113.1:65535", ("203.0.113.1", 65535)),
+        ("203.0.113.1:65536", ("203.0.113.1", 0)),
+        ("203.0.113.1:0", ("203.0.113.1", 0)),
+        ("203.0.113.1:_obf", ("203.0.113.1", 0)),
+        ("203.0.113.1:+80", ("203.0.113.1", 0)),
+        ("[2001:DB8::1]:99999", ("2001:db8::1", 0)),
+        ("[2001:db8::1]", ("2001:db8::1", 0)),
+    ],
+)
+def test_apply_ports_outside_1_to_65535_become_0(hop: str, client: tuple[str, int]) -> None:
+    """A port is kept when it is a number from 1 to 65535, else it is 0; IPv6 is normalised."""
+    scope = make_scope((b"forwarded", f'for="{hop}"'.encode()))
+    apply_proxy_headers(scope, TRUST_LOCAL)
+    assert scope["client"] == client
+
+
+@pytest.mark.parametrize("host", ["evil.example/path", "a b", "user@evil.example", "ex\u00e4mple"])
+def test_apply_a_forwarded_host_that_is_no_host_is_ignored(host: str) -> None:
+    """Even with --forwarded-host, a value with characters no host[:port] has leaves Host."""
+    scope = make_scope((b"x-forwarded-host", host.encode("latin-1")))
+    apply_proxy_headers(scope, TRUST_LOCAL, forwarded_host=True)
+    assert (b"host", b"internal:8000") in scope["headers"]
+
+
+def test_apply_forwarded_host_adds_a_missing_host_header() -> None:
+    """A request without Host gets the forwarded one (HTTP/1.0 has no Host)."""
+    scope = make_scope((b"x-forwarded-host", b"[2001:db8::1]:8443"))
+    scope["headers"] = scope["headers"][1:]
+    apply_proxy_headers(scope, TRUST_LOCAL, forwarded_host=True)
+    assert scope["headers"][-1] == (b"host", b"[2001:db8::1]:8443")
+
+
+def test_apply_x_forwarded_proto_uses_the_rightmost_value() -> None:
+    """Of `X-Forwarded-Proto: https, http` the value the nearest proxy added (http) counts."""
+    scope = make_scope((b"x-forwarded-proto", b"https, http"))
+    apply_proxy_headers(scope, TRUST_LOCAL)
+    assert scope["scheme"] == "http"
+
+
+def test_an_ipv4_mapped_peer_is_trusted_as_its_ipv4_address() -> None:
+    """A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d: trusted as a.b.c.d."""
+    assert "::ffff:127.0.0.1" in TrustedPeers.from_text("127.0.0.1")
+    assert "::ffff:127.0.0.1" not in TrustedPeers.from_text("10.0.0.0/8, ::1")
