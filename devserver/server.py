@@ -184,16 +184,12 @@ class Server:
             await server.wait_closed()
 
     async def _cancel_requests(self) -> None:
-        current = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-        requests = [t for t in tasks if getattr(t.get_coro(), "__qualname__", "") in _REQUEST_TASKS]
-        for task in requests:
+        """Cancel every request and WebSocket task still running; wait a moment for them."""
+        tasks = [task for task in self.state.tasks if not task.done()]
+        for task in tasks:
             task.cancel()
-        if requests:
-            await asyncio.wait(requests, timeout=1)
-
-
-_REQUEST_TASKS = ("RequestCycle.run", "WebSocketProtocol.run")
+        if tasks:
+            await asyncio.wait(tasks, timeout=1)
 
 
 async def _settle() -> None:

@@ -18,7 +18,10 @@ from typing import Any
 
 import pytest
 
-from tests import wire_apps
+from devserver.protocols.http import HTTPProtocol
+from devserver.protocols.state import HTTPSettings, ServerState
+from tests import apps, wire_apps
+from tests.test_protocol_unit import FakeTransport, settle
 from tests.utils import Running, holds_within, run_server
 from tests.wire_apps import parse_responses, read_responses, read_until_closed
 
@@ -367,3 +370,31 @@ def test_many_chunks_with_short_extensions_are_read_whole() -> None:
         [response] = read_responses(sock, 1)
     assert response.status == 200
     assert len(json.loads(response.body)["body"]) == 3000
+
+
+# =========================================================================== concurrency
+def test_requests_arriving_in_one_loop_pass_are_held_to_limit_concurrency() -> None:
+    """Two requests whose heads are read in the same loop pass (before either app task runs)
+    count against --limit-concurrency 1 at once: one is served, the other gets 503."""
+
+    async def main() -> None:
+        settings = HTTPSettings(
+            limit_concurrency=1, server_header=False, date_header=False, access_log=False
+        )
+        state = ServerState(apps.hello, settings)
+        transports = []
+        for _ in range(2):
+            protocol = HTTPProtocol(state)
+            transport = FakeTransport()
+            transport.protocol = protocol
+            protocol.connection_made(transport)  # type: ignore[arg-type]
+            transports.append(transport)
+        for transport in transports:
+            assert transport.protocol is not None
+            transport.protocol.data_received(b"GET / HTTP/1.1\r\n" + HOST + b"\r\n")
+        await settle()
+        statuses = sorted(parse_responses(t.take())[0].status for t in transports)
+        assert statuses == [200, 503]
+        assert state.in_flight == 0 and not state.tasks
+
+    asyncio.run(main())

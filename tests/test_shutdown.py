@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
 import time
@@ -72,6 +73,11 @@ def stopped(server: Running) -> bool:
     return server.loop.is_closed()
 
 
+def draining(server: Running) -> bool:
+    """The listeners are closed and every open connection has been told to finish."""
+    return server.server.drained.is_set() and refuses_connections(server)
+
+
 def test_in_flight_request_completes_and_new_connections_are_refused() -> None:
     """After stop, an in-flight request still gets its full response; new connects are refused."""
     app = GatedApp()
@@ -80,7 +86,7 @@ def test_in_flight_request_completes_and_new_connections_are_refused() -> None:
         slow.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         assert app.started.wait(5)
         server.stop()
-        wait_until(lambda: refuses_connections(server), message="listener closed")
+        wait_until(lambda: draining(server), message="listener closed, connections told")
         assert not stopped(server), "the server waits for the in-flight request"
         app.open_gate()
         head, body = read_response(slow)
@@ -171,7 +177,7 @@ def test_pipelined_requests_behind_the_in_flight_one_are_dropped_on_stop() -> No
         conn.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
         assert app.started.wait(5)
         server.stop()
-        wait_until(lambda: refuses_connections(server), message="listener closed")
+        wait_until(lambda: draining(server), message="listener closed, connections told")
         app.open_gate()
         _, body = read_response(conn)
         assert body == b"finished /slow"
@@ -208,3 +214,52 @@ def test_cli_sigterm_waits_for_in_flight_request(tmp_path: Path) -> None:
         assert proc.proc.wait(timeout=10) == 0
         output.wait_for(r"\bstopped\b")
     assert "timed out" not in output.text
+
+
+class OrphanWaiter:
+    """Waits on a future that nothing but its own task references, noting how the wait ends."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.cancelled = threading.Event()
+        self.destroyed = threading.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        self.started.set()
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        except GeneratorExit:  # the task was garbage-collected while it was pending
+            self.destroyed.set()
+            raise
+
+
+def test_forced_stop_cancels_an_app_task_only_the_server_holds() -> None:
+    """The server holds every request task: one whose app waits on an orphan future survives
+    garbage collection and is cancelled (not destroyed) by a forced stop."""
+    app = OrphanWaiter()
+    with run_server(app, timeout_graceful_shutdown=30) as server:
+        conn = server.connect()
+        conn.sendall(b"GET /orphan HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert app.started.wait(5)
+        assert len(server.server.state.tasks) == 1
+        gc.collect()
+        server.stop(force=True)
+        assert is_closed(conn, timeout=3)
+        conn.close()
+        wait_until(lambda: stopped(server), timeout=3, message="server stopped")
+    assert app.cancelled.is_set(), "the request task was cancelled"
+    assert not app.destroyed.is_set()
+
+
+def test_finished_request_tasks_are_released() -> None:
+    """Once a request is answered its task leaves the server's set (nothing accumulates)."""
+    app = GatedApp()
+    with run_server(app) as server:
+        conn = kept_alive(server)
+        wait_until(lambda: not server.server.state.tasks, message="task set emptied")
+        conn.close()

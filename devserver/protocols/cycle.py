@@ -371,9 +371,11 @@ class RequestCycle:
 
     # ------------------------------------------------------------------ running the app
     async def run(self) -> None:
-        """Run the app for this request; turn its failures into 500s or closed connections."""
+        """Run the app for this request; turn its failures into 500s or closed connections.
+
+        The connection counted it in flight when it spawned this; it stops counting here.
+        """
         state = self.conn.state
-        state.in_flight += 1
         try:
             if state.tracer.remaining:  # each message is noted on its way
                 self.trace = state.tracer.start(self.scope)

@@ -363,7 +363,10 @@ class HTTPProtocol(asyncio.Protocol):
             )
             cycle.answer(503, "Service Unavailable: too many requests in flight")
             return
-        self.loop.create_task(cycle.run())
+        # Counted now, not when the task first runs: requests started in one loop pass (many
+        # connections' reads) must each see the others, or they would all pass the limit.
+        self.state.in_flight += 1
+        self.state.spawn(cycle.run())
 
     def response_complete(self, cycle: RequestCycle) -> None:
         """Called by the cycle once its last byte is written: log it, then serve the next one."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -114,6 +114,9 @@ class ServerState:
         self.connections: set[Connection] = set()
         self.websockets = 0  # of `connections`, how many are WebSockets
         self.in_flight = 0
+        # Every request's and WebSocket session's app task: asyncio itself keeps only weak
+        # references to tasks, and a forced stop cancels exactly these.
+        self.tasks: set[asyncio.Task[None]] = set()
         self.requests = 0  # responses completed, for the supervisor's heartbeat
         self.ticks = 0
         self.tick_interval = tick_interval(settings)
@@ -133,6 +136,13 @@ class ServerState:
         for name, value in self.settings.extra_headers:
             parts.append(f"{name}: {value}\r\n".encode("latin-1"))
         self.default_headers = b"".join(parts)
+
+    def spawn(self, app_call: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run one request's (or WebSocket session's) app call as a task the server holds."""
+        task = asyncio.get_running_loop().create_task(app_call)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
     def begin_shutdown(self, keep_idle: float = 0.0) -> None:
         self.shutting_down = True
