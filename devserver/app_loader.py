@@ -63,11 +63,18 @@ def _import_raised(module_name: str, exc: BaseException) -> AppLoadError:
 
 
 def load_app(
-    target: str | None, *, factory: bool, interface: str, app_dir: str, threads: int
+    target: str | None,
+    *,
+    factory: bool,
+    interface: str,
+    app_dir: str,
+    threads: int,
+    wsgi_queue: int = 1000,
 ) -> ASGIApp:
     """Import the app and return it as an ASGI 3 callable. Call once per serving process.
 
-    A WSGI app is wrapped in a `WSGIAdapter` running its requests on `threads` threads.
+    A WSGI app is wrapped in a `WSGIAdapter` running its requests on `threads` threads, with at
+    most `wsgi_queue` waiting for one.
     """
     if app_dir not in sys.path:
         sys.path.insert(0, app_dir)
@@ -86,7 +93,8 @@ def load_app(
             f"{target!r} is not callable (got {type(app).__name__})"
             + ("; is it a factory? use --factory" if not factory else "")
         )
-    return _as_asgi3(app, interface if interface != "auto" else detect_interface(app), threads)
+    interface = interface if interface != "auto" else detect_interface(app)
+    return _as_asgi3(app, interface, threads, wsgi_queue)
 
 
 def detect_interface(app: Any) -> str:
@@ -107,7 +115,9 @@ def detect_interface(app: Any) -> str:
     return "asgi3"
 
 
-def _as_asgi3(app: Callable[..., Any], interface: str, threads: int) -> ASGIApp:
+def _as_asgi3(
+    app: Callable[..., Any], interface: str, threads: int, wsgi_queue: int = 1000
+) -> ASGIApp:
     if interface == "asgi3":
         return app
     if interface == "asgi2":
@@ -116,4 +126,4 @@ def _as_asgi3(app: Callable[..., Any], interface: str, threads: int) -> ASGIApp:
             await app(scope)(receive, send)
 
         return asgi2_adapter
-    return WSGIAdapter(app, threads)
+    return WSGIAdapter(app, threads, wsgi_queue)

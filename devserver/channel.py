@@ -12,10 +12,10 @@ Nothing here knows about serving or supervising.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import socket
-import dataclasses
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -88,6 +88,7 @@ def _boot(spec: WorkerSpec) -> Server | None:
             interface=config.interface,
             app_dir=config.app_dir,
             threads=config.threads,
+            wsgi_queue=config.wsgi_queue,
         )
         tls = tls_context(config)
     except AppLoadError as exc:

@@ -12,12 +12,17 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from devserver.control.client import ControlClient
 from devserver.wsgi import WSGIAdapter
-from tests.utils import Running, holds_within, read_response, run_server
+from tests.utils import Running, holds_within, read_response, run_devserve, run_server
+
+CLI_APPS = str(Path(__file__).parent / "cli_apps")
 
 REQUEST = b"GET %b HTTP/1.1\r\nHost: test\r\n\r\n"
 
@@ -127,3 +132,30 @@ def test_a_queued_request_with_a_body_still_gets_its_body(size: int) -> None:
                 assert read_response(second)[1] == payload
     finally:
         release.set()
+
+
+def test_the_wsgi_queue_flag_reaches_the_workers(tmp_path: Path) -> None:
+    """`devserve --threads 1 --wsgi-queue 1`: with the thread busy and one request waiting, the
+    next gets 503 at once; the waiting one is served once the thread is free."""
+    release = tmp_path / "release"
+    with run_devserve(
+        "--threads", "1", "--wsgi-queue", "1", "--app-dir", CLI_APPS, "--no-access-log",
+        "--control", str(tmp_path / "ctl.sock"), "wsgi_blocking_app:app",
+    ) as proc:  # fmt: skip
+        port = int(proc.url.rsplit(":", 1)[1])
+        blocked = socket.create_connection(("127.0.0.1", port), timeout=10)
+        blocked.sendall(REQUEST % f"/block?{release}".encode())
+        proc.out.wait_for("wsgi_blocking_app: blocking")
+        waiting = socket.create_connection(("127.0.0.1", port), timeout=10)
+        waiting.sendall(REQUEST % b"/waiting")
+        control = ControlClient(str(tmp_path / "ctl.sock"))
+        assert holds_within(lambda: control.request("status")["totals"]["in_flight"] == 2, 10)
+        more = httpx.get(f"{proc.url}/more", timeout=5)
+        release.touch()
+        first, second = read_response(blocked), read_response(waiting)
+        blocked.close()
+        waiting.close()
+        proc.out.stop()
+    assert more.status_code == 503 and more.headers["retry-after"] == "1"
+    assert first[0].startswith(b"HTTP/1.1 200") and second[0].startswith(b"HTTP/1.1 200")
+    assert second[1] == b"/waiting"

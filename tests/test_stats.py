@@ -100,7 +100,9 @@ def test_sampling_keeps_a_bounded_uniform_sample_and_every_notable_request() -> 
         worker.request_done(Exchange(started_at=time.perf_counter()))
     worker.request_done(Exchange(status=502, started_at=time.perf_counter()))
     worker.request_done(Exchange(started_at=time.perf_counter() - 0.9))  # slow
-    worker.request_done(Exchange(trace=SimpleNamespace(events=[], size=0), started_at=time.perf_counter()))
+    worker.request_done(
+        Exchange(trace=SimpleNamespace(events=[], size=0), started_at=time.perf_counter())
+    )
     worker.websocket_done(Exchange(started_at=time.perf_counter() - 5))
     deltas = worker.take()
     records = deltas["records"]

@@ -41,8 +41,9 @@ MAX_WORKERS_FLOOR = 64  # `scale` refuses more than this or 8 per usable CPU, wh
 MAX_WORKERS_PER_CPU = 8
 CRASH_LIMIT = 5  # that many deaths within the window is a crash loop: respawn slowly
 MAX_BACKOFF = 5.0  # the longest wait before a respawn outside a crash loop
-# in a crash loop the wait doubles from 2 s up to this, and devserve never gives up: a burst of
-# deaths (the OOM killer, a bad dependency for a minute) must not leave it dead until a person acts
+# in a crash loop the wait doubles from 4 s up to this (MAX_BACKOFF while no worker serves), and
+# devserve never gives up: a burst of deaths (the OOM killer, a dependency down for a minute) must
+# not leave it dead until a person acts
 CRASH_LOOP_BACKOFF = 30.0
 RECOVERED_AFTER = 10.0  # a crash loop ends once workers have served this long with no death
 CHANNEL_LINGER = 1.0  # after a worker exits, how long its last messages may take to arrive
@@ -526,6 +527,10 @@ class Supervisor:
         if self.crash_loop:
             self._loop_deaths += 1
             backoff = min(2.0 ** (self._loop_deaths + 1), CRASH_LOOP_BACKOFF)  # 4 s, 8 s…
+            if not any(w.serving for w in self.workers.values()):
+                # nobody serves (every request gets the 503 page): the long waits are for
+                # sparing the machine while other workers carry the load, not for this
+                backoff = min(backoff, MAX_BACKOFF)
         else:
             backoff = min(0.25 * 2 ** (deaths - 2), MAX_BACKOFF) if deaths > 1 else 0.0
         self._respawn_after = now + backoff
