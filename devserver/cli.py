@@ -14,6 +14,7 @@ import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import quote
 
 import click
 
@@ -185,6 +186,7 @@ def run(config: Config) -> int:
     from devserver.sockets import BindError, bind, bind_all, tls_context
     from devserver.supervisor import service
 
+    config = _read_token_file(config)
     try:
         devserve_logging.configure(config)
     except Exception as exc:  # json/yaml/configparser/dictConfig each raise their own
@@ -206,6 +208,8 @@ def run(config: Config) -> int:
         with service.pidfile(config.pidfile):
             reload = reload_enabled(config, terminal=sys.stdout.isatty())
             panel = _panel(config)
+            if dashboard is not None:
+                _show_token(config, *dashboard, panel is not None)
             run_loop(service.serve(config, listeners, admin, reload, panel, dashboard), config.loop)
     except service.StartupError as exc:
         fail(exc.failure.message, EXIT_STARTUP, exc.failure.details)
@@ -251,6 +255,65 @@ def _bind_dashboard(
     listener = admin if admin is not None and admin.sock is sock else Listener(sock, address)
     secure = config.ssl_certfile is not None
     return listener, Access(token, config.dashboard_read_only, secure, is_loopback(host))
+
+
+def _read_token_file(config: Config) -> Config:
+    """--dashboard-token-file's token as --dashboard-token (which then counts as given: never
+    printed). A file keeps the token out of argv, which every local user reads in `ps`."""
+    if config.dashboard_token_file is None:
+        return config
+    name = config.dashboard_token_file
+    try:
+        with open(name, encoding="utf-8") as file:
+            token = file.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"--dashboard-token-file {name}: cannot read it: {exc}", EXIT_USAGE)
+    if not token:
+        fail(f"--dashboard-token-file {name}: the file is empty", EXIT_USAGE)
+    return dataclasses.replace(config, dashboard_token=token, dashboard_token_file=None)
+
+
+def _show_token(config: Config, listener: Listener, access: Access, panel: bool) -> None:
+    """Keep the dashboard's token out of every log record, and make sure its owner can get it.
+
+    Log lines reach collectors, files, JSON shippers and the control API's `log` events, so
+    they show at most `?token=abcd…`. The whole link goes only where its owner looks: the
+    panel's header, `devserve ctl status` (the control socket is the owner's alone), and in dev
+    mode the terminal devserve was started from, written there directly (not logged). A token
+    that would reach nobody is refused: the dashboard would be locked to everyone.
+    """
+    import logging
+
+    if not access.token:
+        return
+    given = config.dashboard_token is not None
+    terminal = not config.prod and not panel and sys.stderr.isatty()
+    kept = not config.prod and not listener.address.endswith(":0")  # in a file of the owner's
+    if not (given or panel or terminal or kept or config.control != "off"):
+        nowhere = (
+            "its token would be shown nowhere (no terminal, no panel, no control socket): give "
+            "one with --dashboard-token-file or DEVSERVE_DASHBOARD_TOKEN, or leave --control on"
+        )
+        if config.dashboard != "auto":  # asked for: a dashboard nobody can open is an error
+            listener.sock.close()
+            fail(f"--dashboard: {nowhere}", EXIT_USAGE)
+        click.echo(f"devserve: the dashboard is locked: {nowhere}", err=True)
+    make_record = logging.getLogRecordFactory()
+
+    def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: the handler reports it, as without us
+            return record
+        if (safe := access.redact(message)) != message:
+            record.msg, record.args = safe, None
+        return record
+
+    logging.setLogRecordFactory(redacting)
+    if terminal and not given:
+        url = listener.url(access.secure) + "/?token=" + quote(access.token, safe="")
+        click.echo(f"devserve: dashboard: {url} (this link is for this terminal only)", err=True)
 
 
 def _app_port(listeners: list[Listener]) -> int:

@@ -19,12 +19,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from devserver.control.access import redacted
+from devserver.control.client import ControlClient
 from tests.utils import (
     Process,
     clean_env,
@@ -35,7 +38,7 @@ from tests.utils import (
 )
 
 APPS = str(Path(__file__).parent / "cli_apps")
-DASHBOARD = re.compile(r"dashboard(?: \(read-only\))?: (https?://[^/\s]+)/(?:\?token=(\S+))?")
+DASHBOARD = re.compile(r"dashboard(?: \(read-only\))?: (https?://[^/\s]+)/(?:\?token=([^\s\"]+))?")
 
 
 def session_headers(traded: httpx.Response) -> dict[str, str]:
@@ -105,8 +108,17 @@ def dashboard(tmp_path: Path, *args: str) -> Iterator[Dashboard]:
         match = DASHBOARD.search(process.out.wait_for(DASHBOARD.pattern, timeout=20))
         assert match is not None
         process.out.wait_for("serving on", timeout=20)
-        given = args[args.index("--dashboard-token") + 1] if "--dashboard-token" in args else ""
-        yield Dashboard(process, match.group(1), match.group(2) or given)
+        yield Dashboard(process, match.group(1), full_token(tmp_path / "ctl.sock", match))
+
+
+def full_token(control: Path, printed: re.Match[str]) -> str:
+    """The token, from `ctl status` (the control socket's owner sees the whole URL); the log
+    line shows at most its first four characters."""
+    url = ControlClient(str(control)).request("status")["server"]["dashboard"]
+    token = unquote(url.partition("?token=")[2])
+    if printed.group(2) is not None:
+        assert printed.group(2) == redacted(token)
+    return token
 
 
 def receive_until(ws: ClientConnection, kind: str, seen: list[Any] | None = None) -> dict[str, Any]:
@@ -132,7 +144,7 @@ def test_the_token_in_the_url_becomes_an_httponly_strict_cookie(tmp_path: Path) 
     assert traded.status_code == 303
     assert re.fullmatch(r"/#key=[\w-]{40,}", traded.headers["location"])
     cookie = traded.headers["set-cookie"]
-    assert re.match(rf"devserve-dashboard-{board.port}=[\w-]{{30,}};", cookie), cookie
+    assert re.match(rf"devserve-dashboard-{board.port}=\d+\.[\w-]{{30,}};", cookie), cookie
     assert board.token not in cookie and board.token not in traded.headers["location"]
     assert session.status_code == 200
     # Path: browsers send a cookie to every port of its host; the app's paths never get it
@@ -183,7 +195,8 @@ def test_every_api_call_needs_the_token(tmp_path: Path) -> None:
     assert other_port.status_code == 401
     assert (session.status_code, session.json()) == (200, {"read_only": False})
     assert status.status_code == 200
-    assert status.json()["server"]["dashboard"] == f"{board.base}/?token={board.token}"
+    # a page sees no token: a session must not be a way to get it
+    assert status.json()["server"]["dashboard"] == f"{board.base}/?token={board.token[:4]}…"
     assert reply.status_code == 200
     assert (reply.json()["id"], reply.json()["ok"]) == (7, True)
 
@@ -300,7 +313,7 @@ def test_static_files_and_the_open_endpoints(tmp_path: Path) -> None:
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == str(len(css.content))
     assert posted.status_code == 405
-    assert ready.json() == {"ready": True, "workers_ready": 1}
+    assert (ready.json()["ready"], ready.json()["workers_ready"]) == (True, 1)
     assert "devserve_requests_total" in metrics.text
 
 
@@ -355,6 +368,8 @@ def test_by_default_it_goes_next_to_the_app_and_moves_when_that_port_is_taken(
         output = process.out.stop()
     assert f"cannot listen on 127.0.0.1:{port + 1}" in output
     assert "the dashboard takes a free port instead" in output
+    # no terminal, no control socket, a token not kept: the auto dashboard cannot be opened
+    assert "devserve: the dashboard is locked: its token would be shown nowhere" in output
     assert not match.group(1).endswith(f":{port + 1}")
 
     holder.close()  # now free: the default address takes it, and keeps its token in a file
@@ -366,9 +381,9 @@ def test_by_default_it_goes_next_to_the_app_and_moves_when_that_port_is_taken(
         process.out.stop()
     assert first is not None and second is not None
     assert first.group(1) == f"http://127.0.0.1:{port + 1}"
-    assert first.group(2) == second.group(2)  # a reopened devserve keeps the page's token
     kept = tmp_path / "devserve" / f"dashboard-127.0.0.1-{port + 1}.token"
-    assert kept.read_text().strip() == first.group(2)
+    # a reopened devserve keeps the page's token (the log shows its first characters only)
+    assert first.group(2) == second.group(2) == redacted(kept.read_text().strip())
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
 
 
@@ -377,12 +392,15 @@ def test_prod_has_no_dashboard_unless_asked(tmp_path: Path) -> None:
     with spawned(devserve_command(*base, "supervised_app:app"), clean_env()) as process:
         quiet = process.out.wait_for("serving on", timeout=20)
         output = process.out.stop()
-    asked = devserve_command(*base, "supervised_app:app", "--dashboard")
+    control = ("--control", str(tmp_path / "ctl.sock"))  # where its token is shown
+    asked = devserve_command(*base, "supervised_app:app", "--dashboard", *control)
     with spawned(asked, clean_env()) as process:
         shown = process.out.wait_for("dashboard", timeout=20)
         process.out.stop()
     assert quiet and "dashboard" not in output
-    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/\?token=", shown)
+    assert re.search(
+        r"dashboard: http://127\.0\.0\.1:\d+/ \(its token: devserve ctl status\)", shown
+    )
 
 
 def test_a_given_token_is_not_printed_and_is_the_one_required(tmp_path: Path) -> None:

@@ -18,8 +18,15 @@ other server can get the key. Every API call and the WebSocket need both halves,
 is refused. A dashboard on a loopback address also refuses a Host header that is not a loopback
 name: a page that rebinds its DNS name to 127.0.0.1 sends its own name there.
 
+A session lasts SESSION_LIFETIME from the moment the token was traded, however busy it is, and
+ends earlier when the page signs out (`end`). Its id carries the time it began, under the page
+key's HMAC, so sessions need no table and outlive a restart of devserve with the same token
+(open pages reconnect by themselves); only the ended ones are remembered, until they would have
+expired anyway. A restart forgets those, and a new token ends every session.
+
 A generated token is kept (in dev mode) in a file only its owner can read, per dashboard
 address, so the open page reconnects after devserve restarts instead of asking for a new URL.
+The token is never logged: `redact` leaves its first characters, enough to tell two apart.
 """
 
 from __future__ import annotations
@@ -32,9 +39,10 @@ import ipaddress
 import os
 import secrets
 import stat
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 Headers = list[tuple[bytes, bytes]]
 PREFIX = "/_devserve"  # every path that needs the token, and the cookie's Path
@@ -42,6 +50,9 @@ KEY_HEADER = b"x-devserve-key"
 KEY_PROTOCOL = "devserve-key."  # the page key as a WebSocket subprotocol: devserve-key.<key>
 PROTOCOL = "devserve"  # the subprotocol the server answers with
 MIN_TOKEN = 16  # characters, for a dashboard other machines can reach
+SESSION_LIFETIME = 12 * 3600  # seconds from trading the token, active or not: a working day
+CLOCK_SKEW = 60  # seconds a session may seem to begin in the future (the clock was set back)
+SHOWN = 4  # characters of a token that logs may show
 
 
 class AccessError(ValueError):
@@ -54,6 +65,8 @@ class Access:
     read_only: bool = False
     secure: bool = False  # served over TLS: the cookie is sent over TLS only
     loopback: bool = True  # bound to a loopback address: only loopback Host names are served
+    # sessions the page ended, until they would have expired: the only state sessions have
+    ended: set[str] = field(default_factory=set, compare=False, hash=False, repr=False)
 
     def cookie_for(self, port: int) -> str:
         # cookies ignore ports: two dashboards on one host each need their own name
@@ -64,27 +77,73 @@ class Access:
         (a header, or for a WebSocket one of its `subprotocols`)."""
         if not self.token:
             return True
-        session = key = None
+        if self.bearer(headers):
+            return True
+        key = None
+        for name, value in headers:
+            if name == KEY_HEADER:
+                key = value.decode("latin-1").strip()
+        for protocol in subprotocols or ():
+            if protocol.startswith(KEY_PROTOCOL):
+                key = key or protocol[len(KEY_PROTOCOL) :]
+        session = self.session_of(headers, port)
+        if not session or not key:
+            return False
+        genuine = hmac.compare_digest(key.encode(), self.page_key(session).encode())
+        return genuine and self.live(session)
+
+    def bearer(self, headers: Headers) -> bool:
+        """True when the request carries the token itself (a script's `Authorization`)."""
         for name, value in headers:
             if name == b"authorization":
                 scheme, _, given = value.decode("latin-1").partition(" ")
                 if scheme.lower() == "bearer" and self.matches(given.strip()):
                     return True
-            elif name == b"cookie":
+        return False
+
+    def session_of(self, headers: Headers, port: int) -> str | None:
+        """The session id in the request's cookie (not yet checked: see `allows`)."""
+        session = None
+        for name, value in headers:
+            if name == b"cookie":
                 session = session or _cookie(value.decode("latin-1"), self.cookie_for(port))
-            elif name == KEY_HEADER:
-                key = value.decode("latin-1").strip()
-        for protocol in subprotocols or ():
-            if protocol.startswith(KEY_PROTOCOL):
-                key = key or protocol[len(KEY_PROTOCOL) :]
-        if not session or not key:
-            return False
-        return hmac.compare_digest(key.encode(), self.page_key(session).encode())
+        return session
 
     def new_session(self) -> tuple[str, str]:
-        """A session id for the cookie, and the page key that goes with it."""
-        session = secrets.token_urlsafe(24)
+        """A session id for the cookie, and the page key that goes with it. The id begins
+        with the time it was made, which the key vouches for: `live` needs nothing else."""
+        session = f"{int(time.time())}.{secrets.token_urlsafe(24)}"
         return session, self.page_key(session)
+
+    def live(self, session: str) -> bool:
+        """False once a session (whose key was checked) has expired or was ended."""
+        return session not in self.ended and _fresh(session, time.time())
+
+    def end(self, session: str) -> None:
+        """Sign a session out (the page's "sign out"): refused from now on, until a restart."""
+        now = time.time()
+        # an ended session that has expired since is refused anyway: forgotten, so a page
+        # signing out over and over cannot grow the set past a day's worth
+        self.ended.intersection_update({s for s in self.ended if _fresh(s, now)})
+        self.ended.add(session)
+
+    def clear_cookie(self, port: int) -> bytes:
+        secure = "; Secure" if self.secure else ""
+        name = self.cookie_for(port)
+        return f"{name}=; Path={PREFIX}; Max-Age=0; HttpOnly; SameSite=Strict{secure}".encode()
+
+    def redact(self, text: str) -> str:
+        """`text` with the token cut to its first characters (`abcd…`), for anything that others
+        may read: logs, the dashboard's own pages. Only tokens long enough not to be a common
+        word are cut wherever they occur; a short one only after `token=`."""
+        if not self.token:
+            return text
+        shown = redacted(self.token)
+        quoted = quote(self.token, safe="")
+        text = text.replace(f"token={quoted}", f"token={shown}")
+        if len(self.token) >= 8:
+            text = text.replace(self.token, shown).replace(quoted, shown)
+        return text
 
     def page_key(self, session: str) -> str:
         digest = hmac.new(self.token.encode(), f"page:{session}".encode(), hashlib.sha256)
@@ -106,6 +165,18 @@ class Access:
             return True  # reachable by any name: the token guards it
         host = next((v.decode("latin-1") for n, v in headers if n == b"host"), "")
         return is_loopback(_without_port(host))
+
+
+def _fresh(session: str, now: float) -> bool:
+    """True while a session id is younger than SESSION_LIFETIME (by the time it carries)."""
+    began = session.partition(".")[0]
+    return began.isdigit() and -CLOCK_SKEW <= now - int(began) < SESSION_LIFETIME
+
+
+def redacted(token: str) -> str:
+    """What logs may show of a token: its first characters when it is long enough to keep the
+    rest secret, else nothing."""
+    return (token[:SHOWN] if len(token) >= MIN_TOKEN else "") + "…"
 
 
 def _without_port(host: str) -> str:

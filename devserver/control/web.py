@@ -13,11 +13,15 @@ With the web dashboard (--dashboard):
 and behind the token or a session (control/access.py), under one prefix so that the cookie,
 which browsers send to every port of a host, reaches no path of the app's:
     GET  /_devserve/api/session    {"read_only": bool}: whether the session still works
+    POST /_devserve/api/logout     ends the session (the page's "sign out"): its cookie and key
+                                   are refused from now on, and its open WebSockets closed
     GET  /_devserve/api/status     the control API's snapshot
     POST /_devserve/api/command    one control API request as JSON; its reply as JSON
     WS   /_devserve/ws             the control API: a "hello", then the stream (with the recent
                                    events, so a page opened late still shows what happened);
                                    requests in, replies out
+What goes to a page never holds the token (a session must not be a way to get it, or signing
+out and expiry would mean nothing): the snapshot's dashboard URL is cut to `?token=abcd…`.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ API_PATH = PREFIX + "/api/"
 WS_PATH = PREFIX + "/ws"
 MAX_COMMAND = 64 * 1024
 READ_ONLY_COMMANDS = {"status"}
+ENDED = 1008  # the WebSocket close code for a session that expired or signed out (policy)
+JSON = b"application/json"
 CONTENT_TYPES = {
     ".html": b"text/html; charset=utf-8",
     ".css": b"text/css; charset=utf-8",
@@ -146,10 +152,23 @@ async def _dashboard(dashboard: Dashboard, scope: Scope, receive: Receive, send:
 
 async def _api(dashboard: Dashboard, name: str, scope: Scope, receive: Receive, send: Send) -> None:
     method = scope["method"]
+    access = dashboard.access
     if name == "session" and method == "GET":
-        await _json(send, 200, {"read_only": dashboard.access.read_only})
+        await _json(send, 200, {"read_only": access.read_only})
+    elif name == "logout" and method == "POST":
+        if not same_origin(scope["headers"]):
+            await _json(send, 403, {"error": "a sign-out from another site's page"})
+            return
+        session = access.session_of(scope["headers"], scope["server"][1])
+        if session is not None:
+            access.end(session)
+        cleared = [(b"set-cookie", access.clear_cookie(scope["server"][1]))]
+        await _respond(
+            send, 200, json.dumps({"ended": session is not None}).encode(), JSON, cleared
+        )
     elif name == "status" and method == "GET":
-        await _json(send, 200, dashboard.hub.handle({"id": None, "command": "status"})["result"])
+        status = dashboard.hub.handle({"id": None, "command": "status"})["result"]
+        await _json(send, 200, _without_token(access, status))
     elif name == "command" and method == "POST":
         if not same_origin(scope["headers"]):
             await _json(send, 403, {"error": "a command from another site's page"})
@@ -165,9 +184,9 @@ async def _api(dashboard: Dashboard, name: str, scope: Scope, receive: Receive, 
             return
         reply = _handle(dashboard, message)
         status = 200 if reply["ok"] else 403 if _refused(dashboard, message) else 400
-        await _json(send, status, reply)
+        await _json(send, status, _for_page(dashboard.access, reply))
     else:
-        known = name in ("session", "status", "command")
+        known = name in ("session", "logout", "status", "command")
         await _json(send, 405 if known else 404, {"error": f"{method} {scope['path']}?"})
 
 
@@ -175,6 +194,22 @@ def _refused(dashboard: Dashboard, message: Any) -> bool:
     """True for a command the read-only dashboard may not carry out."""
     command = message.get("command") if isinstance(message, dict) else None
     return dashboard.access.read_only and command not in READ_ONLY_COMMANDS
+
+
+def _for_page(access: Access, message: schema.Message) -> schema.Message:
+    """A control API message as a page may see it: without the token (a copy; the hub's own
+    message goes to every subscriber unchanged)."""
+    for field in ("snapshot", "result"):
+        if isinstance(message.get(field), dict):
+            return {**message, field: _without_token(access, message[field])}
+    return message
+
+
+def _without_token(access: Access, snapshot: schema.Message) -> schema.Message:
+    server = snapshot.get("server")
+    if not isinstance(server, dict) or not isinstance(server.get("dashboard"), str):
+        return snapshot
+    return {**snapshot, "server": {**server, "dashboard": access.redact(server["dashboard"])}}
 
 
 def _handle(dashboard: Dashboard, message: Any) -> schema.Message:
@@ -211,10 +246,15 @@ async def _websocket(dashboard: Dashboard, scope: Scope, receive: Receive, send:
     if not same_origin(scope["headers"]):
         await _deny(send, 403, b"a WebSocket from another site's page\n")
         return
-    subprotocols = scope.get("subprotocols", [])
-    if not dashboard.access.allows(scope["headers"], scope["server"][1], subprotocols):
+    subprotocols, access = scope.get("subprotocols", []), dashboard.access
+    if not access.allows(scope["headers"], scope["server"][1], subprotocols):
         await _deny(send, 401, b"this needs the dashboard's token\n")
         return
+    # a page's session may end while it watches (signed out elsewhere, expired): checked
+    # with every message, at least once a second with the snapshots
+    session = None
+    if not access.bearer(scope["headers"]):
+        session = access.session_of(scope["headers"], scope["server"][1])
     accept: dict[str, Any] = {"type": "websocket.accept"}
     if PROTOCOL in subprotocols:  # the page asked for it (its key came as the other one)
         accept["subprotocol"] = PROTOCOL
@@ -223,7 +263,9 @@ async def _websocket(dashboard: Dashboard, scope: Scope, receive: Receive, send:
 
     async def put(message: schema.Message) -> None:
         async with lock:
-            await send({"type": "websocket.send", "text": json.dumps(message)})
+            if session is not None and not access.live(session):
+                raise SessionEnded
+            await send({"type": "websocket.send", "text": json.dumps(_for_page(access, message))})
 
     hello = {"version": schema.VERSION, "type": "hello", "read_only": dashboard.access.read_only}
     await put(hello)
@@ -234,6 +276,9 @@ async def _websocket(dashboard: Dashboard, scope: Scope, receive: Receive, send:
                 await put(message)
         except OSError:
             pass  # the page went away: the receive side ends too
+        except SessionEnded:
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": ENDED})
         except Exception:  # a bug must not leave the page showing frozen numbers as live
             logger.exception("the dashboard's stream failed")
             with contextlib.suppress(Exception):
@@ -248,10 +293,16 @@ async def _websocket(dashboard: Dashboard, scope: Scope, receive: Receive, send:
                 await put(schema.error(None, str(exc)))
                 continue
             await put(_handle(dashboard, request))
+    except SessionEnded:  # a command after the session ended: the stream closes the socket
+        await stream
     finally:
         stream.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await stream
+
+
+class SessionEnded(Exception):
+    """The session of an open WebSocket expired or signed out: the socket is closed."""
 
 
 async def _deny(send: Send, status: int, body: bytes) -> None:
@@ -280,7 +331,7 @@ async def _static(send: Send, directory: Path, name: str, method: str, status: i
 
 # --------------------------------------------------------------------------- responses
 async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
-    await _respond(send, status, json.dumps(body).encode(), b"application/json")
+    await _respond(send, status, json.dumps(body).encode(), JSON)
 
 
 async def _respond(
