@@ -51,7 +51,10 @@ def test_livez_and_readyz_answer_200_while_workers_serve(tmp_path: Path) -> None
         readyz = httpx.get(f"{admin}/readyz", timeout=5)
         proc.out.stop()
     assert (livez.status_code, livez.json()) == (200, {"status": "alive"})
-    assert (readyz.status_code, readyz.json()) == (200, {"ready": True, "workers_ready": 2})
+    assert (readyz.status_code, readyz.json()) == (
+        200,
+        {"ready": True, "workers_ready": 2, "crash_loop": False},
+    )
     assert readyz.headers["content-type"] == "application/json"
     assert readyz.headers["cache-control"] == "no-store"
 
@@ -78,8 +81,14 @@ def test_readyz_is_503_until_the_first_worker_is_ready(tmp_path: Path) -> None:
         ready = httpx.get(f"{admin}/readyz", timeout=5)
         proc.out.stop()
     assert livez.status_code == 200
-    assert (booting.status_code, booting.json()) == (503, {"ready": False, "workers_ready": 0})
-    assert (ready.status_code, ready.json()) == (200, {"ready": True, "workers_ready": 1})
+    assert (booting.status_code, booting.json()) == (
+        503,
+        {"ready": False, "workers_ready": 0, "crash_loop": False},
+    )
+    assert (ready.status_code, ready.json()) == (
+        200,
+        {"ready": True, "workers_ready": 1, "crash_loop": False},
+    )
 
 
 def test_readyz_is_503_while_stopping(tmp_path: Path) -> None:

@@ -410,7 +410,10 @@ def test_deployment_arguments_answer_the_probes(tmp_path: Path) -> None:
         page = httpx.get(f"{serving.group(1)}/pid", timeout=5)
         proc.out.stop(signal.SIGTERM, timeout=20)
     assert livez.status_code == 200
-    assert (readyz.status_code, readyz.json()) == (200, {"ready": True, "workers_ready": 2})
+    assert (readyz.status_code, readyz.json()) == (
+        200,
+        {"ready": True, "workers_ready": 2, "crash_loop": False},
+    )
     assert metrics.status_code == 200 and "devserve_ready 1.0" in metrics.text
     assert page.status_code == 200 and page.text.isdigit()
 
