@@ -493,7 +493,15 @@ def request_row(record: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def describe(event: dict[str, Any]) -> Text:
-    """One line of the events pane for a control-API event."""
+    """One line of the events pane for a control-API event; one that lacks what its kind
+    should carry is shown raw, dim, rather than taking the panel down."""
+    try:
+        return _describe(event)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return Text(f"malformed event from devserve: {event}"[:300], style="dim")
+
+
+def _describe(event: dict[str, Any]) -> Text:
     kind = event.get("kind")
     if kind == "worker":
         state = event["state"]
@@ -516,7 +524,8 @@ def describe(event: dict[str, Any]) -> Text:
                 text.append(f"\n{event['details'].rstrip()}", style="red")
         return text
     if kind == "log":
-        source = f"{event['pid']}" if event.get("source") == "worker" else "devserve"
+        sources = {"worker": f"{event.get('pid')}", "client": "panel"}
+        source = sources.get(event.get("source", ""), "devserve")
         line = Text(f"{source:>8} ", style="dim")
         level = event.get("level")
         line.append(event["line"], style=LOG_STYLES.get(level or "", ""))

@@ -3,12 +3,17 @@
 The feed reads the control API's stream and only keeps state; the panel redraws from it at
 about 4 Hz. A newer snapshot replaces an older one that was not drawn yet, so a busy server
 never queues work in the panel. `version` changes whenever something new arrived.
+
+A message of the wrong shape is skipped with a note among the events, never kept: the panel
+draws only what it can, and one bad message must not end the stream it follows. A type it does
+not know is ignored, as the API asks, with one note per type (a newer devserve, probably).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
@@ -18,6 +23,7 @@ HISTORY_POINTS = 900  # 15 minutes at one point a second, as the server keeps
 RECORDS_KEPT = 2000
 EVENTS_KEPT = 500
 RETRY_SECONDS = 1.0
+UNKNOWN_NOTED = 20  # message types noted as unknown, at most: a confused server is not a flood
 
 Message = dict[str, Any]
 
@@ -47,6 +53,7 @@ class Feed:
         self.events_seen = 0
         self.last_event_at = 0.0  # `t` of the latest event shown
         self.replay_after = 0.0  # a reconnect's replay skips what was shown before it
+        self.unknown_types: set[str] = set()  # each noted once
 
     @property
     def path(self) -> str:
@@ -74,6 +81,9 @@ class Feed:
 
     def apply(self, message: Message) -> None:
         kind = message.get("type")
+        if kind in ("snapshot", "requests", "event") and not _well_formed(message):
+            self.note(f"skipped a malformed {kind} message from devserve")
+            return
         if kind == "snapshot":
             snapshot = message["snapshot"]
             self.history.extend(snapshot.get("history", []))
@@ -88,8 +98,19 @@ class Feed:
             self.last_event_at = max(self.last_event_at, at)
             self.events.append(event)
             self.events_seen += 1
+        elif kind not in self.unknown_types and len(self.unknown_types) < UNKNOWN_NOTED:
+            self.unknown_types.add(str(kind))
+            self.note(f"ignoring messages of type {str(kind)[:40]!r} (a newer devserve?)")
+            return
         else:
             return  # a message type this panel does not know: ignored, as the API asks
+        self.version += 1
+
+    def note(self, line: str) -> None:
+        """A line of the panel's own among the events (a warning about the stream)."""
+        event = {"kind": "log", "source": "client", "level": "warning", "line": line}
+        self.events.append({**event, "t": time.time()})
+        self.events_seen += 1
         self.version += 1
 
     def new_records(self, seen: int) -> list[Message]:
@@ -104,6 +125,25 @@ class Feed:
     async def command(self, command: str, **args: Any) -> Message:
         """Send a command; raises ControlError with the server's one-line refusal."""
         return await self.client.request(command, **args)
+
+
+def _well_formed(message: Message) -> bool:
+    """True when a snapshot, requests or event message has what the panel reads in it."""
+    kind = message["type"]
+    if kind == "snapshot":
+        snapshot = message.get("snapshot")
+        return (
+            isinstance(snapshot, dict)
+            and all(isinstance(snapshot.get(part), dict) for part in ("server", "totals"))
+            and isinstance(snapshot.get("workers"), list)
+            and all(isinstance(worker, dict) for worker in snapshot["workers"])
+            and isinstance(snapshot.get("history", []), list)
+        )
+    if kind == "requests":
+        records = message.get("requests")
+        return isinstance(records, list) and all(isinstance(r, dict) for r in records)
+    event = message.get("event")
+    return isinstance(event, dict) and isinstance(event.get("t", 0.0), (int, float))
 
 
 class RequestFilter:

@@ -4,6 +4,11 @@
 server's message; `NotRunning` says that nothing listens at the path. `AsyncControlClient` is
 the same for an asyncio program (the control panel).
 
+A stream survives a line it cannot read (not JSON, not an object, over the size limit): in
+its place the subscriber gets `unreadable(...)`, a `log` event of the client's own, and reading
+goes on; a stream that stopped at the first bad line would leave a panel showing stale numbers
+as live. A reply to a command that cannot be read is a ControlError.
+
 A control socket that belongs to another user is refused before a byte is sent (`NotYours`),
 as ssh refuses an agent socket that is not the user's own, root included: a socket in a
 directory others can write to may have been put there by them, and what it answers ends up in
@@ -19,6 +24,7 @@ import os
 import pwd
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
@@ -100,8 +106,8 @@ class ControlClient:
         """Send one command; returns its result."""
         with self._connect() as sock:
             sock.sendall(schema.encode(schema.request(command, next(self._ids), **args)))
-            reply = next(_lines(sock), None)
-        return _result(reply)
+            reply = next(_raw_lines(sock), b"")
+        return _result(_reply(reply))
 
     def subscribe(self, recent: bool = False) -> Generator[schema.Message, None, None]:
         """Snapshots and events, as the server sends them (with `recent`, first the latest
@@ -111,9 +117,10 @@ class ControlClient:
         try:
             args = {"recent": True} if recent else {}
             sock.sendall(schema.encode(schema.request("subscribe", next(self._ids), **args)))
-            lines = _lines(sock)
+            lines = _raw_lines(sock)
             next(lines, None)  # the acknowledgement
-            yield from lines
+            for line in lines:
+                yield _message(line)
         finally:
             sock.close()
 
@@ -154,7 +161,7 @@ class AsyncControlClient:
             raise ControlError(f"no answer from {self.path} in {self.timeout:g} s") from None
         finally:
             writer.close()
-        return _result(schema.decode(line) if line else None)
+        return _result(_reply(line))
 
     async def subscribe(self, recent: bool = False) -> AsyncIterator[schema.Message]:
         """Snapshots, request records and events, as the server sends them (with `recent`,
@@ -164,41 +171,98 @@ class AsyncControlClient:
             args = {"recent": True} if recent else {}
             writer.write(schema.encode(schema.request("subscribe", next(self._ids), **args)))
             async with asyncio.timeout(STREAM_SILENCE):
-                await reader.readline()  # the acknowledgement
+                await _read_line(reader)  # the acknowledgement
             while True:
                 async with asyncio.timeout(STREAM_SILENCE):
-                    line = await reader.readline()
-                if not line:
+                    line = await _read_line(reader)
+                if line == b"":
                     return
-                yield schema.decode(line)
+                yield _message(line)
         except TimeoutError:  # before OSError, its base class
             raise ControlError(
                 f"no word from {self.path} in {STREAM_SILENCE:g} s (stopped or frozen?)"
             ) from None
-        except (OSError, ValueError):
-            return  # the server went away mid-line, or sent one over the limit
+        except OSError:
+            return  # the server went away
         finally:
             writer.close()
+
+
+def unreadable(reason: str) -> schema.Message:
+    """What a subscriber gets in place of a line it could not read: a `log` event of the
+    client's own (source "client"), which a panel shows among the events."""
+    line = f"skipped a message from devserve that this client cannot read: {reason}"
+    event = {"kind": "log", "source": "client", "level": "warning", "line": line}
+    return schema.event({**event, "t": time.time()})
+
+
+def _message(line: bytes | None) -> schema.Message:
+    """A stream's line (None: one over the limit) as a message, or `unreadable` when it is
+    not one. Unknown types pass: the schema asks clients to ignore them, not to fail."""
+    if line is None:
+        return unreadable(f"a line over the {schema.MAX_LINE} byte limit")
+    try:
+        message = schema.decode(line)
+    except schema.SchemaError as exc:
+        return unreadable(f"{exc} (it began {line[:40]!r})")
+    if not isinstance(message, dict):
+        return unreadable(f"not a JSON object (it began {line[:40]!r})")
+    return message
+
+
+def _reply(line: bytes | None) -> Any:
+    """A command's reply line: None when the server hung up; ControlError when unreadable."""
+    if line == b"":
+        return None
+    message = _message(line)
+    if message.get("type") == "event" and message["event"].get("source") == "client":
+        reason = message["event"]["line"].partition(": ")[2]
+        raise ControlError(f"devserve's reply cannot be read: {reason}")
+    return message
 
 
 def _result(reply: Any) -> schema.Message:
     if reply is None:
         raise ControlError("the server closed the connection without answering")
+    if not isinstance(reply, dict) or not isinstance(reply.get("result", {}), dict):
+        raise ControlError("the server's reply is not a control API reply")
     if not reply.get("ok"):
         raise ControlError(str(reply.get("error", "the server refused the command")))
     result: schema.Message = reply["result"]
     return result
 
 
-def _lines(sock: socket.socket) -> Iterator[schema.Message]:
-    buffer = b""
+def _raw_lines(sock: socket.socket) -> Iterator[bytes | None]:
+    """The socket's lines, each with its newline; None for one over the limit, which is read
+    to its end and dropped, so the next line is read whole."""
+    buffer, skipping = b"", False
     while True:
         while b"\n" not in buffer:
             chunk = sock.recv(65536)
             if not chunk:
                 return
             buffer += chunk
-            if len(buffer) > schema.MAX_LINE:
-                raise ControlError("a reply line over the size limit")
+            if len(buffer) > schema.MAX_LINE and b"\n" not in buffer:
+                buffer, skipping = b"", True  # the rest of this line is dropped as it comes
         line, _, buffer = buffer.partition(b"\n")
-        yield schema.decode(line)
+        if skipping or len(line) >= schema.MAX_LINE:
+            skipping = False
+            yield None
+        else:
+            yield line + b"\n"
+
+
+async def _read_line(reader: asyncio.StreamReader) -> bytes | None:
+    """The next line with its newline (b"" at the end); None for one over the reader's limit,
+    which is read to its end and dropped."""
+    skipping = False
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:  # the end, maybe after a last partial line
+            return b"" if skipping else exc.partial
+        except asyncio.LimitOverrunError as exc:
+            await reader.readexactly(exc.consumed)  # what is buffered of it goes
+            skipping = True
+            continue
+        return None if skipping else line
