@@ -18,7 +18,7 @@ from typing import Any
 from devserver.config import Config
 from devserver.lifespan import Lifespan
 from devserver.logging import make_access_logger
-from devserver.protocols.http import LATE_CONNECTION_GRACE, HTTPProtocol
+from devserver.protocols.http import LATE_CONNECTION_GRACE, HTTPProtocol, make_room
 from devserver.protocols.state import ASGIApp, HTTPSettings, ServerState
 from devserver.sockets import Listener
 from devserver.stats import WorkerStats
@@ -62,6 +62,11 @@ class Server:
         self._force = False
         self._keep_idle = 0.0
         self._closed: asyncio.Future[None] | None = None
+        self._servers: list[asyncio.Server] = []
+        self._listening = 0  # bumped by every pause and resume: a stale _listen() backs out
+        self._resuming: asyncio.Task[None] | None = None
+        self.state.pause_accepting = self._pause_accepting
+        self.state.resume_accepting = self._resume_accepting
 
     # ------------------------------------------------------------------ control
     def request_stop(self, force: bool = False, keep_idle: float = 0.0) -> None:
@@ -104,25 +109,77 @@ class Server:
         await lifespan.startup()
         self.prepared.set()
         await _first_of(self._accept, self._stop)
-        servers = [
-            await loop.create_server(
-                self._protocol, sock=listener.sock, ssl=self.tls, backlog=self.config.backlog
-            )
-            for listener in self.listeners
-            if not self._stop.is_set()
-        ]
+        await self._listen(self._listening)
         ticker = loop.create_task(self._tick())
         self.started.set()
         try:
             await self._stop.wait()
         finally:
             ticker.cancel()
-            await self._drain(servers)
+            await self._drain()
             await lifespan.shutdown()
         logger.debug("stopped")
 
     def _protocol(self) -> HTTPProtocol:
         return HTTPProtocol(self.state)
+
+    # ------------------------------------------------------------------ accepting
+    async def _listen(self, generation: int) -> None:
+        """Accept on every listener, each through a duplicate of its socket.
+
+        An asyncio server cannot pause: pausing closes the duplicates while the listening
+        sockets stay open, so clients wait in the backlog (or go to other workers).
+        """
+        loop = asyncio.get_running_loop()
+        servers = []
+        for listener in self.listeners:
+            if self._stop.is_set() or generation != self._listening:
+                break
+            sock = listener.sock.dup()
+            try:
+                servers.append(
+                    await loop.create_server(
+                        self._protocol,
+                        sock=sock,
+                        ssl=self.tls,
+                        backlog=self.config.backlog,
+                        start_serving=False,
+                    )
+                )
+            except BaseException:
+                sock.close()
+                raise
+        if self._stop.is_set() or generation != self._listening:  # paused or stopped meanwhile
+            for server in servers:
+                server.close()
+            return
+        self._servers = servers
+        for server in servers:
+            await server.start_serving()
+
+    def _pause_accepting(self) -> None:
+        """At --limit-connections with no idle connection to close: stop accepting."""
+        state = self.state
+        if state.accept_paused or self._stop.is_set():
+            return
+        state.accept_paused = True
+        self._listening += 1
+        logger.warning(
+            "%d connections open (--limit-connections): not accepting until one closes",
+            len(state.connections),
+        )
+        for server in self._servers:
+            server.close()
+        self._servers = []
+
+    def _resume_accepting(self) -> None:
+        state = self.state
+        if not state.accept_paused or self._stop.is_set():
+            return
+        state.accept_paused = False
+        self._listening += 1
+        logger.info("%d connections open: accepting again", len(state.connections))
+        self._resuming = asyncio.get_running_loop().create_task(self._listen(self._listening))
 
     async def _tick(self) -> None:
         """Advance the shared tick, refresh the Date header, expire idle connections."""
@@ -137,12 +194,21 @@ class Server:
                 state.refresh_default_headers()
             for conn in list(state.connections):
                 conn.on_tick()
+            if state.accept_paused:
+                if len(state.connections) < state.settings.limit_connections:
+                    self._resume_accepting()  # a WebSocket closed: it does not say so itself
+                else:
+                    make_room(state)  # a busy connection may have gone idle since
 
-    async def _drain(self, servers: list[asyncio.Server]) -> None:
+    async def _drain(self) -> None:
         state = self.state
         loop = asyncio.get_running_loop()
+        self._listening += 1
+        servers, self._servers = self._servers, []
         for server in servers:
             server.close()
+        for listener in self.listeners:
+            listener.sock.close()  # the servers closed only duplicates; the Server owns these
         await _settle()  # connections accepted just before close() get connection_made now
         keep_idle = 0.0 if self._force else self._keep_idle
         fresh_grace = 0.0 if self._force else LATE_CONNECTION_GRACE

@@ -22,7 +22,7 @@ from devserver.protocols.http import HTTPProtocol
 from devserver.protocols.state import HTTPSettings, ServerState
 from tests import apps, wire_apps
 from tests.test_protocol_unit import FakeTransport, settle
-from tests.utils import Running, holds_within, run_server
+from tests.utils import Running, holds_within, is_closed, run_server
 from tests.wire_apps import parse_responses, read_responses, read_until_closed
 
 HOST = b"Host: test\r\n"
@@ -398,3 +398,68 @@ def test_requests_arriving_in_one_loop_pass_are_held_to_limit_concurrency() -> N
         assert state.in_flight == 0 and not state.tasks
 
     asyncio.run(main())
+
+
+# =========================================================================== connections
+class SlowPaths:
+    """/slow waits for `release` (counting the waiters); every other path answers at once."""
+
+    def __init__(self) -> None:
+        self.waiting = 0
+        self.release = threading.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/slow":
+            self.waiting += 1
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 5)
+        await wire_apps.respond(send, 200, scope["path"].encode())
+
+
+def test_idle_connections_beyond_limit_connections_make_room_for_a_new_client() -> None:
+    """With --limit-connections 3, idle connections (kept alive first, then silent ones after
+    a short grace) are closed to make room: the open count stays at the cap and a
+    well-behaved client is still served, long before any keep-alive timeout."""
+    options = {"limit_connections": 3, "timeout_keep_alive": 60, "timeout_request_header": 0.4}
+    with run_server(SlowPaths(), **options) as server:
+        state = server.server.state
+        kept = server.connect()
+        kept.sendall(b"GET /kept HTTP/1.1\r\n" + HOST + b"\r\n")
+        read_responses(kept, 1)
+        silent = [server.connect() for _ in range(4)]
+        with server.connect() as client:
+            client.sendall(b"GET /client HTTP/1.1\r\n" + HOST + b"\r\n")
+            [response] = read_responses(client, 1, timeout=4)
+            assert response.body == b"/client"
+            # connections accepted in one burst may pass the cap for a moment, never for long
+            assert holds_within(lambda: len(state.connections) <= 3, timeout=3)
+        assert is_closed(kept, timeout=1), "the idle kept-alive connection made room first"
+        assert sum(is_closed(sock, timeout=0.2) for sock in silent) >= 2
+        for sock in [kept, *silent]:
+            sock.close()
+        assert_still_serving(server)
+
+
+def test_at_limit_connections_with_all_busy_the_worker_stops_accepting_until_room() -> None:
+    """With every connection busy at the cap, a new client is not accepted (nor answered)
+    until the busy ones finish and one goes; then it is served."""
+    app = SlowPaths()
+    with run_server(app, limit_connections=3, timeout_keep_alive=0.4) as server:
+        busy = [server.connect() for _ in range(3)]
+        for sock in busy:
+            sock.sendall(b"GET /slow HTTP/1.1\r\n" + HOST + b"\r\n")
+        assert holds_within(lambda: app.waiting == 3)
+        with server.connect() as late:  # completed by the kernel: it waits in the backlog
+            late.sendall(b"GET /late HTTP/1.1\r\n" + HOST + b"\r\n")
+            raw, closed = read_until_closed(late, timeout=0.3)
+            assert raw == b"" and not closed, "answered while the worker was at its cap"
+            assert len(server.server.state.connections) == 3
+            app.release.set()
+            for sock in busy:
+                [done] = read_responses(sock, 1)
+                assert done.body == b"/slow"
+            [response] = read_responses(late, 1, timeout=3)
+        assert response.body == b"/late"
+        for sock in busy:
+            sock.close()

@@ -176,12 +176,17 @@ class HTTPProtocol(asyncio.Protocol):
         )
         state = self.state
         state.connections.add(self)
+        if len(state.connections) >= self.settings.limit_connections:
+            make_room(state, self)
         if state.shutting_down:  # accepted just before the listener closed: still answer it
             state.idle.clear()
             self.shutdown(max(state.keep_idle, LATE_CONNECTION_GRACE))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.state.connections.discard(self)
+        state = self.state
+        state.connections.discard(self)
+        if state.accept_paused and len(state.connections) < self.settings.limit_connections:
+            state.resume_accepting()
         for cycle in (self.cycle, self.parsing, *self.pipeline):
             if cycle is not None:
                 cycle.disconnect()
@@ -538,6 +543,42 @@ class HTTPProtocol(asyncio.Protocol):
 
     async def send_file(self, file: IO[bytes], count: int, offset: int = 0) -> int:
         return await send_file(self.transport, self.flow, file, count, offset)
+
+
+def make_room(state: ServerState, newcomer: HTTPProtocol | None = None) -> None:
+    """At --limit-connections: close the longest idle HTTP connections (those that have served
+    a request before those that have sent none yet) until one more fits; with too few idle,
+    also stop accepting until one closes. Only called at the cap: no cost below it.
+
+    A client that has just connected gets LATE_CONNECTION_GRACE to start its request before
+    it counts as idle: closing it would drop a request that, unlike a reused connection's, no
+    client retries. Connections accepted in one burst can pass the cap; the excess goes first.
+    """
+    still_open = 0
+    idle = []
+    for conn in state.connections:
+        if conn.transport.is_closing():
+            continue
+        still_open += 1
+        if (
+            isinstance(conn, HTTPProtocol)
+            and conn is not newcomer
+            and conn.cycle is None
+            and not conn.in_head
+            and (not conn.fresh or state.timed_out(conn.idle_since, LATE_CONNECTION_GRACE))
+        ):
+            idle.append(conn)
+    excess = still_open - state.settings.limit_connections + 1
+    if excess <= 0:
+        return
+    for conn in sorted(idle, key=_idle_order)[:excess]:
+        conn.transport.close()
+    if len(idle) < excess:
+        state.pause_accepting()
+
+
+def _idle_order(conn: HTTPProtocol) -> tuple[bool, int]:
+    return (conn.fresh, conn.idle_since)
 
 
 def _address(info: Any, unix_path: bool = False) -> Any:

@@ -117,6 +117,10 @@ class ServerState:
         # Every request's and WebSocket session's app task: asyncio itself keeps only weak
         # references to tasks, and a forced stop cancels exactly these.
         self.tasks: set[asyncio.Task[None]] = set()
+        # --limit-connections: the server hooks these to stop and restart accepting.
+        self.accept_paused = False
+        self.pause_accepting: Callable[[], None] = _nothing
+        self.resume_accepting: Callable[[], None] = _nothing
         self.requests = 0  # responses completed, for the supervisor's heartbeat
         self.ticks = 0
         self.tick_interval = tick_interval(settings)
@@ -156,6 +160,10 @@ class ServerState:
 
     def timed_out(self, since_tick: int, timeout: float) -> bool:
         return timeout > 0 and (self.ticks - since_tick) * self.tick_interval >= timeout
+
+
+def _nothing() -> None:
+    pass
 
 
 def tick_interval(settings: HTTPSettings) -> float:
