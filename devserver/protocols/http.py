@@ -1,8 +1,9 @@
 """HTTP/1.1 connections on httptools: parse requests, hand each to a RequestCycle, in order.
 
 One `HTTPProtocol` per connection. It owns the parser, keep-alive, pipelining (responses leave in
-request order; reading pauses while requests queue), limits on the request head, the idle and
-header-read timers (driven by the server's tick, not by a timer per request) and graceful close.
+request order; reading pauses while requests queue), limits on the request head and on chunk
+framing, the idle, header-read and body-read timers (driven by the server's tick, not by a timer
+per request), making room at --limit-connections, and graceful close.
 Anything malformed gets one 4xx/5xx answer and a closed connection: the parser (llhttp, strict)
 rejects ambiguous framing, so no second request can ever be smuggled behind a bad one.
 """
