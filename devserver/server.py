@@ -20,6 +20,7 @@ from devserver.lifespan import Lifespan
 from devserver.logging import make_access_logger
 from devserver.protocols.http import LATE_CONNECTION_GRACE, HTTPProtocol, make_room
 from devserver.protocols.state import ASGIApp, HTTPSettings, ServerState
+from devserver.redaction import Redactor
 from devserver.sockets import Listener
 from devserver.stats import WorkerStats
 from devserver.tracing import Tracer
@@ -45,12 +46,13 @@ class Server:
         self.quiet = quiet  # the supervisor's admin servers: their drain is not news
         settings = HTTPSettings.from_config(config)
         slow = config.slow_request / 1000
+        redactor = Redactor(config.redact_names if config.redact else ())
         self.state = ServerState(
             app,
             settings,
-            make_access_logger(config.access_log_format),
-            WorkerStats(slow, config.redact) if config.metrics else None,
-            Tracer(config.trace, config.redact),
+            make_access_logger(config.access_log_format, redact=redactor),
+            WorkerStats(slow, redactor) if config.metrics else None,
+            Tracer(config.trace, redactor),
         )
         self.prepared = asyncio.Event()  # lifespan startup is done
         self.started = asyncio.Event()  # the listeners accept

@@ -298,6 +298,22 @@ def test_scopes_share_no_mutable_dicts() -> None:
     assert all(value == {} for value in second[1].values())
 
 
+def test_websocket_scopes_share_no_mutable_dicts() -> None:
+    """A key one WebSocket session's app adds to its scope's extensions or asgi dicts is not
+    seen by the next session."""
+    from devserver.protocols.websocket import websocket_scope
+
+    http = {
+        "type": "http", "method": "GET", "scheme": "http", "headers": [],
+        "asgi": {"version": "3.0"}, "extensions": {},
+    }  # fmt: skip
+    first = websocket_scope(dict(http, asgi={"version": "3.0"}))
+    first["extensions"]["websocket.http.response"]["leak"] = True
+    first["extensions"]["leak"] = {}
+    second = websocket_scope(dict(http, asgi={"version": "3.0"}))
+    assert second["extensions"] == {"websocket.http.response": {}}
+
+
 # ================================================================ head and framing bounds
 def test_pipelined_requests_read_after_a_split_head_get_no_spurious_431() -> None:
     """Many pipelined requests arriving in one read that begins mid-head are all answered: the

@@ -57,10 +57,6 @@ def test_rfc7239_forwarded_applied_from_a_trusted_peer() -> None:
     assert data["host"].startswith("127.0.0.1:")
 
 
-# Remove this mark once devserver/protocols/http.py passes the flag (its call of
-# apply_proxy_headers gains `self.settings.forwarded_host`): the test then passes, and strict
-# xfail turns that into a failure that points here.
-@pytest.mark.xfail(strict=True, reason="http.py does not pass forwarded_host yet")
 @pytest.mark.parametrize(
     "headers",
     [{"X-Forwarded-Host": "example.com"}, {"Forwarded": "for=203.0.113.8;host=example.com"}],

@@ -289,3 +289,26 @@ def test_the_access_log_redacts_secret_query_values_and_header_atoms() -> None:
     )
     assert f"/p?token={REDACTED}&page=2" in lines[1] and "t0k" not in lines[1]
     assert lines[2] == "token=t0k&page=2"
+
+
+def test_redact_names_replaces_the_list_of_secret_words(tmp_path: Path) -> None:
+    """`--redact-names trace` hides X-Trace-Id and ?trace= in the records a worker sends, and
+    no longer hides Authorization, since the list was replaced."""
+    sock_path = str(tmp_path / "ctl.sock")
+    with run_devserve(
+        "--control", sock_path, "--app-dir", APPS, "--redact-names", "trace", "tamper_app:app"
+    ) as proc:
+        client = ControlClient(sock_path, timeout=10)
+        headers = {"X-Trace-Id": "t-123", "Authorization": "Bearer visible"}
+        httpx.get(f"{proc.url}/seen?trace=q-456&page=2", headers=headers, timeout=5)
+        record = next(
+            r
+            for message in client.subscribe()
+            if message["type"] == "requests"
+            for r in message["requests"]
+            if r["path"] == "/seen"
+        )
+        proc.out.stop()
+    shown = dict(record["headers"])
+    assert shown["x-trace-id"] == REDACTED and shown["authorization"] == "Bearer visible"
+    assert record["query"] == f"trace={REDACTED}&page=2"

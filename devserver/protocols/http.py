@@ -321,7 +321,7 @@ class HTTPProtocol(asyncio.Protocol):
         except ValueError as exc:
             raise HTTPError(400, str(exc)) from None
         if self.trusted_proxy:
-            apply_proxy_headers(scope, self.settings.trusted_peers)
+            apply_proxy_headers(scope, self.settings.trusted_peers, self.settings.forwarded_host)
         if (
             self.settings.websocket
             and parser.should_upgrade()

@@ -48,7 +48,6 @@ CLOSE_TIMEOUT = 5.0  # seconds the client gets to answer our close frame before 
 _DEFLATE = ServerPerMessageDeflateFactory(
     server_max_window_bits=12, client_max_window_bits=12, compress_settings={"memLevel": 5}
 )
-_DENIAL_EXTENSION: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
 
 
 class Phase(enum.Enum):
@@ -83,7 +82,7 @@ def websocket_scope(http_scope: dict[str, Any]) -> dict[str, Any]:
         for token in value.split(b",")
         if token.strip()
     ]
-    scope["extensions"] = _DENIAL_EXTENSION
+    scope["extensions"] = {"websocket.http.response": {}}  # its own: an app may add keys
     return scope
 
 
@@ -143,7 +142,9 @@ class WebSocketProtocol(asyncio.Protocol):
             logger.warning("503 for WebSocket %s: %d in flight", self._path(), limit)
             self._write_denial(503, [], b"Service Unavailable: too many requests in flight\n")
             return
-        self.loop.create_task(self.run())
+        # counted now, not when the task first runs: sessions read in one loop pass all count
+        self.state.in_flight += 1
+        self.state.spawn(self.run())
 
     def _validate(self) -> Response:
         """websockets checks the head: we feed it the head as bytes and read its verdict."""
@@ -204,8 +205,11 @@ class WebSocketProtocol(asyncio.Protocol):
         self.phase = Phase.CLOSED
         self._queue_disconnect()
         self.flow.resume_writing()  # wakes a send() waiting to drain: it then raises
-        if self.state.shutting_down:
-            self.state.check_idle()
+        state = self.state
+        if state.accept_paused and len(state.connections) < self.settings.limit_connections:
+            state.resume_accepting()
+        if state.shutting_down:
+            state.check_idle()
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -466,8 +470,7 @@ class WebSocketProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ running the app
     async def run(self) -> None:
         """Run the app for this WebSocket; its failures become a 500 or a close with 1011."""
-        state = self.state
-        state.in_flight += 1
+        state = self.state  # in_flight was counted by start()
         try:
             if state.tracer.remaining:  # each message is noted on its way
                 self.trace = state.tracer.start(self.scope)
