@@ -305,3 +305,58 @@ def test_the_page_greets_an_idle_devserve(tmp_path: Path, page: sync_api.Page) -
     replayed = [i for i, text in enumerate(texts) if re.search(r"worker \d+ .* ready", text)]
     assert len(greeted) == 1
     assert replayed and max(replayed) < greeted[0]
+
+
+def test_a_bad_websocket_message_is_noted_and_skipped(tmp_path: Path, page: sync_api.Page) -> None:
+    """Messages no devserve should send (not JSON, not an object, a snapshot the page cannot
+    draw), slipped into the real stream, are each noted in the events and skipped: the page
+    stays connected and goes on drawing the snapshots that follow."""
+    sockets: list[sync_api.WebSocketRoute] = []
+
+    def relay(ws: sync_api.WebSocketRoute) -> None:
+        ws.connect_to_server()  # the real stream goes on flowing both ways
+        sockets.append(ws)
+
+    with dashboard(tmp_path) as board:
+        page.route_web_socket(re.compile(r"/_devserve/ws$"), relay)
+        page.goto(board.url)
+        expect(page.locator("#connection")).to_have_attribute(
+            "data-state", "connected", timeout=WAIT
+        )
+        for bad in ("this is not json", "[1, 2]", '{"type": "snapshot", "snapshot": null}'):
+            sockets[-1].send(bad)
+        events = page.locator("#events")
+        for said in (
+            "a message that is not JSON",
+            "a message that is not a JSON object",
+            "a snapshot message the page could not show",
+        ):
+            expect(events).to_contain_text(f"skipped {said}", timeout=WAIT)
+        pid = str(board.status()["workers"][0]["pid"])
+        expect(worker_rows(page).and_(page.locator(f"[data-pid='{pid}']"))).to_have_count(
+            1, timeout=WAIT
+        )
+        expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+        board.process.out.stop()
+
+
+def test_signing_out_ends_the_session(tmp_path: Path, page: sync_api.Page) -> None:
+    """'sign out' ends the session on the server and goes to the login page; the page opened
+    again asks for the token (its session is gone), while another session goes on."""
+    with dashboard(tmp_path) as board:
+        page.goto(board.url)
+        expect(page.locator("#connection")).to_have_attribute(
+            "data-state", "connected", timeout=WAIT
+        )
+        cookie = page.context.cookies()[0]
+        page.locator("#sign-out").click()
+        expect(page).to_have_url(re.compile(r"/login$"), timeout=WAIT)
+        page.goto(board.base + "/")
+        expect(page).to_have_url(re.compile(r"/login$"), timeout=WAIT)
+        refused = board.get(
+            "/_devserve/api/session", cookie=f"{cookie['name']}={cookie['value']}"
+        ).status_code
+        others = board.get("/_devserve/api/session", **board.cookie).status_code
+        board.process.out.stop()
+    assert page.context.cookies() == []  # the server cleared it
+    assert (refused, others) == (401, 200)

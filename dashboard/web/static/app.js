@@ -11,7 +11,7 @@ import { schedule } from "./frame.js";
 import { Header } from "./header.js";
 import { Inspector } from "./inspector.js";
 import { RequestStream } from "./requests.js";
-import { pageKey } from "./session.js";
+import { pageKey, signOut } from "./session.js";
 import { Connection } from "./stream.js";
 import { toast } from "./toast.js";
 import { WorkersTable } from "./workers.js";
@@ -40,7 +40,11 @@ const requests = new RequestStream(byId("requests-pane"), {
     inspector.open(record, state.generations.get(record.pid), { readOnly: state.readOnly }),
 });
 const badge = new ConnectionBadge(byId("connection"), byId("notice"));
-const connection = new Connection({ onMessage: receive, onState: connectionChanged });
+const connection = new Connection({
+  onMessage: receive,
+  onState: connectionChanged,
+  onBad: (text) => events.note(text, "warn"),
+});
 const controls = new Controls({
   send,
   view: {
@@ -55,6 +59,7 @@ const controls = new Controls({
 const workers = new WorkersTable(byId("workers"), { onKill: (pid) => controls.kill(pid) });
 
 byId("filter").addEventListener("input", (event) => requests.setFilter(event.target.value));
+byId("sign-out").addEventListener("click", () => signOut());
 
 function receive(message) {
   // the replayed events come right after the first snapshot: whatever comes next that is not
@@ -160,7 +165,7 @@ function connectionChanged(status, detail) {
 
 function noteConnection(status) {
   if (status === "disconnected") events.note("disconnected from devserve: reconnecting…", "warn");
-  if (status === "unauthorized") events.note("the dashboard token is no longer valid", "bad");
+  if (status === "unauthorized") events.note("this session has ended", "bad");
 }
 
 function setReadOnly(readOnly) {

@@ -8,7 +8,7 @@ const BADGE_TEXT = {
   connecting: "connecting…",
   connected: "live",
   disconnected: "disconnected — reconnecting…",
-  unauthorized: "token no longer valid",
+  unauthorized: "session ended",
 };
 
 export class ConnectionBadge {
@@ -46,8 +46,10 @@ export class ConnectionBadge {
 
   unauthorized() {
     this.notice.replaceChildren(
-      h("b", {}, "The token is no longer valid: open the URL devserve printed"),
-      " (it ends in ?token=…), or paste the token: ",
+      h("b", {}, "This session has ended"),
+      " (signed out, 12 hours old, or devserve has a new token). Open the dashboard link " +
+        "devserve showed (in its terminal or panel; `devserve ctl status` shows it too), " +
+        "or paste the token: ",
       h("form", { method: "get", action: "/" },
         h("input", {
           name: "token",

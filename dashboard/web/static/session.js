@@ -17,6 +17,21 @@ export function pageKey() {
   return localStorage.getItem(STORED) || "";
 }
 
+/** Ends this browser's session on the server (its cookie and key are refused from then on, an
+ * open WebSocket of it is closed), forgets the key, and goes to the login page. */
+export async function signOut() {
+  try {
+    await fetch("/_devserve/api/logout", {
+      method: "POST",
+      headers: keyHeaders(),
+      signal: AbortSignal.timeout(10000), // a busy server still ends it; a stopped one won't
+    });
+  } finally {
+    localStorage.removeItem(STORED);
+    location.replace("/login");
+  }
+}
+
 /** Headers that prove the session on a fetch (the cookie goes by itself). */
 export function keyHeaders() {
   const key = pageKey();

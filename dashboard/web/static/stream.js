@@ -17,10 +17,13 @@ const RESTARTING = 1012; // the close code devserve sends its pages when it stop
 const PREFIX = "/_devserve";
 
 export class Connection {
-  /** onMessage(message) for every stream message; onState(state, detail) on every change. */
-  constructor({ onMessage, onState }) {
+  /** onMessage(message) for every stream message; onState(state, detail) on every change;
+   * onBad(text) for a message that is skipped (not JSON, not an object, or one the page failed
+   * on): the stream goes on, since one bad message must not leave the page blind. */
+  constructor({ onMessage, onState, onBad }) {
     this.onMessage = onMessage;
     this.onState = onState;
+    this.onBad = onBad;
     this.socket = null;
     this.nextId = 1;
     this.pending = new Map(); // command id → {resolve, reject, timer}
@@ -82,7 +85,11 @@ export class Connection {
     try {
       message = JSON.parse(text);
     } catch {
-      console.warn("dashboard: a message that is not JSON", text.slice(0, 200));
+      this.bad("a message that is not JSON", text);
+      return;
+    }
+    if (message === null || typeof message !== "object" || Array.isArray(message)) {
+      this.bad("a message that is not a JSON object", text);
       return;
     }
     if (message.type === "snapshot") this.retryMs = FIRST_RETRY_MS; // the stream works
@@ -90,7 +97,18 @@ export class Connection {
       this.settle(message);
       return;
     }
-    this.onMessage(message);
+    try {
+      this.onMessage(message);
+    } catch (error) {
+      this.bad(`a ${message.type} message the page could not show (${error.message})`, text);
+    }
+  }
+
+  /** Skips a message: said in the console (with its start) and to the page, then goes on. */
+  bad(what, text) {
+    const start = String(text).slice(0, 200);
+    console.warn(`dashboard: skipped ${what}:`, start);
+    this.onBad?.(`skipped ${what} from devserve`);
   }
 
   settle(message) {
