@@ -100,10 +100,46 @@ def configure(config: Config) -> None:
         log.addHandler(handler)
         log.setLevel(level)
         log.propagate = False
+    server = logging.getLogger("devserve.server")
+    if not any(isinstance(f, RateLimit) for f in server.filters):
+        # what clients can make it say (431, 408, 503...) must not flood the log: a client
+        # sending bad requests as fast as it can would otherwise fill disks and hide the rest
+        server.addFilter(RateLimit())
     if not config.access_log:
         logging.getLogger("devserve.access").setLevel(logging.CRITICAL + 1)
     if config.log_config:
         load_log_config(config.log_config)
+
+
+class RateLimit(logging.Filter):
+    """At most `burst` warnings of one kind (the same message template) per `period` seconds;
+    the rest are counted, and the next one let through says how many there were. Errors and
+    worse always pass."""
+
+    def __init__(self, burst: int = 10, period: float = 1.0) -> None:
+        super().__init__()
+        self.burst, self.period = burst, period
+        # template → [window start, let through in the window, held back]; templates are the
+        # code's own format strings, so the map stays as small as the number of call sites
+        self._kinds: dict[str, list[float]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True
+        key = str(record.msg)
+        now = time.monotonic()
+        kind = self._kinds.get(key)
+        if kind is None or now - kind[0] >= self.period:
+            held = int(kind[2]) if kind is not None else 0
+            self._kinds[key] = [now, 1, 0]
+            if held:
+                record.msg = f"{record.msg} ({held} more like this not logged)"
+            return True
+        if kind[1] < self.burst:
+            kind[1] += 1
+            return True
+        kind[2] += 1
+        return False
 
 
 class EventHandler(logging.Handler):

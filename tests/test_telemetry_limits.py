@@ -9,6 +9,7 @@ on its own: records, ticks, channel frames, the supervisor's ring, control-API l
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import psutil
 from devserver import channel, stats
 from devserver.control import schema
 from devserver.control.client import ControlClient
-from devserver.logging import make_access_logger
+from devserver.logging import RateLimit, make_access_logger
 from devserver.redaction import REDACTED, Redactor
 from devserver.supervisor import metrics
 from tests.utils import collected_records, run_devserve
@@ -312,3 +313,43 @@ def test_redact_names_replaces_the_list_of_secret_words(tmp_path: Path) -> None:
     shown = dict(record["headers"])
     assert shown["x-trace-id"] == REDACTED and shown["authorization"] == "Bearer visible"
     assert record["query"] == f"trace={REDACTED}&page=2"
+
+
+# --------------------------------------------------------------------------- the log
+def test_warnings_of_one_kind_are_rate_limited_and_counted() -> None:
+    """Ten warnings of a kind a second pass, the rest are counted and the next one that passes
+    says how many; other kinds and errors are not held back."""
+    limit = RateLimit(burst=10, period=60.0)
+
+    def record(msg: str, level: int = logging.WARNING) -> logging.LogRecord:
+        return logging.LogRecord("devserve.server", level, __file__, 1, msg, ("x",), None)
+
+    passed = [limit.filter(record("%s bad")) for _ in range(100)]
+    assert passed.count(True) == 10
+    assert limit.filter(record("%s other")) and limit.filter(record("%s bad", logging.ERROR))
+    limit.period = 0.0  # the window is over: the next one passes and counts the rest
+    late = record("%s bad")
+    assert limit.filter(late) and late.getMessage() == "x bad (90 more like this not logged)"
+
+
+def test_a_flood_of_bad_requests_does_not_flood_the_log(tmp_path: Path) -> None:
+    """300 requests with too many headers as fast as they come: all get 431, the worker logs at
+    most a burst of them, and later says how many it held back."""
+    bad = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X: y\r\n" * 200 + b"\r\n"
+    with run_devserve("--app-dir", APPS, "--no-access-log", "tamper_app:app") as proc:
+        port = int(proc.url.rsplit(":", 1)[1])
+        answers = []
+        for _ in range(300):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(bad)
+                answers.append(sock.recv(64)[:12])
+        deadline = time.monotonic() + 10
+        while "more like this not logged" not in proc.out.text:
+            assert time.monotonic() < deadline, proc.out.text[-2000:]
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(bad)
+                sock.recv(64)
+            time.sleep(0.2)  # pacing the probes, not synchronising: the window is 1 s
+        proc.out.stop()
+    assert set(answers) == {b"HTTP/1.1 431"}
+    assert proc.out.count("431 Request Header Fields Too Large") < 300 // 3
