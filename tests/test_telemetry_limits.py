@@ -353,3 +353,18 @@ def test_a_flood_of_bad_requests_does_not_flood_the_log(tmp_path: Path) -> None:
         proc.out.stop()
     assert set(answers) == {b"HTTP/1.1 431"}
     assert proc.out.count("431 Request Header Fields Too Large") < 300 // 3
+
+
+# --------------------------------------------------------------------------- the control socket
+def test_a_control_socket_in_a_directory_others_may_write_is_warned_about(tmp_path: Path) -> None:
+    """A control socket whose directory other users may write (no sticky bit) starts with a
+    warning naming the directory."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with run_devserve(
+        "--control", str(shared / "ctl.sock"), "--app-dir", APPS, "tamper_app:app"
+    ) as proc:
+        line = proc.out.wait_for("could replace the socket")
+        proc.out.stop()
+    assert str(shared) in line

@@ -54,6 +54,22 @@ def in_use(path: str) -> bool:
     return True
 
 
+def _warn_if_others_can_replace(path: str) -> None:
+    """Other users who may write the socket's directory (without the sticky bit) can delete the
+    socket and put their own in its place; `ctl` and `top` refuse a socket that is not their
+    user's, so this cannot leak commands, but the operator should know why they might fail."""
+    directory = os.path.dirname(os.path.abspath(path))
+    with contextlib.suppress(OSError):
+        mode = os.stat(directory).st_mode
+        if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+            logger.warning(
+                "control socket %s: other users may write %s and could replace the socket; "
+                "give --control a path in a private directory",
+                path,
+                directory,
+            )
+
+
 class ControlServer:
     def __init__(self, hub: Hub, path: str) -> None:
         self.hub = hub
@@ -66,6 +82,7 @@ class ControlServer:
         """Listen; raises ControlSocketError if another server owns the path."""
         if in_use(self.path):
             raise ControlSocketError(f"control socket {self.path} is in use by another devserve")
+        _warn_if_others_can_replace(self.path)
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(os.stat(self.path).st_mode):
                 os.unlink(self.path)  # left behind by a server that was killed
