@@ -195,10 +195,21 @@ _LOOPS = ("auto", "uvloop", "asyncio")
 _LIFESPAN = ("auto", "on", "off")
 _INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
 _WS = ("auto", "websockets", "none")
+_FORWARDED_HEADERS = ("x-forwarded", "forwarded")
 _LOG_FORMATS = ("plain", "json")
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 # Parts of header and query parameter names whose values --redact hides (case-insensitive)
-REDACT_NAMES = ("auth", "cookie", "token", "secret", "key", "session", "password")
+REDACT_NAMES = (
+    "auth",
+    "cookie",
+    "token",
+    "secret",
+    "key",
+    "session",
+    "password",
+    "csrf",
+    "xsrf",
+)
 # What --reload watches unless told otherwise (gitignore-style patterns; see supervisor/reload.py)
 RELOAD_INCLUDE = ("*.py", ".env")
 RELOAD_EXCLUDE = (
@@ -267,6 +278,15 @@ class Config:
         "127.0.0.1",
         "Comma-separated IPs or CIDR networks trusted for proxy headers ('*' trusts all).",
         _ips,
+        group="HTTP",
+    )
+    forwarded_headers: str = option(
+        "x-forwarded",
+        "Which proxy headers to read from --forwarded-allow-ips: x-forwarded (X-Forwarded-For, "
+        "-Proto, -Host: nginx, HAProxy, most load balancers) or forwarded (RFC 7239); the other "
+        "family is ignored, since a proxy passes a client's own copy of it through.",
+        _choice(*_FORWARDED_HEADERS),
+        choices=_FORWARDED_HEADERS,
         group="HTTP",
     )
     forwarded_host: bool = option(

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from devserver.redaction import REDACTED, Redactor
+from devserver.redaction import Redactor
 
 if TYPE_CHECKING:
     from devserver.config import Config
@@ -240,9 +240,7 @@ class Atoms(Mapping[str, str]):
         if key.startswith("{"):
             name, kind = key[1:-2].lower(), key[-1]
             if kind == "i":
-                if self.redactor.secret(name):
-                    return REDACTED
-                return _header(scope["headers"], name.encode("latin-1"))
+                return self.redactor.header(name, _header(scope["headers"], name.encode("latin-1")))
             if kind == "e":
                 return os.environ.get(key[1:-2], "-")
             return "-"  # response headers are not kept after they are written
@@ -250,6 +248,8 @@ class Atoms(Mapping[str, str]):
             return _request_line(cycle, self.redactor)
         if key == "q":
             return self.redactor.query(scope["query_string"].decode("latin-1"))
+        if key == "f":  # the Referer: a URL whose query may hold a secret
+            return self.redactor.header("referer", _header(scope["headers"], b"referer"))
         value = _ATOM_FUNCS.get(key)
         return value(self.conn, cycle, self.duration) if value else "-"
 

@@ -1,13 +1,16 @@
 """Which header and query values are secrets, and hiding them from records, traces and logs.
 
 A name is secret when it contains one of `--redact-names`' words (case-insensitive): by default
-Authorization, Cookie, Set-Cookie, X-Api-Key, X-Auth-Token, ?session_id= and the like. Names
-come from clients, so the answers are cached in a bounded map, never one entry per name sent.
+Authorization, Cookie, Set-Cookie, X-Api-Key, X-Auth-Token, ?session_id= and the like. A query
+string is split at `&` and `;`, and a header value that holds a URL (a Referer, a Location) has
+its query redacted too. Names come from clients, so the answers are cached in a bounded map,
+never one entry per name sent.
 This module only decides and rewrites text; it knows nothing about serving.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import unquote_plus
 
@@ -15,6 +18,7 @@ from devserver.config import REDACT_NAMES
 
 REDACTED = "[redacted]"
 _CACHE_SIZE = 512  # distinct header names remembered; a client inventing names resets it
+_SEPARATORS = re.compile(r"([&;])")
 
 
 class Redactor:
@@ -50,13 +54,23 @@ class Redactor:
 
     def query(self, query: str) -> str:
         """`query` with the values of secret parameters replaced (`?token=[redacted]&page=2`)."""
-        if not self.words or not query:
+        if not self.words or "=" not in query:
             return query
-        parts = query.split("&")
+        parts = _SEPARATORS.split(query)  # separators kept, at the odd indexes
         changed = False
-        for index, part in enumerate(parts):
-            name, sep, value = part.partition("=")
+        for index in range(0, len(parts), 2):
+            name, sep, value = parts[index].partition("=")
             if sep and value and self.secret(unquote_plus(name)):
                 parts[index] = f"{name}={REDACTED}"
                 changed = True
-        return "&".join(parts) if changed else query
+        return "".join(parts) if changed else query
+
+    def header(self, name: str, value: str) -> str:
+        """A header's value as shown: [redacted] under a secret name, else with the query of a
+        URL in it redacted (`Referer: https://x/?token=…`)."""
+        if self.secret(name):
+            return REDACTED
+        if "?" in value and self.words:
+            start, _, query = value.partition("?")
+            return f"{start}?{self.query(query)}"
+        return value

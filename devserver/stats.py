@@ -26,7 +26,7 @@ from operator import itemgetter
 from time import perf_counter
 from typing import Any, Protocol
 
-from devserver.redaction import REDACTED, Redactor
+from devserver.redaction import Redactor
 
 SCHEMA = 3  # Prometheus native-histogram schema: 2^SCHEMA buckets per doubling
 PER_OCTAVE = 1 << SCHEMA
@@ -114,10 +114,7 @@ def header_pairs(
     pairs = []
     for name, value in headers:
         text = name.decode("latin-1")
-        if redactor.secret(text):
-            pairs.append([text, REDACTED])
-        else:
-            pairs.append([text, value.decode("latin-1")])
+        pairs.append([text, redactor.header(text, value.decode("latin-1"))])
     return pairs
 
 
@@ -140,7 +137,7 @@ def record_headers(
             omitted += 1
             continue
         text = name.decode("latin-1")
-        shown = REDACTED if redactor.secret(text) else value.decode("latin-1")
+        shown = redactor.header(text, value.decode("latin-1"))
         limit = min(RECORD_TEXT, max(16, RECORD_HEADER_CHARS - chars))
         if len(text) > 256 or len(shown) > limit:
             text, shown, cut = shorten(text, 256), shorten(shown, limit), True

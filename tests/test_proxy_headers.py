@@ -50,9 +50,10 @@ def test_x_forwarded_headers_applied_from_the_default_trusted_loopback() -> None
 
 
 def test_rfc7239_forwarded_applied_from_a_trusted_peer() -> None:
-    """A Forwarded header's for/proto rewrite client and scheme; host= is ignored without
-    --forwarded-host."""
-    data = fetch({"Forwarded": 'for="203.0.113.8:4711";proto=https;host=fwd.example'})
+    """With --forwarded-headers forwarded, a Forwarded header's for/proto rewrite client and
+    scheme; host= is ignored without --forwarded-host."""
+    headers = {"Forwarded": 'for="203.0.113.8:4711";proto=https;host=fwd.example'}
+    data = fetch(headers, forwarded_headers="forwarded")
     assert data["client"] == ["203.0.113.8", 4711] and data["scheme"] == "https"
     assert data["host"].startswith("127.0.0.1:")
 
@@ -65,7 +66,20 @@ def test_rfc7239_forwarded_applied_from_a_trusted_peer() -> None:
 def test_forwarded_host_flag_lets_the_proxy_set_host(headers: dict[str, str]) -> None:
     """With --forwarded-host, X-Forwarded-Host or Forwarded host= from a trusted proxy become
     the Host header."""
-    assert fetch(headers, forwarded_host=True)["host"] == "example.com"
+    family = "forwarded" if "Forwarded" in headers else "x-forwarded"
+    assert fetch(headers, forwarded_host=True, forwarded_headers=family)["host"] == "example.com"
+
+
+def test_a_clients_own_forwarded_header_is_ignored_behind_an_x_forwarded_proxy() -> None:
+    """By default only X-Forwarded-* is read: a Forwarded header the client sent (which a
+    proxy such as nginx passes through) changes nothing."""
+    headers = {
+        "Forwarded": "for=6.6.6.6;proto=https;host=evil.example",
+        "X-Forwarded-For": "203.0.113.9",
+    }
+    data = fetch(headers, forwarded_host=True)
+    assert data["client"] == ["203.0.113.9", 0] and data["scheme"] == "http"
+    assert data["host"].startswith("127.0.0.1:")
 
 
 def test_forwarded_host_is_off_by_default() -> None:
@@ -163,7 +177,7 @@ def test_apply_all_hops_trusted_uses_the_leftmost() -> None:
 def test_apply_forwarded_ipv6_and_port() -> None:
     """RFC 7239 `for="[2001:db8::1]:4711"` becomes client ('2001:db8::1', 4711)."""
     scope = make_scope((b"forwarded", b'for="[2001:db8::1]:4711";proto=https'))
-    apply_proxy_headers(scope, TRUST_LOCAL)
+    apply_proxy_headers(scope, TRUST_LOCAL, family="forwarded")
     assert scope["client"] == ("2001:db8::1", 4711)
     assert scope["scheme"] == "https"
 
@@ -181,21 +195,27 @@ def test_apply_forwarded_chain_and_case_insensitive_keys() -> None:
         (b"forwarded", b"For=192.0.2.60;Proto=http, for=198.51.100.17;proto=https"),
         (b"forwarded", b"for=10.0.0.9"),
     )
-    apply_proxy_headers(scope, TRUST_LOCAL)
+    apply_proxy_headers(scope, TRUST_LOCAL, family="forwarded")
     assert scope["client"] == ("198.51.100.17", 0)
     assert scope["scheme"] == "https"
 
 
-def test_apply_forwarded_wins_over_x_forwarded() -> None:
-    """When both are present, RFC 7239 Forwarded is used and X-Forwarded-* ignored."""
+@pytest.mark.parametrize(
+    ("family", "client", "scheme"),
+    [("forwarded", ("203.0.113.2", 0), "http"), ("x-forwarded", ("203.0.113.1", 0), "https")],
+)
+def test_apply_reads_one_family_and_ignores_the_other(
+    family: str, client: tuple[str, int], scheme: str
+) -> None:
+    """With both families present, only the one --forwarded-headers names is read."""
     scope = make_scope(
         (b"x-forwarded-for", b"203.0.113.1"),
         (b"x-forwarded-proto", b"https"),
         (b"forwarded", b"for=203.0.113.2"),
     )
-    apply_proxy_headers(scope, TRUST_LOCAL)
-    assert scope["client"] == ("203.0.113.2", 0)
-    assert scope["scheme"] == "http"
+    apply_proxy_headers(scope, TRUST_LOCAL, family=family)
+    assert scope["client"] == client
+    assert scope["scheme"] == scheme
 
 
 def test_apply_unknown_proto_is_ignored() -> None:
@@ -253,7 +273,7 @@ def test_apply_forwarded_proto_and_host_come_from_the_clients_element() -> None:
         (b"forwarded", b"for=198.51.100.2;proto=http;host=edge.example"),
         (b"forwarded", b"for=10.0.0.5;proto=wss;host=internal"),
     )
-    apply_proxy_headers(scope, TRUST_LOCAL, forwarded_host=True)
+    apply_proxy_headers(scope, TRUST_LOCAL, forwarded_host=True, family="forwarded")
     assert scope["client"] == ("198.51.100.2", 0)
     assert scope["scheme"] == "http"
     assert (b"host", b"edge.example") in scope["headers"]
@@ -263,7 +283,7 @@ def test_apply_a_client_claiming_to_be_a_trusted_proxy_gains_nothing() -> None:
     """A client that sends `Forwarded: for=10.0.0.7;proto=https` itself, before the proxy
     appends its element, is the client, and its proto= is not believed."""
     scope = make_scope((b"forwarded", b"for=10.0.0.7;proto=https, for=198.51.100.9"))
-    apply_proxy_headers(scope, TRUST_LOCAL)
+    apply_proxy_headers(scope, TRUST_LOCAL, family="forwarded")
     assert scope["client"] == ("198.51.100.9", 0)
     assert scope["scheme"] == "http"
 
@@ -276,7 +296,7 @@ def test_apply_forwarded_makes_every_x_forwarded_header_ignored() -> None:
         (b"x-forwarded-host", b"x.example"),
         (b"forwarded", b"for=203.0.113.2"),
     )
-    apply_proxy_headers(scope, TRUST_LOCAL, forwarded_host=True)
+    apply_proxy_headers(scope, TRUST_LOCAL, forwarded_host=True, family="forwarded")
     assert scope["client"] == ("203.0.113.2", 0)
     assert scope["scheme"] == "http"
     assert (b"host", b"internal:8000") in scope["headers"]
@@ -295,7 +315,8 @@ def test_apply_a_client_that_is_no_ip_address_leaves_the_client_alone(
     hops = f'for="{value}"' if header == b"forwarded" else value
     left = "for=198.51.100.1, " if header == b"forwarded" else "198.51.100.1, "
     scope = make_scope((header, (left + hops).encode()))
-    apply_proxy_headers(scope, TRUST_LOCAL)
+    family = "forwarded" if header == b"forwarded" else "x-forwarded"
+    apply_proxy_headers(scope, TRUST_LOCAL, family=family)
     assert scope["client"] == ("127.0.0.1", 5555)
 
 
@@ -315,7 +336,7 @@ def test_apply_a_client_that_is_no_ip_address_leaves_the_client_alone(
 def test_apply_ports_outside_1_to_65535_become_0(hop: str, client: tuple[str, int]) -> None:
     """A port is kept when it is a number from 1 to 65535, else it is 0; IPv6 is normalised."""
     scope = make_scope((b"forwarded", f'for="{hop}"'.encode()))
-    apply_proxy_headers(scope, TRUST_LOCAL)
+    apply_proxy_headers(scope, TRUST_LOCAL, family="forwarded")
     assert scope["client"] == client
 
 

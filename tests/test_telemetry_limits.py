@@ -269,7 +269,12 @@ def test_redaction_covers_names_with_secret_words_and_query_parameters() -> None
     assert redactor.query("page=2&session_id=abc&api%5Fkey=k") == (
         f"page=2&session_id={REDACTED}&api%5Fkey={REDACTED}"
     )
+    assert redactor.query("x=1;token=t&y") == f"x=1;token={REDACTED}&y"
     assert Redactor(()).query("token=abc") == "token=abc"
+    assert redactor.header("Referer", "http://x/p?token=t0k&a=1") == (
+        f"http://x/p?token={REDACTED}&a=1"
+    )
+    assert redactor.secret("X-CSRF-Token") and redactor.secret("X-XSRF")
     assert Redactor(["trace"]).secret("X-Trace-Id") and not Redactor(["trace"]).secret("Cookie")
     pairs = stats.header_pairs([(b"x-api-key", b"k"), (b"host", b"h")], True)
     assert pairs == [["x-api-key", REDACTED], ["host", "h"]]
@@ -277,16 +282,17 @@ def test_redaction_covers_names_with_secret_words_and_query_parameters() -> None
 
 def test_the_access_log_redacts_secret_query_values_and_header_atoms() -> None:
     """The request line and %({header}i)s atoms never show a secret; --no-redact shows them."""
-    exchange = _exchange([(b"x-api-key", b"k3y"), (b"host", b"h")])
+    exchange = _exchange([(b"x-api-key", b"k3y"), (b"host", b"h"), (b"referer", b"/r?token=t0k")])
     exchange.scope["raw_path"] = b"/p"
     exchange.scope["query_string"] = b"token=t0k&page=2"
     with collected_records("devserve.access") as records:
-        make_access_logger('"%(r)s" %({x-api-key}i)s %(q)s', colour=False)(None, exchange)
+        make_access_logger('"%(r)s" %({x-api-key}i)s %(q)s %(f)s', colour=False)(None, exchange)
         make_access_logger(None, colour=False)(None, exchange)
         make_access_logger("%(q)s", colour=False, redact=False)(None, exchange)
         lines = [r.getMessage() for r in records]
-    assert (
-        lines[0] == f'"GET /p?token={REDACTED}&page=2 HTTP/1.1" {REDACTED} token={REDACTED}&page=2'
+    assert lines[0] == (
+        f'"GET /p?token={REDACTED}&page=2 HTTP/1.1" {REDACTED} token={REDACTED}&page=2 '
+        f"/r?token={REDACTED}"
     )
     assert f"/p?token={REDACTED}&page=2" in lines[1] and "t0k" not in lines[1]
     assert lines[2] == "token=t0k&page=2"

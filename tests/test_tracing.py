@@ -25,7 +25,7 @@ import pytest
 from websockets.sync.client import connect
 
 from devserver.control.client import ControlClient, ControlError
-from devserver.stats import REDACTED
+from devserver.redaction import REDACTED
 from devserver.tracing import Trace, Tracer, describe_event, describe_scope, summarize
 from tests.utils import Process, collected_records, raw_exchange, run_devserve, run_server
 

@@ -3,10 +3,11 @@
 Only called for connections whose peer is trusted (see devserver.net); it never widens trust.
 The rules, which docs/security.md repeats:
 
-- Precedence: a request with any `Forwarded` header is read from `Forwarded` alone and every
-  X-Forwarded-* header is ignored, even one that Forwarded does not cover (a proxy that writes
-  RFC 7239 may pass a client's own X-Forwarded-* through untouched). Without Forwarded,
-  X-Forwarded-For, -Proto and -Host are read.
+- One family only, chosen by --forwarded-headers: `x-forwarded` (the default: X-Forwarded-For,
+  -Proto and -Host, what nginx, HAProxy and most load balancers write) or `forwarded` (RFC 7239).
+  The other family is ignored whatever it says: a proxy that writes one passes a client's own
+  copy of the other through untouched, so no precedence between the two can be trusted.
+  X-Forwarded-Proto and -Host must be set (overwritten) by the proxy, as it does for the others.
 - Only what the trusted proxies appended counts. The chain (Forwarded elements, X-Forwarded-For
   entries, repeated header lines joined in order) is walked from the right, past entries that
   name a trusted proxy; the first entry that does not is the client's, as the outermost trusted
@@ -39,23 +40,29 @@ Node = tuple[IPAddress, int]  # a parsed chain entry: the address and its port (
 
 
 def apply_proxy_headers(
-    scope: dict[str, Any], trusted: TrustedPeers, forwarded_host: bool = False
+    scope: dict[str, Any],
+    trusted: TrustedPeers,
+    forwarded_host: bool = False,
+    family: str = "x-forwarded",
 ) -> None:
     """Rewrite scope["client"], scope["scheme"] and (with `forwarded_host`) the Host header from
-    the proxy's headers. Call once per request, only when the connection's peer is trusted."""
+    the proxy's headers of `family` ("x-forwarded" or "forwarded"). Call once per request, only
+    when the connection's peer is trusted."""
+    rfc7239 = family == "forwarded"
     forwarded: list[str] = []
     hops: list[str] = []
     proto = host = ""
     for name, value in scope["headers"]:
-        if name == b"forwarded":
-            forwarded.append(value.decode("latin-1"))
+        if rfc7239:
+            if name == b"forwarded":
+                forwarded.append(value.decode("latin-1"))
         elif name == b"x-forwarded-for":
             hops.extend(value.decode("latin-1").split(","))
         elif name == b"x-forwarded-proto":
             proto = value.decode("latin-1").rsplit(",", 1)[-1]
         elif name == b"x-forwarded-host":
             host = value.decode("latin-1").rsplit(",", 1)[-1]
-    if forwarded:
+    if rfc7239:
         client, proto, host = _from_forwarded(",".join(forwarded), trusted)
     else:
         client = _nearest_untrusted([hop.strip() for hop in hops if hop.strip()], trusted)[1]

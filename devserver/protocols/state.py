@@ -40,6 +40,7 @@ class HTTPSettings:
     root_path: str = ""
     proxy_headers: bool = True
     trusted_peers: TrustedPeers = field(default_factory=lambda: TrustedPeers.from_text("127.0.0.1"))
+    forwarded_headers: str = "x-forwarded"
     forwarded_host: bool = False
     limit_concurrency: int | None = None
     limit_connections: int = 2048
@@ -70,6 +71,7 @@ class HTTPSettings:
             root_path=config.root_path,
             proxy_headers=config.proxy_headers,
             trusted_peers=TrustedPeers.from_text(config.forwarded_allow_ips),
+            forwarded_headers=config.forwarded_headers,
             forwarded_host=config.forwarded_host,
             limit_concurrency=config.limit_concurrency,
             limit_connections=config.limit_connections,
