@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +23,7 @@ from typing import Any
 
 import httpx
 import psutil
+import pytest
 
 from devserver import channel, stats
 from devserver.control import schema
@@ -25,7 +31,7 @@ from devserver.control.client import ControlClient
 from devserver.logging import RateLimit, make_access_logger
 from devserver.redaction import REDACTED, Redactor
 from devserver.supervisor import metrics
-from tests.utils import collected_records, run_devserve
+from tests.utils import clean_env, collected_records, devserve_command, run_devserve
 
 APPS = str(Path(__file__).parent / "cli_apps")
 WIDE = b"X: " + b"\xff" * 65000  # json.dumps makes each 0xff byte six characters
@@ -371,6 +377,34 @@ def test_a_control_socket_in_a_directory_others_may_write_is_warned_about(tmp_pa
     with run_devserve(
         "--control", str(shared / "ctl.sock"), "--app-dir", APPS, "tamper_app:app"
     ) as proc:
-        line = proc.out.wait_for("could replace the socket")
+        line = proc.out.wait_for("could take or replace the socket")
         proc.out.stop()
     assert str(shared) in line
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as another user needs root")
+def test_a_control_socket_path_taken_by_another_user_is_named_as_such() -> None:
+    """When another user already listens on the control socket's path (a shared /tmp-like
+    directory), devserve refuses it in one line that says whose it is."""
+    shared = Path(tempfile.mkdtemp(prefix="devserve-shared-"))  # one /tmp-like directory
+    shared.chmod(0o1777)
+    path = shared / "ctl.sock"
+    squatter = subprocess.Popen(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+         "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); "
+         "s.listen(); print('listening', flush=True); time.sleep(60)", str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert squatter.stdout is not None and squatter.stdout.readline() == "listening\n"
+        result = subprocess.run(
+            devserve_command("--control", str(path), "--app-dir", APPS, "tamper_app:app"),
+            capture_output=True, text=True, timeout=30, env=clean_env(),
+        )  # fmt: skip
+    finally:
+        squatter.kill()
+        squatter.wait()
+        shutil.rmtree(shared, ignore_errors=True)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "held by another user (uid 65534)" in lines[0], result.stderr

@@ -54,17 +54,24 @@ def in_use(path: str) -> bool:
     return True
 
 
+def _owner(path: str) -> int | None:
+    try:
+        return os.stat(path).st_uid
+    except OSError:
+        return None
+
+
 def _warn_if_others_can_replace(path: str) -> None:
-    """Other users who may write the socket's directory (without the sticky bit) can delete the
-    socket and put their own in its place; `ctl` and `top` refuse a socket that is not their
-    user's, so this cannot leak commands, but the operator should know why they might fail."""
+    """Other users who may write the socket's directory can take its path before devserve
+    starts, or (without the sticky bit) replace the socket; `ctl` and `top` refuse a socket that
+    is not their user's, so this cannot leak commands, but the operator should know why they
+    might fail."""
     directory = os.path.dirname(os.path.abspath(path))
     with contextlib.suppress(OSError):
-        mode = os.stat(directory).st_mode
-        if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+        if os.stat(directory).st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             logger.warning(
-                "control socket %s: other users may write %s and could replace the socket; "
-                "give --control a path in a private directory",
+                "control socket %s: other users may write %s and could take or replace the "
+                "socket; give --control a path in a private directory",
                 path,
                 directory,
             )
@@ -81,6 +88,12 @@ class ControlServer:
     async def start(self) -> None:
         """Listen; raises ControlSocketError if another server owns the path."""
         if in_use(self.path):
+            owner = _owner(self.path)
+            if owner != os.getuid():
+                raise ControlSocketError(
+                    f"control socket {self.path} is held by another user (uid {owner}); give "
+                    "--control a path in a private directory"
+                )
             raise ControlSocketError(f"control socket {self.path} is in use by another devserve")
         _warn_if_others_can_replace(self.path)
         with contextlib.suppress(FileNotFoundError):
