@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from devserver.protocols.http import HTTPProtocol
+from devserver.protocols.http import PIPELINE_LIMIT, HTTPProtocol
 from devserver.protocols.state import HTTPSettings, ServerState
 from tests import apps, wire_apps
-from tests.test_protocol_unit import FakeTransport, settle
+from tests.test_protocol_unit import FakeTransport, connect, run, settle
 from tests.utils import Running, holds_within, is_closed, run_server
 from tests.wire_apps import parse_responses, read_responses, read_until_closed
 
@@ -479,3 +479,130 @@ def test_at_limit_connections_with_all_busy_the_worker_stops_accepting_until_roo
         assert response.body == b"/late"
         for sock in busy:
             sock.close()
+
+
+# =========================================================================== pipeline bound
+PIPELINED = 5000
+
+
+def pipelined_gets(first: int, last: int) -> bytes:
+    return b"".join(b"GET /%d HTTP/1.1\r\n" % i + HOST + b"\r\n" for i in range(first, last))
+
+
+class PathEcho:
+    """Answers each request with its path (a POST with its body after it); each request notes
+    the longest pipeline any connection holds when it starts. With `hold_first`, the first
+    request waits until `release()` is called (from any thread)."""
+
+    def __init__(self, hold_first: bool = False) -> None:
+        self.connections: Any = ()
+        self.peak = 0
+        self.entered = threading.Event()
+        self.held: asyncio.Future[None] | None = None
+        self.hold_first = hold_first
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        self.peak = max([self.peak, *(len(c.pipeline) for c in self.connections)])
+        if self.hold_first:
+            self.hold_first = False
+            self.held = asyncio.get_running_loop().create_future()
+            self.entered.set()
+            await self.held
+        body = scope["path"].encode() + await wire_apps.read_body(receive)
+        await wire_apps.respond(send, 200, body)
+
+    def release(self) -> None:
+        assert self.held is not None
+        self.held.set_result(None)
+
+
+def test_one_read_of_thousands_of_pipelined_gets_queues_at_most_pipeline_limit() -> None:
+    """One read of 5,000 pipelined GETs queues PIPELINE_LIMIT of them, keeps the rest unparsed
+    with reading paused, and then answers all 5,000 in order."""
+
+    async def main() -> None:
+        app = PathEcho()
+        protocol, transport, state = connect(app)
+        app.connections = [protocol]
+        protocol.data_received(pipelined_gets(0, PIPELINED))
+        assert len(protocol.pipeline) == PIPELINE_LIMIT
+        assert not transport.reading
+        for _ in range(100 * PIPELINED):  # a bound: each pass of the loop answers some
+            if state.requests == PIPELINED:
+                break
+            await asyncio.sleep(0)
+        await settle()
+        assert app.peak <= PIPELINE_LIMIT
+        bodies = [r.body for r in parse_responses(transport.take())]
+        assert bodies == [b"/%d" % i for i in range(PIPELINED)]
+        assert transport.reading and not transport.closed
+
+    run(main)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_pipelined_posts_with_head_ends_in_their_bodies_keep_their_bodies(chunked: bool) -> None:
+    """Pipelined POSTs whose bodies are full of CRLF CRLF, all in one read, are each answered
+    with their own body, in order, with at most PIPELINE_LIMIT queued."""
+    count = 3 * PIPELINE_LIMIT
+
+    def post(i: int) -> bytes:
+        body = b"\r\n\r\n" * (i + 20) + b"%d" % i
+        if chunked:
+            framed = b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%b\r\n0\r\n\r\n" % (len(body), body)
+        else:
+            framed = b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+        return b"POST /%d HTTP/1.1\r\n" % i + HOST + framed
+
+    async def main() -> None:
+        app = PathEcho()
+        protocol, transport, state = connect(app)
+        app.connections = [protocol]
+        protocol.data_received(b"".join(post(i) for i in range(count)))
+        for _ in range(100 * count):
+            if state.requests == count:
+                break
+            await asyncio.sleep(0)
+        await settle()
+        assert app.peak <= PIPELINE_LIMIT
+        bodies = [r.body for r in parse_responses(transport.take())]
+        assert bodies == [b"/%d" % i + b"\r\n\r\n" * (i + 20) + b"%d" % i for i in range(count)]
+
+    run(main)
+
+
+def read_bodies(sock: socket.socket, count: int, timeout: float = 20.0) -> list[bytes]:
+    """Read `count` responses (one status line each) and return their bodies."""
+    deadline = time.monotonic() + timeout
+    data = bytearray()
+    while data.count(b"HTTP/1.1 ") < count:
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        chunk = sock.recv(262144)
+        assert chunk, f"closed after {data.count(b'HTTP/1.1 ')} responses"
+        data += chunk
+    return [r.body for r in parse_responses(bytes(data), eof=False)]
+
+
+def test_client_pipelining_without_reading_holds_at_most_pipeline_limit_requests() -> None:
+    """A client that pipelines 5,000 GETs behind a request the app holds, without reading, makes
+    the server queue at most PIPELINE_LIMIT; once it reads, it gets all 5,000 in order."""
+    app = PathEcho(hold_first=True)
+    with run_server(app) as server, server.connect(timeout=20) as sock:
+        connections = server.server.state.connections
+        app.connections = connections
+        sock.sendall(pipelined_gets(0, 1))
+        assert app.entered.wait(5)
+        sender = threading.Thread(target=sock.sendall, args=(pipelined_gets(1, PIPELINED),))
+        sender.start()
+        try:
+            [conn] = [c for c in connections if isinstance(c, HTTPProtocol)]
+            assert holds_within(lambda: len(conn.pipeline) == PIPELINE_LIMIT), len(conn.pipeline)
+            assert conn.flow.read_paused
+            server.loop.call_soon_threadsafe(app.release)
+            bodies = read_bodies(sock, PIPELINED)
+        finally:
+            sender.join(timeout=20)
+    assert bodies == [b"/%d" % i for i in range(PIPELINED)]
+    assert app.peak <= PIPELINE_LIMIT

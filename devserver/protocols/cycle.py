@@ -88,7 +88,7 @@ class RequestCycle:
         self.keep_alive = keep_alive
         self.chunked_ok = scope["http_version"] == "1.1"
         self.expect_100 = expect_100
-        self.body = b""
+        self.body: bytes | bytearray = b""
         self.body_complete = False
         self.body_reported = False
         self.disconnected = False
@@ -111,7 +111,13 @@ class RequestCycle:
         if self.response is Response.DONE:
             return  # the app answered without reading it all; the rest is discarded
         self.bytes_received += len(data)
-        self.body += data
+        body = self.body
+        if not body:
+            self.body = data
+        else:  # a body read in many pieces grows in place, not by copying what came before
+            if type(body) is bytes:
+                body = self.body = bytearray(body)
+            body += data
         if len(self.body) > BODY_HIGH_WATER:
             self.conn.flow.pause_reading()
         self._wake()
@@ -160,6 +166,8 @@ class RequestCycle:
 
     def _take_body(self) -> dict[str, Any]:
         body, self.body = self.body, b""
+        if type(body) is not bytes:
+            body = bytes(body)
         more = not self.body_complete
         self.body_reported = not more
         if more:

@@ -1,7 +1,8 @@
 """HTTP/1.1 connections on httptools: parse requests, hand each to a RequestCycle, in order.
 
 One `HTTPProtocol` per connection. It owns the parser, keep-alive, pipelining (responses leave in
-request order; reading pauses while requests queue), limits on the request head and on chunk
+request order; at most PIPELINE_LIMIT requests queue, the rest of the read waits unparsed and
+reading pauses), limits on the request head and on chunk
 framing, the idle, header-read and body-read timers (driven by the server's tick, not by a timer
 per request), making room at --limit-connections, and graceful close.
 Anything malformed gets one 4xx/5xx answer and a closed connection: the parser (llhttp, strict)
@@ -43,6 +44,16 @@ LATE_CONNECTION_GRACE = 0.5  # seconds a connection accepted during shutdown get
 # Bytes of framing (size line, extensions, CRLFs) a chunk may carry on average; trailers get
 # --max-header-size on top. A plain chunk needs about 10.
 CHUNK_FRAMING = 1024
+# Parsed requests a connection may queue behind the one being answered. Each costs a RequestCycle
+# and its scope (about 1.5 KB); a client that pipelines without reading its responses would
+# otherwise make the server parse and queue every request of every read (8,700 per 256 KiB).
+# Beyond it, the rest of the read is kept unparsed (one read at most) and reading pauses.
+PIPELINE_LIMIT = 16
+# The end of a request head. The parser is strict, so no head ends any other way (a bare LF is
+# an error) and none is shorter than b"GET / HTTP/1.0\r\n\r\n", 18 bytes: a read this short
+# ends at most PIPELINE_LIMIT heads and is parsed whole, without looking for them.
+HEAD_END = b"\r\n\r\n"
+SHORT_READ = PIPELINE_LIMIT * 18
 
 
 class HTTPError(Exception):
@@ -136,6 +147,8 @@ class HTTPProtocol(asyncio.Protocol):
         "pending_error",
         "upgrade",
         "upgrade_rest",
+        "unparsed",
+        "unparsed_at",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -163,6 +176,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.pending_error: bytes | None = None
         self.upgrade: dict[str, Any] | None = None  # the HTTP scope of a WebSocket handshake
         self.upgrade_rest: bytes | None = None  # what followed its head, once it is all read
+        self.unparsed: bytes | None = None  # a read kept back, from unparsed_at, while the
+        self.unparsed_at = 0  # pipeline is full
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -192,6 +207,7 @@ class HTTPProtocol(asyncio.Protocol):
             if cycle is not None:
                 cycle.disconnect()
         self.pipeline.clear()
+        self.unparsed = None
         self.flow.resume_writing()
         if self.state.shutting_down:
             self.state.check_idle()
@@ -203,48 +219,128 @@ class HTTPProtocol(asyncio.Protocol):
         self.flow.resume_writing()
 
     def data_received(self, data: bytes) -> None:
-        # A read that begins inside a head (or a chunked body) counts wholly towards that head's
-        # (or body's framing) bound, checked after the feed: the parser buffers a partial line.
-        # One that ends it stops counting, so pipelined requests behind it are not counted.
+        if self.unparsed is not None:  # read while a read is kept back: it goes behind it
+            self.unparsed = self.unparsed[self.unparsed_at :] + data
+            self.unparsed_at = 0
+            self.flow.pause_reading()
+        elif len(data) <= SHORT_READ and not self.pipeline:
+            self._parse(data, 0, len(data))
+        else:
+            self._parse_bounded(data, 0)
+
+    def _parse_bounded(self, data: bytes, start: int) -> bool:
+        """Parse data[start:] in slices that each end no more request heads than the pipeline
+        has room for; once it is full, keep the rest unparsed and pause reading.
+
+        Returns False once nothing more may be parsed (an error, an upgrade).
+        """
+        while start < len(data):
+            room = PIPELINE_LIMIT - len(self.pipeline)
+            if room <= 0:
+                self.unparsed, self.unparsed_at = data, start
+                self.flow.pause_reading()
+                return True
+            if start == 0 and self.in_head:
+                # The head in progress may end in the first 3 bytes, with a HEAD_END begun in
+                # the last read: it takes a place, or is fed those bytes alone if it needs the
+                # last one. Later slices look back 3 bytes for a HEAD_END they cut.
+                room -= 1
+            if room:
+                stop = _after_heads(data, max(start - 3, 0) + self._body_left(), room)
+            else:
+                stop = min(3, len(data))
+            if not self._parse(data, start, stop):
+                return False
+            start = stop
+        return True
+
+    def _body_left(self) -> int:
+        """Bytes still to come of the Content-Length body being parsed, else 0. No head ends
+        inside it, so the search for HEAD_END skips it rather than cut it into slices."""
+        cycle = self.parsing
+        if cycle is None or cycle.body_complete or self.in_head or self.chunked:
+            return 0
+        for name, value in self.headers:
+            if name == b"content-length":
+                # on_body counts a body down in chunk_framing (only chunked ones count it up)
+                return max(int(value) + self.chunk_framing, 0) if value.isdigit() else 0
+        return 0
+
+    def _parse(self, data: bytes, start: int, stop: int) -> bool:
+        """Feed data[start:stop] to the parser; False once nothing more may be parsed."""
+        chunk = data[start:stop]
+        # A slice that begins inside a head (or a chunked body) counts wholly towards that
+        # head's (or body's framing) bound, checked after the feed: the parser buffers a partial
+        # line. One that ends it stops counting, so pipelined requests behind it are not counted.
         if self.in_head:
-            self.head_read += len(data)
+            self.head_read += len(chunk)
         elif self.chunked:
-            self.chunk_framing += len(data)
+            self.chunk_framing += len(chunk)
         try:
-            self.parser.feed_data(data)
+            self.parser.feed_data(chunk)
         except httptools.HttpParserUpgrade as exc:
             if self.upgrade is None:
                 self._refuse_upgrade()
             else:
-                self.upgrade_rest = data[exc.args[0] :] if exc.args else b""
+                self.upgrade_rest = data[start + exc.args[0] :] if exc.args else b""
                 self.flow.pause_reading()
                 if self.cycle is None:
                     self._switch_to_websocket()
+            return False
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if not isinstance(cause, HTTPError):
                 raise
             self._reject(cause.status, str(cause))
+            return False
         except httptools.HttpParserInvalidMethodError as exc:
-            self._reject(_invalid_method_status(data), str(exc))
+            self._reject(_invalid_method_status(chunk), str(exc))
+            return False
         except httptools.HttpParserError as exc:
             self._reject(400, str(exc))
-        else:
-            if self.in_head:
-                settings = self.settings
-                if self.head_read > 2 * settings.max_header_size + settings.limit_request_line:
-                    self._reject(431, "request head too large")
-            elif self.chunked:
-                self._check_chunk_framing()
+            return False
+        if self.in_head:
+            settings = self.settings
+            if self.head_read > 2 * settings.max_header_size + settings.limit_request_line:
+                self._reject(431, "request head too large")
+                return False
+        elif self.chunked:
+            return self._check_chunk_framing()
+        return True
 
-    def _check_chunk_framing(self) -> None:
+    def _parse_kept(self) -> None:
+        """The pipeline has drained: parse the read kept back, then read on if it all was.
+
+        Called from the loop, never from inside the parser or an app's send().
+        """
+        data, self.unparsed = self.unparsed, None
+        if data is None or self.transport.is_closing():
+            return
+        if (
+            self._parse_bounded(data, self.unparsed_at)
+            and self.unparsed is None
+            and not self.pipeline
+            and not self.transport.is_closing()
+        ):
+            self.flow.resume_reading()
+
+    def _read_on(self) -> None:
+        """The pipeline is empty: parse the read kept back, if any, else read on."""
+        if self.unparsed is None:
+            self.flow.resume_reading()
+        else:
+            self.loop.call_soon(self._parse_kept)
+
+    def _check_chunk_framing(self) -> bool:
         """Bound a chunked body's framing (size lines, chunk extensions, trailers): llhttp
         skips extensions without a limit and httptools buffers a trailer line whole."""
         framing = self.chunk_framing
-        if framing < 0:  # body bytes of the read its head ended in, which was not counted
+        if framing < 0:  # body bytes of the slice its head ended in, which was not counted
             self.chunk_framing = 0
         elif framing > self.settings.max_header_size + (self.chunks + 1) * CHUNK_FRAMING:
             self._reject(400, "chunk extensions or trailers too large")
+            return False
+        return True
 
     # ------------------------------------------------------------------ httptools callbacks
     def on_message_begin(self) -> None:
@@ -321,7 +417,10 @@ class HTTPProtocol(asyncio.Protocol):
         except ValueError as exc:
             raise HTTPError(400, str(exc)) from None
         if self.trusted_proxy:
-            apply_proxy_headers(scope, self.settings.trusted_peers, self.settings.forwarded_host)
+            settings = self.settings
+            apply_proxy_headers(
+                scope, settings.trusted_peers, settings.forwarded_host, settings.forwarded_headers
+            )
         if (
             self.settings.websocket
             and parser.should_upgrade()
@@ -404,7 +503,7 @@ class HTTPProtocol(asyncio.Protocol):
         if self.pipeline:
             following = self.pipeline.popleft()
             if not self.pipeline:
-                self.flow.resume_reading()
+                self._read_on()
             self._start(following)
         elif self.upgrade_rest is not None:
             self._switch_to_websocket()
@@ -414,11 +513,11 @@ class HTTPProtocol(asyncio.Protocol):
         else:
             self.idle_since = state.ticks
             if self.flow.read_paused:
-                self.flow.resume_reading()
+                self._read_on()
 
     def resume_reading_for(self, cycle: RequestCycle) -> None:
         """The app wants more of `cycle`'s body; read on unless requests are queued."""
-        if cycle is self.parsing and not self.pipeline:
+        if cycle is self.parsing and not self.pipeline and self.unparsed is None:
             self.flow.resume_reading()
 
     def _reject(self, status: int, detail: str) -> None:
@@ -429,6 +528,7 @@ class HTTPProtocol(asyncio.Protocol):
             self.state.stats.rejected += 1
         self.flow.pause_reading()
         self.in_head = False
+        self.unparsed = None
         response = wire.simple_response(
             status, http.HTTPStatus(status).phrase + "\n", self.state.default_headers
         )
@@ -513,6 +613,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.flow.pause_reading()
         self.cycle = None
         self.pipeline.clear()
+        self.unparsed = None
         cycle.disconnect()
         self.transport.close()
 
@@ -537,6 +638,7 @@ class HTTPProtocol(asyncio.Protocol):
         for cycle in (self.cycle, *self.pipeline):
             cycle.keep_alive = False
         self.pipeline.clear()
+        self.unparsed = None
 
     def _close_if_idle(self) -> None:
         if self.cycle is None and not self.in_head:
@@ -544,6 +646,16 @@ class HTTPProtocol(asyncio.Protocol):
 
     async def send_file(self, file: IO[bytes], count: int, offset: int = 0) -> int:
         return await send_file(self.transport, self.flow, file, count, offset)
+
+
+def _after_heads(data: bytes, start: int, heads: int) -> int:
+    """Where the `heads`-th HEAD_END from `start` ends; the end of `data` if there are fewer."""
+    for _ in range(heads):
+        found = data.find(HEAD_END, start)
+        if found < 0:
+            return len(data)
+        start = found + len(HEAD_END)
+    return start
 
 
 def make_room(state: ServerState, newcomer: HTTPProtocol | None = None) -> None:
