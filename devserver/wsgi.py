@@ -300,8 +300,9 @@ class ThreadPool:
         return self._jobs.qsize()
 
     def idle(self) -> int:
-        """How many threads wait for a job (a moment's view: threads come and go meanwhile)."""
-        return len(self._idle)
+        """How many threads run no job (a moment's view: threads come and go meanwhile); all of
+        them before the first job starts the pool."""
+        return len(self._idle) if self._threads else self.size
 
     def submit(self, job: Callable[[], None]) -> None:
         """Run `job` (which must not raise) on a pool thread; never blocks."""
@@ -310,6 +311,9 @@ class ThreadPool:
         self._jobs.put(job)
 
     def _start(self) -> None:
+        # every new thread is free from the start, not only once it first waits for a job: the
+        # first requests after a (re)start must not look as if they waited for a thread
+        self._idle.extend([None] * self.size)
         for number in range(self.size):
             thread = threading.Thread(
                 target=_work,
@@ -337,13 +341,13 @@ class ThreadPool:
 def _work(
     jobs: queue.SimpleQueue[Callable[[], None] | None], idle: collections.deque[None]
 ) -> None:
-    while True:
-        idle.append(None)
+    while True:  # a token in `idle` per thread not running a job (see WorkerPool._start)
         job = jobs.get()
         idle.pop()
         if job is None:
             return
         job()
+        idle.append(None)
 
 
 def _join(threads: list[threading.Thread], timeout: float) -> int:
