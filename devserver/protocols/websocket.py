@@ -9,7 +9,10 @@ backpressure both ways: reading pauses while --ws-max-queue messages wait for th
 `send()` waits while the client is slow to take what was written. Reading also pauses while the
 transport's write buffer is over its high-water mark: what a client sends makes us write (a pong
 per ping, the app's replies), so a client that sends without reading would otherwise grow the
-buffer without bound.
+buffer without bound. Parsing is budgeted: one read can hold tens of thousands of tiny frames
+(and uvloop reads a ready socket up to 32 times in a row), so a read is fed to websockets a slice
+at a time and the loop gets its turn back once READ_BUDGET is spent; the rest waits, with reading
+paused. A client sending more than CONTROL_FRAMES_PER_SECOND pings and pongs is closed (1008).
 """
 
 from __future__ import annotations
@@ -44,6 +47,15 @@ if _frames_logger.level == logging.NOTSET:
     _frames_logger.setLevel(logging.WARNING)
 
 CLOSE_TIMEOUT = 5.0  # seconds the client gets to answer our close frame before the TCP close
+# Fairness between connections: websockets parses a few microseconds per frame, and a 256 kB read
+# of 10-byte pings took 150 ms; uvloop then read the same socket again, up to 32 times, before any
+# other connection or timer ran. Reads are fed in slices (a slice of the smallest frames parses in
+# a few ms), and after READ_BUDGET seconds the rest of a read waits for the next loop pass.
+SLICE = 8192
+READ_BUDGET = 0.002
+# Pings and pongs a client may send per second; legitimate keepalives are far rarer. Over it, the
+# connection is closed with 1008 (policy violation): each ping makes us write a pong.
+CONTROL_FRAMES_PER_SECOND = 100
 # The same parameters websockets' own servers use: compression with bounded memory per connection.
 _DEFLATE = ServerPerMessageDeflateFactory(
     server_max_window_bits=12, client_max_window_bits=12, compress_settings={"memLevel": 5}
@@ -116,6 +128,10 @@ class WebSocketProtocol(asyncio.Protocol):
         self.denial_headers: list[tuple[bytes, bytes]] | None = None
         self.ping_sent_at: float | None = None
         self.last_ping_at = self.loop.time()
+        self.control_window = 0.0  # when the current second of counting pings and pongs began
+        self.control_frames = 0  # pings and pongs received in it
+        self.backlog = b""  # the rest of a read not yet fed to websockets; reading is paused
+        self.feeding: asyncio.Handle | None = None  # the next loop pass feeds the backlog
         self.close_timer: asyncio.TimerHandle | None = None
         # What the access log reads: the handshake is logged as one request, once it is answered.
         self.method: str = http_scope["method"]
@@ -186,6 +202,55 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------------ asyncio callbacks
     def data_received(self, data: bytes) -> None:
+        if self.backlog:  # reading is paused, but a transport may hand over what it had read
+            self.backlog += data
+            return
+        started = time.perf_counter()
+        size = len(data)
+        if size <= SLICE:  # the common case: one slice, nothing kept back
+            self._receive(data)
+        else:
+            at = 0
+            while at < size:
+                self._receive(data[at : at + SLICE])
+                at += SLICE
+                if at < size and (
+                    not self._may_read() or time.perf_counter() - started > READ_BUDGET
+                ):
+                    self.backlog = data[at:]
+                    break
+        if self.backlog or time.perf_counter() - started > READ_BUDGET:
+            self._yield()
+
+    def _yield(self) -> None:
+        """Stop reading until the next loop pass, so other connections and the server's timers run
+        first; then feed the backlog, if reading may go on by then."""
+        if self.transport.is_closing():
+            self.backlog = b""  # our close was sent: what the client says now is discarded
+            return
+        self.flow.pause_reading()
+        if self.feeding is None and self._may_read():
+            self.feeding = self.loop.call_soon(self._continue)
+
+    def _continue(self) -> None:
+        self.feeding = None
+        data, self.backlog = self.backlog, b""
+        if data:
+            self.data_received(data)
+        if self.feeding is None:
+            self._resume()
+
+    def _resume(self) -> None:
+        """Reading may go on (the client took what we wrote, the app took a message, a close
+        began): the backlog first, on the next loop pass, then the socket."""
+        if self.feeding is not None or not self.flow.read_paused or not self._may_read():
+            return
+        if self.backlog:
+            self.feeding = self.loop.call_soon(self._continue)
+        else:
+            self.flow.resume_reading()
+
+    def _receive(self, data: bytes) -> None:
         ws = self.ws
         ws.receive_data(data)
         events = ws.events_received()
@@ -202,6 +267,10 @@ class WebSocketProtocol(asyncio.Protocol):
         self.ws.receive_eof()
         if self.close_timer is not None:
             self.close_timer.cancel()
+        if self.feeding is not None:
+            self.feeding.cancel()
+            self.feeding = None
+        self.backlog = b""
         self.phase = Phase.CLOSED
         self._queue_disconnect()
         self.flow.resume_writing()  # wakes a send() waiting to drain: it then raises
@@ -217,8 +286,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
-        if self.flow.read_paused and self._may_read():
-            self.flow.resume_reading()
+        self._resume()
 
     def _may_read(self) -> bool:
         """Whether reading may resume: the client takes what we write, and while the WebSocket
@@ -241,13 +309,29 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.fragment_opcode = opcode
                 self.fragments = [data]
         elif opcode is Opcode.CONT:
-            self.fragments.append(data)
+            if data:  # empty fragments add nothing, and could grow the list without bound
+                self.fragments.append(data)
             if frame.fin and self.fragment_opcode is not None:
                 data, self.fragments = b"".join(self.fragments), []
                 self._message(self.fragment_opcode, data)
                 self.fragment_opcode = None
         elif opcode is Opcode.PONG:
             self.ping_sent_at = None
+            self._count_control_frame()
+        elif opcode is Opcode.PING:
+            self._count_control_frame()
+
+    def _count_control_frame(self) -> None:
+        """Close a client that floods pings or pongs: more than CONTROL_FRAMES_PER_SECOND."""
+        now = self.loop.time()
+        if now - self.control_window >= 1.0:
+            self.control_window, self.control_frames = now, 0
+        self.control_frames += 1
+        if self.control_frames > CONTROL_FRAMES_PER_SECOND and self.phase is Phase.OPEN:
+            logger.info("WebSocket %s: a ping flood, closing", self._path())
+            self.ws.fail(CloseCode.POLICY_VIOLATION, "too many pings")
+            self._flush()
+            self._closing()
 
     def _message(self, opcode: Opcode, data: bytes) -> None:
         if self.disconnect_queued:
@@ -277,8 +361,7 @@ class WebSocketProtocol(asyncio.Protocol):
         # Read on even with a full queue: the client's close reply must be read to end cleanly,
         # and what else arrives now is discarded. Not while our writes back up: the close timer
         # ends a client that neither reads nor stops sending.
-        if self.flow.read_paused and self._may_read():
-            self.flow.resume_reading()
+        self._resume()
         if self.ws.close_expected() and self.close_timer is None:
             self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
         self._queue_disconnect()
@@ -309,8 +392,7 @@ class WebSocketProtocol(asyncio.Protocol):
             finally:
                 self.waiter = None
         message = self.messages.popleft()
-        if self.flow.read_paused and self._may_read():
-            self.flow.resume_reading()
+        self._resume()
         return message
 
     def _disconnect_message(self) -> dict[str, Any]:
