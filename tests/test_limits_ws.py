@@ -23,6 +23,7 @@ import pytest
 from devserver.protocols.websocket import CONTROL_FRAMES_PER_SECOND, WebSocketProtocol
 from tests.test_websocket import (
     ECHO_APP,
+    OP_BINARY,
     OP_CLOSE,
     OP_CONT,
     OP_PING,
@@ -110,6 +111,41 @@ def test_a_client_that_never_reads_cannot_grow_the_write_buffer() -> None:
             stopped = Flood(raw.sock, MESSAGE).run(grown)
             assert stopped, f"still read from: {largest[0]} bytes buffered"
             assert not grown(), f"{largest[0]} bytes buffered for a client that reads nothing"
+            assert echo_works(served.port)
+
+
+def queued_payload_bytes(served: Served) -> int:
+    """The payload bytes waiting for the app on every open WebSocket, read on the server's loop."""
+
+    async def read() -> int:
+        return sum(
+            len(message.get("bytes") or message.get("text") or b"")
+            for conn in served.server.server.state.connections
+            if isinstance(conn, WebSocketProtocol)
+            for message in conn.messages
+        )
+
+    return asyncio.run_coroutine_threadsafe(read(), served.server.loop).result(5)
+
+
+def test_messages_waiting_for_the_app_are_bounded_in_bytes_not_only_in_number() -> None:
+    """An app that does not read: 32 messages of half --ws-max-size each would queue 16 times
+    --ws-max-size (and a compressed one costs its sender a thousandth of that); reading pauses
+    once --ws-max-size bytes wait."""
+    limit = 1 * MiB
+    with serving(ws_max_size=limit) as served:
+        _, raw = RawWS.open(served.port, unique("/hold"))
+        with contextlib.closing(raw):
+            half = client_frame(OP_BINARY, b"b" * (limit // 2))
+            largest = [0]
+
+            def grown() -> bool:
+                largest[0] = max(largest[0], queued_payload_bytes(served))
+                return largest[0] > 2 * limit
+
+            stopped = Flood(raw.sock, half).run(grown, seconds=5)
+            assert stopped and not grown(), f"{largest[0]} bytes queued for an app not reading"
+            assert largest[0] >= limit  # it did fill up to the bound
             assert echo_works(served.port)
 
 

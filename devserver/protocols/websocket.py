@@ -5,7 +5,8 @@ The HTTP protocol hands over a connection whose request head asked for a WebSock
 this protocol owns the transport. websockets decides everything about the wire (handshake
 validation, framing, masking, close handshake, permessage-deflate, message size); this module only
 moves bytes between it and the socket, and turns frames into ASGI messages and back, with
-backpressure both ways: reading pauses while --ws-max-queue messages wait for the app, and
+backpressure both ways: reading pauses while --ws-max-queue messages, or --ws-max-size bytes of
+them, wait for the app (a compressed message can be a thousand times its size on the wire), and
 `send()` waits while the client is slow to take what was written. Reading also pauses while the
 transport's write buffer is over its high-water mark: what a client sends makes us write (a pong
 per ping, the app's replies), so a client that sends without reading would otherwise grow the
@@ -119,6 +120,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.handshake: Response | None = None
         self.early = b""  # frames a client sent before our 101: fed once the app accepts
         self.messages: deque[dict[str, Any]] = deque()
+        self.queued_bytes = 0  # the payload bytes of `messages`
         self.connect_sent = False
         self.disconnect_queued = False
         self.waiter: asyncio.Future[None] | None = None
@@ -294,7 +296,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.flow.write_paused or self.transport.is_closing():
             return False
         if self.phase is Phase.OPEN:
-            return len(self.messages) < self.settings.ws_max_queue
+            return not self._queue_full()
         # Closed after a 101 (not a refused or denied handshake, which never read frames).
         return self.phase is Phase.CLOSED and self.status == 101
 
@@ -333,6 +335,12 @@ class WebSocketProtocol(asyncio.Protocol):
             self._flush()
             self._closing()
 
+    def _queue_full(self) -> bool:
+        settings = self.settings
+        return (
+            len(self.messages) >= settings.ws_max_queue or self.queued_bytes >= settings.ws_max_size
+        )
+
     def _message(self, opcode: Opcode, data: bytes) -> None:
         if self.disconnect_queued:
             return
@@ -348,9 +356,11 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._closing()  # nothing after a failure reaches the app (RFC 6455 7.1.7)
                 return
             self.messages.append({"type": "websocket.receive", "text": text})
+            self.queued_bytes += len(text)  # counted as receive() takes it off: characters
         else:
             self.messages.append({"type": "websocket.receive", "bytes": data})
-        if len(self.messages) >= self.settings.ws_max_queue:
+            self.queued_bytes += len(data)
+        if self._queue_full():
             self.flow.pause_reading()
         self._wake()
 
@@ -392,6 +402,9 @@ class WebSocketProtocol(asyncio.Protocol):
             finally:
                 self.waiter = None
         message = self.messages.popleft()
+        payload = message.get("bytes") or message.get("text")
+        if payload is not None:  # a text counts as its characters (near enough its bytes)
+            self.queued_bytes -= len(payload)
         self._resume()
         return message
 
