@@ -21,25 +21,10 @@ import pytest
 from devserver.protocols.http import PIPELINE_LIMIT, HTTPProtocol
 from devserver.protocols.state import HTTPSettings, ServerState
 from tests import apps, wire_apps
+from tests.test_http_wire import HOST, assert_still_serving, exchange
 from tests.test_protocol_unit import FakeTransport, connect, run, settle
 from tests.utils import Running, holds_within, is_closed, run_server
 from tests.wire_apps import parse_responses, read_responses, read_until_closed
-
-HOST = b"Host: test\r\n"
-GET_CLOSE = b"GET / HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
-
-
-def exchange(server: Running, data: bytes, timeout: float = 2.0) -> tuple[bytes, bool]:
-    """Send `data` on a new connection; return what came back and whether it was closed."""
-    with server.connect() as sock:
-        sock.sendall(data)
-        return read_until_closed(sock, timeout)
-
-
-def assert_still_serving(server: Running) -> None:
-    raw, closed = exchange(server, GET_CLOSE)
-    assert [r.status for r in parse_responses(raw)] == [200], raw
-    assert closed
 
 
 def assert_rejected(server: Running, data: bytes, status: int) -> wire_apps.Response:

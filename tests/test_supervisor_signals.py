@@ -198,6 +198,18 @@ def test_hung_worker_is_aborted_with_its_stack_and_replaced(tmp_path: Path) -> N
     assert re.search(r'supervised_app\.py", line \d+ in hang_forever', text)
 
 
+def crash_five_times(proc: Process, client: ControlClient) -> set[int]:
+    """Kill the one worker through /exit five times (each time a fresh one): a crash loop.
+    Returns the dead pids, once the CRITICAL line is out."""
+    dead: set[int] = set()
+    for _ in range(5):
+        dead |= pids(wait_for_workers(client, fresh(1, dead)))
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{proc.url}/exit", timeout=5)
+    proc.out.wait_for("CRITICAL:", timeout=10)
+    return dead
+
+
 def test_crash_loop_backs_off_keeps_respawning_and_recovers_by_itself(tmp_path: Path) -> None:
     """Five worker deaths make a crash loop: a CRITICAL line, 503s from the supervisor while no
     worker serves, /readyz failing; devserve respawns after a backoff by itself, and once the
@@ -244,12 +256,7 @@ def test_restart_ends_a_crash_loop_at_once(tmp_path: Path) -> None:
     and the 503 page gives way to it."""
     with serve(tmp_path, workers=1) as proc:
         client = control(tmp_path)
-        dead: set[int] = set()
-        for _ in range(5):
-            dead |= pids(wait_for_workers(client, fresh(1, dead)))
-            with pytest.raises(httpx.HTTPError):
-                httpx.get(f"{proc.url}/exit", timeout=5)
-        proc.out.wait_for("CRITICAL:", timeout=10)
+        dead = crash_five_times(proc, client)
         assert client.request("restart") == {"restart": "started"}
         workers = wait_for_workers(client, ready(1))
         # the supervisor's page stops accepting within a loop turn of the worker being ready
@@ -268,12 +275,7 @@ def test_scale_ends_a_crash_loop_and_counts_deaths_afresh(tmp_path: Path) -> Non
     taken for the loop going on."""
     with serve(tmp_path, workers=1) as proc:
         client = control(tmp_path)
-        dead: set[int] = set()
-        for _ in range(5):
-            dead |= pids(wait_for_workers(client, fresh(1, dead)))
-            with pytest.raises(httpx.HTTPError):
-                httpx.get(f"{proc.url}/exit", timeout=5)
-        proc.out.wait_for("CRITICAL:", timeout=10)
+        dead = crash_five_times(proc, client)
         assert client.request("scale", workers="1") == {"target": 1}
         dead |= pids(wait_for_workers(client, fresh(1, dead)))
         with pytest.raises(httpx.HTTPError):
