@@ -41,7 +41,8 @@ MAX_WORKERS_FLOOR = 64  # `scale` refuses more than this or 8 per usable CPU, wh
 MAX_WORKERS_PER_CPU = 8
 CRASH_LIMIT = 5  # that many deaths within the window is a crash loop: respawn slowly
 MAX_BACKOFF = 5.0  # the longest wait before a respawn outside a crash loop
-# in a crash loop the wait doubles from 4 s up to this (MAX_BACKOFF while no worker serves), and
+# in a crash loop the wait doubles from 2 s up to this with each worker that dies before it has
+# served as long as the wait (MAX_BACKOFF at most while no worker serves), and
 # devserve never gives up: a burst of deaths (the OOM killer, a dependency down for a minute) must
 # not leave it dead until a person acts
 CRASH_LOOP_BACKOFF = 30.0
@@ -525,8 +526,12 @@ class Supervisor:
             self._crash_message = message
             self.publish({"kind": "crash_loop", "message": message})
         if self.crash_loop:
-            self._loop_deaths += 1
-            backoff = min(2.0 ** (self._loop_deaths + 1), CRASH_LOOP_BACKOFF)  # 4 s, 8 s…
+            served = now - worker.ready_at if worker.ready_at is not None else 0.0
+            if served < self._loop_backoff():
+                # it died sooner than the wait before it: respawning faster would only burn the
+                # machine; one that served longer (killed under load, say) is replaced as fast
+                self._loop_deaths += 1
+            backoff = self._loop_backoff()
             if not any(w.serving for w in self.workers.values()):
                 # nobody serves (every request gets the 503 page): the long waits are for
                 # sparing the machine while other workers carry the load, not for this
@@ -535,6 +540,10 @@ class Supervisor:
             backoff = min(0.25 * 2 ** (deaths - 2), MAX_BACKOFF) if deaths > 1 else 0.0
         self._respawn_after = now + backoff
         self._watch_recovery()
+
+    def _loop_backoff(self) -> float:
+        """The wait before a respawn in a crash loop: 2 s, doubling with each quick death."""
+        return min(2.0 ** (self._loop_deaths + 1), CRASH_LOOP_BACKOFF)
 
     def _watch_recovery(self) -> None:
         """In a crash loop, look again once RECOVERED_AFTER has passed since the last death."""
