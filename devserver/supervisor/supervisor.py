@@ -556,14 +556,21 @@ class Supervisor:
             self._recovery_timer = loop.call_later(max(0.0, wait), self._check_recovered)
 
     def _check_recovered(self) -> None:
-        """The crash loop is over when a worker serves and none died for RECOVERED_AFTER."""
+        """The crash loop is over when a worker has served RECOVERED_AFTER and none died since."""
         self._recovery_timer = None
         if not self.crash_loop or self.stopping:
             return
-        if not any(w.serving and not w.held for w in self.workers.values()):
-            # nobody serves yet (a respawn is still waiting out its backoff): look again later
+        now = time.monotonic()
+        ready_since = [
+            w.ready_at
+            for w in self.workers.values()
+            if w.serving and not w.held and w.ready_at is not None
+        ]
+        wait = min(ready_since, default=now) + RECOVERED_AFTER - now
+        if not ready_since or wait > 0:
+            # nobody serves yet (a respawn is waiting out its backoff), or not for long enough
             self._recovery_timer = asyncio.get_running_loop().call_later(
-                RECOVERED_AFTER, self._check_recovered
+                wait if ready_since else RECOVERED_AFTER, self._check_recovered
             )
             return
         logger.warning(
@@ -609,14 +616,21 @@ class Supervisor:
                 self._drain(worker, "scaled down")
 
     def _reconcile_later(self, delay: float) -> None:
-        if self._respawn_timer is None or self._respawn_timer.cancelled():
-            logger.info("respawning in %.2fs", delay)
+        """Reconcile again after `delay`; a respawn already planned for later moves earlier (the
+        last worker died: its shorter backoff must not wait behind a longer one)."""
+        loop = asyncio.get_running_loop()
+        timer = self._respawn_timer
+        if timer is not None and not timer.cancelled():
+            if timer.when() <= loop.time() + delay:
+                return
+            timer.cancel()
+        logger.info("respawning in %.2fs", delay)
 
-            def fire() -> None:
-                self._respawn_timer = None
-                self._reconcile()
+        def fire() -> None:
+            self._respawn_timer = None
+            self._reconcile()
 
-            self._respawn_timer = asyncio.get_running_loop().call_later(delay, fire)
+        self._respawn_timer = loop.call_later(delay, fire)
 
     def _drain(
         self, worker: Worker, reason: str, fast: bool = False, keep_idle: bool = True
