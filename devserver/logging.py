@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from devserver.redaction import Redactor
+from devserver.redaction import Redactor, printable
 
 if TYPE_CHECKING:
     from devserver.config import Config
@@ -105,10 +105,26 @@ def configure(config: Config) -> None:
         # what clients can make it say (431, 408, 503...) must not flood the log: a client
         # sending bad requests as fast as it can would otherwise fill disks and hide the rest
         server.addFilter(RateLimit())
+    for name in ("devserve.server", "devserve.trace"):  # they quote paths, close reasons...
+        log = logging.getLogger(name)
+        if not any(isinstance(f, Printable) for f in log.filters):
+            log.addFilter(Printable())
     if not config.access_log:
         logging.getLogger("devserve.access").setLevel(logging.CRITICAL + 1)
     if config.log_config:
         load_log_config(config.log_config)
+
+
+class Printable(logging.Filter):
+    """Escapes control characters in a record's text arguments: a path decodes `%0a` and `%1b`,
+    and a client must not forge a log line or send escape sequences to the operator's terminal.
+    The format string is the code's own and keeps its newlines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and args:
+            record.args = tuple(printable(a) if isinstance(a, str) else a for a in args)
+        return True
 
 
 class RateLimit(logging.Filter):
@@ -236,7 +252,7 @@ class Atoms(Mapping[str, str]):
         self.redactor = redactor or _NO_REDACTION
 
     def __getitem__(self, key: str) -> str:
-        scope, cycle = self.cycle.scope, self.cycle
+        scope = self.cycle.scope
         if key.startswith("{"):
             name, kind = key[1:-2].lower(), key[-1]
             if kind == "i":
@@ -244,6 +260,10 @@ class Atoms(Mapping[str, str]):
             if kind == "e":
                 return os.environ.get(key[1:-2], "-")
             return "-"  # response headers are not kept after they are written
+        return printable(self._value(key))
+
+    def _value(self, key: str) -> str:
+        scope, cycle = self.cycle.scope, self.cycle
         if key == "r":
             return _request_line(cycle, self.redactor)
         if key == "q":

@@ -5,7 +5,8 @@ Authorization, Cookie, Set-Cookie, X-Api-Key, X-Auth-Token, ?session_id= and the
 string is split at `&` and `;`, and a header value that holds a URL (a Referer, a Location) has
 its query redacted too. Names come from clients, so the answers are cached in a bounded map,
 never one entry per name sent.
-This module only decides and rewrites text; it knows nothing about serving.
+Also here: `printable`, which escapes control characters in client text before it is shown. This
+module only decides and rewrites text; it knows nothing about serving.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ from devserver.config import REDACT_NAMES
 REDACTED = "[redacted]"
 _CACHE_SIZE = 512  # distinct header names remembered; a client inventing names resets it
 _SEPARATORS = re.compile(r"([&;])")
+_USERINFO = re.compile(r"(://)[^/?#@\s]*@")  # https://user:password@host
+# C0 (but tab), DEL and C1: a path decodes %1b and %0a into them
+_UNPRINTABLE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c != 0x09}
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped (`\\x1b`, `\\x0a`): what a client sent must not
+    forge a log line, move the cursor or retitle the terminal when it is shown."""
+    return text.translate(_UNPRINTABLE)
 
 
 class Redactor:
@@ -70,7 +80,11 @@ class Redactor:
         URL in it redacted (`Referer: https://x/?token=…`)."""
         if self.secret(name):
             return REDACTED
-        if "?" in value and self.words:
+        if not self.words:
+            return value
+        if "@" in value:
+            value = _USERINFO.sub(rf"\1{REDACTED}@", value)
+        if "?" in value:
             start, _, query = value.partition("?")
             return f"{start}?{self.query(query)}"
         return value

@@ -26,7 +26,7 @@ from operator import itemgetter
 from time import perf_counter
 from typing import Any, Protocol
 
-from devserver.redaction import Redactor
+from devserver.redaction import Redactor, printable
 
 SCHEMA = 3  # Prometheus native-histogram schema: 2^SCHEMA buckets per doubling
 PER_OCTAVE = 1 << SCHEMA
@@ -176,8 +176,8 @@ def make_record(
     redactor = Redactor.of(redact)
     scope = exchange.scope
     client = scope.get("client")
-    path = scope["path"]
-    query = redactor.query(scope["query_string"].decode("latin-1"))
+    path = printable(scope["path"])  # %1b decodes to ESC: the panels must never draw it raw
+    query = printable(redactor.query(scope["query_string"].decode("latin-1")))
     headers, size, headers_cut = record_headers(scope["headers"], redactor)
     record: dict[str, Any] = {
         "seq": seq,

@@ -29,7 +29,7 @@ import pytest
 from devserver import channel, stats
 from devserver.control import schema
 from devserver.control.client import ControlClient
-from devserver.logging import RateLimit, make_access_logger
+from devserver.logging import Printable, RateLimit, make_access_logger
 from devserver.redaction import REDACTED, Redactor
 from devserver.supervisor import metrics
 from tests.utils import clean_env, collected_records, devserve_command, run_devserve
@@ -430,3 +430,48 @@ def test_a_shorter_respawn_backoff_replaces_a_longer_one_already_planned() -> No
         return planned
 
     assert asyncio.run(plan()) == [30, 5, 5]
+
+
+# --------------------------------------------------------------------------- log injection
+def test_control_characters_a_path_decodes_to_are_escaped_in_logs_and_records(
+    tmp_path: Path,
+) -> None:
+    """A path with %0d%0a and %1b (decoded by the server) cannot forge a log line or reach the
+    terminal as an escape sequence: the 408 warning, a %(U)s access line and the request
+    record all show them escaped."""
+    sock_path = str(tmp_path / "ctl.sock")
+    evil = "/upload%0d%0aERROR:%20forged%1b[8m"
+    shown = "/upload\\x0d\\x0aERROR: forged\\x1b[8m"
+    with run_devserve(
+        "--control", sock_path, "--app-dir", APPS, "--timeout-request-body", "0.5",
+        "--access-log-format", "path=%(U)s", "tamper_app:app",
+    ) as proc:  # fmt: skip
+        port = int(proc.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"GET {evil} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+            assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"POST {evil} HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\nab".encode())
+            assert sock.recv(1024).startswith(b"HTTP/1.1 408")  # the body stalled
+        warning = proc.out.wait_for("408 for POST")
+        record = next(
+            r
+            for message in ControlClient(sock_path, timeout=10).subscribe()
+            if message["type"] == "requests"
+            for r in message["requests"]
+        )
+        proc.out.wait_for("path=/upload")
+        proc.out.stop()
+    assert record["path"] == shown
+    assert f"path={shown}" in proc.out.text
+    assert shown in warning
+    assert "\x1b" not in proc.out.text and "\nERROR: forged" not in proc.out.text
+
+
+def test_the_printable_filter_escapes_arguments_not_the_format() -> None:
+    """devserve.server's records keep their own newlines; what clients sent is escaped."""
+    record = logging.LogRecord(
+        "devserve.server", logging.WARNING, __file__, 1, "408 for %s\nnext", ("/a\n\x1b",), None
+    )
+    assert Printable().filter(record)
+    assert record.getMessage() == "408 for /a\\x0a\\x1b\nnext"

@@ -5,6 +5,7 @@ the supervisor among them), as a buggy or hostile app could.
     /tamper   writes a frame header announcing 4 GiB, then answers "tampered"
     /raise    raises RuntimeError (a 500: such requests' records are always kept)
     /pid      answers with the worker's pid
+    /upload*  reads the request body, then answers
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     path = scope["path"]
     if path == "/raise":
         raise RuntimeError("raised on purpose")
+    if path.startswith("/upload"):
+        while (await receive()).get("more_body"):
+            pass
     body = str(os.getpid()).encode()
     if path == "/tamper":
         body = f"tampered {_tamper()}".encode()
