@@ -340,6 +340,13 @@ class Config:
         _seconds,
         group="HTTP",
     )
+    timeout_send: float = option(
+        30.0,
+        "Close a connection whose client takes none of a waiting response for this many seconds "
+        "(it stopped reading; 0: never).",
+        _seconds,
+        group="HTTP",
+    )
     timeout_graceful_shutdown: float = option(
         3.0,
         "Seconds in-flight requests get to finish on stop (30 with --prod).",

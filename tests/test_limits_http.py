@@ -591,3 +591,56 @@ def test_client_pipelining_without_reading_holds_at_most_pipeline_limit_requests
             sender.join(timeout=20)
     assert bodies == [b"/%d" % i for i in range(PIPELINED)]
     assert app.peak <= PIPELINE_LIMIT
+
+
+# ================================================================ a client that stops reading
+def big_response_app(outcome: list[str], chunks: int = 32) -> Any:
+    """Sends `chunks` MiB in 1 MiB bodies; notes "sent" or the error that ended the sends."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            for _ in range(chunks):
+                await send(
+                    {"type": "http.response.body", "body": b"x" * (1 << 20), "more_body": True}
+                )
+            await send({"type": "http.response.body", "body": b""})
+        except OSError as exc:
+            outcome.append(type(exc).__name__)
+            raise
+        outcome.append("sent")
+
+    return app
+
+
+def test_a_client_that_stops_reading_is_cut_off_after_timeout_send() -> None:
+    """A client that reads nothing of a large response is aborted once --timeout-send passes
+    with no progress, and the app's send() fails instead of waiting forever."""
+    outcome: list[str] = []
+    with run_server(big_response_app(outcome), timeout_send=0.5) as server:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect((server.host, server.port))
+        with sock:
+            sock.sendall(b"GET /big HTTP/1.1\r\n" + HOST + b"\r\n")
+            assert holds_within(lambda: bool(outcome), timeout=10), "the send never ended"
+            assert_still_serving(server)
+    assert outcome != ["sent"]
+
+
+def test_a_slow_but_steady_reader_is_not_cut_off() -> None:
+    """A client that keeps taking the response, slower than --timeout-send would allow a
+    stalled one, gets all of it."""
+    outcome: list[str] = []
+    with run_server(big_response_app(outcome, chunks=2), timeout_send=0.3) as server:
+        with server.connect(timeout=10) as sock:
+            sock.sendall(b"GET /big HTTP/1.1\r\n" + HOST + b"\r\n")
+            received = 0
+            deadline = time.monotonic() + 30
+            while received < 2 << 20 and time.monotonic() < deadline:
+                received += len(sock.recv(32 * 1024))
+                time.sleep(0.05)  # a slow reader, by design: 2 MiB in about 3 s
+    assert outcome == ["sent"] and received >= 2 << 20

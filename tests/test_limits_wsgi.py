@@ -159,3 +159,26 @@ def test_the_wsgi_queue_flag_reaches_the_workers(tmp_path: Path) -> None:
     assert more.status_code == 503 and more.headers["retry-after"] == "1"
     assert first[0].startswith(b"HTTP/1.1 200") and second[0].startswith(b"HTTP/1.1 200")
     assert second[1] == b"/waiting"
+
+
+def test_a_client_that_stops_reading_frees_its_wsgi_thread_after_timeout_send() -> None:
+    """With one thread, a client that reads nothing of a large response would hold the thread
+    (and so the app) forever; after --timeout-send it is cut off and the next request runs."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        if environ["PATH_INFO"] == "/big":
+            return (b"x" * 65536 for _ in range(320))  # 20 MiB
+        return [b"small"]
+
+    with run_server(WSGIAdapter(app, 1), timeout_send=0.5) as server:
+        hog = socket.socket()
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hog.settimeout(10)
+        hog.connect((server.host, server.port))
+        with hog, server.connect(timeout=10) as sock:
+            hog.sendall(REQUEST % b"/big")
+            assert holds_within(lambda: in_flight(server) == 1, timeout=5)
+            sock.sendall(REQUEST % b"/small")
+            head, body = read_response(sock, timeout=10)
+    assert head.startswith(b"HTTP/1.1 200") and body == b"small"

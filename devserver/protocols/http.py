@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import http
 import logging
 import re
+import sys
 from time import perf_counter
 from typing import IO, Any, NoReturn
 
@@ -32,6 +34,14 @@ from devserver.protocols.websocket import (
     WebSocketProtocol,
     is_websocket_upgrade,
 )
+
+try:  # the socket's unsent bytes (Linux); elsewhere only the transport's buffer is counted
+    import fcntl
+    import termios
+
+    _OUTQ: int | None = termios.TIOCOUTQ
+except (ImportError, AttributeError):
+    _OUTQ = None
 
 logger = logging.getLogger("devserve.server")
 
@@ -149,6 +159,8 @@ class HTTPProtocol(asyncio.Protocol):
         "upgrade_rest",
         "unparsed",
         "unparsed_at",
+        "stalled_tick",
+        "stalled_buffer",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -170,6 +182,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.chunks = 0
         self.chunk_framing = 0  # bytes read for it that were not body bytes
         self.idle_since = state.ticks
+        self.stalled_tick = 0  # while writes are paused: since when the client took nothing
+        self.stalled_buffer = 0  # ...and how much waited for it then
         self.parsing: RequestCycle | None = None
         self.cycle: RequestCycle | None = None
         self.pipeline: collections.deque[RequestCycle] = collections.deque()
@@ -214,6 +228,8 @@ class HTTPProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
+        self.stalled_tick = self.state.ticks
+        self.stalled_buffer = self._unsent()
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
@@ -522,8 +538,8 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _reject(self, status: int, detail: str) -> None:
         """Answer a malformed request with `status` and close, after the responses before it."""
-        peer = f"{self.client[0]}:{self.client[1]}" if self.client else "unix socket"
-        logger.warning("%d %s from %s: %s", status, http.HTTPStatus(status).phrase, peer, detail)
+        phrase = http.HTTPStatus(status).phrase
+        logger.warning("%d %s from %s: %s", status, phrase, self._peer(), detail)
         if self.state.stats is not None:
             self.state.stats.rejected += 1
         self.flow.pause_reading()
@@ -582,6 +598,8 @@ class HTTPProtocol(asyncio.Protocol):
     def on_tick(self) -> None:
         """Close the connection when its idle, header-read or body-read timer has run out."""
         state, settings = self.state, self.settings
+        if self.flow.write_paused and self._send_stalled():
+            return
         cycle = self.cycle
         if cycle is not None:
             if cycle.waits_for_body() and state.timed_out(
@@ -594,6 +612,40 @@ class HTTPProtocol(asyncio.Protocol):
                 self._reject(408, "request head not received in time")
         elif state.timed_out(self.idle_since, settings.timeout_keep_alive):
             self.transport.close()
+
+    def _unsent(self) -> int:
+        """Bytes written that the client has not taken: the transport's buffer and, where the
+        system says (Linux's SIOCOUTQ), the socket's send queue, which can hold megabytes and
+        drains in steps too coarse to show progress by the buffer alone."""
+        unsent = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and _OUTQ is not None:
+            with contextlib.suppress(OSError, ValueError):
+                buffer = bytearray(4)
+                fcntl.ioctl(sock.fileno(), _OUTQ, buffer)
+                unsent += int.from_bytes(buffer, sys.byteorder, signed=True)
+        return unsent
+
+    def _peer(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "unix socket"
+
+    def _send_stalled(self) -> bool:
+        """Abort the connection when its client has taken none of what waits for it for
+        --timeout-send (a client that stopped reading would hold it, an app's send() and a
+        WSGI thread forever); any progress starts the count again."""
+        buffered = self._unsent()
+        if buffered < self.stalled_buffer:
+            self.stalled_tick, self.stalled_buffer = self.state.ticks, buffered
+            return False
+        if not self.state.timed_out(self.stalled_tick, self.settings.timeout_send):
+            return False
+        logger.warning(
+            "closing the connection from %s: it took no response bytes for %gs",
+            self._peer(),
+            self.settings.timeout_send,
+        )
+        self.transport.abort()  # close() would wait for the buffer to drain: it never will
+        return True
 
     def _body_timed_out(self, cycle: RequestCycle) -> None:
         """The client stopped sending a body the app waits for: 408 unless the response has

@@ -49,6 +49,7 @@ class HTTPSettings:
     limit_request_field_size: int = 8190
     max_header_size: int = 65536
     timeout_request_body: float = 30.0
+    timeout_send: float = 30.0
     timeout_keep_alive: float = 5.0
     timeout_request_header: float = 10.0
     server_header: bool = True
@@ -80,6 +81,7 @@ class HTTPSettings:
             limit_request_field_size=config.limit_request_field_size,
             max_header_size=config.max_header_size,
             timeout_request_body=config.timeout_request_body,
+            timeout_send=config.timeout_send,
             timeout_keep_alive=config.timeout_keep_alive,
             timeout_request_header=config.timeout_request_header,
             server_header=config.server_header,
@@ -174,6 +176,7 @@ def tick_interval(settings: HTTPSettings) -> float:
         settings.timeout_keep_alive,
         settings.timeout_request_header,
         settings.timeout_request_body,
+        settings.timeout_send,
     ]
     if settings.websocket:
         timers += [settings.ws_ping_interval, settings.ws_ping_timeout]
