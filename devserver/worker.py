@@ -10,9 +10,12 @@ by itself when the supervisor goes away. It never decides to restart itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
 import io
+import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -26,6 +29,7 @@ from devserver import logging as devserve_logging
 from devserver.app_loader import AppLoadError, load_app
 from devserver.config import Config
 from devserver.lifespan import LifespanFailed
+from devserver.protocols.state import FD_RESERVE, fd_connections
 from devserver.server import Server, run_loop
 from devserver.sockets import BindError, Listener, tls_context
 
@@ -58,6 +62,7 @@ def main(spec: WorkerSpec) -> None:
         _redirect_output(spec.output)
     faulthandler.enable()  # SIGABRT from the heartbeat monitor logs every thread's stack
     devserve_logging.configure(spec.config)
+    _raise_fd_limit(spec.config.limit_connections)
     if spec.reloading:
         # A save in the same second as the last compile, with the same size, looks unchanged
         # to a .pyc: with none written, every generation compiles the code as it is now.
@@ -70,6 +75,25 @@ def main(spec: WorkerSpec) -> None:
         sys.exit(EXIT_STARTUP)
     link.setblocking(False)
     sys.exit(run_loop(_serve(server, link, spec.forward_logs), spec.config.loop))
+
+
+def _raise_fd_limit(connections: int) -> None:
+    """Take as many file descriptors as the hard limit allows (systemd's soft limit is 1024,
+    below --limit-connections' default), and say so when even that is too few: past it,
+    accept() fails and new clients are reset instead of waiting for a free connection."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = connections + FD_RESERVE
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if (usable := fd_connections(connections)) < connections:
+        logging.getLogger("devserve.server").warning(
+            "--limit-connections %d is more than this worker's file descriptors allow: using %d "
+            "(raise the hard limit, e.g. LimitNOFILE= in a systemd unit)",
+            connections,
+            usable,
+        )
 
 
 def _not_ours(signum: int, frame: object) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import select
 import socket
 import threading
@@ -23,7 +24,7 @@ from devserver.protocols.state import HTTPSettings, ServerState
 from tests import apps, wire_apps
 from tests.test_http_wire import HOST, assert_still_serving, exchange
 from tests.test_protocol_unit import FakeTransport, connect, run, settle
-from tests.utils import Running, holds_within, is_closed, run_server
+from tests.utils import Running, devserve_command, holds_within, is_closed, run_server, spawned
 from tests.wire_apps import parse_responses, read_responses, read_until_closed
 
 
@@ -635,12 +636,38 @@ def test_a_slow_but_steady_reader_is_not_cut_off() -> None:
     """A client that keeps taking the response, slower than --timeout-send would allow a
     stalled one, gets all of it."""
     outcome: list[str] = []
-    with run_server(big_response_app(outcome, chunks=2), timeout_send=0.3) as server:
-        with server.connect(timeout=10) as sock:
-            sock.sendall(b"GET /big HTTP/1.1\r\n" + HOST + b"\r\n")
-            received = 0
-            deadline = time.monotonic() + 30
-            while received < 2 << 20 and time.monotonic() < deadline:
-                received += len(sock.recv(32 * 1024))
-                time.sleep(0.05)  # a slow reader, by design: 2 MiB in about 3 s
+    app = big_response_app(outcome, chunks=2)
+    with run_server(app, timeout_send=0.3) as server, server.connect(timeout=10) as sock:
+        sock.sendall(b"GET /big HTTP/1.1\r\n" + HOST + b"\r\n")
+        received = 0
+        deadline = time.monotonic() + 30
+        while received < 2 << 20 and time.monotonic() < deadline:
+            received += len(sock.recv(32 * 1024))
+            time.sleep(0.05)  # a slow reader, by design: 2 MiB in about 3 s
     assert outcome == ["sent"] and received >= 2 << 20
+
+
+# ================================================================ file descriptors
+def test_too_few_file_descriptors_lower_the_connection_cap_instead_of_resetting_clients() -> None:
+    """Under a hard RLIMIT_NOFILE of 256 the worker caps itself at 192 connections and says so;
+    250 silent connections then make it stop accepting (no client is reset for want of a
+    descriptor), and once they close a new client is served."""
+    command = ["prlimit", "--nofile=256:256", *devserve_command("--port", "0", "--no-tui")]
+    with spawned([*command, "--control", "off", "--timeout-request-header", "30"]) as proc:
+        line = proc.read_until(r"serving on (http://\S+)", timeout=20)
+        url = re.search(r"serving on (http://\S+)", line)
+        assert url is not None, "".join(proc.output)
+        host, port = url[1].removeprefix("http://").rsplit(":", 1)
+        assert any("using 192" in out for out in proc.output), "".join(proc.output)
+        silent = [socket.create_connection((host, int(port)), timeout=10) for _ in range(250)]
+        try:
+            for sock in silent:
+                sock.sendall(b"GET / HTTP/1.1\r\n")  # a head that never ends
+            proc.read_until("not accepting until one closes", timeout=10)
+        finally:
+            for sock in silent:
+                sock.close()
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n")
+            raw, _closed = read_until_closed(sock, timeout=10)
+    assert [r.status for r in parse_responses(raw)] == [200], raw

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -75,7 +76,7 @@ class HTTPSettings:
             forwarded_headers=config.forwarded_headers,
             forwarded_host=config.forwarded_host,
             limit_concurrency=config.limit_concurrency,
-            limit_connections=config.limit_connections,
+            limit_connections=fd_connections(config.limit_connections),
             limit_request_line=config.limit_request_line,
             limit_request_fields=config.limit_request_fields,
             limit_request_field_size=config.limit_request_field_size,
@@ -164,6 +165,21 @@ class ServerState:
 
     def timed_out(self, since_tick: int, timeout: float) -> bool:
         return timeout > 0 and (self.ticks - since_tick) * self.tick_interval >= timeout
+
+
+FD_RESERVE = 64  # descriptors kept for listeners, the channel, the app's files and threads
+
+
+def fd_connections(wanted: int) -> int:
+    """`wanted` (--limit-connections), or fewer when the soft RLIMIT_NOFILE leaves less room: at
+    the cap the worker stops accepting, where running out of descriptors would reset clients."""
+    try:
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ValueError, OSError):
+        return wanted
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - FD_RESERVE))
 
 
 def _nothing() -> None:
