@@ -206,9 +206,14 @@ REDACT_NAMES = (
     "secret",
     "key",
     "session",
-    "password",
+    "pass",  # password, passwd, passphrase
+    "pwd",
+    "jwt",
     "csrf",
     "xsrf",
+    "signature",  # X-Amz-Signature
+    "credential",  # X-Amz-Credential
+    "sec-websocket-protocol",  # where browsers' WebSockets carry bearer tokens
 )
 # What --reload watches unless told otherwise (gitignore-style patterns; see supervisor/reload.py)
 RELOAD_INCLUDE = ("*.py", ".env")

@@ -620,7 +620,10 @@ class _Exchange:
 def _expects_continue(scope: dict[str, Any]) -> bool:
     """Whether the client waits for 100 Continue, which the first receive() sends: left to the
     app's first read, not sent by a watch while the request still waits for a thread."""
-    return any(name == b"expect" for name, _ in scope["headers"])
+    return any(
+        name == b"expect" and value.strip().lower() == b"100-continue"
+        for name, value in scope["headers"]
+    )
 
 
 # --------------------------------------------------------------------------- the ASGI app

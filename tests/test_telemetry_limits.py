@@ -282,6 +282,8 @@ def test_redaction_covers_names_with_secret_words_and_query_parameters() -> None
         f"http://x/p?token={REDACTED}&a=1"
     )
     assert redactor.secret("X-CSRF-Token") and redactor.secret("X-XSRF")
+    assert all(map(redactor.secret, ("X-Amz-Signature", "Sec-WebSocket-Protocol", "passwd")))
+    assert redactor.header("Referer", "https://u:pw@h/") == f"https://{REDACTED}@h/"
     assert Redactor(["trace"]).secret("X-Trace-Id") and not Redactor(["trace"]).secret("Cookie")
     pairs = stats.header_pairs([(b"x-api-key", b"k"), (b"host", b"h")], True)
     assert pairs == [["x-api-key", REDACTED], ["host", "h"]]
