@@ -197,10 +197,7 @@ class Server:
             for conn in list(state.connections):
                 conn.on_tick()
             if state.accept_paused:
-                if len(state.connections) < state.settings.limit_connections:
-                    self._resume_accepting()  # a WebSocket closed: it does not say so itself
-                else:
-                    make_room(state)  # a busy connection may have gone idle since
+                make_room(state)  # a busy connection may have gone idle since
 
     async def _drain(self) -> None:
         state = self.state

@@ -341,7 +341,7 @@ class ThreadPool:
 def _work(
     jobs: queue.SimpleQueue[Callable[[], None] | None], idle: collections.deque[None]
 ) -> None:
-    while True:  # a token in `idle` per thread not running a job (see WorkerPool._start)
+    while True:  # a token in `idle` per thread not running a job (see ThreadPool._start)
         job = jobs.get()
         idle.pop()
         if job is None:

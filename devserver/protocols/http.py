@@ -213,10 +213,7 @@ class HTTPProtocol(asyncio.Protocol):
             self.shutdown(max(state.keep_idle, LATE_CONNECTION_GRACE))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        state = self.state
-        state.connections.discard(self)
-        if state.accept_paused and len(state.connections) < self.settings.limit_connections:
-            state.resume_accepting()
+        self.state.forget(self)
         for cycle in (self.cycle, self.parsing, *self.pipeline):
             if cycle is not None:
                 cycle.disconnect()
@@ -484,9 +481,6 @@ class HTTPProtocol(asyncio.Protocol):
             )
             cycle.answer(503, "Service Unavailable: too many requests in flight")
             return
-        # Counted now, not when the task first runs: requests started in one loop pass (many
-        # connections' reads) must each see the others, or they would all pass the limit.
-        self.state.in_flight += 1
         self.state.spawn(cycle.run())
 
     def response_complete(self, cycle: RequestCycle) -> None:
@@ -658,16 +652,11 @@ class HTTPProtocol(asyncio.Protocol):
         )
         if self.state.stats is not None:
             self.state.stats.rejected += 1
-        if not cycle.on_wire():
-            self.transport.write(
-                wire.simple_response(408, "Request Timeout\n", self.state.default_headers)
-            )
+        response = wire.simple_response(408, "Request Timeout\n", self.state.default_headers)
         self.flow.pause_reading()
-        self.cycle = None
         self.pipeline.clear()
         self.unparsed = None
-        cycle.disconnect()
-        self.transport.close()
+        self._drop_broken(cycle, response)
 
     def shutdown(self, keep_idle: float = 0.0, fresh_grace: float = 0.0) -> None:
         """Graceful stop: close after the response in progress; an idle connection now, or,
@@ -713,7 +702,8 @@ def _after_heads(data: bytes, start: int, heads: int) -> int:
 def make_room(state: ServerState, newcomer: HTTPProtocol | None = None) -> None:
     """At --limit-connections: close the longest idle HTTP connections (those that have served
     a request before those that have sent none yet) until one more fits; with too few idle,
-    also stop accepting until one closes. Only called at the cap: no cost below it.
+    also stop accepting until one closes (below the cap again, accept). Only called at the cap
+    or while accepting is paused: no cost below it.
 
     A client that has just connected gets LATE_CONNECTION_GRACE to start its request before
     it counts as idle: closing it would drop a request that, unlike a reused connection's, no
@@ -735,6 +725,7 @@ def make_room(state: ServerState, newcomer: HTTPProtocol | None = None) -> None:
             idle.append(conn)
     excess = still_open - state.settings.limit_connections + 1
     if excess <= 0:
+        state.resume_accepting()  # if it was paused: a connection has closed since
         return
     for conn in sorted(idle, key=_idle_order)[:excess]:
         conn.transport.close()

@@ -147,11 +147,21 @@ class ServerState:
         self.default_headers = b"".join(parts)
 
     def spawn(self, app_call: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run one request's (or WebSocket session's) app call as a task the server holds."""
+        """Run one request's (or WebSocket session's) app call as a task the server holds, and
+        count it in flight now, not when the task first runs: requests started in one loop pass
+        must each see the others, or they would all pass --limit-concurrency. The app call ends
+        the count."""
+        self.in_flight += 1
         task = asyncio.get_running_loop().create_task(app_call)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
+
+    def forget(self, conn: Connection) -> None:
+        """A connection closed: one more fits under --limit-connections."""
+        self.connections.discard(conn)
+        if self.accept_paused and len(self.connections) < self.settings.limit_connections:
+            self.resume_accepting()
 
     def begin_shutdown(self, keep_idle: float = 0.0) -> None:
         self.shutting_down = True

@@ -160,8 +160,6 @@ class WebSocketProtocol(asyncio.Protocol):
             logger.warning("503 for WebSocket %s: %d in flight", self._path(), limit)
             self._write_denial(503, [], b"Service Unavailable: too many requests in flight\n")
             return
-        # counted now, not when the task first runs: sessions read in one loop pass all count
-        self.state.in_flight += 1
         self.state.spawn(self.run())
 
     def _validate(self) -> Response:
@@ -264,7 +262,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._closing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.state.connections.discard(self)
+        self.state.forget(self)
         self.state.websockets -= 1
         self.ws.receive_eof()
         if self.close_timer is not None:
@@ -276,11 +274,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.phase = Phase.CLOSED
         self._queue_disconnect()
         self.flow.resume_writing()  # wakes a send() waiting to drain: it then raises
-        state = self.state
-        if state.accept_paused and len(state.connections) < self.settings.limit_connections:
-            state.resume_accepting()
-        if state.shutting_down:
-            state.check_idle()
+        if self.state.shutting_down:
+            self.state.check_idle()
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -565,7 +560,7 @@ class WebSocketProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ running the app
     async def run(self) -> None:
         """Run the app for this WebSocket; its failures become a 500 or a close with 1011."""
-        state = self.state  # in_flight was counted by start()
+        state = self.state  # in flight since state.spawn()
         try:
             if state.tracer.remaining:  # each message is noted on its way
                 self.trace = state.tracer.start(self.scope)
