@@ -106,18 +106,6 @@ def merge(into: dict[int, int], pairs: Iterable[Iterable[int]]) -> None:
 
 
 # --------------------------------------------------------------------------- records
-def header_pairs(
-    headers: Iterable[tuple[bytes, bytes]], redact: bool | Redactor
-) -> list[list[str]]:
-    """Headers as [name, value] text pairs, secrets replaced unless `redact` is off."""
-    redactor = Redactor.of(redact)
-    pairs = []
-    for name, value in headers:
-        text = name.decode("latin-1")
-        pairs.append([text, redactor.header(text, value.decode("latin-1"))])
-    return pairs
-
-
 def shorten(text: str, limit: int = RECORD_TEXT) -> str:
     """`text`, cut to `limit` characters (the cut marked) when longer."""
     return text if len(text) <= limit else text[: limit - 1] + CUT

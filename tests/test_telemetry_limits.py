@@ -285,7 +285,7 @@ def test_redaction_covers_names_with_secret_words_and_query_parameters() -> None
     assert all(map(redactor.secret, ("X-Amz-Signature", "Sec-WebSocket-Protocol", "passwd")))
     assert redactor.header("Referer", "https://u:pw@h/") == f"https://{REDACTED}@h/"
     assert Redactor(["trace"]).secret("X-Trace-Id") and not Redactor(["trace"]).secret("Cookie")
-    pairs = stats.header_pairs([(b"x-api-key", b"k"), (b"host", b"h")], True)
+    pairs, _chars, _cut = stats.record_headers([(b"x-api-key", b"k"), (b"host", b"h")], redactor)
     assert pairs == [["x-api-key", REDACTED], ["host", "h"]]
 
 
