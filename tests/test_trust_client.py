@@ -97,15 +97,16 @@ def test_the_panels_feed_notes_bad_messages_and_keeps_the_good_one(
     """`devserve top`'s feed: bad lines, an unknown type and a malformed snapshot each become
     a note in the events pane; the good snapshot after them is the one shown."""
     path, lines = fake_server
-    lines += [ack(), *BAD, schema.encode(GOOD)]
+    lines += [ack(), *BAD, b'{"version": 1, "type": ["a", "list"]}\n', schema.encode(GOOD)]
     feed = Feed(AsyncControlClient(path), reconnect=False)
     asyncio.run(asyncio.wait_for(feed.run(), timeout=10))
     said = [e["line"] for e in feed.events]
     assert feed.snapshot == GOOD["snapshot"]
-    assert len(said) == 5, said
+    assert len(said) == 6, said
     assert "not JSON" in said[0] and "not a JSON object" in said[1]
     assert "ignoring messages of type 'mystery'" in said[2]
     assert "over the" in said[3] and "malformed snapshot" in said[4]
+    assert "ignoring messages of type \"['a', 'list']\"" in said[5]
     assert feed.problem == "the server closed the stream"
 
 
@@ -117,7 +118,10 @@ def test_the_panel_draws_a_malformed_event_rather_than_failing() -> None:
     assert str(describe({"kind": "log", "source": "client", "line": "x"})).strip() == "panel x"
 
 
-@pytest.mark.parametrize("reply", [b"not json\n", b"[1]\n", b'{"ok": true, "result": 5}\n'])
+@pytest.mark.parametrize(
+    "reply",
+    [b"not json\n", b"[1]\n", b'{"ok": true, "result": 5}\n', b'{"type": "event", "event": 5}\n'],
+)
 def test_an_unreadable_reply_is_one_line_from_ctl(
     fake_server: tuple[str, list[bytes]], reply: bytes
 ) -> None:

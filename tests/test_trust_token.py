@@ -194,6 +194,23 @@ def test_logs_show_a_long_tokens_first_characters_only() -> None:
     assert Access("").redact("/?token=") == "/?token="
 
 
+def test_only_a_checked_session_counts_as_one() -> None:
+    """A cookie alone, an old run's cookie on a dashboard without a token, or a bearer token is
+    no session that could end (a tokenless dashboard once closed every page holding an old
+    cookie); a cookie with its page key is."""
+    long = "abcdefghijklmnopqrstuvwx"
+    access = Access(long)
+    session, key = access.new_session()
+    cookie = (b"cookie", f"{access.cookie_for(8001)}={session}".encode())
+    assert access.checked_session([cookie, (b"x-devserve-key", key.encode())], 8001) == session
+    assert access.checked_session([cookie], 8001) is None
+    assert access.checked_session([cookie, (b"x-devserve-key", b"forged")], 8001) is None
+    stale = (b"cookie", f"{access.cookie_for(8001)}=100.abc".encode())
+    assert Access("").allows([stale], 8001) and Access("").checked_session([stale], 8001) is None
+    bearer = (b"authorization", f"Bearer {long}".encode())
+    assert access.allows([bearer], 8001) and access.checked_session([bearer], 8001) is None
+
+
 def test_the_terminal_that_started_devserve_gets_the_whole_link(tmp_path: Path) -> None:
     """In dev mode without the panel, the link is written straight to the terminal devserve
     runs in (not logged): clicking it is the point. Its log line still shows `abcd…` only."""

@@ -98,9 +98,11 @@ class Feed:
             self.last_event_at = max(self.last_event_at, at)
             self.events.append(event)
             self.events_seen += 1
-        elif kind not in self.unknown_types and len(self.unknown_types) < UNKNOWN_NOTED:
-            self.unknown_types.add(str(kind))
-            self.note(f"ignoring messages of type {str(kind)[:40]!r} (a newer devserve?)")
+        elif (name := str(kind)[:40]) not in self.unknown_types and (
+            len(self.unknown_types) < UNKNOWN_NOTED
+        ):
+            self.unknown_types.add(name)
+            self.note(f"ignoring messages of type {name!r} (a newer devserve?)")
             return
         else:
             return  # a message type this panel does not know: ignored, as the API asks

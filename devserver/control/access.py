@@ -75,10 +75,17 @@ class Access:
     def allows(self, headers: Headers, port: int, subprotocols: list[str] | None = None) -> bool:
         """True for the token as a bearer token, or for a session's cookie with its page key
         (a header, or for a WebSocket one of its `subprotocols`)."""
+        if not self.token or self.bearer(headers):
+            return True
+        return self.checked_session(headers, port, subprotocols) is not None
+
+    def checked_session(
+        self, headers: Headers, port: int, subprotocols: list[str] | None = None
+    ) -> str | None:
+        """The request's session id when its cookie comes with the page key that matches it and
+        the session is live; None otherwise (no token to check, or no such session)."""
         if not self.token:
-            return True
-        if self.bearer(headers):
-            return True
+            return None
         key = None
         for name, value in headers:
             if name == KEY_HEADER:
@@ -86,11 +93,11 @@ class Access:
         for protocol in subprotocols or ():
             if protocol.startswith(KEY_PROTOCOL):
                 key = key or protocol[len(KEY_PROTOCOL) :]
-        session = self.session_of(headers, port)
+        session = self._cookie_session(headers, port)
         if not session or not key:
-            return False
+            return None
         genuine = hmac.compare_digest(key.encode(), self.page_key(session).encode())
-        return genuine and self.live(session)
+        return session if genuine and self.live(session) else None
 
     def bearer(self, headers: Headers) -> bool:
         """True when the request carries the token itself (a script's `Authorization`)."""
@@ -101,8 +108,8 @@ class Access:
                     return True
         return False
 
-    def session_of(self, headers: Headers, port: int) -> str | None:
-        """The session id in the request's cookie (not yet checked: see `allows`)."""
+    def _cookie_session(self, headers: Headers, port: int) -> str | None:
+        """The session id in the request's cookie, unchecked: see `checked_session`."""
         session = None
         for name, value in headers:
             if name == b"cookie":
@@ -124,7 +131,7 @@ class Access:
         now = time.time()
         # an ended session that has expired since is refused anyway: forgotten, so a page
         # signing out over and over cannot grow the set past a day's worth
-        self.ended.intersection_update({s for s in self.ended if _fresh(s, now)})
+        self.ended.difference_update([s for s in self.ended if not _fresh(s, now)])
         self.ended.add(session)
 
     def clear_cookie(self, port: int) -> bytes:

@@ -196,28 +196,33 @@ def unreadable(reason: str) -> schema.Message:
     return schema.event({**event, "t": time.time()})
 
 
-def _message(line: bytes | None) -> schema.Message:
-    """A stream's line (None: one over the limit) as a message, or `unreadable` when it is
-    not one. Unknown types pass: the schema asks clients to ignore them, not to fail."""
+def _decode(line: bytes | None) -> schema.Message | str:
+    """A line (None: one over the limit) as a message, else why it is not one. Unknown types
+    pass: the schema asks clients to ignore them, not to fail."""
     if line is None:
-        return unreadable(f"a line over the {schema.MAX_LINE} byte limit")
+        return f"a line over the {schema.MAX_LINE} byte limit"
     try:
         message = schema.decode(line)
     except schema.SchemaError as exc:
-        return unreadable(f"{exc} (it began {line[:40]!r})")
+        return f"{exc} (it began {line[:40]!r})"
     if not isinstance(message, dict):
-        return unreadable(f"not a JSON object (it began {line[:40]!r})")
+        return f"not a JSON object (it began {line[:40]!r})"
     return message
+
+
+def _message(line: bytes | None) -> schema.Message:
+    """A stream's line as a message, or `unreadable` when it is not one."""
+    message = _decode(line)
+    return unreadable(message) if isinstance(message, str) else message
 
 
 def _reply(line: bytes | None) -> Any:
     """A command's reply line: None when the server hung up; ControlError when unreadable."""
     if line == b"":
         return None
-    message = _message(line)
-    if message.get("type") == "event" and message["event"].get("source") == "client":
-        reason = message["event"]["line"].partition(": ")[2]
-        raise ControlError(f"devserve's reply cannot be read: {reason}")
+    message = _decode(line)
+    if isinstance(message, str):
+        raise ControlError(f"devserve's reply cannot be read: {message}")
     return message
 
 
@@ -228,7 +233,7 @@ def _result(reply: Any) -> schema.Message:
         raise ControlError("the server's reply is not a control API reply")
     if not reply.get("ok"):
         raise ControlError(str(reply.get("error", "the server refused the command")))
-    result: schema.Message = reply["result"]
+    result: schema.Message = reply.get("result", {})
     return result
 
 

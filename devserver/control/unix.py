@@ -89,7 +89,7 @@ class ControlServer:
         """Listen; raises ControlSocketError if another server owns the path."""
         if in_use(self.path):
             owner = _owner(self.path)
-            if owner != os.getuid():
+            if owner is not None and owner != os.getuid():
                 raise ControlSocketError(
                     f"control socket {self.path} is held by another user (uid {owner}); give "
                     "--control a path in a private directory"

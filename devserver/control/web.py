@@ -159,7 +159,7 @@ async def _api(dashboard: Dashboard, name: str, scope: Scope, receive: Receive, 
         if not same_origin(scope["headers"]):
             await _json(send, 403, {"error": "a sign-out from another site's page"})
             return
-        session = access.session_of(scope["headers"], scope["server"][1])
+        session = access.checked_session(scope["headers"], scope["server"][1])
         if session is not None:
             access.end(session)
         cleared = [(b"set-cookie", access.clear_cookie(scope["server"][1]))]
@@ -252,9 +252,9 @@ async def _websocket(dashboard: Dashboard, scope: Scope, receive: Receive, send:
         return
     # a page's session may end while it watches (signed out elsewhere, expired): checked
     # with every message, at least once a second with the snapshots
-    session = None
+    session = None  # a bearer token, or no token at all: nothing to end
     if not access.bearer(scope["headers"]):
-        session = access.session_of(scope["headers"], scope["server"][1])
+        session = access.checked_session(scope["headers"], scope["server"][1], subprotocols)
     accept: dict[str, Any] = {"type": "websocket.accept"}
     if PROTOCOL in subprotocols:  # the page asked for it (its key came as the other one)
         accept["subprotocol"] = PROTOCOL
