@@ -282,8 +282,6 @@ def _show_token(config: Config, listener: Listener, access: Access, panel: bool)
     mode the terminal devserve was started from, written there directly (not logged). A token
     that would reach nobody is refused: the dashboard would be locked to everyone.
     """
-    import logging
-
     if not access.token:
         return
     given = config.dashboard_token is not None
@@ -298,19 +296,9 @@ def _show_token(config: Config, listener: Listener, access: Access, panel: bool)
             listener.sock.close()
             fail(f"--dashboard: {nowhere}", EXIT_USAGE)
         click.echo(f"devserve: the dashboard is locked: {nowhere}", err=True)
-    make_record = logging.getLogRecordFactory()
+    from devserver import logging as devserve_logging
 
-    def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = make_record(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string: the handler reports it, as without us
-            return record
-        if (safe := access.redact(message)) != message:
-            record.msg, record.args = safe, None
-        return record
-
-    logging.setLogRecordFactory(redacting)
+    devserve_logging.redact_records(access.redact)
     if terminal and not given:
         url = listener.url(access.secure) + "/?token=" + quote(access.token, safe="")
         click.echo(f"devserve: dashboard: {url} (this link is for this terminal only)", err=True)

@@ -7,6 +7,7 @@ The access-log line is only built when the access logger is enabled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.config
@@ -113,6 +114,26 @@ def configure(config: Config) -> None:
         logging.getLogger("devserve.access").setLevel(logging.CRITICAL + 1)
     if config.log_config:
         load_log_config(config.log_config)
+
+
+def redact_records(redact: Callable[[str], str]) -> None:
+    """Pass the text of every log record this process makes through `redact` (the dashboard's
+    token becomes `abcd…`), whoever logs it. The format and each text argument are redacted
+    apart, so filters that read the arguments (Printable) still see them."""
+    make_record = logging.getLogRecordFactory()
+
+    def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif record.args:  # a mapping: redacted whole, as the message it makes
+            with contextlib.suppress(Exception):  # a bad format is reported by the handler
+                record.msg, record.args = redact(record.getMessage()), None
+        return record
+
+    logging.setLogRecordFactory(redacting)
 
 
 class Printable(logging.Filter):

@@ -7,6 +7,7 @@ no log line holds more than its first characters.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import time
@@ -18,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from devserver.control.access import Access, redacted
 from devserver.control.client import ControlClient
+from devserver.logging import Printable, redact_records
 from tests.test_dashboard_api import (
     APPS,
     DASHBOARD,
@@ -242,3 +244,20 @@ def test_the_terminal_that_started_devserve_gets_the_whole_link(tmp_path: Path) 
     assert link == owners and len(secret) >= 16
     assert f"dashboard: {base}?token={secret[:4]}…" in text
     assert text.count(secret) == 1
+
+
+def test_redacted_records_keep_their_arguments_for_the_other_filters() -> None:
+    """The token is cut from the format and from each argument apart, so Printable still
+    escapes what a client sent in the same record."""
+    long = "abcdefghijklmnopqrstuvwx"
+    before = logging.getLogRecordFactory()
+    try:
+        redact_records(Access(long).redact)
+        record = logging.getLogger("devserve.server").makeRecord(
+            "devserve.server", logging.WARNING, __file__, 1, "%s at /?token=" + long,
+            ("/a\x1b[8m" + long,), None,
+        )  # fmt: skip
+    finally:
+        logging.setLogRecordFactory(before)
+    assert Printable().filter(record)
+    assert record.getMessage() == "/a\\x1b[8mabcd… at /?token=abcd…"
