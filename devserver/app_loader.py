@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from devserver import tracebacks
+from devserver import tracebacks, wsgi
 from devserver.protocols.state import ASGIApp
 from devserver.wsgi import WSGIAdapter
 
@@ -69,7 +69,7 @@ def load_app(
     interface: str,
     app_dir: str,
     threads: int,
-    wsgi_queue: int = 1000,
+    wsgi_queue: int = wsgi.QUEUE,
 ) -> ASGIApp:
     """Import the app and return it as an ASGI 3 callable. Call once per serving process.
 
@@ -115,9 +115,7 @@ def detect_interface(app: Any) -> str:
     return "asgi3"
 
 
-def _as_asgi3(
-    app: Callable[..., Any], interface: str, threads: int, wsgi_queue: int = 1000
-) -> ASGIApp:
+def _as_asgi3(app: Callable[..., Any], interface: str, threads: int, wsgi_queue: int) -> ASGIApp:
     if interface == "asgi3":
         return app
     if interface == "asgi2":

@@ -235,12 +235,13 @@ def test_a_subscriber_reads_each_record_once_and_a_slow_one_skips_ahead() -> Non
     worker = Worker(10, 1)
     deltas = _deltas(0, 0.0) | {"records": [{"seq": n} for n in range(1, 4)]}
     metrics.on_tick(worker, Tick(3, 0, 0, stats=deltas))  # type: ignore[arg-type]
-    records, cursor = metrics.records_since(0)
-    assert [r["id"] for r in records] == ["10-1", "10-2", "10-3"]
-    assert metrics.records_since(cursor) == ([], cursor)
+    batches, cursor = metrics.batches_since(0)
+    assert [r["id"] for batch in batches for r in batch] == ["10-1", "10-2", "10-3"]
+    assert metrics.batches_since(cursor) == ([], cursor)
     many = _deltas(0, 0.0) | {"records": [{"seq": n} for n in range(4, 2004)]}
     metrics.on_tick(worker, Tick(3, 0, 0, stats=many))  # type: ignore[arg-type]
-    records, _ = metrics.records_since(cursor)
+    batches, _ = metrics.batches_since(cursor)
+    records = [record for batch in batches for record in batch]
     assert len(records) == 1000 and records[-1]["seq"] == 2003
 
 

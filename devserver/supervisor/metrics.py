@@ -291,8 +291,9 @@ class Metrics:
         return list(itertools.dropwhile(lambda point: point["t"] <= t, self.history))
 
     def batches_since(self, cursor: int) -> tuple[list[list[dict[str, Any]]], int]:
-        """Records stored after `cursor` in batches of at most BATCH_BYTES, and the new cursor."""
-        fresh = min(self.record_count - cursor, len(self.records))
+        """Records stored after `cursor` (a record_count seen before) in batches of at most
+        BATCH_BYTES, and the new cursor; a subscriber too slow for the ring skips ahead."""
+        fresh = max(0, min(self.record_count - cursor, len(self.records)))
         batches: list[list[dict[str, Any]]] = []
         size = BATCH_BYTES
         start = len(self.records) - fresh
@@ -307,15 +308,6 @@ class Metrics:
             batches[-1].append(record)
             size += record_size
         return batches, self.record_count
-
-    def records_since(self, cursor: int) -> tuple[list[dict[str, Any]], int]:
-        """Records stored after `cursor` (a record_count seen before), and the new cursor."""
-        fresh = min(self.record_count - cursor, len(self.records))
-        if fresh <= 0:
-            return [], self.record_count
-        return list(itertools.islice(self.records, len(self.records) - fresh, None)), (
-            self.record_count
-        )
 
 
 def _cut_down(record: dict[str, Any]) -> dict[str, Any]:

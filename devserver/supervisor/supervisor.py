@@ -304,6 +304,13 @@ class Supervisor:
             self._changed.clear()
             await self._changed.wait()
 
+    def _accepting_workers(self) -> list[Worker]:
+        """Ready workers that were told to Serve (not one of a rolling generation held back)."""
+        return [w for w in self.workers.values() if w.serving and not w.held]
+
+    def _accepting(self) -> bool:
+        return bool(self._accepting_workers())
+
     def alive_workers(self) -> list[Worker]:
         return [w for w in self.workers.values() if w.alive]
 
@@ -452,6 +459,8 @@ class Supervisor:
             _send(worker, channel.Serve())
             if self.booted:  # out of a crash loop: a worker answers again (a failed first
                 self.fallback.hide()  # boot's page waits for _serving_at_last)
+            if self.crash_loop:
+                self._watch_recovery()
         self._retire_replaced(worker.generation)
 
     def _on_exit(self, worker: Worker) -> None:
@@ -490,7 +499,7 @@ class Supervisor:
         connections would otherwise wait in the listen backlog for workers that are not coming."""
         if not self.crash_loop or self.stopping or self.fallback.showing:
             return
-        if any(w.serving and not w.held for w in self.workers.values()):
+        if self._accepting():
             return
         self.fallback.show(channel.Failed(self._crash_message), NOBODY_SERVES)
 
@@ -532,7 +541,7 @@ class Supervisor:
                 # machine; one that served longer (killed under load, say) is replaced as fast
                 self._loop_deaths += 1
             backoff = self._loop_backoff()
-            if not any(w.serving for w in self.workers.values()):
+            if not self._accepting():
                 # nobody serves (every request gets the 503 page): the long waits are for
                 # sparing the machine while other workers carry the load, not for this
                 backoff = min(backoff, MAX_BACKOFF)
@@ -560,17 +569,13 @@ class Supervisor:
         self._recovery_timer = None
         if not self.crash_loop or self.stopping:
             return
-        now = time.monotonic()
-        ready_since = [
-            w.ready_at
-            for w in self.workers.values()
-            if w.serving and not w.held and w.ready_at is not None
-        ]
-        wait = min(ready_since, default=now) + RECOVERED_AFTER - now
-        if not ready_since or wait > 0:
-            # nobody serves yet (a respawn is waiting out its backoff), or not for long enough
+        ready_since = [w.ready_at for w in self._accepting_workers() if w.ready_at is not None]
+        if not ready_since:
+            return  # nobody serves yet: the next worker to be ready looks again
+        wait = min(ready_since) + RECOVERED_AFTER - time.monotonic()
+        if wait > 0:  # not for long enough yet
             self._recovery_timer = asyncio.get_running_loop().call_later(
-                wait if ready_since else RECOVERED_AFTER, self._check_recovered
+                wait, self._check_recovered
             )
             return
         logger.warning(
