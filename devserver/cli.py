@@ -257,6 +257,9 @@ def _bind_dashboard(
     return listener, Access(token, config.dashboard_read_only, secure, is_loopback(host))
 
 
+TOKEN_FILE_LIMIT = 4096  # characters read from --dashboard-token-file
+
+
 def _read_token_file(config: Config) -> Config:
     """--dashboard-token-file's token as --dashboard-token (which then counts as given: never
     printed). A file keeps the token out of argv, which every local user reads in `ps`."""
@@ -265,11 +268,13 @@ def _read_token_file(config: Config) -> Config:
     name = config.dashboard_token_file
     try:
         with open(name, encoding="utf-8") as file:
-            token = file.read().strip()
+            token = file.read(TOKEN_FILE_LIMIT + 1).strip()
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"--dashboard-token-file {name}: cannot read it: {exc}", EXIT_USAGE)
     if not token:
         fail(f"--dashboard-token-file {name}: the file is empty", EXIT_USAGE)
+    if len(token) > TOKEN_FILE_LIMIT:  # /dev/zero, or the wrong file
+        fail(f"--dashboard-token-file {name}: longer than a token can be", EXIT_USAGE)
     return dataclasses.replace(config, dashboard_token=token, dashboard_token_file=None)
 
 

@@ -50,7 +50,12 @@ def test_the_token_file_is_read_trimmed_and_never_shown(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "problem"),
-    [(b"", "the file is empty"), (b" \n\t\n", "the file is empty"), (b"\xff\xfe", "cannot read")],
+    [
+        (b"", "the file is empty"),
+        (b" \n\t\n", "the file is empty"),
+        (b"\xff\xfe", "cannot read"),
+        (b"t" * 5000, "longer than a token can be"),
+    ],
 )
 def test_an_empty_or_unreadable_token_file_is_one_line(
     tmp_path: Path, content: bytes, problem: str

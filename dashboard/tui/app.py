@@ -8,6 +8,7 @@ that was never drawn.
 
 from __future__ import annotations
 
+import reprlib
 import statistics
 import time
 from typing import Any, ClassVar
@@ -498,7 +499,8 @@ def describe(event: dict[str, Any]) -> Text:
     try:
         return _describe(event)
     except (KeyError, TypeError, ValueError, AttributeError):
-        return Text(f"malformed event from devserve: {event}"[:300], style="dim")
+        # reprlib: a bounded rendering, not all of a (1 MiB) event formatted on every redraw
+        return Text(f"malformed event from devserve: {reprlib.repr(event)}", style="dim")
 
 
 def _describe(event: dict[str, Any]) -> Text:

@@ -35,7 +35,6 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import os
 import secrets
 import stat
@@ -43,6 +42,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
+
+from devserver.net import parse_ip
 
 Headers = list[tuple[bytes, bytes]]
 PREFIX = "/_devserve"  # every path that needs the token, and the cookie's Path
@@ -227,10 +228,8 @@ def is_loopback(host: str) -> bool:
     host = host.strip("[]")
     if host == "localhost":
         return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve anywhere
+    address = parse_ip(host)  # ::ffff:127.0.0.1 is loopback too
+    return address is not None and address.is_loopback  # a name may resolve anywhere
 
 
 def resolve_token(given: str | None, host: str, port: int, keep: bool = True) -> str:
