@@ -27,7 +27,7 @@ Clients must ignore fields they do not know; a change that removes or renames on
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 VERSION = 1
 MAX_LINE = 1024 * 1024
@@ -48,6 +48,133 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 EVENT_KINDS = ("worker", "ready", "restart", "reload", "scale", "crash_loop", "stopping", "log")
 
 Message = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- the snapshot
+# What `status` returns and the stream sends once a second; each field is described in
+# docs/control-api.md, and tests/test_contracts_schema.py keeps the two in step.
+
+ServerState = Literal["starting", "running", "restarting", "failed", "stopping"]
+WorkerStateName = Literal["spawning", "booting", "ready", "draining"]
+
+
+class Window(TypedDict):
+    """One window's requests; latency in ms, None when the window saw no request."""
+
+    rps: float
+    requests: int
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    max: float | None
+    error_rate: float
+
+
+# keys that are not identifiers, hence the functional form
+Windows = TypedDict("Windows", {"1s": Window, "10s": Window, "60s": Window})
+Statuses = TypedDict("Statuses", {"1xx": int, "2xx": int, "3xx": int, "4xx": int, "5xx": int})
+
+
+class Failure(TypedDict):
+    """The latest generation that did not start (also the fields of a `failed` event)."""
+
+    generation: int
+    message: str
+    details: str
+    file: str | None
+    line: int | None
+
+
+class Server(TypedDict):
+    pid: int
+    app: str
+    urls: list[str]
+    dashboard: str | None
+    mode: Literal["dev", "prod"]
+    state: ServerState
+    generation: int
+    workers_target: int
+    workers_configured: int
+    uptime: float
+    crash_loop: bool
+    reload: bool
+    failure: Failure | None
+    metrics: bool
+    tracing: bool
+
+
+class Counts(TypedDict):
+    """What a worker, and the total, count since it started."""
+
+    statuses: Statuses
+    bytes_in: int
+    bytes_out: int
+    rejected: int
+    ws_opened: int
+    ws_received: int
+    ws_sent: int
+    records_dropped: int
+
+
+class Worker(Counts):
+    pid: int
+    slot: int
+    generation: int
+    state: WorkerStateName
+    uptime: float
+    retiring: str | None
+    restarts: int
+    requests: int
+    in_flight: int
+    connections: int
+    websockets: int
+    rss: int
+    cpu_percent: float
+    loop_lag: float
+    windows: Windows
+
+
+class Totals(Counts):
+    workers_ready: int
+    in_flight: int
+    connections: int
+    rss: int
+    cpu_percent: float
+    restarts: int
+    requests: int
+    websockets: int
+    windows: Windows
+
+
+class HistoryWorker(TypedDict):
+    rps: float
+    rss: int
+    cpu_percent: float
+
+
+class HistoryPoint(TypedDict):
+    """One second of the total, for charts."""
+
+    t: float
+    rps: float
+    requests: int
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    max: float | None
+    error_rate: float
+    in_flight: int
+    connections: int
+    rss: int
+    cpu_percent: float
+    workers: dict[str, HistoryWorker]  # by pid, as a string (a JSON object's keys)
+
+
+class Snapshot(TypedDict):
+    server: Server
+    workers: list[Worker]
+    totals: Totals
+    history: NotRequired[list[HistoryPoint]]  # when asked for, and in the stream
 
 
 class SchemaError(ValueError):
