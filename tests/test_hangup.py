@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from devserver.control.client import ControlClient, ControlError
-from tests.test_panel_terminal import devserve, terminal
+from tests.terminal import DEADLINE, terminal
+from tests.utils import devserve_command, until
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-
-DEADLINE = 20.0
 APP = """\
 import os
 import subprocess
@@ -45,13 +40,6 @@ async def app(scope, receive, send):
 """
 
 
-def until(predicate: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -64,7 +52,9 @@ def start(tmp_path: Path, *args: str) -> tuple[list[str], Path]:
     (tmp_path / "app.py").write_text(APP)
     control = tmp_path / "ctl.sock"
     command = ["env", f"SHUTDOWN_LOG={tmp_path / 'shutdown.log'}"]
-    command += devserve("app:app", "--port", "0", "--workers", "2", "--control", str(control))
+    command += devserve_command(
+        "app:app", "--port", "0", "--workers", "2", "--control", str(control)
+    )
     return [*command, *args], control
 
 
@@ -74,12 +64,12 @@ def test_closing_the_terminal_stops_devserve_gracefully(tmp_path: Path, mode: st
     lifespan shutdown) instead of living on orphaned or losing its workers to the hangup."""
     command, control = start(tmp_path, *(["--no-tui"] if mode == "--no-tui" else []))
     with terminal(tmp_path, command) as term:
-        until(control.exists, "the control socket")
-        until(lambda: len(ready(control)) == 2, "two workers")
+        until(control.exists, "the control socket", DEADLINE)
+        until(lambda: len(ready(control)) == 2, "two workers", DEADLINE)
         status = ControlClient(str(control)).request("status")
         supervisor, workers = status["server"]["pid"], ready(control)
         term.tmux("kill-server")  # the terminal is gone: the kernel hangs up its processes
-        until(lambda: not alive(supervisor), "devserve to stop")
+        until(lambda: not alive(supervisor), "devserve to stop", DEADLINE)
     shutdowns = (tmp_path / "shutdown.log").read_text().split()
     assert sorted(int(pid) for pid in shutdowns[1::2]) == sorted(workers), shutdowns
     assert not any(alive(pid) for pid in workers)
@@ -98,11 +88,11 @@ def test_kill_hup_with_the_terminal_open_is_a_rolling_restart(tmp_path: Path) ->
     """`kill -HUP` while the terminal is still there keeps its meaning: a rolling restart."""
     command, control = start(tmp_path, "--no-tui")
     with terminal(tmp_path, command) as term:
-        until(lambda: len(ready(control)) == 2, "two workers")
+        until(lambda: len(ready(control)) == 2, "two workers", DEADLINE)
         client = ControlClient(str(control))
         supervisor, before = client.request("status")["server"]["pid"], set(ready(control))
         os.kill(supervisor, signal.SIGHUP)
-        until(lambda: len(set(ready(control)) - before) == 2, "a new generation")
+        until(lambda: len(set(ready(control)) - before) == 2, "a new generation", DEADLINE)
         term.wait_for(r"restart: generation 2 serving")
         generation = client.request("status")["server"]["generation"]
         assert alive(supervisor)
@@ -117,17 +107,21 @@ def test_under_nohup_closing_the_terminal_leaves_devserve_serving(tmp_path: Path
     command, control = start(tmp_path, "--no-tui")
     nohup = ["nohup", *command]
     with terminal(tmp_path, nohup) as term:
-        until(lambda: len(ready(control)) == 2, "two workers")
+        until(lambda: len(ready(control)) == 2, "two workers", DEADLINE)
         client = ControlClient(str(control))
         supervisor, workers = client.request("status")["server"]["pid"], set(ready(control))
         term.tmux("kill-server")
     try:
-        until(lambda: "the terminal is gone" in (tmp_path / "nohup.out").read_text(), "hangup")
+        until(
+            lambda: "the terminal is gone" in (tmp_path / "nohup.out").read_text(),
+            "the hangup in nohup.out",
+            DEADLINE,
+        )
         assert set(ready(control)) == workers  # the same workers, still serving
         assert client.request("status")["server"]["generation"] == 1
     finally:
         os.kill(supervisor, signal.SIGTERM)
-        until(lambda: not alive(supervisor), "devserve to stop")
+        until(lambda: not alive(supervisor), "devserve to stop", DEADLINE)
 
 
 def test_programs_the_app_runs_do_not_inherit_ignored_signals(tmp_path: Path) -> None:
@@ -135,7 +129,7 @@ def test_programs_the_app_runs_do_not_inherit_ignored_signals(tmp_path: Path) ->
     an ignored signal would stay ignored in every program the app starts."""
     command, control = start(tmp_path, "--no-tui")
     with terminal(tmp_path, command):
-        until(lambda: len(ready(control)) == 2, "two workers")
+        until(lambda: len(ready(control)) == 2, "two workers", DEADLINE)
         (url,) = ControlClient(str(control)).request("status")["server"]["urls"]
         with urllib.request.urlopen(url + "/ignored", timeout=10) as response:
             line = response.read().decode()

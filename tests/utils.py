@@ -1,6 +1,8 @@
-"""Start real devserve servers for tests: in a thread (any app object) or as a subprocess (CLI).
+"""Helpers every test module shares: real devserve servers, waiting with a deadline, and the
+tools a test needs.
 
-Both bind 127.0.0.1 port 0 and read the real port back; both stop the server in `finally`.
+The servers run in a thread (any app object) or as a subprocess (CLI); both bind 127.0.0.1 port 0
+and read the real port back, and both stop the server in `finally`. Fixtures live in conftest.py.
 """
 
 from __future__ import annotations
@@ -8,23 +10,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from types import ModuleType
+from typing import Any, NoReturn, TypeVar
+
+import pytest
 
 from devserver.config import Config
 from devserver.server import Server
 from devserver.sockets import bind_all, tls_context
 
 READY = re.compile(r'serving on ([^\s"]+)')
+# How often `until` looks again: often enough that a test waits little past the moment, rarely
+# enough that polling a server's control socket costs it nothing noticeable.
+POLL_INTERVAL = 0.01
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -68,13 +79,10 @@ def run_server(app: Any, **options: Any) -> Iterator[Running]:
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started.is_set():
-        if failure or not thread.is_alive():
-            raise RuntimeError(f"server did not start: {failure!r}")
-        if time.monotonic() > deadline:
-            raise TimeoutError("server did not start within 10 s")
-        time.sleep(0.005)
+    # server.started is an asyncio.Event of the server's loop: this thread can only look at it
+    until(lambda: server.started.is_set() or not thread.is_alive(), "the server to start")
+    if not server.started.is_set():
+        raise RuntimeError(f"server did not start: {failure!r}")
     sock = listeners[0].sock
     host, port = sock.getsockname()[:2] if sock.family != socket.AF_UNIX else ("", 0)
     running = Running(server, loop, host, port)
@@ -300,6 +308,85 @@ def collected_records(name: str) -> Iterator[list[logging.LogRecord]]:
     finally:
         log.removeHandler(handler)
         log.setLevel(old_level)
+
+
+def until(
+    probe: Callable[[], T],
+    what: str,
+    timeout: float = 10.0,
+    *,
+    accept: Callable[[T], object] = bool,
+    detail: Callable[[], object] | None = None,
+    interval: float = POLL_INTERVAL,
+) -> T:
+    """Poll `probe` until `accept` holds for its value (by default: until the value is truthy)
+    and return that value; past `timeout` seconds, fail with "timed out after Xs waiting for
+    <what>", the last value and `detail()` (a server's output, say). A `probe` that costs a
+    process (tmux, a CLI) looks again every `interval` seconds instead of every 10 ms.
+
+    For a state nothing announces. Where the state comes as an event (a log line, a control-API
+    event, a threading.Event), wait on that instead."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if accept(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(timed_out(what, timeout, value, detail))
+        time.sleep(interval)  # the next look under the deadline, not a synchronisation
+
+
+async def until_async(
+    probe: Callable[[], T],
+    what: str,
+    pause: Callable[[float], Awaitable[object]],
+    timeout: float = 10.0,
+) -> T:
+    """`until` for a test that must keep an event loop running while it waits (a Textual
+    pilot's `pause`): awaits `pause` between looks instead of sleeping."""
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(timed_out(what, timeout, value, None))
+        await pause(POLL_INTERVAL)
+    return value
+
+
+def timed_out(what: str, timeout: float, last: object, detail: Callable[[], object] | None) -> str:
+    message = f"timed out after {timeout:g}s waiting for {what}"
+    if last is not None and last is not False:
+        message += f"; last: {last!r}"
+    if detail is not None:
+        message += f"\n{detail()}"
+    return message
+
+
+def require_tool(*names: str) -> str:
+    """The path of the first of `names` found on PATH (alternative names of one tool). Without
+    any, the test skips naming the tool, or fails under DEVSERVE_CI=1 (see `missing`)."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    missing(f"needs {' or '.join(names)} on PATH")
+
+
+def require_module(name: str) -> ModuleType:
+    """Import the module `name` (a test-only package such as playwright); without it, as for a
+    missing tool."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        missing(f"needs the Python module {name} ({exc})")
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip the test (or, called at import, its whole module) for `reason`, which the summary
+    shows. CI sets DEVSERVE_CI=1 and installs every tool, so there a missing one fails instead:
+    a skipped test would pass without having run."""
+    if os.environ.get("DEVSERVE_CI") == "1":
+        pytest.fail(f"{reason} (required: DEVSERVE_CI=1)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
 
 
 def holds_within(predicate: Callable[[], Any], timeout: float = 5.0) -> bool:
