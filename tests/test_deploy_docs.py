@@ -27,7 +27,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.test_systemd import LAUNCHER, next_states, notify_socket
+from tests.fake_systemd import LAUNCHER, next_states, notify_socket
 from tests.utils import Process, clean_env, devserve_command, spawned
 
 DEPLOY = Path(__file__).resolve().parents[1] / "docs" / "deploy"
