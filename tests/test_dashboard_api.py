@@ -1,13 +1,13 @@
 """The web dashboard's server side (control/web.py, control/access.py) over real sockets.
 
-A real devserve serves the dashboard on a free port; the test reads the URL, with its token,
-from the line devserve prints. HTTP goes through httpx with the session's cookie and key set by
-hand (so each test says exactly what it sends), the WebSocket through websockets' own client.
+A real devserve serves the dashboard on a free port (tests/dashboard_server.py); the test reads
+the URL, with its token, from the line devserve prints. HTTP goes through httpx with the
+session's cookie and key set by hand (so each test says exactly what it sends), the WebSocket
+through websockets' own client.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import signal
@@ -15,122 +15,17 @@ import socket
 import ssl
 import stat
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 from devserver.control.access import redacted
-from devserver.control.client import ControlClient
-from tests.utils import (
-    Process,
-    clean_env,
-    devserve_command,
-    holds_within,
-    raw_exchange,
-    spawned,
-)
-
-APPS = str(Path(__file__).parent / "cli_apps")
-DASHBOARD = re.compile(r"dashboard(?: \(read-only\))?: (https?://[^/\s]+)/(?:\?token=([^\s\"]+))?")
-
-
-def session_headers(traded: httpx.Response) -> dict[str, str]:
-    """What a browser sends after trading the token (the 303 `traded`): the session's cookie,
-    and the page's key from the fragment of the redirect."""
-    assert traded.status_code == 303, traded
-    cookie = traded.headers["set-cookie"].split(";")[0]
-    key = traded.headers["location"].partition("#key=")[2]
-    assert key, traded.headers["location"]
-    return {"cookie": cookie, "x-devserve-key": key}
-
-
-class Dashboard:
-    def __init__(self, process: Process, base: str, token: str) -> None:
-        self.process, self.base, self.token = process, base, token
-        self.port = int(base.rsplit(":", 1)[1])
-        self._session: dict[str, str] | None = None
-
-    @property
-    def cookie(self) -> dict[str, str]:
-        """A browser's credentials: the session cookie and the page key (one session)."""
-        if self._session is None:
-            self._session = session_headers(self.get(f"/?token={self.token}"))
-        return self._session
-
-    @property
-    def bearer(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.token}"}
-
-    @property
-    def url(self) -> str:
-        """The URL devserve prints: the one a user opens."""
-        return f"{self.base}/?token={self.token}"
-
-    def status(self) -> dict[str, Any]:
-        return self.get("/_devserve/api/status", **self.bearer).json()  # type: ignore[no-any-return]
-
-    def app_url(self) -> str:
-        match = re.search(r"serving on (https?://\S+)", self.process.out.text)
-        assert match is not None
-        return match.group(1)
-
-    def get(self, path: str, **headers: str) -> httpx.Response:
-        return httpx.get(self.base + path, headers=headers, timeout=5)
-
-    def command(self, message: dict[str, Any], **headers: str) -> httpx.Response:
-        return httpx.post(
-            self.base + "/_devserve/api/command", json=message, headers=headers, timeout=5
-        )
-
-    def websocket(self, origin: str | None = None, **headers: str) -> ClientConnection:
-        ws_url = self.base.replace("http://", "ws://") + "/_devserve/ws"
-        return connect(
-            ws_url, origin=origin or self.base, additional_headers=headers, open_timeout=5
-        )  # type: ignore[arg-type]
-
-
-@contextlib.contextmanager
-def dashboard(tmp_path: Path, *args: str) -> Iterator[Dashboard]:
-    """devserve with its dashboard on a free port, serving; stopped at the end. The token is
-    the one printed, else the one given with --dashboard-token."""
-    command = devserve_command(
-        "--no-tui", "--port", "0", "--dashboard", "127.0.0.1:0",
-        "--control", str(tmp_path / "ctl.sock"), "--app-dir", APPS, *args, "supervised_app:app",
-    )  # fmt: skip
-    with spawned(command, clean_env()) as process:
-        match = DASHBOARD.search(process.out.wait_for(DASHBOARD.pattern, timeout=20))
-        assert match is not None
-        process.out.wait_for("serving on", timeout=20)
-        yield Dashboard(process, match.group(1), full_token(tmp_path / "ctl.sock", match))
-
-
-def full_token(control: Path, printed: re.Match[str]) -> str:
-    """The token, from `ctl status` (the control socket's owner sees the whole URL); the log
-    line shows at most its first four characters."""
-    url = ControlClient(str(control)).request("status")["server"]["dashboard"]
-    token = unquote(url.partition("?token=")[2])
-    if printed.group(2) is not None:
-        assert printed.group(2) == redacted(token)
-    return token
-
-
-def receive_until(ws: ClientConnection, kind: str, seen: list[Any] | None = None) -> dict[str, Any]:
-    """The next message of type `kind` (the stream's snapshots and events come between; they
-    go to `seen`), within 10 s."""
-    deadline = time.monotonic() + 10
-    while True:
-        message = json.loads(ws.recv(timeout=max(0.0, deadline - time.monotonic())))
-        if message["type"] == kind:
-            return message  # type: ignore[no-any-return]
-        if seen is not None:
-            seen.append(message)
+from tests.dashboard_server import APPS, DASHBOARD, dashboard, receive_until, session_headers
+from tests.utils import clean_env, devserve_command, raw_exchange, require_module, spawned, until
 
 
 def test_the_token_in_the_url_becomes_an_httponly_strict_cookie(tmp_path: Path) -> None:
@@ -483,7 +378,7 @@ def test_stopping_devserve_closes_an_open_page_with_1012(tmp_path: Path) -> None
             while True:
                 ws.recv(timeout=10)
         assert board.process.proc.wait(timeout=10) == 0
-        assert holds_within(lambda: board.process.out.eof)  # every line read
+        until(lambda: board.process.out.eof, "the end of devserve's output")  # every line read
         output = board.process.out.text
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
     assert "Traceback" not in output and "Exception" not in output
@@ -493,7 +388,7 @@ def test_stopping_devserve_closes_an_open_page_with_1012(tmp_path: Path) -> None
 def test_with_the_apps_certificate_the_dashboard_speaks_tls(tmp_path: Path) -> None:
     """--ssl-certfile: the dashboard is https too (its token never crosses a network bare),
     its cookie is Secure, and the WebSocket is wss."""
-    trustme = pytest.importorskip("trustme")
+    trustme = require_module("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
     certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
