@@ -1,6 +1,7 @@
 """The docs' Mermaid diagrams: every one parses with the Mermaid release the site carries, and
-the built site draws them in Debian's Chromium with every request off this machine refused
-(docs/hooks/mermaid_local.py). A `;` in a message, for one, ends Mermaid's statement there."""
+the built site draws them in Chromium (the `browser` fixture) with every request off this
+machine refused (docs/hooks/mermaid_local.py). A `;` in a message, for one, ends Mermaid's
+statement there."""
 
 from __future__ import annotations
 
@@ -16,21 +17,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.utils import clean_env
+from tests.utils import clean_env, missing, require_module
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = require_module("playwright.sync_api")
 sys.path.insert(0, str(ROOT / "docs" / "hooks"))
-mermaid_local = pytest.importorskip("mermaid_local")
-
-pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium"),
-    pytest.mark.skipif(
-        not mermaid_local.CACHED.is_file(),
-        reason="Mermaid not fetched: python docs/hooks/mermaid_local.py (scripts/check runs it)",
-    ),
-]
+mermaid_local = require_module("mermaid_local")
+if not mermaid_local.CACHED.is_file():
+    missing("needs Mermaid fetched: python docs/hooks/mermaid_local.py (scripts/check runs it)")
 
 
 @pytest.fixture(scope="module")
@@ -68,28 +62,33 @@ def diagrams() -> list[tuple[str, str]]:
     return found
 
 
-def test_every_diagram_parses() -> None:
+@pytest.fixture
+def page(browser: sync_api.Browser) -> Iterator[sync_api.Page]:
+    """A page of its own (its own cookies and cache) in the module's Chromium."""
+    context = browser.new_context()
+    yield context.new_page()
+    context.close()
+
+
+def test_every_diagram_parses(page: sync_api.Page) -> None:
     blocks = diagrams()
     assert len(blocks) >= 8
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        page = browser.new_page()
-        page.set_content("<!doctype html><title>diagrams</title>")
-        page.add_script_tag(path=str(mermaid_local.CACHED))
-        errors = {}
-        for where, block in blocks:
-            error = page.evaluate(
-                "async (text) => { try { await mermaid.parse(text); return null; }"
-                " catch (e) { return String(e.message || e); } }",
-                block,
-            )
-            if error:
-                errors[where] = error
-        browser.close()
+    page.set_content("<!doctype html><title>diagrams</title>")
+    page.add_script_tag(path=str(mermaid_local.CACHED))
+    errors = {}
+    for where, block in blocks:
+        error = page.evaluate(
+            "async (text) => { try { await mermaid.parse(text); return null; }"
+            " catch (e) { return String(e.message || e); } }",
+            block,
+        )
+        if error:
+            errors[where] = error
     assert errors == {}
 
 
-def test_diagrams_draw_with_the_network_cut_off(site: str) -> None:
+def test_diagrams_draw_with_the_network_cut_off(page: sync_api.Page, site: str) -> None:
+    # `page` before `site`: without a browser the test skips before building the site
     refused: list[str] = []
 
     def only_this_machine(route: sync_api.Route) -> None:
@@ -99,20 +98,16 @@ def test_diagrams_draw_with_the_network_cut_off(site: str) -> None:
             refused.append(route.request.url)
             route.abort()
 
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        page = browser.new_page()
-        page.route("**/*", only_this_machine)
-        page.goto(site + "/process-model/")
-        # Material draws each diagram into a closed shadow root: what shows from outside is the
-        # box it fills (an empty one until drawn) and the drawing's accessible text
-        page.wait_for_function(
-            "() => { const d = [...document.querySelectorAll('div.mermaid')];"
-            " return d.length >= 8 && d.every((e) => e.getBoundingClientRect().height > 150); }",
-            timeout=15_000,
-        )
-        drawn = page.locator("div.mermaid")
-        texts = [drawn.nth(n).aria_snapshot() for n in range(drawn.count())]
-        browser.close()
+    page.route("**/*", only_this_machine)
+    page.goto(site + "/process-model/")
+    # Material draws each diagram into a closed shadow root: what shows from outside is the box
+    # it fills (an empty one until drawn) and the drawing's accessible text
+    page.wait_for_function(
+        "() => { const d = [...document.querySelectorAll('div.mermaid')];"
+        " return d.length >= 8 && d.every((e) => e.getBoundingClientRect().height > 150); }",
+        timeout=15_000,
+    )
+    drawn = page.locator("div.mermaid")
+    texts = [drawn.nth(n).aria_snapshot() for n in range(drawn.count())]
     assert not [text for text in texts if "error" in text.lower()], texts
     assert not [url for url in refused if "mermaid" in url], refused
