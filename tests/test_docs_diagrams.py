@@ -87,8 +87,7 @@ def test_every_diagram_parses(page: sync_api.Page) -> None:
     assert errors == {}
 
 
-def test_diagrams_draw_with_the_network_cut_off(page: sync_api.Page, site: str) -> None:
-    # `page` before `site`: without a browser the test skips before building the site
+def test_diagrams_draw_with_the_network_cut_off(site: str, page: sync_api.Page) -> None:
     refused: list[str] = []
 
     def only_this_machine(route: sync_api.Route) -> None:
