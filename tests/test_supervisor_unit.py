@@ -13,7 +13,7 @@ from devserver import channel
 from devserver.control import schema
 from devserver.control.hub import Hub
 from devserver.supervisor.metrics import Metrics
-from devserver.supervisor.supervisor import CommandError
+from devserver.supervisor.errors import CommandError
 from devserver.supervisor.workers import (
     TRANSITIONS,
     IllegalTransition,
@@ -76,12 +76,8 @@ def test_protocol_reassembles_frames_split_anywhere() -> None:
 
 
 # --------------------------------------------------------------------------- lifecycle table
-class _Process:
-    pid = 1234
-
-
 def _worker(state: WorkerState) -> Worker:
-    worker = Worker(_Process(), 1234, slot=1, generation=1)  # type: ignore[arg-type]
+    worker = Worker(1234, slot=1, generation=1, spawned_at=0.0)
     worker.state = state
     return worker
 
@@ -92,11 +88,11 @@ def test_only_moves_in_the_table_are_allowed(old: WorkerState, new: WorkerState)
     """Worker.move accepts exactly the transitions the table lists and raises for the rest."""
     worker = _worker(old)
     if new in TRANSITIONS[old]:
-        assert worker.move(new) is old
+        assert worker.move(new, now=1.0) is old
         assert worker.state is new
     else:
         with pytest.raises(IllegalTransition):
-            worker.move(new)
+            worker.move(new, now=1.0)
 
 
 def test_terminal_states_have_no_way_out() -> None:

@@ -32,8 +32,9 @@ from devserver.logging import logs_to_events
 from devserver.server import Server
 from devserver.sockets import Listener, tls_context
 from devserver.supervisor import signals
+from devserver.supervisor.errors import CommandError
 from devserver.supervisor.reload import Reloader, WatchSet
-from devserver.supervisor.supervisor import CommandError, Supervisor
+from devserver.supervisor.supervisor import Supervisor
 
 logger = logging.getLogger("devserve.supervisor")
 

@@ -13,25 +13,40 @@ the supervisor's public commands: the loop does the work.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import os
 import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from devserver.supervisor.supervisor import Supervisor
+from devserver.supervisor.errors import CommandError
 
 logger = logging.getLogger("devserve.supervisor")
 
 
-def install(supervisor: Supervisor) -> None:
+class Commands(Protocol):
+    """The supervisor's commands a signal can give (supervisor.Supervisor has them)."""
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def stop(self, fast: bool = False) -> Any: ...
+
+    def restart(self) -> Any: ...
+
+    def scale(self, how: str | int) -> Any: ...
+
+    def reopen_logs(self) -> Any: ...
+
+
+def install(supervisor: Commands) -> None:
     loop = asyncio.get_running_loop()
     actions: dict[signal.Signals, Callable[[], object]] = {
         signal.SIGINT: lambda: handle_stop(supervisor),
         signal.SIGTERM: lambda: handle_stop(supervisor),
         signal.SIGQUIT: lambda: supervisor.stop(fast=True),
-        signal.SIGHUP: _hangup_or_restart(supervisor),
+        signal.SIGHUP: hangup_handler(supervisor),
         signal.SIGTTIN: lambda: supervisor.scale("+1"),
         signal.SIGTTOU: lambda: supervisor.scale("-1"),
         signal.SIGUSR1: supervisor.reopen_logs,
@@ -40,23 +55,41 @@ def install(supervisor: Supervisor) -> None:
         loop.add_signal_handler(signum, _on_signal, signum, action)
 
 
-def _hangup_or_restart(supervisor: Supervisor) -> Callable[[], object]:
-    """HUP is a rolling restart (`kill -HUP`, `systemctl reload`), unless it came because the
-    terminal devserve runs in was closed: then nobody is left to see or stop the server, so it
-    stops (gracefully) rather than live on orphaned."""
-    had_terminal = _has_terminal()
+class Hangup(enum.Enum):
+    """What a SIGHUP means."""
+
+    RESTART = "restart"  # `kill -HUP`, `systemctl reload`: a rolling restart
+    STOP = "stop"  # the terminal devserve ran in was closed: nobody is left to see or stop it
+    IGNORE = "ignore"  # the terminal was closed, but devserve was started under nohup
+
+
+def hangup_meaning(had_terminal: bool, has_terminal: bool, outlive_terminal: bool) -> Hangup:
+    """A HUP is a restart unless the terminal devserve had is gone; then devserve stops
+    (gracefully) rather than live on orphaned, unless it was started with HUP ignored."""
+    if not had_terminal or has_terminal:
+        return Hangup.RESTART
+    return Hangup.IGNORE if outlive_terminal else Hangup.STOP
+
+
+def hangup_handler(
+    supervisor: Commands, has_terminal: Callable[[], bool] | None = None
+) -> Callable[[], object]:
+    """The SIGHUP handler: what the terminal looks like now decides (hangup_meaning)."""
+    terminal_now = has_terminal or _has_terminal
+    had_terminal = terminal_now()
     # started under nohup (HUP ignored): the user asked to outlive the terminal
     outlive_terminal = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
 
     def on_hangup() -> object:
-        if had_terminal and not _has_terminal():
-            if outlive_terminal:
-                logger.info("the terminal is gone; started with HUP ignored (nohup): serving on")
-                return None
+        meaning = hangup_meaning(had_terminal, terminal_now(), outlive_terminal)
+        if meaning is Hangup.IGNORE:
+            logger.info("the terminal is gone; started with HUP ignored (nohup): serving on")
+        elif meaning is Hangup.STOP:
             logger.info("the terminal is gone: stopping")
             handle_stop(supervisor)
-            return None
-        return supervisor.restart()
+        else:
+            return supervisor.restart()
+        return None
 
     return on_hangup
 
@@ -70,7 +103,7 @@ def _has_terminal() -> bool:
     return True
 
 
-def hangup_stops(supervisor: Supervisor) -> None:
+def hangup_stops(supervisor: Commands) -> None:
     """With the in-process panel, HUP means the terminal is gone: stop (gracefully), since
     nobody is left to see or operate the server."""
     loop = asyncio.get_running_loop()
@@ -80,8 +113,6 @@ def hangup_stops(supervisor: Supervisor) -> None:
 
 
 def _on_signal(signum: signal.Signals, action: Callable[[], object]) -> None:
-    from devserver.supervisor.supervisor import CommandError
-
     logger.info("received %s", signum.name)
     try:
         action()
@@ -89,7 +120,7 @@ def _on_signal(signum: signal.Signals, action: Callable[[], object]) -> None:
         logger.warning("%s ignored: %s", signum.name, exc)
 
 
-def handle_stop(supervisor: Supervisor) -> None:
+def handle_stop(supervisor: Commands) -> None:
     if supervisor.stopping:
         logger.warning("stopping now, without waiting for in-flight requests")
     else:

@@ -16,47 +16,39 @@ import logging
 import os
 import random
 import signal
-import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from devserver import channel
 from devserver.config import Config
+from devserver.control import schema
 from devserver.cpus import usable_cpus
+from devserver.logging import reopen_files
 from devserver.sockets import Listener
-from devserver.supervisor import signals, spawn, status
+from devserver.supervisor import signals, status
+from devserver.supervisor.crash_loop import (
+    CRASH_LOOP_BACKOFF,
+    CRASH_WINDOW,
+    RECOVERED_AFTER,
+    CrashLoop,
+)
+from devserver.supervisor.errors import CommandError
 from devserver.supervisor.fallback import NOBODY_SERVES, Fallback
 from devserver.supervisor.metrics import Metrics
-from devserver.supervisor.output import capture
+from devserver.supervisor.phase import STOPPING, Phase, check_move
+from devserver.supervisor.processes import ForkServerProcesses, Processes, Timer, WorkerHooks
 from devserver.supervisor.watch import Watch
-from devserver.supervisor.workers import STARTING, Worker, WorkerState, describe_exit
-from devserver.worker import WorkerSpec
+from devserver.supervisor.workers import STARTING, Worker, WorkerChannel, WorkerState, describe_exit
 
 logger = logging.getLogger("devserve.supervisor")
 
-CRASH_WINDOW = 30.0  # seconds over which unexpected deaths are counted
 DRAINED_WAIT = 1.0  # seconds a reload waits for the old workers' Drained before handing over
 MAX_WORKERS_FLOOR = 64  # `scale` refuses more than this or 8 per usable CPU, whichever is more
 MAX_WORKERS_PER_CPU = 8
-CRASH_LIMIT = 5  # that many deaths within the window is a crash loop: respawn slowly
-MAX_BACKOFF = 5.0  # the longest wait before a respawn outside a crash loop
-# in a crash loop the wait doubles from 2 s up to this with each worker that dies before it has
-# served as long as the wait (MAX_BACKOFF at most while no worker serves), and
-# devserve never gives up: a burst of deaths (the OOM killer, a dependency down for a minute) must
-# not leave it dead until a person acts
-CRASH_LOOP_BACKOFF = 30.0
-RECOVERED_AFTER = 10.0  # a crash loop ends once workers have served this long with no death
-CHANNEL_LINGER = 1.0  # after a worker exits, how long its last messages may take to arrive
-KEEP_IDLE = (
-    1.0  # on a rolling drain, idle keep-alive connections get this long for one more request
-)
+KEEP_IDLE = 1.0  # on a rolling drain, idle keep-alive connections get this for one more request
 
 Event = dict[str, Any]
-
-
-class CommandError(ValueError):
-    """A control command that cannot be carried out; the message says why."""
 
 
 class Supervisor:
@@ -71,10 +63,14 @@ class Supervisor:
         notify: Callable[[str], object] = lambda state: None,
         reloading: bool = False,
         capture_output: bool = False,
+        processes: Processes | None = None,
     ) -> None:
         self.config = config
-        # the in-process panel owns the terminal: workers' output becomes `log` events
-        self.capture_output = capture_output
+        # forking, signals and the clock; a test passes a fake that starts no process
+        self.processes = processes or ForkServerProcesses(
+            config, listeners, reloading, publish, capture_output
+        )
+        self.phase = Phase.BOOTING
         self.dashboard_url: str | None = None  # with its token: set when the dashboard starts
         self.also_serving: list[str] = []  # lines logged after "serving on" (the dashboard's)
         self.listeners = listeners
@@ -85,29 +81,25 @@ class Supervisor:
         self.workers: dict[int, Worker] = {}
         self.generation = 0
         self._last_generation = 0
-        self.started_at = time.monotonic()
-        self.booted = False  # a generation has served
+        self.started_at = self.processes.now()
+        self.served_at: float | None = None  # when a generation first served
         # --reload: a failed boot is shown (error page, events) instead of ending devserve
         self.reloading = reloading
         self.fallback = Fallback(config, listeners)
         self.last_failure: Event | None = None  # the latest generation's, until one serves
-        self._first_boot_over = False
+        # changes seen while the first generation booted: reloaded once it settles
         self._early_reload: tuple[list[str], float | None] | None = None
-        self.stopping = False
-        self.fast = False
         self.startup_failure: channel.Failed | None = None
-        self.crash_loop = False
+        self.crashes = CrashLoop()
         self._crash_message = ""
         self.slot_restarts: collections.Counter[int] = collections.Counter()
         self.metrics = Metrics()
         # --trace, or `trace` with no count and no pid: new workers trace too
         self.tracing_all = config.trace
         self._slots_used: set[int] = set()
-        self._deaths: collections.deque[float] = collections.deque()
-        self._loop_deaths = 0  # deaths since the crash loop began: its backoff doubles with them
-        self._recovery_timer: asyncio.TimerHandle | None = None
+        self._recovery_timer: Timer | None = None
         self._respawn_after = 0.0
-        self._respawn_timer: asyncio.TimerHandle | None = None
+        self._respawn_timer: Timer | None = None
         self._restart: asyncio.Task[None] | None = None
         self._restart_again: str | None = None  # what to run once the running roll is done
         self._changed = asyncio.Event()
@@ -143,6 +135,7 @@ class Supervisor:
         if self.restarting:
             self._restart_again = self._restart_again or "restart"
             return {"restart": "queued"}
+        self._restart_again = None
         self._restart = asyncio.get_running_loop().create_task(self._restarts("restart"))
         return {"restart": "started"}
 
@@ -151,12 +144,13 @@ class Supervisor:
         code, so it is cancelled and replaced; `seen_at` is when the change was noticed."""
         self._require_running()
         changes = (list(changed), seen_at)
-        if not self._first_boot_over:  # the first generation decides what happens next
+        if self.phase is Phase.BOOTING:  # the first generation decides what happens next
             self._early_reload = changes
             self._changed.set()
             return {"reload": "queued"}
         if self._restart is not None and not self._restart.done():
             self._restart.cancel()  # its generation's workers are stopped as it unwinds
+        self._restart_again = None  # a restart asked for meanwhile is this reload
         loop = asyncio.get_running_loop()
         self._restart = loop.create_task(self._restarts("reload", changes))
         return {"reload": "started"}
@@ -168,21 +162,22 @@ class Supervisor:
         if worker is None or not worker.alive:
             raise CommandError(f"kill: no worker with pid {pid}")
         worker.expected_exit = True
-        _signal(worker, signal.SIGKILL)
+        self.processes.signal(pid, signal.SIGKILL)
         return {"killed": pid}
 
     def stop(self, fast: bool = False) -> Event:
         """Drain every worker and exit; a second stop (or fast=True) closes everything now."""
         fast = fast or self.stopping
         if fast and not self.fast:
-            self.fast = True
-            self.watch.fast_stop_at = time.monotonic()
+            self.watch.fast_stop_at = self.processes.now()
         if not self.stopping:
-            self.stopping = True
+            self._enter(Phase.CLOSING if fast else Phase.DRAINING)
             for listener in self.listeners:  # once the workers let go too, new clients are refused
                 listener.sock.close()
             self.notify("STOPPING=1")
             self.publish({"kind": "stopping", "fast": fast})
+        elif fast and self.phase is Phase.DRAINING:
+            self._enter(Phase.CLOSING)
         for worker in self.alive_workers():
             self._drain(worker, "stopping", fast=fast)
         self._stop_requested.set()
@@ -220,8 +215,6 @@ class Supervisor:
         return chosen
 
     def reopen_logs(self) -> Event:
-        from devserver.logging import reopen_files
-
         reopen_files()
         for worker in self.alive_workers():
             _send(worker, channel.ReopenLogs())
@@ -230,7 +223,7 @@ class Supervisor:
     def _require_running(self, booted: bool = False) -> None:
         if self.stopping:
             raise CommandError("devserve is stopping")
-        if booted and not self._first_boot_over:  # the first boot decides the exit status
+        if booted and self.phase is Phase.BOOTING:  # the first boot decides the exit status
             raise CommandError("devserve is still starting its first workers; try again")
 
     # ------------------------------------------------------------------ life
@@ -258,13 +251,13 @@ class Supervisor:
         await self._until(
             lambda: self.stopping or _settled(first) or self._early_reload is not None
         )
-        self._first_boot_over = True
         failed = _first_failure(first)
         if self.stopping:
             self.stop(fast=True)
             return False
         if self._early_reload is not None and failed is not None:
             # new code arrived while the first generation booted the old: boot the new instead
+            self._enter(Phase.RETRYING)
             for worker in first:
                 if worker.alive:
                     self._drain(worker, "newer changes arrived while it booted")
@@ -274,6 +267,7 @@ class Supervisor:
                 self.startup_failure = failure
                 self.stop(fast=True)
                 return False
+            self._enter(Phase.RETRYING)
             self._abandon(first, failure, 1, "reload")
         else:
             self._serving_at_last()
@@ -283,7 +277,8 @@ class Supervisor:
 
     def _serving_at_last(self) -> None:
         """The first generation that serves (the first boot's, or a reload's after it failed)."""
-        self.booted = True
+        self._enter(Phase.SERVING)
+        self.served_at = self.processes.now()
         self.fallback.hide()
         tls = self.config.ssl_certfile is not None
         for listener in self.listeners:
@@ -296,6 +291,7 @@ class Supervisor:
 
     async def _wind_down(self) -> None:
         await self._until(lambda: not self.alive_workers())
+        self._enter(Phase.STOPPED)
         logger.log(logging.INFO if self.booted else logging.DEBUG, "stopped")
 
     async def _until(self, predicate: Callable[[], bool]) -> None:
@@ -318,6 +314,28 @@ class Supervisor:
     def restarting(self) -> bool:
         return self._restart is not None and not self._restart.done()
 
+    @property
+    def stopping(self) -> bool:
+        return self.phase in STOPPING
+
+    @property
+    def fast(self) -> bool:
+        """Stopping without waiting for in-flight requests."""
+        return self.phase is Phase.CLOSING
+
+    @property
+    def booted(self) -> bool:
+        """A generation has served (devserve may be stopping since)."""
+        return self.served_at is not None
+
+    @property
+    def crash_loop(self) -> bool:
+        return self.crashes.on
+
+    def _enter(self, phase: Phase) -> None:
+        self.phase = check_move(self.phase, phase)
+        self._changed.set()
+
     # ------------------------------------------------------------------ spawning and exits
     def _spawn(self, generation: int, slot: int | None = None, held: bool = False) -> Worker:
         if slot is None:
@@ -328,59 +346,40 @@ class Supervisor:
         if replaces and not held:
             self.slot_restarts[slot] += 1
         self._slots_used.add(slot)
-        ours, theirs = socket.socketpair()
-        output = socket.socketpair() if self.capture_output else None
-        spec = WorkerSpec(
-            self.config,
-            self.listeners,
-            theirs,
+        now = self.processes.now()
+        # the hooks reach the worker through this cell: the pid comes back from spawn
+        cell: list[Worker] = []
+
+        def opened(protocol: WorkerChannel) -> None:
+            cell[0].channel = protocol  # before its first message: Ready is answered with Serve
+
+        hooks = WorkerHooks(
+            opened=opened,
+            message=lambda message: self._on_message(cell[0], message),
+            channel_lost=lambda: self._channel_lost(cell[0]),
+            exited=lambda exitcode: self._on_exit(cell[0], exitcode),
+        )
+        pid = self.processes.spawn(slot, generation, hooks)
+        worker = Worker(
+            pid,
             slot,
             generation,
-            self.reloading,
-            output[1] if output else None,
-            forward_logs=not self.capture_output,  # captured output has these lines already
+            spawned_at=now,
+            last_heard=now,
+            max_requests=self._request_limit(),
+            held=held,
+            replaces=replaces,
         )
-        try:
-            process = spawn.spawn(spec)
-        finally:
-            theirs.close()
-            if output:
-                output[1].close()
-        assert process.pid is not None  # known once start() returned
-        worker = Worker(
-            process, process.pid, slot, generation, max_requests=self._request_limit(), held=held
-        )
-        worker.replaces = replaces
-        self.workers[worker.pid] = worker
-        loop = asyncio.get_running_loop()
-        loop.add_reader(process.sentinel, self._on_exit, worker)
-        worker.pending = loop.create_task(
-            self._open_channel(worker, ours, output[0] if output else None)
-        )
+        cell.append(worker)
+        self.workers[pid] = worker
         logger.debug("spawned %s", worker.describe())
         self._worker_event(worker)
         return worker
-
-    async def _open_channel(
-        self, worker: Worker, sock: socket.socket, output: socket.socket | None
-    ) -> None:
-        def opened(protocol: channel.ChannelProtocol) -> None:
-            worker.channel = protocol  # before its first message: Ready is answered with Serve
-
-        await channel.open_channel(
-            sock,
-            lambda message: self._on_message(worker, message),
-            lambda: self._channel_lost(worker),
-            opened,
-        )
-        if output is not None:
-            await capture(output, worker.pid, worker.slot, self.publish)
 
     def _channel_lost(self, worker: Worker) -> None:
         """The worker's channel closed: it exited, or it broke the channel's protocol. A
         violation is devserve's fault (or the app's tampering), not a crash of the app: the worker
         is replaced and the loss does not count toward a crash loop."""
-        worker.channel_closed.set()
         violation = worker.channel.violation if worker.channel is not None else None
         if violation is None or not worker.alive or worker.expected_exit:
             return
@@ -405,7 +404,7 @@ class Supervisor:
         return limit + random.randint(0, self.config.max_requests_jitter)
 
     def _on_message(self, worker: Worker, message: channel.Message) -> None:
-        worker.last_heard = time.monotonic()
+        worker.last_heard = self.processes.now()
         if isinstance(message, channel.Tick):
             worker.requests = message.requests
             worker.in_flight = message.in_flight
@@ -446,7 +445,9 @@ class Supervisor:
             return
         self._move(worker, WorkerState.READY)
         logger.info(
-            "%s ready in %.0f ms", worker.describe(), (time.monotonic() - worker.spawned_at) * 1000
+            "%s ready in %.0f ms",
+            worker.describe(),
+            (self.processes.now() - worker.spawned_at) * 1000,
         )
         if self.stopping:
             self._drain(worker, "stopping", fast=self.fast)
@@ -463,22 +464,9 @@ class Supervisor:
                 self._watch_recovery()
         self._retire_replaced(worker.generation)
 
-    def _on_exit(self, worker: Worker) -> None:
-        asyncio.get_running_loop().remove_reader(worker.process.sentinel)
-        worker.pending = asyncio.get_running_loop().create_task(self._after_exit(worker))
-
-    async def _after_exit(self, worker: Worker) -> None:
-        """Read what the worker said last (its Failed message may still be in the socket)."""
-        with contextlib.suppress(TimeoutError):
-            # EOF comes when the process is gone, unless a child it started holds the socket
-            await asyncio.wait_for(worker.channel_closed.wait(), CHANNEL_LINGER)
-        self._finish_exit(worker)
-
-    def _finish_exit(self, worker: Worker) -> None:
-        process = worker.process
-        process.join(0)
-        reason = describe_exit(process.exitcode, worker.expected_exit or bool(worker.aborted_at))
-        process.close()
+    def _on_exit(self, worker: Worker, exitcode: int | None) -> None:
+        """The worker is gone (and its last messages are read)."""
+        reason = describe_exit(exitcode, worker.expected_exit or bool(worker.aborted_at))
         worker.exit_status = reason
         self.metrics.forget(worker.pid)
         if worker.state in STARTING:
@@ -517,66 +505,45 @@ class Supervisor:
             logger.error("%s%s", worker.failure.message, "\n" + details if details else "")
 
     def _note_death(self, worker: Worker, reason: str) -> None:
-        now = time.monotonic()
-        self._deaths.append(now)
-        while self._deaths and now - self._deaths[0] > CRASH_WINDOW:
-            self._deaths.popleft()
-        deaths = len(self._deaths)
-        if deaths >= CRASH_LIMIT and not self.crash_loop:
-            self.crash_loop = True
+        now = self.processes.now()
+        served = now - worker.ready_at if worker.ready_at is not None else 0.0
+        was_on = self.crashes.on
+        backoff = self.crashes.death(now, served, self._accepting())
+        if self.crashes.on and not was_on:
             message = (
-                f"workers died {deaths} times in {CRASH_WINDOW:.0f}s (last: {worker.describe()} "
-                f"{reason}): crash loop, respawning with a backoff of up to "
-                f"{CRASH_LOOP_BACKOFF:.0f}s and /readyz failing until workers serve "
+                f"workers died {self.crashes.recent_deaths} times in {CRASH_WINDOW:.0f}s "
+                f"(last: {worker.describe()} {reason}): crash loop, respawning with a backoff "
+                f"of up to {CRASH_LOOP_BACKOFF:.0f}s and /readyz failing until workers serve "
                 f"{RECOVERED_AFTER:.0f}s without dying. Fix the app, then restart "
                 "(devserve ctl restart)."
             )
             logger.critical(message)
             self._crash_message = message
             self.publish({"kind": "crash_loop", "message": message})
-        if self.crash_loop:
-            served = now - worker.ready_at if worker.ready_at is not None else 0.0
-            if served < self._loop_backoff():
-                # it died sooner than the wait before it: respawning faster would only burn the
-                # machine; one that served longer (killed under load, say) is replaced as fast
-                self._loop_deaths += 1
-            backoff = self._loop_backoff()
-            if not self._accepting():
-                # nobody serves (every request gets the 503 page): the long waits are for
-                # sparing the machine while other workers carry the load, not for this
-                backoff = min(backoff, MAX_BACKOFF)
-        else:
-            backoff = min(0.25 * 2 ** (deaths - 2), MAX_BACKOFF) if deaths > 1 else 0.0
         self._respawn_after = now + backoff
         self._watch_recovery()
-
-    def _loop_backoff(self) -> float:
-        """The wait before a respawn in a crash loop: 2 s, doubling with each quick death."""
-        return min(2.0 ** (self._loop_deaths + 1), CRASH_LOOP_BACKOFF)
 
     def _watch_recovery(self) -> None:
         """In a crash loop, look again once RECOVERED_AFTER has passed since the last death."""
         if self._recovery_timer is not None:
             self._recovery_timer.cancel()
         self._recovery_timer = None
-        if self.crash_loop and self._deaths:
-            wait = self._deaths[-1] + RECOVERED_AFTER - time.monotonic()
-            loop = asyncio.get_running_loop()
-            self._recovery_timer = loop.call_later(max(0.0, wait), self._check_recovered)
+        look_at = self.crashes.next_look()
+        if look_at is not None:
+            wait = max(0.0, look_at - self.processes.now())
+            self._recovery_timer = self.processes.call_later(wait, self._check_recovered)
 
     def _check_recovered(self) -> None:
         """The crash loop is over when a worker has served RECOVERED_AFTER and none died since."""
         self._recovery_timer = None
         if not self.crash_loop or self.stopping:
             return
-        ready_since = [w.ready_at for w in self._accepting_workers() if w.ready_at is not None]
-        if not ready_since:
-            return  # nobody serves yet: the next worker to be ready looks again
-        wait = min(ready_since) + RECOVERED_AFTER - time.monotonic()
+        serving_since = [w.ready_at for w in self._accepting_workers() if w.ready_at is not None]
+        wait = self.crashes.recovered_in(self.processes.now(), serving_since, self.target)
+        if wait is None:
+            return  # too few serve yet: the next worker to be ready looks again
         if wait > 0:  # not for long enough yet
-            self._recovery_timer = asyncio.get_running_loop().call_later(
-                wait, self._check_recovered
-            )
+            self._recovery_timer = self.processes.call_later(wait, self._check_recovered)
             return
         logger.warning(
             "crash loop over: workers served %.0fs without dying; /readyz is ready again",
@@ -586,9 +553,7 @@ class Supervisor:
 
     def _end_crash_loop(self) -> None:
         """Deaths before now count no more (a restart, a scale, or workers that stay up)."""
-        self.crash_loop = False
-        self._deaths.clear()
-        self._loop_deaths = 0
+        self.crashes.end()
         self._respawn_after = 0.0
         if self._recovery_timer is not None:
             self._recovery_timer.cancel()
@@ -608,7 +573,7 @@ class Supervisor:
         ]
         missing = self.target - len(current)
         if missing > 0:
-            wait = self._respawn_after - time.monotonic()
+            wait = self._respawn_after - self.processes.now()
             if wait > 0:
                 self._reconcile_later(wait)
                 return
@@ -623,10 +588,9 @@ class Supervisor:
     def _reconcile_later(self, delay: float) -> None:
         """Reconcile again after `delay`; a respawn already planned for later moves earlier (the
         last worker died: its shorter backoff must not wait behind a longer one)."""
-        loop = asyncio.get_running_loop()
         timer = self._respawn_timer
         if timer is not None and not timer.cancelled():
-            if timer.when() <= loop.time() + delay:
+            if timer.when <= self.processes.now() + delay:
                 return
             timer.cancel()
         logger.info("respawning in %.2fs", delay)
@@ -635,7 +599,7 @@ class Supervisor:
             self._respawn_timer = None
             self._reconcile()
 
-        self._respawn_timer = loop.call_later(delay, fire)
+        self._respawn_timer = self.processes.call_later(delay, fire)
 
     def _drain(
         self, worker: Worker, reason: str, fast: bool = False, keep_idle: bool = True
@@ -646,7 +610,7 @@ class Supervisor:
         worker.expected_exit = True
         if worker.state in STARTING:
             self._move(worker, WorkerState.DRAINING)
-            _signal(worker, signal.SIGKILL)
+            self.processes.signal(worker.pid, signal.SIGKILL)
             return
         if worker.state is WorkerState.READY:
             self._move(worker, WorkerState.DRAINING)
@@ -658,7 +622,7 @@ class Supervisor:
             else channel.Drain(grace if keep_idle and not self.stopping else 0)
         )
         if not _send(worker, message):
-            _signal(worker, signal.SIGQUIT if fast else signal.SIGTERM)
+            self.processes.signal(worker.pid, signal.SIGQUIT if fast else signal.SIGTERM)
 
     def retire(self, worker: Worker, reason: str) -> None:
         """Replace a serving worker gracefully: its replacement is ready before it drains."""
@@ -682,19 +646,21 @@ class Supervisor:
     async def _restarts(
         self, kind: str, changes: tuple[list[str], float | None] = ([], None)
     ) -> None:
+        """Roll, then roll once more if a restart was asked for meanwhile (even before this task
+        first ran: so `_restart_again` is cleared by whoever starts it, not here)."""
         while True:
-            self._restart_again = None
             await self._rolling_restart(kind, *changes)
-            if self._restart_again is None or self.stopping:
+            again, self._restart_again = self._restart_again, None
+            if again is None or self.stopping:
                 return
-            kind, changes = self._restart_again, ([], None)
+            kind, changes = again, ([], None)
 
     async def _rolling_restart(self, kind: str, changed: list[str], seen_at: float | None) -> None:
         """Start a whole generation; once every worker of it serves, drain the others. `kind` is
         'restart' or 'reload' (then `changed` lists the files and `seen_at` when)."""
         self._last_generation += 1  # failed generations keep their number too
         generation = self._last_generation
-        began = seen_at or time.monotonic()
+        began = seen_at or self.processes.now()
         cause = f" ({_describe(changed)} changed)" if changed else ""
         logger.info("%s: starting generation %d%s", kind, generation, cause)
         # Type=notify-reload wants the monotonic time with RELOADING=1 (sd_notify(3))
@@ -735,7 +701,7 @@ class Supervisor:
                 self._drain(
                     worker, f"replaced by generation {generation}", keep_idle=kind != "reload"
                 )
-        seconds = time.monotonic() - began
+        seconds = self.processes.now() - began
         logger.info("%s: generation %d serving after %.2fs%s", kind, generation, seconds, cause)
         self.notify(f"READY=1\nSTATUS=generation {generation} serving")
         self.publish(
@@ -802,7 +768,7 @@ class Supervisor:
 
     # ------------------------------------------------------------------ state changes
     def _move(self, worker: Worker, state: WorkerState) -> None:
-        worker.move(state)
+        worker.move(state, self.processes.now())
         self._changed.set()
         self._worker_event(worker)
 
@@ -819,7 +785,7 @@ class Supervisor:
         )
 
     # ------------------------------------------------------------------ status
-    def snapshot(self, history_since: float | None = None) -> Event:
+    def snapshot(self, history_since: float | None = None) -> schema.Snapshot:
         """The state the control API's `status` returns (see control/schema.py), with the
         history points after `history_since` when that is given."""
         return status.snapshot(self, history_since)
@@ -863,8 +829,3 @@ def _describe(paths: Sequence[str]) -> str:
 
 def _send(worker: Worker, message: channel.Message) -> bool:
     return worker.channel is not None and worker.channel.send(message)
-
-
-def _signal(worker: Worker, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # already gone: its exit is on its way
-        os.kill(worker.pid, signum)

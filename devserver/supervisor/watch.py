@@ -11,18 +11,14 @@ replacements stay in supervisor.py; this module only notices and escalates.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import random
 import signal
-import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from devserver.config import Config
+from devserver.supervisor.processes import Processes
 from devserver.supervisor.workers import STARTING, Worker, WorkerState
-
-if TYPE_CHECKING:
-    from devserver.supervisor.supervisor import Supervisor
 
 logger = logging.getLogger("devserve.supervisor")
 
@@ -33,10 +29,26 @@ DRAIN_MARGIN = 2.0  # past the grace period, a draining worker is killed
 FAST_STOP_GRACE = 1.0
 
 
+class Watched(Protocol):
+    """What the watch reads of the supervisor, and the one decision it asks of it."""
+
+    config: Config
+    processes: Processes
+    workers: dict[int, Worker]
+
+    @property
+    def fast(self) -> bool: ...
+
+    def notify(self, state: str) -> object: ...
+
+    def retire(self, worker: Worker, reason: str) -> None: ...
+
+
 class Watch:
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Watched) -> None:
         self.supervisor = supervisor
         self.config = supervisor.config
+        self.processes = supervisor.processes
         self.fast_stop_at: float | None = None
         self.watchdog: float | None = None  # systemd WatchdogSec/2, set by the CLI when asked
         self._tasks: list[asyncio.Task[None]] = []
@@ -61,7 +73,7 @@ class Watch:
     async def _run(self) -> None:
         next_sample = 0.0
         while True:
-            now = time.monotonic()
+            now = self.processes.now()
             for worker in list(self.supervisor.workers.values()):
                 self._check_clocks(worker, now)
             if now >= next_sample:
@@ -80,7 +92,7 @@ class Watch:
                     config.timeout_boot,
                 )
                 worker.aborted_at = now
-                _signal(worker.pid, signal.SIGKILL)
+                self.processes.signal(worker.pid, signal.SIGKILL)
         elif worker.state is WorkerState.READY and config.timeout:
             silent = now - worker.last_heard
             if silent > config.timeout and not worker.aborted_at:
@@ -92,17 +104,17 @@ class Watch:
                     config.timeout,
                 )
                 worker.aborted_at = now
-                _signal(worker.pid, signal.SIGABRT)
+                self.processes.signal(worker.pid, signal.SIGABRT)
         elif worker.state is WorkerState.DRAINING and worker.draining_since is not None:
             grace = 0.0 if self.supervisor.fast else config.timeout_graceful_shutdown
             if now - worker.draining_since > grace + DRAIN_MARGIN and not worker.aborted_at:
                 logger.warning("%s still draining after %gs: killing it", worker.describe(), grace)
                 worker.aborted_at = now
-                _signal(worker.pid, signal.SIGKILL)
+                self.processes.signal(worker.pid, signal.SIGKILL)
         if worker.aborted_at and now - worker.aborted_at > ABORT_GRACE and worker.alive:
-            _signal(worker.pid, signal.SIGKILL)
+            self.processes.signal(worker.pid, signal.SIGKILL)
         if self.fast_stop_at and now - self.fast_stop_at > FAST_STOP_GRACE:
-            _signal(worker.pid, signal.SIGKILL)
+            self.processes.signal(worker.pid, signal.SIGKILL)
 
     # ------------------------------------------------------------------ recycling
     def _check_recycling(self, now: float) -> None:
@@ -130,8 +142,3 @@ class Watch:
         """On each heartbeat: recycle a worker that served its --max-requests (plus jitter)."""
         if worker.max_requests and worker.requests >= worker.max_requests:
             self.supervisor.retire(worker, f"served {worker.requests} requests")
-
-
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)

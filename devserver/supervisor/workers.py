@@ -20,15 +20,12 @@ This module holds no policy (when to spawn, restart or kill): that is supervisor
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import signal
-import time
-from dataclasses import dataclass, field
-from multiprocessing.process import BaseProcess
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from devserver.channel import ChannelProtocol, Failed
+from devserver.channel import Failed, Message
 
 
 class WorkerState(enum.Enum):
@@ -57,23 +54,28 @@ class IllegalTransition(RuntimeError):
     pass
 
 
+class WorkerChannel(Protocol):
+    """The supervisor's end of a worker's channel (channel.ChannelProtocol, or a test's fake)."""
+
+    violation: str | None  # why this end closed it: the worker broke the channel's protocol
+
+    def send(self, message: Message) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(eq=False)
 class Worker:
     """A worker process and what the supervisor knows about it."""
 
-    process: BaseProcess
     pid: int
     slot: int
     generation: int
-    channel: ChannelProtocol | None = None
-    # the loop's task for this worker (opening its channel, later reading its last messages),
-    # held here so it is not garbage-collected while it runs
-    pending: asyncio.Task[None] | None = None
-    channel_closed: asyncio.Event = field(default_factory=asyncio.Event)  # EOF from the worker
+    spawned_at: float  # on the supervisor's clock (processes.Processes.now), as are the others
+    channel: WorkerChannel | None = None
     state: WorkerState = WorkerState.SPAWNING
-    spawned_at: float = field(default_factory=time.monotonic)
     ready_at: float | None = None
-    last_heard: float = field(default_factory=time.monotonic)
+    last_heard: float = 0.0
     draining_since: float | None = None
     aborted_at: float | None = None
     # from the latest heartbeat (the rest of its numbers are in supervisor/metrics.py)
@@ -99,13 +101,13 @@ class Worker:
     def serving(self) -> bool:
         return self.state is WorkerState.READY
 
-    def move(self, new: WorkerState) -> WorkerState:
-        """Change state, returning the old one; IllegalTransition for a move not in the table."""
+    def move(self, new: WorkerState, now: float) -> WorkerState:
+        """Change state at time `now`, returning the old state; IllegalTransition for a move
+        not in the table."""
         old = self.state
         if new not in TRANSITIONS[old]:
             raise IllegalTransition(f"worker {self.pid}: {old.value} → {new.value}")
         self.state = new
-        now = time.monotonic()
         if new is WorkerState.READY:
             self.ready_at = now
         elif new is WorkerState.DRAINING:
