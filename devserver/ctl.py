@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from collections.abc import Mapping
+from typing import Any, Literal, NoReturn, Unpack, overload
 
 import click
 
+from devserver.control import schema
 from devserver.control.client import ControlClient, ControlError, NotRunning
 from devserver.control.unix import default_path
 
@@ -34,7 +36,34 @@ def _fail(message: str) -> NoReturn:
     sys.exit(EXIT_REFUSED)
 
 
-def _call(control: str | None, command: str, **args: Any) -> dict[str, Any]:
+# each command's result, as the control API documents it (schema.CommandResult)
+@overload
+def _call(control: str | None, command: Literal["status"]) -> schema.Snapshot: ...
+@overload
+def _call(
+    control: str | None, command: Literal["scale"], *, workers: str
+) -> schema.ScaleResult: ...
+@overload
+def _call(control: str | None, command: Literal["restart"]) -> schema.RestartResult: ...
+@overload
+def _call(control: str | None, command: Literal["reload"]) -> schema.ReloadResult: ...
+@overload
+def _call(control: str | None, command: Literal["kill"], *, pid: int) -> schema.KillResult: ...
+@overload
+def _call(control: str | None, command: Literal["stop"], *, fast: bool) -> schema.StopResult: ...
+@overload
+def _call(control: str | None, command: Literal["reopen-logs"]) -> schema.ReopenResult: ...
+@overload
+def _call(
+    control: str | None, command: Literal["trace"], **args: Unpack[schema.Arguments]
+) -> schema.TraceResult: ...
+@overload
+def _call(
+    control: str | None, command: Literal["trace-off"], **args: Unpack[schema.Arguments]
+) -> schema.TraceOffResult: ...
+def _call(
+    control: str | None, command: str, **args: Unpack[schema.Arguments]
+) -> schema.CommandResult:
     path = control or default_path()
     try:
         return ControlClient(path).request(command, **args)
@@ -94,7 +123,7 @@ def ctl(context: click.Context, control: str | None, as_json: bool) -> None:
     context.obj = {"control": control, "json": as_json}
 
 
-def _done(context: click.Context, result: dict[str, Any], text: str) -> None:
+def _done(context: click.Context, result: Mapping[str, Any], text: str) -> None:
     click.echo(json.dumps(result, indent=2) if context.obj["json"] else text)
 
 
@@ -129,10 +158,11 @@ def reload(context: click.Context) -> None:
     _roll(context, "reload", "reload queued after the first boot")
 
 
-def _roll(context: click.Context, command: str, when_queued: str) -> None:
+def _roll(context: click.Context, command: Literal["restart", "reload"], when_queued: str) -> None:
     """restart and reload: started ('restarting', 'reloading') or queued."""
     result = _call(context.obj["control"], command)
-    _done(context, result, when_queued if result[command] == "queued" else f"{command}ing")
+    queued = "queued" in result.values()  # {"restart": "queued"} or {"reload": "queued"}
+    _done(context, result, when_queued if queued else f"{command}ing")
 
 
 @ctl.command()
@@ -167,7 +197,11 @@ def reopen_logs(context: click.Context) -> None:
 @click.pass_context
 def trace(context: click.Context, requests: int | None, pid: int | None) -> None:
     """Log the ASGI messages of the next requests in the workers' log (all until trace-off)."""
-    args = {key: value for key, value in (("requests", requests), ("pid", pid)) if value}
+    args: schema.Arguments = {}
+    if requests:
+        args["requests"] = requests
+    if pid:
+        args["pid"] = pid
     result = _call(context.obj["control"], "trace", **args)
     what = f"the next {requests} request(s)" if requests else "every request (until trace-off)"
     _done(context, result, f"tracing {what} in worker(s) {_pids(result['tracing'])}")
@@ -178,7 +212,8 @@ def trace(context: click.Context, requests: int | None, pid: int | None) -> None
 @click.pass_context
 def trace_off(context: click.Context, pid: int | None) -> None:
     """Stop tracing (this also ends --trace)."""
-    result = _call(context.obj["control"], "trace-off", **({"pid": pid} if pid else {}))
+    args: schema.Arguments = {"pid": pid} if pid else {}
+    result = _call(context.obj["control"], "trace-off", **args)
     _done(context, result, f"tracing stopped in worker(s) {_pids(result['stopped'])}")
 
 
@@ -205,7 +240,7 @@ _COLUMNS = [
 ]
 
 
-def format_status(snapshot: dict[str, Any]) -> str:
+def format_status(snapshot: schema.Snapshot) -> str:
     """The snapshot as a header and a fixed-width table, like `ps`."""
     server, totals = snapshot["server"], snapshot["totals"]
     lines = [
@@ -253,7 +288,7 @@ def format_status(snapshot: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _window_cells(numbers: dict[str, Any]) -> tuple[str, str, str]:
+def _window_cells(numbers: schema.Worker | schema.Totals) -> tuple[str, str, str]:
     """req/s, p50 and p99 of the last 10 seconds."""
     window = numbers.get("windows", {}).get("10s", {})
     return (
@@ -263,7 +298,7 @@ def _window_cells(numbers: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
-def _latest(totals: dict[str, Any]) -> str:
+def _latest(totals: schema.Totals) -> str:
     window = totals.get("windows", {}).get("10s", {})
     rps, p50, p99 = _window_cells(totals)
     return (

@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Protocol, Unpack
 
+from devserver.control import schema
 from devserver.control.client import AsyncControlClient, ControlError
 
 HISTORY_POINTS = 900  # 15 minutes at one point a second, as the server keeps
@@ -25,6 +26,8 @@ EVENTS_KEPT = 500
 RETRY_SECONDS = 1.0
 UNKNOWN_NOTED = 20  # message types noted as unknown, at most: a confused server is not a flood
 
+# what the feed keeps of the stream: parts of schema.StreamMessage that `apply` checked enough
+# to draw (a server may send what this panel does not know, or send it wrong)
 Message = dict[str, Any]
 
 
@@ -33,9 +36,11 @@ class Client(Protocol):
 
     path: str
 
-    def request(self, command: str, **args: Any) -> Awaitable[Message]: ...
+    def request(
+        self, command: str, **args: Unpack[schema.Arguments]
+    ) -> Awaitable[schema.CommandResult]: ...
 
-    def subscribe(self, recent: bool = False) -> AsyncIterator[Message]: ...
+    def subscribe(self, recent: bool = False) -> AsyncIterator[schema.StreamMessage]: ...
 
 
 class Feed:
@@ -79,7 +84,8 @@ class Feed:
                 return
             await asyncio.sleep(RETRY_SECONDS)
 
-    def apply(self, message: Message) -> None:
+    def apply(self, message: Mapping[str, Any]) -> None:
+        """Keep what a stream message brings, once `_well_formed` found the parts drawn."""
         kind = message.get("type")
         if kind in ("snapshot", "requests", "event") and not _well_formed(message):
             self.note(f"skipped a malformed {kind} message from devserve")
@@ -124,12 +130,12 @@ class Feed:
         fresh = min(self.events_seen - seen, len(self.events))
         return list(self.events)[len(self.events) - fresh :] if fresh > 0 else []
 
-    async def command(self, command: str, **args: Any) -> Message:
+    async def command(self, command: str, **args: Unpack[schema.Arguments]) -> schema.CommandResult:
         """Send a command; raises ControlError with the server's one-line refusal."""
         return await self.client.request(command, **args)
 
 
-def _well_formed(message: Message) -> bool:
+def _well_formed(message: Mapping[str, Any]) -> bool:
     """True when a snapshot, requests or event message has what the panel reads in it."""
     kind = message["type"]
     if kind == "snapshot":

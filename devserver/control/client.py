@@ -26,7 +26,7 @@ import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Generator, Iterator
-from typing import Any
+from typing import Any, Unpack, cast
 
 from devserver.control import schema
 
@@ -102,20 +102,20 @@ class ControlClient:
             raise
         return sock
 
-    def request(self, command: str, **args: Any) -> schema.Message:
+    def request(self, command: str, **args: Unpack[schema.Arguments]) -> schema.CommandResult:
         """Send one command; returns its result."""
         with self._connect() as sock:
             sock.sendall(schema.encode(schema.request(command, next(self._ids), **args)))
             reply = next(_raw_lines(sock), b"")
         return _result(_reply(reply))
 
-    def subscribe(self, recent: bool = False) -> Generator[schema.Message, None, None]:
+    def subscribe(self, recent: bool = False) -> Generator[schema.StreamMessage, None, None]:
         """Snapshots and events, as the server sends them (with `recent`, first the latest
         events from before), until the caller stops iterating."""
         sock = self._connect()
         sock.settimeout(None)
         try:
-            args = {"recent": True} if recent else {}
+            args: schema.Arguments = {"recent": True} if recent else {}
             sock.sendall(schema.encode(schema.request("subscribe", next(self._ids), **args)))
             lines = _raw_lines(sock)
             next(lines, None)  # the acknowledgement
@@ -148,7 +148,7 @@ class AsyncControlClient:
             raise
         return reader, writer
 
-    async def request(self, command: str, **args: Any) -> schema.Message:
+    async def request(self, command: str, **args: Unpack[schema.Arguments]) -> schema.CommandResult:
         """Send one command; returns its result."""
         reader, writer = await self._connect()
         try:
@@ -163,12 +163,12 @@ class AsyncControlClient:
             writer.close()
         return _result(_reply(line))
 
-    async def subscribe(self, recent: bool = False) -> AsyncIterator[schema.Message]:
+    async def subscribe(self, recent: bool = False) -> AsyncIterator[schema.StreamMessage]:
         """Snapshots, request records and events, as the server sends them (with `recent`,
         first the latest events from before); ends when the server goes away."""
         reader, writer = await self._connect()
         try:
-            args = {"recent": True} if recent else {}
+            args: schema.Arguments = {"recent": True} if recent else {}
             writer.write(schema.encode(schema.request("subscribe", next(self._ids), **args)))
             async with asyncio.timeout(STREAM_SILENCE):
                 await _read_line(reader)  # the acknowledgement
@@ -188,12 +188,18 @@ class AsyncControlClient:
             writer.close()
 
 
-def unreadable(reason: str) -> schema.Message:
+def unreadable(reason: str) -> schema.EventMessage:
     """What a subscriber gets in place of a line it could not read: a `log` event of the
     client's own (source "client"), which a panel shows among the events."""
     line = f"skipped a message from devserve that this client cannot read: {reason}"
-    event = {"kind": "log", "source": "client", "level": "warning", "line": line}
-    return schema.event({**event, "t": time.time()})
+    event: schema.LogEvent = {
+        "kind": "log",
+        "source": "client",
+        "level": "warning",
+        "line": line,
+        "t": time.time(),
+    }
+    return schema.event(event)
 
 
 def _decode(line: bytes | None) -> schema.Message | str:
@@ -210,10 +216,13 @@ def _decode(line: bytes | None) -> schema.Message | str:
     return message
 
 
-def _message(line: bytes | None) -> schema.Message:
-    """A stream's line as a message, or `unreadable` when it is not one."""
+def _message(line: bytes | None) -> schema.StreamMessage:
+    """A stream's line as a message, or `unreadable` when it is not one. Only its being a JSON
+    object is checked: a reader checks each part it uses (a newer server may send more)."""
     message = _decode(line)
-    return unreadable(message) if isinstance(message, str) else message
+    if isinstance(message, str):
+        return unreadable(message)
+    return cast("schema.StreamMessage", message)
 
 
 def _reply(line: bytes | None) -> Any:
@@ -226,14 +235,14 @@ def _reply(line: bytes | None) -> Any:
     return message
 
 
-def _result(reply: Any) -> schema.Message:
+def _result(reply: Any) -> schema.CommandResult:
     if reply is None:
         raise ControlError("the server closed the connection without answering")
     if not isinstance(reply, dict) or not isinstance(reply.get("result", {}), dict):
         raise ControlError("the server's reply is not a control API reply")
     if not reply.get("ok"):
         raise ControlError(str(reply.get("error", "the server refused the command")))
-    result: schema.Message = reply.get("result", {})
+    result: schema.CommandResult = reply.get("result", {})
     return result
 
 

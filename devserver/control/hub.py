@@ -12,8 +12,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from devserver.control import schema
 
@@ -27,7 +27,10 @@ RECENT_EVENTS = 200  # what a subscriber that asks for `recent` gets first
 SNAPSHOT_INTERVAL = 1.0
 RECORDS_INTERVAL = 0.25
 
-Handler = Callable[["Supervisor", schema.Message], schema.Message]
+# The supervisor's command methods return plain dicts, each of one of schema.CommandResult's
+# shapes (tests/test_contracts_schema.py checks them against a live server); `_carry_out` is
+# where they join the contract.
+Handler = Callable[["Supervisor", schema.Request], Mapping[str, Any]]
 _HANDLERS: dict[str, Handler] = {
     "status": lambda sup, msg: sup.snapshot(0.0 if msg.get("history") is True else None),
     "scale": lambda sup, msg: sup.scale(msg["workers"]),
@@ -59,33 +62,44 @@ def _count(value: Any) -> int | None:
     return value
 
 
+def _carry_out(
+    supervisor: Supervisor, command: str, request: schema.Request
+) -> schema.CommandResult:
+    return cast("schema.CommandResult", _HANDLERS[command](supervisor, request))
+
+
 class Hub:
     def __init__(self) -> None:
         self.supervisor: Supervisor | None = None
-        self._subscribers: set[asyncio.Queue[schema.Message]] = set()
-        self._recent: deque[schema.Message] = deque(maxlen=RECENT_EVENTS)
+        self._subscribers: set[asyncio.Queue[schema.StreamMessage]] = set()
+        self._recent: deque[schema.EventMessage] = deque(maxlen=RECENT_EVENTS)
 
     def attach(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
 
-    def handle(self, message: Any) -> schema.Message:
-        """Carry out one request; returns the reply (a result or an error), never raises."""
+    def handle(self, message: Any) -> schema.Reply:
+        """Carry out one request (a decoded one, not checked yet); returns the reply (a result
+        or an error), never raises."""
         request_id = message.get("id") if isinstance(message, dict) else None
         try:
             command, checked = schema.check_request(message)
             if command == "subscribe":
                 raise schema.SchemaError("subscribe is answered by the transport's stream")
             assert self.supervisor is not None
-            return schema.result(request_id, _HANDLERS[command](self.supervisor, checked))
+            return schema.result(request_id, _carry_out(self.supervisor, command, checked))
         except ValueError as exc:  # SchemaError, CommandError and bad arguments
             return schema.error(request_id, str(exc))
         except OSError as exc:  # the machine refused (no processes or files left for a spawn)
             logger.error("%s failed: %s", message.get("command"), exc)
             return schema.error(request_id, f"{message.get('command')} failed: {exc}")
 
-    def publish(self, event: schema.Message) -> None:
-        """Send an event to every subscriber; a full queue drops its oldest event."""
-        message = schema.event({**event, "t": round(time.time(), 3)})
+    def publish(self, event: Mapping[str, Any]) -> None:
+        """Send an event (one of schema.Event's shapes, without its time) to every subscriber;
+        a full queue drops its oldest event."""
+        # the supervisor and the log handler build events as plain dicts: here they join the
+        # contract, stamped with the time
+        stamped = cast("schema.Event", {**event, "t": round(time.time(), 3)})
+        message = schema.event(stamped)
         self._recent.append(message)
         for queue in self._subscribers:
             if queue.full():
@@ -93,7 +107,7 @@ class Hub:
                     queue.get_nowait()
             queue.put_nowait(message)
 
-    async def stream(self, recent: bool = False) -> AsyncIterator[schema.Message]:
+    async def stream(self, recent: bool = False) -> AsyncIterator[schema.StreamMessage]:
         """Until the caller stops: a snapshot now and once a second (the first with the whole
         history, later ones with the points added since), the request records as they arrive
         (first the ones kept so far), and events as they happen; with `recent`, the latest
@@ -101,12 +115,14 @@ class Hub:
         supervisor = self.supervisor
         assert supervisor is not None
         metrics = supervisor.metrics
-        queue: asyncio.Queue[schema.Message] = asyncio.Queue(QUEUE_SIZE)
+        queue: asyncio.Queue[schema.StreamMessage] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.add(queue)
         loop = asyncio.get_running_loop()
         history_seen = 0.0
         cursor = metrics.record_count - len(metrics.records)
-        earlier = [{**message, "recent": True} for message in self._recent] if recent else []
+        earlier: list[schema.EventMessage] = []
+        if recent:
+            earlier = [{**message, "recent": True} for message in self._recent]
         try:
             next_snapshot = next_records = loop.time()
             while True:
@@ -123,8 +139,8 @@ class Hub:
                     next_records = now + RECORDS_INTERVAL
                     # in batches, so no message passes a transport's line limit
                     batches, cursor = metrics.batches_since(cursor)
-                    for batch in batches:
-                        yield schema.requests(batch)
+                    for batch in batches:  # metrics.py keeps the records as plain dicts
+                        yield schema.requests(cast("list[schema.Record]", batch))
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
                 # lands as the queue yields, and the stream would then outlive the server
                 try:

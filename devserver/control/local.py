@@ -12,7 +12,7 @@ import contextlib
 import copy
 import itertools
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Unpack
 
 from devserver.control import schema
 from devserver.control.client import ControlError
@@ -25,7 +25,7 @@ class LocalClient:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self._ids = itertools.count(1)
-        self._queue: asyncio.Queue[schema.Message | None] = asyncio.Queue(QUEUE_SIZE)
+        self._queue: asyncio.Queue[schema.StreamMessage | None] = asyncio.Queue(QUEUE_SIZE)
         self._pump = asyncio.get_running_loop().create_task(self._follow(), name="local stream")
 
     async def _follow(self) -> None:
@@ -41,14 +41,13 @@ class LocalClient:
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(None)
 
-    async def request(self, command: str, **args: Any) -> schema.Message:
+    async def request(self, command: str, **args: Unpack[schema.Arguments]) -> schema.CommandResult:
         reply = self.hub.handle(schema.request(command, next(self._ids), **args))
-        if not reply.get("ok"):
-            raise ControlError(str(reply.get("error", "the server refused the command")))
-        result: schema.Message = reply["result"]
-        return result
+        if reply["type"] == "error":
+            raise ControlError(reply["error"])
+        return reply["result"]
 
-    async def subscribe(self, recent: bool = False) -> AsyncIterator[schema.Message]:
+    async def subscribe(self, recent: bool = False) -> AsyncIterator[schema.StreamMessage]:
         """The stream; it began when this client was made, so nothing was missed (`recent`
         has nothing to add)."""
         while (message := await self._queue.get()) is not None:

@@ -27,7 +27,8 @@ Clients must ignore fields they do not know; a change that removes or renames on
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, NotRequired, TypedDict
+from collections.abc import Mapping
+from typing import Any, Literal, NotRequired, Required, TypedDict, Unpack, cast
 
 VERSION = 1
 MAX_LINE = 1024 * 1024
@@ -47,7 +48,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 }
 EVENT_KINDS = ("worker", "ready", "restart", "reload", "scale", "crash_loop", "stopping", "log")
 
-Message = dict[str, Any]
+Message = dict[str, Any]  # a decoded message before it is checked: any JSON object
 
 
 # --------------------------------------------------------------------------- the snapshot
@@ -177,16 +178,229 @@ class Snapshot(TypedDict):
     history: NotRequired[list[HistoryPoint]]  # when asked for, and in the stream
 
 
+# --------------------------------------------------------------------------- requests
+RequestId = Any  # any JSON value: the reply carries it back unchanged
+
+
+class Arguments(TypedDict, total=False):
+    """Every command's arguments; COMMANDS says which are required, the docs which command
+    reads which. The hub checks each value before it acts, as a request comes from outside."""
+
+    history: bool  # status: add the history ring
+    workers: int | str  # scale: N, "+N" or "-N"
+    pid: int | str  # kill (required), trace, trace-off: one worker
+    requests: int | None  # trace: how many requests (None: until trace-off)
+    fast: bool  # stop: close connections at once
+    recent: bool  # subscribe: the latest events from before first
+
+
+class Request(Arguments, total=False):
+    id: RequestId
+    command: Required[str]
+
+
+# --------------------------------------------------------------------------- results
+class ScaleResult(TypedDict):
+    target: int
+
+
+class RestartResult(TypedDict):
+    restart: Literal["started", "queued"]
+
+
+class ReloadResult(TypedDict):
+    reload: Literal["started", "queued"]
+
+
+class KillResult(TypedDict):
+    killed: int
+
+
+class StopResult(TypedDict):
+    stopping: Literal["graceful", "fast"]
+
+
+class ReopenResult(TypedDict):
+    reopened: bool
+
+
+class TraceResult(TypedDict):
+    tracing: list[int]
+    requests: int | None  # None: every request until trace-off
+
+
+class TraceOffResult(TypedDict):
+    stopped: list[int]
+
+
+class SubscribeResult(TypedDict):
+    subscribed: bool
+
+
+CommandResult = (
+    Snapshot
+    | ScaleResult
+    | RestartResult
+    | ReloadResult
+    | KillResult
+    | StopResult
+    | ReopenResult
+    | TraceResult
+    | TraceOffResult
+    | SubscribeResult
+)
+
+
+# --------------------------------------------------------------------------- events
+class Record(TypedDict):
+    """One sampled request (or WebSocket session), as the `requests` message carries it."""
+
+    id: str  # "PID-SEQ"
+    pid: int
+    slot: int
+    seq: int
+    type: Literal["http", "websocket"]
+    start: float
+    method: str
+    path: str
+    query: str
+    http_version: str
+    scheme: str
+    client: str | None
+    status: int
+    duration: float
+    bytes_in: int
+    bytes_out: int
+    headers: list[list[str]]  # [name, value] pairs, redacted
+    cut: NotRequired[list[str]]  # the fields that were shortened
+    trace: NotRequired[list[dict[str, Any]]]  # the ASGI messages: keys vary with each message
+
+
+class _Timed(TypedDict):
+    t: float  # Unix time; the hub stamps it as it publishes
+
+
+class WorkerEvent(_Timed):
+    kind: Literal["worker"]
+    pid: int
+    slot: int
+    generation: int
+    state: str  # a WorkerStateName, or "exited" / "failed" once it is gone
+    reason: str | None
+
+
+class ReadyEvent(_Timed):
+    kind: Literal["ready"]
+    generation: int
+
+
+class RolloutEvent(_Timed):
+    """A rolling restart's or a reload's progress: which fields come depends on the phase."""
+
+    kind: Literal["restart", "reload"]
+    phase: Literal["started", "succeeded", "failed", "cancelled"]
+    generation: int
+    changed: NotRequired[list[str]]  # reload, started
+    seconds: NotRequired[float]  # succeeded
+    message: NotRequired[str]  # failed: Failure's fields
+    details: NotRequired[str]
+    file: NotRequired[str | None]
+    line: NotRequired[int | None]
+
+
+class ScaleEvent(_Timed):
+    kind: Literal["scale"]
+    target: int
+
+
+class CrashLoopEvent(_Timed):
+    kind: Literal["crash_loop"]
+    message: str
+
+
+class StoppingEvent(_Timed):
+    kind: Literal["stopping"]
+    fast: bool
+
+
+class LogEvent(_Timed):
+    kind: Literal["log"]
+    source: Literal["devserve", "worker", "client"]  # client: a client's note of its own
+    line: str
+    logger: NotRequired[str]
+    level: NotRequired[str]
+    pid: NotRequired[int]
+    slot: NotRequired[int]
+    details: NotRequired[str]  # a worker's exception's traceback
+
+
+Event = (
+    WorkerEvent | ReadyEvent | RolloutEvent | ScaleEvent | CrashLoopEvent | StoppingEvent | LogEvent
+)
+
+
+# --------------------------------------------------------------------------- server → client
+class ResultReply(TypedDict):
+    version: int
+    type: Literal["result"]
+    id: RequestId
+    ok: Literal[True]
+    result: CommandResult
+
+
+class ErrorReply(TypedDict):
+    version: int
+    type: Literal["error"]
+    id: RequestId
+    ok: Literal[False]
+    error: str  # one line, for a person
+
+
+Reply = ResultReply | ErrorReply
+
+
+class SnapshotMessage(TypedDict):
+    version: int
+    type: Literal["snapshot"]
+    snapshot: Snapshot
+
+
+class RequestsMessage(TypedDict):
+    version: int
+    type: Literal["requests"]
+    requests: list[Record]
+
+
+class EventMessage(TypedDict):
+    version: int
+    type: Literal["event"]
+    event: Event
+    recent: NotRequired[bool]  # from before the subscription (`"recent": true`)
+
+
+class Hello(TypedDict):
+    """The first message on the web dashboard's WebSocket."""
+
+    version: int
+    type: Literal["hello"]
+    read_only: bool
+
+
+StreamMessage = SnapshotMessage | RequestsMessage | EventMessage
+
+
+# --------------------------------------------------------------------------- building, checking
 class SchemaError(ValueError):
     """A message that does not follow this schema; the text says what is wrong."""
 
 
-def request(command: str, id: int = 1, **args: Any) -> Message:
+def request(command: str, id: int = 1, **args: Unpack[Arguments]) -> Request:
     return {"id": id, "command": command, **args}
 
 
-def check_request(message: Any) -> tuple[str, Message]:
-    """The command name and the message, or SchemaError naming what is missing."""
+def check_request(message: Any) -> tuple[str, Request]:
+    """The command name and the message, or SchemaError naming what is missing. Only the names
+    are checked here: the hub checks each argument's value as it carries the command out."""
     if not isinstance(message, dict):
         raise SchemaError("a request is a JSON object")
     command = message.get("command")
@@ -196,30 +410,30 @@ def check_request(message: Any) -> tuple[str, Message]:
     missing = [name for name in COMMANDS[command] if name not in message]
     if missing:
         raise SchemaError(f"{command}: missing {', '.join(missing)}")
-    return command, message
+    return command, cast(Request, message)
 
 
-def result(id: Any, value: Message) -> Message:
+def result(id: RequestId, value: CommandResult) -> ResultReply:
     return {"version": VERSION, "type": "result", "id": id, "ok": True, "result": value}
 
 
-def error(id: Any, text: str) -> Message:
+def error(id: RequestId, text: str) -> ErrorReply:
     return {"version": VERSION, "type": "error", "id": id, "ok": False, "error": text}
 
 
-def snapshot(value: Message) -> Message:
+def snapshot(value: Snapshot) -> SnapshotMessage:
     return {"version": VERSION, "type": "snapshot", "snapshot": value}
 
 
-def event(value: Message) -> Message:
+def event(value: Event) -> EventMessage:
     return {"version": VERSION, "type": "event", "event": value}
 
 
-def requests(records: list[Message]) -> Message:
+def requests(records: list[Record]) -> RequestsMessage:
     return {"version": VERSION, "type": "requests", "requests": records}
 
 
-def encode(message: Message) -> bytes:
+def encode(message: Mapping[str, Any]) -> bytes:
     """One line; a message that would pass MAX_LINE becomes an error in its place, so a client
     never meets a line it must refuse (the server keeps each message far below the limit)."""
     line = json.dumps(message, separators=(",", ":")).encode() + b"\n"

@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,8 +167,10 @@ async def _api(dashboard: Dashboard, name: str, scope: Scope, receive: Receive, 
             send, 200, json.dumps({"ended": session is not None}).encode(), JSON, cleared
         )
     elif name == "status" and method == "GET":
-        status = dashboard.hub.handle({"id": None, "command": "status"})["result"]
-        await _json(send, 200, _without_token(access, status))
+        reply = dashboard.hub.handle({"id": None, "command": "status"})
+        if reply["type"] == "error":  # status is never refused; were it, a 500 says so
+            raise RuntimeError(f"status refused: {reply['error']}")
+        await _json(send, 200, _without_token(access, reply["result"]))
     elif name == "command" and method == "POST":
         if not same_origin(scope["headers"]):
             await _json(send, 403, {"error": "a command from another site's page"})
@@ -196,7 +198,7 @@ def _refused(dashboard: Dashboard, message: Any) -> bool:
     return dashboard.access.read_only and command not in READ_ONLY_COMMANDS
 
 
-def _for_page(access: Access, message: schema.Message) -> schema.Message:
+def _for_page(access: Access, message: Mapping[str, Any]) -> Mapping[str, Any]:
     """A control API message as a page may see it: without the token (a copy; the hub's own
     message goes to every subscriber unchanged)."""
     for field in ("snapshot", "result"):
@@ -205,14 +207,14 @@ def _for_page(access: Access, message: schema.Message) -> schema.Message:
     return message
 
 
-def _without_token(access: Access, snapshot: schema.Message) -> schema.Message:
+def _without_token(access: Access, snapshot: Mapping[str, Any]) -> Mapping[str, Any]:
     server = snapshot.get("server")
     if not isinstance(server, dict) or not isinstance(server.get("dashboard"), str):
         return snapshot
     return {**snapshot, "server": {**server, "dashboard": access.redact(server["dashboard"])}}
 
 
-def _handle(dashboard: Dashboard, message: Any) -> schema.Message:
+def _handle(dashboard: Dashboard, message: Any) -> schema.Reply:
     if _refused(dashboard, message):
         request_id = message.get("id") if isinstance(message, dict) else None
         return schema.error(request_id, "this dashboard is read-only (--dashboard-read-only)")
@@ -261,13 +263,17 @@ async def _websocket(dashboard: Dashboard, scope: Scope, receive: Receive, send:
     await send(accept)
     lock = asyncio.Lock()  # the stream and the replies share one socket: one message at a time
 
-    async def put(message: schema.Message) -> None:
+    async def put(message: Mapping[str, Any]) -> None:
         async with lock:
             if session is not None and not access.live(session):
                 raise SessionEnded
             await send({"type": "websocket.send", "text": json.dumps(_for_page(access, message))})
 
-    hello = {"version": schema.VERSION, "type": "hello", "read_only": dashboard.access.read_only}
+    hello: schema.Hello = {
+        "version": schema.VERSION,
+        "type": "hello",
+        "read_only": dashboard.access.read_only,
+    }
     await put(hello)
 
     async def forward_stream() -> None:
@@ -330,7 +336,7 @@ async def _static(send: Send, directory: Path, name: str, method: str, status: i
 
 
 # --------------------------------------------------------------------------- responses
-async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _json(send: Send, status: int, body: Mapping[str, Any]) -> None:
     await _respond(send, status, json.dumps(body).encode(), JSON)
 
 
