@@ -10,21 +10,52 @@ snapshot against the types, field by field.
 
 from __future__ import annotations
 
+import collections
 import os
-import time
-from typing import TYPE_CHECKING, cast
+from typing import Any, Protocol, cast
 
+from devserver.config import Config
 from devserver.control import schema
-
-if TYPE_CHECKING:
-    from devserver.supervisor.supervisor import Supervisor
-    from devserver.supervisor.workers import Worker
+from devserver.sockets import Listener
+from devserver.supervisor.fallback import Fallback
+from devserver.supervisor.metrics import Metrics
+from devserver.supervisor.phase import STOPPING, Phase
+from devserver.supervisor.processes import Processes
+from devserver.supervisor.workers import Worker
 
 Snapshot = schema.Snapshot  # what snapshot() returns, so its callers can name it
 
 
+class Supervisor(Protocol):
+    """What the snapshot reads of the supervisor (supervisor.Supervisor has all of it)."""
+
+    config: Config
+    processes: Processes
+    metrics: Metrics
+    listeners: list[Listener]
+    fallback: Fallback
+    phase: Phase
+    dashboard_url: str | None
+    generation: int
+    target: int
+    configured: int
+    started_at: float
+    reloading: bool
+    last_failure: dict[str, Any] | None
+    tracing_all: bool
+    slot_restarts: collections.Counter[int]
+
+    @property
+    def crash_loop(self) -> bool: ...
+
+    @property
+    def restarting(self) -> bool: ...
+
+    def alive_workers(self) -> list[Worker]: ...
+
+
 def snapshot(supervisor: Supervisor, history_since: float | None = None) -> Snapshot:
-    now = time.monotonic()
+    now = supervisor.processes.now()
     workers = sorted(supervisor.alive_workers(), key=lambda w: (w.generation, w.slot))
     rows = [_worker(supervisor, worker, now) for worker in workers]
     view: Snapshot = {
@@ -86,8 +117,11 @@ def _totals(
 
 
 def _state(supervisor: Supervisor) -> schema.ServerState:
-    if supervisor.stopping:
+    phase = supervisor.phase
+    if phase in STOPPING:
         return "stopping"
-    if not supervisor.booted:
-        return "failed" if supervisor.fallback.showing else "starting"
+    if phase is Phase.BOOTING or (phase is Phase.RETRYING and not supervisor.fallback.showing):
+        return "starting"  # RETRYING without the error page: newer code boots
+    if phase is Phase.RETRYING:
+        return "failed"
     return "restarting" if supervisor.restarting else "running"
