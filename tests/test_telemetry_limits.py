@@ -8,7 +8,6 @@ on its own: records, ticks, channel frames, the supervisor's ring, control-API l
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -411,27 +410,6 @@ def test_a_control_socket_path_taken_by_another_user_is_named_as_such() -> None:
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "held by another user (uid 65534)" in lines[0], result.stderr
-
-
-# --------------------------------------------------------------------------- the crash loop
-def test_a_shorter_respawn_backoff_replaces_a_longer_one_already_planned() -> None:
-    """A respawn planned in 30 s moves to 5 s when a shorter backoff comes along (the last
-    worker died), and a longer one never postpones it."""
-    from devserver.config import Config
-    from devserver.supervisor.supervisor import Supervisor
-
-    async def plan() -> list[float]:
-        supervisor = Supervisor(Config(), [], 1)
-        loop = asyncio.get_running_loop()
-        planned = []
-        for delay in (30.0, 5.0, 20.0):
-            supervisor._reconcile_later(delay)
-            assert supervisor._respawn_timer is not None
-            planned.append(round(supervisor._respawn_timer.when() - loop.time()))
-        supervisor._respawn_timer.cancel()
-        return planned
-
-    assert asyncio.run(plan()) == [30, 5, 5]
 
 
 # --------------------------------------------------------------------------- log injection
