@@ -16,63 +16,22 @@ import logging
 import select
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import apps, wire_apps
-from tests.utils import Running, collected_records, holds_within, is_closed, run_server
+from tests.utils import Running, is_closed, run_server, until
 from tests.wire_apps import parse_responses, read_responses, read_until_closed
-
-HOST = b"Host: test\r\n"
-GET = b"GET / HTTP/1.1\r\n" + HOST + b"\r\n"
-GET_CLOSE = b"GET / HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
-
-
-# --------------------------------------------------------------------------- helpers
-def exchange(server: Running, data: bytes, timeout: float = 2.0) -> tuple[bytes, bool]:
-    """Send `data` on a new connection; return what came back and whether it was closed."""
-    with server.connect() as sock:
-        sock.sendall(data)
-        return read_until_closed(sock, timeout)
-
-
-def assert_still_serving(server: Running) -> None:
-    """A fresh connection after a bad one is served normally."""
-    raw, closed = exchange(server, GET_CLOSE)
-    [response] = parse_responses(raw)
-    assert response.status == 200, raw
-    assert closed
-
-
-def assert_rejected(server: Running, data: bytes, status: int) -> wire_apps.Response:
-    """`data` gets exactly one `status` answer, the connection closes, the server goes on."""
-    raw, closed = exchange(server, data)
-    responses = parse_responses(raw)
-    assert [r.status for r in responses] == [status], raw
-    assert responses[0].header("connection") == "close"
-    assert closed, "the connection stayed open after an error response"
-    assert_still_serving(server)
-    return responses[0]
+from tests.wire_client import GET, GET_CLOSE, HOST, assert_rejected, assert_still_serving, exchange
 
 
 def post(path: str, body: bytes, *headers: bytes) -> bytes:
     head = b"POST %b HTTP/1.1\r\n" % path.encode() + HOST
     head += b"Content-Length: %d\r\n" % len(body) + b"".join(h + b"\r\n" for h in headers)
     return head + b"\r\n" + body
-
-
-@pytest.fixture
-def server_log() -> Iterator[list[logging.LogRecord]]:
-    """Records of the `devserve.server` logger (a handler on it: works with propagate off)."""
-    with collected_records("devserve.server") as records:
-        yield records
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 2.0) -> bool:
-    return holds_within(predicate, timeout)
 
 
 def errors(records: list[logging.LogRecord]) -> list[str]:
@@ -419,7 +378,7 @@ def test_message_after_the_response_is_logged_and_connection_kept(
         sock.sendall(GET)
         [response] = read_responses(sock, 1)
         assert response.body == b"done"
-        assert wait_for(lambda: any(r.exc_info for r in server_log))
+        until(lambda: any(r.exc_info for r in server_log), "the app's traceback in the log")
         sock.sendall(GET_CLOSE)
         [again] = read_responses(sock, 1)
         assert again.body == b"done"
@@ -721,10 +680,13 @@ def test_idle_keep_alive_connection_is_closed_after_the_timeout() -> None:
         sock.sendall(GET)
         read_responses(sock, 1)
         started = time.monotonic()
-        raw, closed = read_until_closed(sock, timeout=1.5)
+        raw, closed = read_until_closed(sock, timeout=10)
         elapsed = time.monotonic() - started
     assert closed and raw == b""
-    assert 0.2 <= elapsed < 1.5
+    # The time is the behaviour here. Not before the 0.3 s (less a little: `started` comes after
+    # the response), and well before the default 5 s, so it is this timeout that fired; the
+    # upper bound is generous for a busy machine, only a guard against another timeout.
+    assert 0.2 <= elapsed < 3
 
 
 def test_slow_request_head_is_cut_off_after_the_header_timeout() -> None:
@@ -732,24 +694,25 @@ def test_slow_request_head_is_cut_off_after_the_header_timeout() -> None:
     head = b"GET / HTTP/1.1\r\n" + HOST + b"X-Slow: " + b"a" * 200
     with run_server(apps.hello, timeout_request_header=0.3) as server, server.connect() as sock:
         started = time.monotonic()
-        raw = b""
+        sent = 0
         for byte in head:
             try:
                 sock.sendall(bytes([byte]))
             except (BrokenPipeError, ConnectionResetError):
                 break
+            sent += 1
             readable, _, _ = select.select([sock], [], [], 0.02)  # trickle pace: await a reply
             if readable:
                 break
-            if time.monotonic() - started > 1.5:
-                break
-        rest, closed = read_until_closed(sock, timeout=1.0)
-        raw += rest
+        raw, closed = read_until_closed(sock, timeout=10)
         elapsed = time.monotonic() - started
     assert closed
     [response] = parse_responses(raw)
     assert response.status == 408
-    assert 0.25 <= elapsed < 1.5
+    # The timeout counts from the head's first byte: the 408 came while the head was still
+    # trickling in (all of it takes over 4 s), whatever the machine's load; and not before 0.3 s.
+    assert sent < len(head), "the trickle kept restarting the header timeout"
+    assert elapsed >= 0.25
 
 
 def test_trailers_are_sent_when_the_client_accepts_them() -> None:
@@ -943,7 +906,5 @@ def test_receive_waiting_after_the_response_returns_disconnect() -> None:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         [response] = read_responses(sock, 1)
         assert response.body == b"ok"
-        deadline = time.monotonic() + 2
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.01)
+        until(lambda: seen, "the app's listener to receive a message")
     assert seen == ["http.disconnect"]

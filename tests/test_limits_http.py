@@ -22,21 +22,18 @@ import pytest
 from devserver.protocols.http import PIPELINE_LIMIT, HTTPProtocol
 from devserver.protocols.state import HTTPSettings, ServerState
 from tests import apps, wire_apps
-from tests.test_http_wire import HOST, assert_still_serving, exchange
 from tests.test_protocol_unit import FakeTransport, connect, run, settle
-from tests.utils import Running, devserve_command, holds_within, is_closed, run_server, spawned
+from tests.utils import (
+    Running,
+    devserve_command,
+    is_closed,
+    require_tool,
+    run_server,
+    spawned,
+    until,
+)
 from tests.wire_apps import parse_responses, read_responses, read_until_closed
-
-
-def assert_rejected(server: Running, data: bytes, status: int) -> wire_apps.Response:
-    """`data` gets exactly one `status` answer, the connection closes, the server goes on."""
-    raw, closed = exchange(server, data)
-    responses = parse_responses(raw)
-    assert [r.status for r in responses] == [status], raw[:300]
-    assert responses[0].header("connection") == "close"
-    assert closed, "the connection stayed open after an error response"
-    assert_still_serving(server)
-    return responses[0]
+from tests.wire_client import HOST, assert_rejected, assert_still_serving, exchange
 
 
 def served(server: Running, data: bytes) -> wire_apps.Response:
@@ -148,13 +145,15 @@ def test_stalled_body_is_408_and_closed_and_the_app_sees_a_disconnect() -> None:
     with run_server(app, timeout_request_body=0.3) as server, server.connect() as sock:
         started = time.monotonic()
         sock.sendall(PARTIAL_POST)
-        raw, closed = read_until_closed(sock, timeout=3)
+        raw, closed = read_until_closed(sock, timeout=10)
         elapsed = time.monotonic() - started
-        assert app.done.wait(2)
+        assert app.done.wait(10)
     assert closed
     [response] = parse_responses(raw)
     assert response.status == 408 and response.header("connection") == "close"
-    assert 0.25 <= elapsed < 2
+    # The time is the behaviour: not before the 0.3 s, and far before the default 30 s, so it
+    # is this timeout that fired (the upper bound is generous: a guard, not a measurement).
+    assert 0.25 <= elapsed < 10
     assert app.messages == ["http.request", "http.disconnect"]
 
 
@@ -311,7 +310,7 @@ def test_pipelined_requests_read_after_a_split_head_get_no_spurious_431() -> Non
         connections = server.server.state.connections
         with server.connect() as sock:
             sock.sendall(b"GET /first HTTP/1.1\r\n" + HOST)
-            assert holds_within(lambda: any(getattr(c, "in_head", False) for c in connections))
+            until(lambda: any(getattr(c, "in_head", False) for c in connections), "the split head")
             sock.sendall(rest)
             responses = read_responses(sock, count + 1, timeout=5)
     assert [r.status for r in responses] == [200] * (count + 1)
@@ -435,7 +434,7 @@ def test_idle_connections_beyond_limit_connections_make_room_for_a_new_client() 
             [response] = read_responses(client, 1, timeout=4)
             assert response.body == b"/client"
             # connections accepted in one burst may pass the cap for a moment, never for long
-            assert holds_within(lambda: len(state.connections) <= 3, timeout=3)
+            until(lambda: len(state.connections) <= 3, "at most 3 connections", timeout=3)
         assert is_closed(kept, timeout=1), "the idle kept-alive connection made room first"
         assert sum(is_closed(sock, timeout=0.2) for sock in silent) >= 2
         for sock in [kept, *silent]:
@@ -451,7 +450,7 @@ def test_at_limit_connections_with_all_busy_the_worker_stops_accepting_until_roo
         busy = [server.connect() for _ in range(3)]
         for sock in busy:
             sock.sendall(b"GET /slow HTTP/1.1\r\n" + HOST + b"\r\n")
-        assert holds_within(lambda: app.waiting == 3)
+        until(lambda: app.waiting == 3, "3 requests waiting in the app")
         with server.connect() as late:  # completed by the kernel: it waits in the backlog
             late.sendall(b"GET /late HTTP/1.1\r\n" + HOST + b"\r\n")
             raw, closed = read_until_closed(late, timeout=0.3)
@@ -584,7 +583,9 @@ def test_client_pipelining_without_reading_holds_at_most_pipeline_limit_requests
         sender.start()
         try:
             [conn] = [c for c in connections if isinstance(c, HTTPProtocol)]
-            assert holds_within(lambda: len(conn.pipeline) == PIPELINE_LIMIT), len(conn.pipeline)
+            until(
+                lambda: len(conn.pipeline), "a full pipeline", accept=lambda n: n == PIPELINE_LIMIT
+            )
             assert conn.flow.read_paused
             server.loop.call_soon_threadsafe(app.release)
             bodies = read_bodies(sock, PIPELINED)
@@ -627,7 +628,7 @@ def test_a_client_that_stops_reading_is_cut_off_after_timeout_send() -> None:
         sock.connect((server.host, server.port))
         with sock:
             sock.sendall(b"GET /big HTTP/1.1\r\n" + HOST + b"\r\n")
-            assert holds_within(lambda: bool(outcome), timeout=10), "the send never ended"
+            until(lambda: outcome, "the send to end")
             assert_still_serving(server)
     assert outcome != ["sent"]
 
@@ -652,7 +653,8 @@ def test_too_few_file_descriptors_lower_the_connection_cap_instead_of_resetting_
     """Under a hard RLIMIT_NOFILE of 256 the worker caps itself at 192 connections and says so;
     250 silent connections then make it stop accepting (no client is reset for want of a
     descriptor), and once they close a new client is served."""
-    command = ["prlimit", "--nofile=256:256", *devserve_command("--port", "0", "--no-tui")]
+    prlimit = require_tool("prlimit")
+    command = [prlimit, "--nofile=256:256", *devserve_command("--port", "0", "--no-tui")]
     with spawned([*command, "--control", "off", "--timeout-request-header", "30"]) as proc:
         line = proc.read_until(r"serving on (http://\S+)", timeout=20)
         url = re.search(r"serving on (http://\S+)", line)
