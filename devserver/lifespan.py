@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from devserver.protocols.state import ASGIApp
-from devserver.tracing import Receive, Send, Tracer
+from devserver.asgi import ASGIApp, LifespanIncoming, LifespanScope, Outgoing, Receive, Send
+from devserver.tracing import Tracer
 
 logger = logging.getLogger("devserve.server")
 
@@ -31,8 +32,9 @@ class Lifespan:
         self.state = state
         self.tracer = tracer  # with --trace, the session's messages are traced like a request's
         self.supported = mode != "off"
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._answer: asyncio.Future[dict[str, Any]] | None = None
+        self._inbox: asyncio.Queue[LifespanIncoming] = asyncio.Queue()
+        # the app's answer as it sent it (`_send` checked its type), or one made up for it
+        self._answer: asyncio.Future[Mapping[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = False  # the app answered lifespan.startup
         self.error: BaseException | None = None  # what the app raised, if it raised
@@ -42,7 +44,7 @@ class Lifespan:
         if not self.supported:
             return
         self._task = asyncio.get_running_loop().create_task(self._run())
-        reply = await self._exchange("lifespan.startup")
+        reply = await self._exchange({"type": "lifespan.startup"})
         self._started = True
         if reply["type"] == "lifespan.startup.failed":
             message = reply.get("message") or "lifespan startup failed"
@@ -51,14 +53,15 @@ class Lifespan:
     async def shutdown(self) -> None:
         if not self.supported or self._task is None:
             return
-        reply = await self._exchange("lifespan.shutdown")
+        reply = await self._exchange({"type": "lifespan.shutdown"})
         if reply["type"] == "lifespan.shutdown.failed":
             logger.error("lifespan shutdown failed: %s", reply.get("message", ""))
         await asyncio.wait({self._task}, timeout=5)
 
-    async def _exchange(self, event: str) -> dict[str, Any]:
+    async def _exchange(self, message: LifespanIncoming) -> Mapping[str, Any]:
+        event = message["type"]
         self._answer = asyncio.get_running_loop().create_future()
-        await self._inbox.put({"type": event})
+        await self._inbox.put(message)
         assert self._task is not None
         waiting: set[asyncio.Future[Any]] = {self._answer, self._task}
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -74,7 +77,7 @@ class Lifespan:
         }
 
     async def _run(self) -> None:
-        scope = {
+        scope: LifespanScope = {
             "type": "lifespan",
             "asgi": {"version": "3.0", "spec_version": "2.0"},
             "state": self.state,
@@ -106,12 +109,13 @@ class Lifespan:
             logger.error("Exception in the app's lifespan handler", exc_info=exc)
         self._reply({"type": f"lifespan.{phase}.failed", "message": f"{type(exc).__name__}: {exc}"})
 
-    async def _send(self, message: dict[str, Any]) -> None:
-        kind = message.get("type", "")
+    async def _send(self, message: Outgoing) -> None:
+        fields: Mapping[str, Any] = message  # an app is not type-checked: its answer is, here
+        kind = fields.get("type", "")
         if not kind.startswith("lifespan.") or not kind.endswith((".complete", ".failed")):
             raise RuntimeError(f"unexpected lifespan message {kind!r}")
-        self._reply(message)
+        self._reply(fields)
 
-    def _reply(self, message: dict[str, Any]) -> None:
+    def _reply(self, message: Mapping[str, Any]) -> None:
         if self._answer is not None and not self._answer.done():
             self._answer.set_result(message)

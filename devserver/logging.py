@@ -15,9 +15,10 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from devserver.redaction import Redactor, printable
+from devserver.stats import Exchange
 
 if TYPE_CHECKING:
     from devserver.config import Config
@@ -249,16 +250,6 @@ def load_log_config(path: str) -> None:
 
 
 # --------------------------------------------------------------------------- access log
-class Exchange(Protocol):
-    """What the access log reads of one request: an HTTP Exchange or a WebSocket handshake."""
-
-    scope: dict[str, Any]
-    method: str
-    status: int
-    bytes_sent: int
-    started_at: float
-
-
 AccessLogger = Callable[[Any, Exchange], None]
 _NO_REDACTION = Redactor(())
 

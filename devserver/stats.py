@@ -26,6 +26,7 @@ from operator import itemgetter
 from time import perf_counter
 from typing import Any, Protocol
 
+from devserver.asgi import WWWScope
 from devserver.redaction import Redactor, printable
 
 SCHEMA = 3  # Prometheus native-histogram schema: 2^SCHEMA buckets per doubling
@@ -136,16 +137,40 @@ def record_headers(
     return pairs, chars, cut or bool(omitted)
 
 
-class Exchange(Protocol):
-    """What a request record reads of one finished request or WebSocket session."""
+class Traced(Protocol):
+    """What a record takes of a traced request's tracing.Trace."""
 
-    scope: dict[str, Any]
-    method: str
-    status: int
-    bytes_sent: int
-    bytes_received: int
-    started_at: float
-    trace: Any  # a tracing.Trace, or None
+    @property
+    def events(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+class Exchange(Protocol):
+    """What a request record and the access log (devserver/logging.py) read of one finished HTTP
+    request (protocols/cycle.py's RequestCycle) or WebSocket session (WebSocketProtocol)."""
+
+    @property
+    def scope(self) -> WWWScope: ...
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def bytes_sent(self) -> int: ...
+
+    @property
+    def bytes_received(self) -> int: ...
+
+    @property
+    def started_at(self) -> float: ...
+
+    @property
+    def trace(self) -> Traced | None: ...
 
 
 def make_record(
@@ -203,19 +228,19 @@ Held = tuple[int, Exchange, float]
 class RecordSampler:
     """Picks the request records of one tick: a spread-out sample, plus every notable request.
 
-    The caller numbers a tick's HTTP requests from 1 and calls `hold` only for request
-    `next_pick` and for notable ones (slow, 5xx, traced), so a request that is not picked costs
-    a comparison. Picks are spaced by random gaps averaging `gap`, which follows the previous
-    tick's request count so that about `limit` are picked a tick, spread over all of it; random
-    gaps never line up with a pattern in the traffic (a page and its assets, say). At most
-    `limit` are held; records are built at the tick, only for what is held.
+    The caller (`WorkerStats.request_done`) numbers a tick's HTTP requests from 1 and calls
+    `keep` for notable ones (slow, 5xx, traced) and `pick` only for request `next_pick`, so a
+    request that is neither costs a comparison. Picks are spaced by random gaps averaging `gap`,
+    which follows the previous tick's request count so that about `limit` are picked a tick,
+    spread over all of it; random gaps never line up with a pattern in the traffic (a page and
+    its assets, say). At most `limit` are held; records are built at the tick, only for what is
+    held.
     """
 
-    __slots__ = ("limit", "slow", "redactor", "base", "gap", "next_pick", "sample", "kept")
+    __slots__ = ("limit", "redactor", "base", "gap", "next_pick", "sample", "kept")
 
-    def __init__(self, limit: int, slow: float, redact: bool | Redactor) -> None:
+    def __init__(self, limit: int, redact: bool | Redactor) -> None:
         self.limit = limit
-        self.slow = slow  # seconds; at least this long is always kept
         self.redactor = Redactor.of(redact)
         self.base = 0  # a request's record id is base + its number in the tick
         self.gap = 1  # the mean distance between picks
@@ -226,25 +251,17 @@ class RecordSampler:
         self.sample: list[Held] = []
         self.kept: list[Held] = []
 
-    def notable(self, exchange: Exchange, seconds: float) -> bool:
-        return seconds >= self.slow or exchange.status >= 500 or exchange.trace is not None
+    def keep(self, exchange: Exchange, seconds: float, number: int) -> None:
+        """Keep notable request `number` of this tick, whatever the sample holds."""
+        if len(self.kept) < KEPT_PER_TICK:
+            self.kept.append((self.base + number, exchange, seconds))
+        if number == self.next_pick:
+            self.next_pick += 1  # the sample takes the next ordinary one instead
 
-    def offer(self, exchange: Exchange, seconds: float, number: int) -> None:
-        """Request `number` of this tick finished (`hold` without the caller's fast check)."""
-        if number == self.next_pick or self.notable(exchange, seconds):
-            self.hold(exchange, seconds, number)
-
-    def hold(self, exchange: Exchange, seconds: float, number: int) -> None:
-        """Keep request `number` if it is notable, else put it in the sample."""
-        held = (self.base + number, exchange, seconds)
-        if self.notable(exchange, seconds):
-            if len(self.kept) < KEPT_PER_TICK:
-                self.kept.append(held)
-            if number == self.next_pick:
-                self.next_pick += 1  # the sample takes the next ordinary one instead
-            return
+    def pick(self, exchange: Exchange, seconds: float, number: int) -> None:
+        """Put request `number` (the one due: `next_pick`) in the sample; choose the next."""
         if len(self.sample) < self.limit:
-            self.sample.append(held)
+            self.sample.append((self.base + number, exchange, seconds))
             gap = self.gap
             self.next_pick = number + (1 if gap == 1 else random.randint(1, 2 * gap - 1))
 
@@ -283,8 +300,8 @@ class RecordSampler:
 class WorkerStats:
     """The counters of one worker process, reset by every `take()`.
 
-    Counting a request appends one tuple (duration, status, bytes in, bytes out) and compares
-    two numbers; the histogram, the sums and the status classes are worked out once per tick,
+    Counting a request appends one tuple (duration, status, bytes in, bytes out) and makes four
+    comparisons; the histogram, the sums and the status classes are worked out once per tick,
     with C-level calls (see `take` and `histogram`). Two clock reads per request stay: one when
     the head is parsed (protocols/http.py) and one here.
     """
@@ -303,8 +320,8 @@ class WorkerStats:
     def __init__(
         self, slow: float = 0.5, redact: bool | Redactor = True, limit: int = RECORDS_PER_TICK
     ) -> None:
-        self.sampler = RecordSampler(limit, slow, redact)
-        self.slow = slow
+        self.sampler = RecordSampler(limit, redact)
+        self.slow = slow  # seconds; a request at least this long always has its record
         self._reset()
 
     def _reset(self) -> None:
@@ -316,15 +333,16 @@ class WorkerStats:
         self.ws_sent = 0
 
     def request_done(self, exchange: Exchange) -> None:
-        """Count one finished HTTP request (the hot path: keep it short).
-
-        protocols/http.py inlines it, with the sampler's test spelled out (a call costs 1% of a
-        hello-world request): a change here goes there too.
-        """
+        """Count one finished HTTP request: called for every response, through the bound method
+        that ServerState holds (the hot path: no call but the clock's for most requests)."""
         seconds = perf_counter() - exchange.started_at
         done = self.done
-        done.append((seconds, exchange.status, exchange.bytes_received, exchange.bytes_sent))
-        self.sampler.offer(exchange, seconds, len(done))
+        status = exchange.status
+        done.append((seconds, status, exchange.bytes_received, exchange.bytes_sent))
+        if seconds >= self.slow or status >= 500 or exchange.trace is not None:
+            self.sampler.keep(exchange, seconds, len(done))
+        elif len(done) == self.sampler.next_pick:
+            self.sampler.pick(exchange, seconds, len(done))
 
     def websocket_done(self, exchange: Exchange) -> None:
         """A WebSocket session ended: only its record, always kept."""

@@ -21,16 +21,14 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from typing import Any
 
+from devserver.asgi import Incoming, LifespanScope, Outgoing, Receive, Scope, Send, WWWScope
 from devserver.redaction import Redactor
 from devserver.stats import record_headers
 
 logger = logging.getLogger("devserve.trace")
-
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _SIZED = ("body", "bytes", "text")
 _PAIRS = ("headers",)
@@ -54,13 +52,13 @@ class Tracer:
     def disable(self) -> None:
         self.remaining = 0
 
-    def start(self, scope: dict[str, Any]) -> Trace:
+    def start(self, scope: WWWScope) -> Trace:
         """A Trace for this request (call only when `remaining` is non-zero)."""
         if self.remaining > 0:
             self.remaining -= 1
         return Trace(scope, f"trace {os.getpid()}:{next(self._numbers)}", self.redact)
 
-    def start_lifespan(self, scope: dict[str, Any]) -> Trace:
+    def start_lifespan(self, scope: LifespanScope) -> Trace:
         """The worker's lifespan session: named, not numbered, so requests count from 1."""
         return Trace(scope, f"trace {os.getpid()}:lifespan", self.redact)
 
@@ -70,7 +68,7 @@ class Trace:
 
     __slots__ = ("label", "redact", "started", "events", "size")
 
-    def __init__(self, scope: dict[str, Any], label: str, redact: Redactor) -> None:
+    def __init__(self, scope: Scope, label: str, redact: Redactor) -> None:
         self.label = label
         self.redact = redact
         self.started = time.perf_counter()
@@ -81,12 +79,12 @@ class Trace:
     def wrap(self, receive: Receive, send: Send) -> tuple[Receive, Send]:
         """`receive` and `send` that note every message on its way."""
 
-        async def traced_receive() -> dict[str, Any]:
+        async def traced_receive() -> Incoming:
             message = await receive()
             self.note("receive", message)
             return message
 
-        async def traced_send(message: dict[str, Any]) -> None:
+        async def traced_send(message: Outgoing) -> None:
             self.note("send", message)  # before: the access log of the last one comes inside
             try:
                 await send(message)
@@ -96,11 +94,11 @@ class Trace:
 
         return traced_receive, traced_send
 
-    def refused(self, message: dict[str, Any], exc: Exception) -> None:
+    def refused(self, message: Mapping[str, Any], exc: Exception) -> None:
         """The `send` just noted did not go through: say so, and why."""
         self._add("refused", message.get("type"), {"error": f"{type(exc).__name__}: {exc}"})
 
-    def note(self, call: str, message: dict[str, Any]) -> None:
+    def note(self, call: str, message: Mapping[str, Any]) -> None:
         keys = [key for key in message if key != "type"]
         self._add(call, message.get("type"), summarize(message, self.redact), keys)
 
@@ -126,7 +124,7 @@ class Trace:
             events[-1]["events"] += 1
 
 
-def summarize(message: dict[str, Any], redact: bool | Redactor) -> dict[str, Any]:
+def summarize(message: Mapping[str, Any], redact: bool | Redactor) -> dict[str, Any]:
     """The parts of a message worth showing: small values, body sizes, redacted headers."""
     redact = Redactor.of(redact)
     summary: dict[str, Any] = {}
@@ -151,7 +149,7 @@ def _small(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float)
 
 
-def describe_scope(scope: dict[str, Any], redact: bool | Redactor = True) -> str:
+def describe_scope(scope: Mapping[str, Any], redact: bool | Redactor = True) -> str:
     """`scope http GET /path?q HTTP/1.1 from 127.0.0.1:5000, 3 headers`; `scope lifespan`."""
     if scope["type"] == "lifespan":
         return "scope lifespan"

@@ -22,10 +22,22 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote_to_bytes
+
+from devserver.asgi import (
+    HTTPOutgoing,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    HTTPResponseZeroCopySendEvent,
+    HTTPScope,
+    Incoming,
+    Receive,
+    Scope,
+    Send,
+)
 
 logger = logging.getLogger("devserve.server")
 errors_logger = logging.getLogger("devserve.server.wsgi")  # what apps write to wsgi.errors
@@ -37,9 +49,6 @@ RETRY_AFTER = b"1"  # seconds a client turned away by a full queue is told to wa
 BUSY_BODY = b"Service Unavailable: every WSGI thread is busy\n"
 _BUSY_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", RETRY_AFTER)]
 
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -67,7 +76,7 @@ def _header_key(name: bytes) -> str | None:
     return key
 
 
-def path_info(scope: dict[str, Any]) -> str:
+def path_info(scope: HTTPScope) -> str:
     """PATH_INFO: the raw path percent-decoded, root_path stripped, as a WSGI latin-1 string."""
     root = scope.get("root_path", "").encode("utf-8")
     raw: bytes | None = scope.get("raw_path")
@@ -81,7 +90,7 @@ def path_info(scope: dict[str, Any]) -> str:
     return raw.decode("latin-1")
 
 
-def _server_address(scope: dict[str, Any], environ: dict[str, Any]) -> tuple[str, str]:
+def _server_address(scope: HTTPScope, environ: dict[str, Any]) -> tuple[str, str]:
     server = scope.get("server")
     if server and server[1] is not None:
         return str(server[0]), str(server[1])
@@ -94,7 +103,7 @@ def _server_address(scope: dict[str, Any], environ: dict[str, Any]) -> tuple[str
     return name, port
 
 
-def build_environ(scope: dict[str, Any]) -> dict[str, Any]:
+def build_environ(scope: HTTPScope) -> dict[str, Any]:
     """The PEP 3333 environ for an ASGI HTTP scope, without `wsgi.input` (see `has_body`)."""
     environ = _BASE_ENVIRON.copy()
     for name, value in scope["headers"]:
@@ -235,7 +244,7 @@ class WSGIInput:
         return line
 
 
-async def _awaited(receive: Receive) -> Message:
+async def _awaited(receive: Receive) -> Incoming:
     return await receive()  # run_coroutine_threadsafe wants a coroutine; receive gives an awaitable
 
 
@@ -421,22 +430,22 @@ class _Exchange:
     )
 
     def __init__(
-        self, app: WSGIApp, scope: dict[str, Any], receive: Receive, loop: asyncio.AbstractEventLoop
+        self, app: WSGIApp, scope: HTTPScope, receive: Receive, loop: asyncio.AbstractEventLoop
     ) -> None:
         self.app = app
         self.scope = scope
         self.receive = receive
         self.loop = loop
-        self.start: Message | None = None  # the http.response.start message, once there is one
+        self.start: HTTPResponseStartEvent | None = None  # once the app called start_response
         self.started = False  # it was handed over: the headers count as sent (PEP 3333)
-        self.inbox: list[Message | BaseException] = []
+        self.inbox: list[HTTPOutgoing | BaseException] = []
         self.waiter: asyncio.Future[None] | None = None
         self.room: threading.Semaphore | None = None  # made by the first streamed chunk
         self.flushed: threading.Event | None = None  # made for a file: set once it is sent
         self.gone = False
         self.watched = False  # the loop watched the client while the request waited (`watch`)
         self.watcher: asyncio.Task[None] | None = None
-        self.ahead: Message | None = None  # the first body message, taken by the watcher
+        self.ahead: Incoming | None = None  # the first body message, taken by the watcher
 
     # ------------------------------------------------------------------ on the pool thread
     def run(self) -> None:
@@ -466,7 +475,7 @@ class _Exchange:
         if last:
             self._post(*last)
 
-    def _respond(self, result: Iterable[bytes]) -> list[Message]:
+    def _respond(self, result: Iterable[bytes]) -> list[HTTPOutgoing]:
         """Hand over all but the end of the response; return the end (sent after close())."""
         if type(result) is list or type(result) is tuple:  # all in memory: one write
             return self._end(b"".join(result))
@@ -478,11 +487,11 @@ class _Exchange:
                 self.write(chunk)
         return self._end(b"")
 
-    def _end(self, body: bytes) -> list[Message]:
-        end = {"type": "http.response.body", "body": body, "more_body": False}
+    def _end(self, body: bytes) -> list[HTTPOutgoing]:
+        end: HTTPOutgoing = {"type": "http.response.body", "body": body, "more_body": False}
         return [end] if self.started else [self._head(), end]
 
-    def _head(self) -> Message:
+    def _head(self) -> HTTPResponseStartEvent:
         if self.start is None:
             raise RuntimeError("the WSGI app returned a body without calling start_response")
         self.started = True
@@ -491,7 +500,11 @@ class _Exchange:
     def _send_file(self, wrapper: FileWrapper) -> None:
         """Hand the file to the loop for sendfile; wait until it is sent (close() shuts it)."""
         self.flushed = threading.Event()
-        send = {"type": "http.response.zerocopysend", "file": wrapper.filelike, "more_body": False}
+        send: HTTPResponseZeroCopySendEvent = {
+            "type": "http.response.zerocopysend",
+            "file": wrapper.filelike,
+            "more_body": False,
+        }
         if self.started:
             self._post(send)
         else:
@@ -530,13 +543,17 @@ class _Exchange:
         if self.gone:
             raise Disconnected("the response was abandoned (the client left?)")
         room.acquire()
-        chunk = {"type": "http.response.body", "body": data, "more_body": True}
+        chunk: HTTPResponseBodyEvent = {
+            "type": "http.response.body",
+            "body": data,
+            "more_body": True,
+        }
         if self.started:
             self._post(chunk)
         else:
             self._post(self._head(), chunk)
 
-    def _post(self, *items: Message | BaseException) -> None:
+    def _post(self, *items: HTTPOutgoing | BaseException) -> None:
         if self.gone:
             raise Disconnected("the response was abandoned (the client left?)")
         try:
@@ -566,7 +583,7 @@ class _Exchange:
             self.gone = True  # `run` returns at once, and `relay` ends
             self._arrive(())
 
-    async def _receive_ahead(self) -> Message:
+    async def _receive_ahead(self) -> Incoming:
         """The thread's receive for a watched request: the watch ends, its message comes first."""
         watcher, self.watcher = self.watcher, None
         if watcher is not None and not watcher.done():
@@ -575,7 +592,7 @@ class _Exchange:
         ahead, self.ahead = self.ahead, None
         return ahead if ahead is not None else await self.receive()
 
-    def _arrive(self, items: tuple[Message | BaseException, ...]) -> None:
+    def _arrive(self, items: tuple[HTTPOutgoing | BaseException, ...]) -> None:
         self.inbox.extend(items)
         waiter = self.waiter
         if waiter is not None and not waiter.done():
@@ -617,7 +634,7 @@ class _Exchange:
             self.flushed.set()
 
 
-def _expects_continue(scope: dict[str, Any]) -> bool:
+def _expects_continue(scope: HTTPScope) -> bool:
     """Whether the client waits for 100 Continue, which the first receive() sends: left to the
     app's first read, not sent by a watch while the request still waits for a thread."""
     return any(
@@ -640,9 +657,8 @@ class WSGIAdapter:
         self.pool = ThreadPool(threads)
         self.queue_limit = queue_limit
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
             pool = self.pool
             waiting = pool.waiting()
             if waiting >= self.queue_limit:
@@ -653,15 +669,15 @@ class WSGIAdapter:
                 exchange.watch()  # no thread free: it waits, and the client may leave meanwhile
             pool.submit(exchange.run)
             await exchange.relay(send)
-        elif kind == "lifespan":
+        elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        elif kind == "websocket":
+        elif scope["type"] == "websocket":
             await receive()
             await send({"type": "websocket.close"})
         else:
-            raise ValueError(f"a WSGI app cannot serve {kind!r} connections")
+            raise ValueError(f"a WSGI app cannot serve {scope['type']!r} connections")
 
-    async def _busy(self, scope: dict[str, Any], send: Send) -> None:
+    async def _busy(self, scope: HTTPScope, send: Send) -> None:
         """503 for a request that would wait behind --wsgi-queue others; the connection stays
         open (the server reads past an unread body as after any response)."""
         logger.warning(

@@ -248,14 +248,14 @@ def test_a_subscriber_reads_each_record_once_and_a_slow_one_skips_ahead() -> Non
 def test_a_quiet_tick_after_a_busy_one_records_every_request() -> None:
     """The gap between picks follows the rate: after a busy tick and an empty one, each of a
     few requests is recorded again (a manual request after a load test is not sampled away)."""
-    sampler = stats.RecordSampler(limit=10, slow=9.0, redact=True)
-    for number in range(1, 5001):
-        sampler.offer(Exchange(), 0.001, number)
-    assert len(sampler.take(5000)) == 10
-    assert sampler.take(0) == []
-    for number in range(1, 4):
-        sampler.offer(Exchange(), 0.001, number)
-    assert [record["seq"] for record in sampler.take(3)] == [5001, 5002, 5003]
+    worker = stats.WorkerStats(slow=9.0, limit=10)
+    for _ in range(5000):
+        worker.request_done(Exchange(started_at=time.perf_counter()))
+    assert len(worker.take()["records"]) == 10
+    assert worker.take()["records"] == []
+    for _ in range(3):
+        worker.request_done(Exchange(started_at=time.perf_counter()))
+    assert [record["seq"] for record in worker.take()["records"]] == [5001, 5002, 5003]
 
 
 def test_the_sample_is_spread_over_the_tick() -> None:
@@ -265,14 +265,16 @@ def test_the_sample_is_spread_over_the_tick() -> None:
     random.seed(11)
     try:
         per_decile = [0] * 10
-        sampler = stats.RecordSampler(limit=10, slow=9.0, redact=True)
-        for number in range(1, 1001):  # the first tick: picks the first 10, learns the rate
-            sampler.offer(Exchange(), 0.001, number)
-        assert [record["seq"] for record in sampler.take(1000)] == list(range(1, 11))
+        worker = stats.WorkerStats(slow=9.0, limit=10)
+        exchange = Exchange(started_at=time.perf_counter())
+        for _ in range(1000):  # the first tick: picks the first 10, learns the rate
+            worker.request_done(exchange)
+        assert [record["seq"] for record in worker.take()["records"]] == list(range(1, 11))
         for tick in range(1, 301):
-            for number in range(1, 1001):
-                sampler.offer(Exchange(), 0.001, number)
-            records = sampler.take(1000)
+            exchange = Exchange(started_at=time.perf_counter())  # fast: never kept as slow
+            for _ in range(1000):
+                worker.request_done(exchange)
+            records = worker.take()["records"]
             assert len(records) <= 10
             for record in records:
                 per_decile[(record["seq"] - 1 - tick * 1000) // 100] += 1

@@ -4,7 +4,8 @@ The response side is an explicit state machine (START → BODY → [TRAILERS] �
 that does not fit the state raises `ASGIProtocolError` naming what was expected. Framing
 (Content-Length or chunked), HEAD and bodiless statuses are decided here, once, when the first
 body message arrives, so that the head and a one-shot body leave in a single write.
-The cycle never reads from the socket; the connection (`HTTPProtocol`) feeds it.
+The cycle never reads from the socket; the connection that carries it (a `Carrier`: the HTTP/1.1
+`HTTPProtocol`) feeds it, and `ServerState.start` runs the app with its `receive` and `send`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import asyncio
 import enum
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import IO, Any, Protocol
 
+from devserver.asgi import HTTPIncoming, HTTPRequestEvent, HTTPScope, Outgoing
 from devserver.protocols import wire
-
-if TYPE_CHECKING:
-    from devserver.protocols.http import HTTPProtocol
-    from devserver.tracing import Trace
+from devserver.protocols.errors import ASGIProtocolError, ClientDisconnected
+from devserver.protocols.flow import FlowControl
+from devserver.protocols.state import ServerState
+from devserver.tracing import Trace
 
 logger = logging.getLogger("devserve.server")
 
@@ -28,12 +31,25 @@ BODY_HIGH_WATER = 65536
 SENDFILE_CHUNK = 1 << 20
 
 
-class ASGIProtocolError(RuntimeError):
-    """The app broke the ASGI message rules (wrong order, bad field)."""
+class Carrier(Protocol):
+    """What a cycle needs of the connection that carries it (protocols/http.py's HTTPProtocol):
+    somewhere to write, its flow control, the server state, and two calls back."""
 
+    state: ServerState
+    transport: asyncio.Transport
+    flow: FlowControl
 
-class ClientDisconnected(OSError):
-    """`send()` was called after the client went away (ASGI HTTP spec 2.4)."""
+    def resume_reading_for(self, cycle: RequestCycle) -> None:
+        """The app waits in receive() for more of `cycle`'s body."""
+        ...
+
+    def response_complete(self, cycle: RequestCycle) -> None:
+        """`cycle`'s last response byte is written (or its answer: 500, 503)."""
+        ...
+
+    async def send_file(self, file: IO[bytes], count: int, offset: int = 0) -> int:
+        """Write `count` bytes of `file` from `offset`; how many were written."""
+        ...
 
 
 class Response(enum.Enum):
@@ -75,8 +91,8 @@ class RequestCycle:
 
     def __init__(
         self,
-        conn: HTTPProtocol,
-        scope: dict[str, Any],
+        conn: Carrier,
+        scope: HTTPScope,
         keep_alive: bool,
         expect_100: bool,
         started_at: float,
@@ -146,7 +162,7 @@ class RequestCycle:
             waiter.set_result(None)
 
     # ------------------------------------------------------------------ the app's receive()
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self) -> HTTPIncoming:
         if self.expect_100:
             self.expect_100 = False
             if not self.body_complete and not self.disconnected:
@@ -164,7 +180,7 @@ class RequestCycle:
             finally:
                 self.waiter = None
 
-    def _take_body(self) -> dict[str, Any]:
+    def _take_body(self) -> HTTPRequestEvent:
         body, self.body = self.body, b""
         if type(body) is not bytes:
             body = bytes(body)
@@ -175,21 +191,22 @@ class RequestCycle:
         return {"type": "http.request", "body": body, "more_body": more}
 
     # ------------------------------------------------------------------ the app's send()
-    async def send(self, message: dict[str, Any]) -> None:
-        if self.disconnected:
-            raise ClientDisconnected(f"client disconnected before {message.get('type')!r}")
+    async def send(self, message: Outgoing) -> None:
         kind = message.get("type")
+        if self.disconnected:
+            raise ClientDisconnected(f"client disconnected before {kind!r}")
+        fields: Mapping[str, Any] = message  # an app is not type-checked: each field is, here
         response = self.response
         if response is Response.BODY and kind == "http.response.body":
-            self._send_body(message.get("body", b""), message.get("more_body", False))
+            self._send_body(fields.get("body", b""), fields.get("more_body", False))
         elif response is Response.START and kind == "http.response.start":
-            self._start(message)
+            self._start(fields)
         elif response is Response.BODY and kind == "http.response.pathsend":
-            await self._send_path(message)
+            await self._send_path(fields)
         elif response is Response.BODY and kind == "http.response.zerocopysend":
-            await self._send_zerocopy(message)
+            await self._send_zerocopy(fields)
         elif response is Response.TRAILERS and kind == "http.response.trailers":
-            self._send_trailers(message)
+            self._send_trailers(fields)
         else:
             raise ASGIProtocolError(
                 f"unexpected ASGI message {kind!r} while {response.value}"
@@ -200,7 +217,7 @@ class RequestCycle:
             if self.disconnected and self.response is not Response.DONE:
                 raise ClientDisconnected("client disconnected while the response was sent")
 
-    def _start(self, message: dict[str, Any]) -> None:
+    def _start(self, message: Mapping[str, Any]) -> None:
         status = message.get("status")
         if type(status) is not int or status not in wire.STATUS_LINES or status < 200:
             # A 1xx head would be read as an interim response, and the body after it as the
@@ -293,7 +310,7 @@ class RequestCycle:
         else:
             self._complete()
 
-    def _send_trailers(self, message: dict[str, Any]) -> None:
+    def _send_trailers(self, message: Mapping[str, Any]) -> None:
         headers = list(message.get("headers", ()))
         for name, value in headers:
             wire.check_header(name, value)
@@ -307,7 +324,7 @@ class RequestCycle:
         self._wake()  # a receive() still waiting now returns http.disconnect
         self.conn.response_complete(self)
 
-    async def _send_path(self, message: dict[str, Any]) -> None:
+    async def _send_path(self, message: Mapping[str, Any]) -> None:
         path = message.get("path")
         if not isinstance(path, str) or not os.path.isabs(path):
             raise ASGIProtocolError(
@@ -316,7 +333,7 @@ class RequestCycle:
         with open(path, "rb") as file:  # the whole file, as a zero-copy send of it
             await self._send_zerocopy({"file": file, "offset": 0})
 
-    async def _send_zerocopy(self, message: dict[str, Any]) -> None:
+    async def _send_zerocopy(self, message: Mapping[str, Any]) -> None:
         """The Zero Copy Send extension: part of an open file as (part of) the body.
 
         Without a Content-Length from the app, a last message is framed by the part's size; the
@@ -343,7 +360,7 @@ class RequestCycle:
                 _length_mismatch(self.length_left)
             self._finish_body()
 
-    def _file_part(self, file: Any, message: dict[str, Any]) -> tuple[int, int, int]:
+    def _file_part(self, file: Any, message: Mapping[str, Any]) -> tuple[int, int, int]:
         """(offset, count, file size) of a zerocopysend message, defaults filled in."""
         try:
             size = os.fstat(file.fileno()).st_size
@@ -377,44 +394,28 @@ class RequestCycle:
         if self.chunked:
             self.conn.transport.write(wire.CRLF)
 
-    # ------------------------------------------------------------------ running the app
-    async def run(self) -> None:
-        """Run the app for this request; turn its failures into 500s or closed connections.
+    # ------------------------------------------------------------------ as a Session
+    def describe(self) -> str:
+        return f"{self.method} {self.scope['path']}"
 
-        The connection counted it in flight when it spawned this; it stops counting here.
-        """
-        state = self.conn.state
-        try:
-            if state.tracer.remaining:  # each message is noted on its way
-                self.trace = state.tracer.start(self.scope)
-                await state.app(self.scope, *self.trace.wrap(self.receive, self.send))
-            else:
-                await state.app(self.scope, self.receive, self.send)
-        except BaseException as exc:
-            self._app_failed(exc)
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
-        else:
-            if self.response is not Response.DONE and not self.disconnected:
-                logger.error(
-                    "ASGI app returned without completing the response to %s %s",
-                    self.method,
-                    self.scope["path"],
-                )
-                self._abort_response()
-        finally:
-            state.in_flight -= 1
-            if state.shutting_down:
-                state.check_idle()
+    def client_left(self) -> bool:
+        return self.disconnected
 
-    def _app_failed(self, exc: BaseException) -> None:
-        if self.disconnected and isinstance(exc, OSError | asyncio.CancelledError):
-            return  # the client left; the app noticed. Nothing to report.
-        if isinstance(exc, asyncio.CancelledError):
-            logger.warning("request %s %s cancelled", self.method, self.scope["path"])
-        else:
-            logger.error("Exception in ASGI application", exc_info=exc)
-        self._abort_response()
+    def answer_busy(self) -> None:
+        self.answer(503, "Service Unavailable: too many requests in flight")
+
+    def app_ended(self, failed: bool) -> None:
+        """The app's call is over: a failure, or a response it left unfinished, becomes a 500
+        (or a closed connection, if the response had begun)."""
+        if failed:
+            self._abort_response()
+        elif self.response is not Response.DONE and not self.disconnected:
+            logger.error(
+                "ASGI app returned without completing the response to %s %s",
+                self.method,
+                self.scope["path"],
+            )
+            self._abort_response()
 
     def answer(self, status: int, text: str) -> None:
         """Answer on the app's behalf (500, 503) and close the connection after it."""

@@ -23,6 +23,7 @@ from typing import IO, Any, NoReturn
 
 import httptools
 
+from devserver.asgi import HTTPScope
 from devserver.protocols import wire
 from devserver.protocols.cycle import RequestCycle
 from devserver.protocols.flow import FlowControl
@@ -30,10 +31,7 @@ from devserver.protocols.proxy import apply_proxy_headers
 from devserver.protocols.scope import http_scope
 from devserver.protocols.sendfile import send_file
 from devserver.protocols.state import HTTPSettings, ServerState
-from devserver.protocols.websocket import (
-    WebSocketProtocol,
-    is_websocket_upgrade,
-)
+from devserver.protocols.websocket import WebSocketProtocol, is_websocket_upgrade
 
 try:  # the socket's unsent bytes (Linux); elsewhere only the transport's buffer is counted
     import fcntl
@@ -188,7 +186,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.cycle: RequestCycle | None = None
         self.pipeline: collections.deque[RequestCycle] = collections.deque()
         self.pending_error: bytes | None = None
-        self.upgrade: dict[str, Any] | None = None  # the HTTP scope of a WebSocket handshake
+        self.upgrade: HTTPScope | None = None  # the HTTP scope of a WebSocket handshake
         self.upgrade_rest: bytes | None = None  # what followed its head, once it is all read
         self.unparsed: bytes | None = None  # a read kept back, from unparsed_at, while the
         self.unparsed_at = 0  # pipeline is full
@@ -471,42 +469,18 @@ class HTTPProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ request/response flow
     def _start(self, cycle: RequestCycle) -> None:
         self.cycle = cycle
-        limit = self.settings.limit_concurrency
-        if limit is not None and self.state.in_flight >= limit:
-            logger.warning(
-                "503 for %s %s: %d requests in flight",
-                cycle.method,
-                cycle.scope["path"],
-                self.state.in_flight,
-            )
-            cycle.answer(503, "Service Unavailable: too many requests in flight")
-            return
-        self.state.spawn(cycle.run())
+        self.state.start(cycle)
 
     def response_complete(self, cycle: RequestCycle) -> None:
         """Called by the cycle once its last byte is written: log it, then serve the next one."""
         state = self.state
         self.cycle = None
         state.requests += 1
-        stats = state.stats
-        if stats is not None:  # WorkerStats.request_done, inlined: the call alone costs 1%
-            seconds = perf_counter() - cycle.started_at
-            done = stats.done
-            done.append((seconds, cycle.status, cycle.bytes_received, cycle.bytes_sent))
-            if (
-                len(done) == stats.sampler.next_pick
-                or seconds >= stats.slow
-                or cycle.status >= 500
-                or cycle.trace is not None
-            ):
-                stats.sampler.hold(cycle, seconds, len(done))
+        request_done = state.request_done
+        if request_done is not None:
+            request_done(cycle)
         if state.access_logger is not None:
-            try:
-                state.access_logger(self, cycle)
-            except Exception:
-                logger.exception(
-                    "the access log failed for %s %s", cycle.method, cycle.scope["path"]
-                )
+            state.log_access(self, cycle)
         if not cycle.keep_alive or (cycle.expect_100 and not cycle.body_complete):
             self.transport.close()  # flushes what was written first
             return
@@ -534,8 +508,7 @@ class HTTPProtocol(asyncio.Protocol):
         """Answer a malformed request with `status` and close, after the responses before it."""
         phrase = http.HTTPStatus(status).phrase
         logger.warning("%d %s from %s: %s", status, phrase, self._peer(), detail)
-        if self.state.stats is not None:
-            self.state.stats.rejected += 1
+        self.state.count_rejected()
         self.flow.pause_reading()
         self.in_head = False
         self.unparsed = None
@@ -650,8 +623,7 @@ class HTTPProtocol(asyncio.Protocol):
             cycle.scope["path"],
             self.settings.timeout_request_body,
         )
-        if self.state.stats is not None:
-            self.state.stats.rejected += 1
+        self.state.count_rejected()
         response = wire.simple_response(408, "Request Timeout\n", self.state.default_headers)
         self.flow.pause_reading()
         self.pipeline.clear()

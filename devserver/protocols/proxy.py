@@ -29,8 +29,8 @@ The rules, which docs/security.md repeats:
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from devserver.asgi import HTTPScope
 from devserver.net import IPAddress, TrustedPeers, parse_ip
 
 _SCHEMES = {"http": "http", "https": "https", "ws": "ws", "wss": "wss"}
@@ -40,7 +40,7 @@ Node = tuple[IPAddress, int]  # a parsed chain entry: the address and its port (
 
 
 def apply_proxy_headers(
-    scope: dict[str, Any],
+    scope: HTTPScope,
     trusted: TrustedPeers,
     forwarded_host: bool = False,
     family: str = "x-forwarded",
@@ -139,7 +139,7 @@ def _scheme_for(current: str, proto: str) -> str:
     return scheme
 
 
-def _replace_host(scope: dict[str, Any], host: bytes) -> None:
+def _replace_host(scope: HTTPScope, host: bytes) -> None:
     """Host becomes `host`, in place of the client's (added if the request had none). A new list:
     the connection may still hold the old one."""
     headers = [(name, host if name == b"host" else value) for name, value in scope["headers"]]

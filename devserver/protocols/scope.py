@@ -10,6 +10,8 @@ from urllib.parse import unquote
 
 import httptools
 
+from devserver.asgi import Headers, HTTPScope
+
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
     """Request target → (raw path, query string); origin form fast, absolute form parsed."""
@@ -34,13 +36,13 @@ def http_scope(
     method: str,
     http_version: str,
     target: bytes,
-    headers: list[tuple[bytes, bytes]],
+    headers: Headers,
     scheme: str,
     client: tuple[str, int] | None,
     server: tuple[str, int | None] | None,
     root_path: str,
     state: dict[str, Any],
-) -> dict[str, Any]:
+) -> HTTPScope:
     raw_path, query = split_target(target)
     path = decode_path(raw_path)
     if root_path:

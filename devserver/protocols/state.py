@@ -1,7 +1,10 @@
-"""What all connections of one server process share: settings, the clock tick, counters.
+"""What all connections of one server process share: settings, the clock tick, counters, and
+running the app for each request or WebSocket session.
 
 The server's ticker advances `ticks` and refreshes the Date header; connections read both instead
 of asking the clock on every request, and the ticker closes connections whose timers ran out.
+`ServerState.start` is the one place an app's call begins (or is refused with a 503 at
+--limit-concurrency), is counted in flight, fails and ends, for HTTP and WebSocket alike.
 """
 
 from __future__ import annotations
@@ -9,19 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from devserver.asgi import ASGIApp as ASGIApp  # re-exported: app_loader imports it from here
+from devserver.asgi import Incoming, Outgoing, WWWScope
 from devserver.net import TrustedPeers
 from devserver.protocols import wire
-from devserver.stats import WorkerStats
-from devserver.tracing import Tracer
+from devserver.stats import Exchange, WorkerStats
+from devserver.tracing import Trace, Tracer
 
 if TYPE_CHECKING:
     from devserver.config import Config
 
-ASGIApp = Callable[..., Awaitable[None]]
+logger = logging.getLogger("devserve.server")
 
 
 class Connection(Protocol):
@@ -32,6 +37,36 @@ class Connection(Protocol):
     def on_tick(self) -> None: ...
 
     def shutdown(self, keep_idle: float = 0.0, fresh_grace: float = 0.0) -> None: ...
+
+
+class Session(Protocol):
+    """One HTTP request (protocols/cycle.py's RequestCycle) or WebSocket session
+    (protocols/websocket.py's WebSocketProtocol), as running its app needs it."""
+
+    trace: Trace | None
+
+    @property
+    def scope(self) -> WWWScope: ...
+
+    async def receive(self) -> Incoming: ...
+
+    async def send(self, message: Outgoing) -> None: ...
+
+    def describe(self) -> str:
+        """How log lines name it: `GET /path`, `WebSocket /path`."""
+        ...
+
+    def client_left(self) -> bool:
+        """Whether its client is gone (an OSError or a cancellation is then the app noticing)."""
+        ...
+
+    def answer_busy(self) -> None:
+        """Answer 503 instead of running the app: --limit-concurrency is reached."""
+        ...
+
+    def app_ended(self, failed: bool) -> None:
+        """The app returned, or raised (`failed`, already logged): end what it left open."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +140,7 @@ class ServerState:
         self,
         app: ASGIApp,
         settings: HTTPSettings,
-        access_logger: Callable[..., None] | None = None,
+        access_logger: Callable[[Any, Exchange], None] | None = None,
         stats: WorkerStats | None = None,
         tracer: Tracer | None = None,
     ) -> None:
@@ -113,6 +148,8 @@ class ServerState:
         self.settings = settings
         self.access_logger = access_logger if settings.access_log else None
         self.stats = stats  # None with --no-metrics
+        # Bound once, called for every HTTP response (protocols/http.py's response_complete).
+        self.request_done = stats.request_done if stats is not None else None
         self.tracer = tracer or Tracer()
         self.timed = self.access_logger is not None or stats is not None  # clock each request
         self.lifespan_state: dict[str, Any] = {}
@@ -146,16 +183,60 @@ class ServerState:
             parts.append(f"{name}: {value}\r\n".encode("latin-1"))
         self.default_headers = b"".join(parts)
 
-    def spawn(self, app_call: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run one request's (or WebSocket session's) app call as a task the server holds, and
-        count it in flight now, not when the task first runs: requests started in one loop pass
-        must each see the others, or they would all pass --limit-concurrency. The app call ends
-        the count."""
+    def start(self, session: Session) -> None:
+        """Run the app for `session` as a task the server holds, or answer 503 at
+        --limit-concurrency.
+
+        It counts in flight now, not when the task first runs: requests started in one loop
+        pass must each see the others, or they would all pass the limit. `_run` ends the count.
+        """
+        limit = self.settings.limit_concurrency
+        if limit is not None and self.in_flight >= limit:
+            logger.warning("503 for %s: %d requests in flight", session.describe(), self.in_flight)
+            session.answer_busy()
+            return
         self.in_flight += 1
-        task = asyncio.get_running_loop().create_task(app_call)
+        task = asyncio.get_running_loop().create_task(self._run(session))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-        return task
+
+    async def _run(self, session: Session) -> None:
+        """The app's call for one session; the session turns a failure into a 500 or a close."""
+        try:
+            tracer = self.tracer
+            if tracer.remaining:  # each message is noted on its way
+                trace = session.trace = tracer.start(session.scope)
+                await self.app(session.scope, *trace.wrap(session.receive, session.send))
+            else:
+                await self.app(session.scope, session.receive, session.send)
+        except BaseException as exc:
+            session.app_ended(report_failure(session, exc))
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+        else:
+            session.app_ended(False)
+        finally:
+            self.in_flight -= 1
+            if self.shutting_down:
+                self.check_idle()
+
+    def log_access(self, conn: Any, exchange: Exchange) -> None:
+        """The access-log line of an answered request or WebSocket handshake; a failing
+        --access-log-format is logged, never raised at the protocol."""
+        access_logger = self.access_logger
+        if access_logger is None:
+            return
+        try:
+            access_logger(conn, exchange)
+        except Exception:
+            logger.exception(
+                "the access log failed for %s %s", exchange.method, exchange.scope["path"]
+            )
+
+    def count_rejected(self) -> None:
+        """A malformed or timed-out request the server answered itself (for the metrics)."""
+        if self.stats is not None:
+            self.stats.rejected += 1
 
     def forget(self, conn: Connection) -> None:
         """A connection closed: one more fits under --limit-connections."""
@@ -175,6 +256,20 @@ class ServerState:
 
     def timed_out(self, since_tick: int, timeout: float) -> bool:
         return timeout > 0 and (self.ticks - since_tick) * self.tick_interval >= timeout
+
+
+def report_failure(session: Session, exc: BaseException) -> bool:
+    """Log what the app raised; False when it only noticed that its client left (an OSError
+    from `send()`, a cancellation): nothing to log and nothing to answer then."""
+    if session.client_left() and isinstance(exc, OSError | asyncio.CancelledError):
+        return False
+    if isinstance(exc, asyncio.CancelledError):
+        logger.warning("%s cancelled", session.describe())
+    elif session.scope["type"] == "http":  # its 500 follows in the access log, which names it
+        logger.error("Exception in ASGI application", exc_info=exc)
+    else:
+        logger.error("Exception in ASGI application (%s)", session.describe(), exc_info=exc)
+    return True
 
 
 FD_RESERVE = 64  # descriptors kept for listeners, the channel, the app's files and threads

@@ -25,7 +25,8 @@ import logging
 import os
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHeader, InvalidHeaderValue
@@ -35,8 +36,16 @@ from websockets.http11 import Request, Response
 from websockets.protocol import SEND_EOF, State
 from websockets.server import ServerProtocol
 
+from devserver.asgi import (
+    HTTPScope,
+    Outgoing,
+    WebSocketDisconnectEvent,
+    WebSocketIncoming,
+    WebSocketReceiveEvent,
+    WebSocketScope,
+)
 from devserver.protocols import wire
-from devserver.protocols.cycle import ASGIProtocolError, ClientDisconnected
+from devserver.protocols.errors import ASGIProtocolError, ClientDisconnected
 from devserver.protocols.flow import FlowControl
 from devserver.protocols.state import ServerState
 from devserver.tracing import Trace
@@ -82,9 +91,9 @@ def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
     )
 
 
-def websocket_scope(http_scope: dict[str, Any]) -> dict[str, Any]:
+def websocket_scope(http_scope: HTTPScope) -> WebSocketScope:
     """The ASGI websocket scope for an upgrade request, from the HTTP scope built for its head."""
-    scope = dict(http_scope)
+    scope: dict[str, Any] = dict(http_scope)  # its keys, in order, less `method`
     del scope["method"]
     scope["type"] = "websocket"
     scope["scheme"] = "wss" if http_scope["scheme"] in ("https", "wss") else "ws"
@@ -96,14 +105,14 @@ def websocket_scope(http_scope: dict[str, Any]) -> dict[str, Any]:
         if token.strip()
     ]
     scope["extensions"] = {"websocket.http.response": {}}  # its own: an app may add keys
-    return scope
+    return cast(WebSocketScope, scope)
 
 
 class WebSocketProtocol(asyncio.Protocol):
     """One upgraded connection: the handshake, then frames both ways, until the close."""
 
     def __init__(
-        self, state: ServerState, transport: asyncio.Transport, http_scope: dict[str, Any]
+        self, state: ServerState, transport: asyncio.Transport, http_scope: HTTPScope
     ) -> None:
         self.state = state
         self.settings = settings = state.settings
@@ -119,7 +128,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.phase = Phase.HANDSHAKE
         self.handshake: Response | None = None
         self.early = b""  # frames a client sent before our 101: fed once the app accepts
-        self.messages: deque[dict[str, Any]] = deque()
+        self.messages: deque[WebSocketReceiveEvent | WebSocketDisconnectEvent] = deque()
         self.queued_bytes = 0  # the payload bytes of `messages`
         self.connect_sent = False
         self.disconnect_queued = False
@@ -155,12 +164,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._reject_handshake(response)
             return
         self.handshake = response
-        limit = self.settings.limit_concurrency
-        if limit is not None and self.state.in_flight >= limit:
-            logger.warning("503 for WebSocket %s: %d in flight", self._path(), limit)
-            self._write_denial(503, [], b"Service Unavailable: too many requests in flight\n")
-            return
-        self.state.spawn(self.run())
+        self.state.start(self)
 
     def _validate(self) -> Response:
         """websockets checks the head: we feed it the head as bytes and read its verdict."""
@@ -384,7 +388,7 @@ class WebSocketProtocol(asyncio.Protocol):
             waiter.set_result(None)
 
     # ------------------------------------------------------------------ the app's receive()
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self) -> WebSocketIncoming:
         if not self.connect_sent:
             self.connect_sent = True
             return {"type": "websocket.connect"}
@@ -397,34 +401,34 @@ class WebSocketProtocol(asyncio.Protocol):
             finally:
                 self.waiter = None
         message = self.messages.popleft()
-        payload = message.get("bytes") or message.get("text")
-        if payload is not None:  # a text counts as its characters (near enough its bytes)
-            self.queued_bytes -= len(payload)
+        if message["type"] == "websocket.receive":  # a text counts as its characters
+            self.queued_bytes -= len(message.get("bytes") or message.get("text") or b"")
         self._resume()
         return message
 
-    def _disconnect_message(self) -> dict[str, Any]:
+    def _disconnect_message(self) -> WebSocketDisconnectEvent:
         """websocket.disconnect with the close code received, else the one sent, else 1006."""
         close = self.ws.close_rcvd or self.ws.close_sent
         code, reason = (close.code, close.reason) if close else (CloseCode.ABNORMAL_CLOSURE, "")
         return {"type": "websocket.disconnect", "code": int(code), "reason": reason}
 
     # ------------------------------------------------------------------ the app's send()
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: Outgoing) -> None:
         kind = message.get("type")
+        fields: Mapping[str, Any] = message  # an app is not type-checked: each field is, here
         phase = self.phase
         if phase is Phase.OPEN and kind == "websocket.send":
-            self._send_data(message)
+            self._send_data(fields)
         elif phase is Phase.OPEN and kind == "websocket.close":
-            self._close(message.get("code") or CloseCode.NORMAL_CLOSURE, message.get("reason"))
+            self._close(fields.get("code") or CloseCode.NORMAL_CLOSURE, fields.get("reason"))
         elif phase is Phase.HANDSHAKE and kind == "websocket.accept":
-            self._accept(message)
+            self._accept(fields)
         elif phase is Phase.HANDSHAKE and kind == "websocket.close":
             self._write_denial(403, [], b"Forbidden\n")
         elif phase is Phase.HANDSHAKE and kind == "websocket.http.response.start":
-            self._start_denial(message)
+            self._start_denial(fields)
         elif phase is Phase.DENIAL and kind == "websocket.http.response.body":
-            self._denial_body(message.get("body", b""), message.get("more_body", False))
+            self._denial_body(fields.get("body", b""), fields.get("more_body", False))
         elif phase is Phase.CLOSED:
             if kind == "websocket.close":
                 return  # closing twice is harmless
@@ -436,7 +440,7 @@ class WebSocketProtocol(asyncio.Protocol):
             if self.transport.is_closing() and kind == "websocket.send":
                 raise ClientDisconnected("client disconnected while a message was sent")
 
-    def _accept(self, message: dict[str, Any]) -> None:
+    def _accept(self, message: Mapping[str, Any]) -> None:
         response = self.handshake
         assert response is not None
         subprotocol = message.get("subprotocol")
@@ -462,7 +466,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.state.shutting_down and self.phase is Phase.OPEN:
             self._close(CloseCode.SERVICE_RESTART, "server shutting down")
 
-    def _send_data(self, message: dict[str, Any]) -> None:
+    def _send_data(self, message: Mapping[str, Any]) -> None:
         text = message.get("text")
         if text is not None:
             data = text.encode()
@@ -483,7 +487,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._closing()
 
     # ------------------------------------------------------------------ denial responses
-    def _start_denial(self, message: dict[str, Any]) -> None:
+    def _start_denial(self, message: Mapping[str, Any]) -> None:
         status = message.get("status")
         if type(status) is not int or status not in wire.STATUS_LINES or status == 101:
             raise ASGIProtocolError(f"websocket.http.response.start: invalid status {status!r}")
@@ -535,14 +539,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport.close()
 
     def _log(self, status: int, bytes_sent: int) -> None:
+        """The handshake's access-log line, once it is answered (101, or a denial)."""
         self.status, self.bytes_sent = status, bytes_sent
-        access_logger = self.state.access_logger
-        if access_logger is None:
-            return
-        try:
-            access_logger(self, self)
-        except Exception:
-            logger.exception("the access log failed for WebSocket %s", self._path())
+        self.state.log_access(self, self)
 
     # ------------------------------------------------------------------ writing
     def _flush(self) -> None:
@@ -557,49 +556,35 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         self.transport.write(data[0] if len(data) == 1 else b"".join(data))
 
-    # ------------------------------------------------------------------ running the app
-    async def run(self) -> None:
-        """Run the app for this WebSocket; its failures become a 500 or a close with 1011."""
-        state = self.state  # in flight since state.spawn()
-        try:
-            if state.tracer.remaining:  # each message is noted on its way
-                self.trace = state.tracer.start(self.scope)
-                await state.app(self.scope, *self.trace.wrap(self.receive, self.send))
-            else:
-                await state.app(self.scope, self.receive, self.send)
-        except BaseException as exc:
-            self._app_failed(exc)
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
-        else:
-            if self.phase is Phase.HANDSHAKE:
-                logger.error("ASGI app returned without accepting WebSocket %s", self._path())
-                self._write_denial(500, [], b"Internal Server Error\n")
-            elif self.phase is Phase.OPEN:
-                self._close(CloseCode.NORMAL_CLOSURE, "")
-            elif self.phase is Phase.DENIAL:
-                logger.error("ASGI app returned without finishing the denial response")
-                self.transport.close()
-        finally:
-            state.in_flight -= 1
-            if state.stats is not None:
-                state.stats.websocket_done(self)
-            if state.shutting_down:
-                state.check_idle()
+    # ------------------------------------------------------------------ as a Session
+    def describe(self) -> str:
+        return f"WebSocket {self._path()}"
 
-    def _app_failed(self, exc: BaseException) -> None:
-        if self.phase is Phase.CLOSED and isinstance(exc, OSError | asyncio.CancelledError):
-            return  # the client left; the app noticed
-        logger.error("Exception in ASGI application (WebSocket %s)", self._path(), exc_info=exc)
-        if self.phase is Phase.HANDSHAKE:
+    def client_left(self) -> bool:
+        return self.phase is Phase.CLOSED
+
+    def answer_busy(self) -> None:
+        self._write_denial(503, [], b"Service Unavailable: too many requests in flight\n")
+
+    def app_ended(self, failed: bool) -> None:
+        """The app's call is over: a handshake it left unanswered is denied with a 500, an open
+        WebSocket closed (1011 after a failure), a denial cut short; its record is counted."""
+        phase = self.phase
+        if phase is Phase.HANDSHAKE:
+            if not failed:
+                logger.error("ASGI app returned without accepting WebSocket %s", self._path())
             self._write_denial(500, [], b"Internal Server Error\n")
-        elif self.phase is Phase.OPEN:
-            self._close(CloseCode.INTERNAL_ERROR, "")
-        elif self.phase is Phase.DENIAL:
+        elif phase is Phase.OPEN:
+            self._close(CloseCode.INTERNAL_ERROR if failed else CloseCode.NORMAL_CLOSURE, "")
+        elif phase is Phase.DENIAL:
+            if not failed:
+                logger.error("ASGI app returned without finishing the denial response")
             self.transport.close()
+        if self.state.stats is not None:
+            self.state.stats.websocket_done(self)
 
     def _path(self) -> str:
-        return str(self.scope.get("path", ""))
+        return self.scope["path"]
 
     # ------------------------------------------------------------------ timers and shutdown
     def on_tick(self) -> None:
