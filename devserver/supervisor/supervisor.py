@@ -685,7 +685,20 @@ class Supervisor:
             await self._old_code_gone(old, generation)
             if self.stopping:
                 return
-        for worker in new:  # the new generation starts accepting as the old one stops
+        self._hand_over(new, old, generation, kind)
+        seconds = self.processes.now() - began
+        logger.info("%s: generation %d serving after %.2fs%s", kind, generation, seconds, cause)
+        self.notify(f"READY=1\nSTATUS=generation {generation} serving")
+        self.publish(
+            {"kind": kind, "phase": "succeeded", "generation": generation, "seconds": seconds}
+        )
+        if not self.booted:
+            self._serving_at_last()
+        self._reconcile()
+
+    def _hand_over(self, new: list[Worker], old: list[Worker], generation: int, kind: str) -> None:
+        """The new generation starts accepting as the old one stops."""
+        for worker in new:
             worker.held = False
             if worker.replaces:
                 self.slot_restarts[worker.slot] += 1
@@ -701,15 +714,6 @@ class Supervisor:
                 self._drain(
                     worker, f"replaced by generation {generation}", keep_idle=kind != "reload"
                 )
-        seconds = self.processes.now() - began
-        logger.info("%s: generation %d serving after %.2fs%s", kind, generation, seconds, cause)
-        self.notify(f"READY=1\nSTATUS=generation {generation} serving")
-        self.publish(
-            {"kind": kind, "phase": "succeeded", "generation": generation, "seconds": seconds}
-        )
-        if not self.booted:
-            self._serving_at_last()
-        self._reconcile()
 
     async def _old_code_gone(self, old: list[Worker], generation: int) -> None:
         """After a reload no request may meet the old code: the old generation stops accepting
