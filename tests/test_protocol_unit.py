@@ -13,6 +13,7 @@ from typing import Any
 
 from devserver.protocols.http import HTTPProtocol
 from devserver.protocols.state import HTTPSettings, ServerState
+from devserver.stats import WorkerStats
 from tests import apps
 from tests.wire_apps import parse_responses
 
@@ -59,11 +60,13 @@ class FakeTransport:
         return data
 
 
-def connect(app: Any, **settings: Any) -> tuple[HTTPProtocol, FakeTransport, ServerState]:
+def connect(
+    app: Any, stats: WorkerStats | None = None, **settings: Any
+) -> tuple[HTTPProtocol, FakeTransport, ServerState]:
     """A protocol on a fake transport (call inside a running loop)."""
     options: dict[str, Any] = {"server_header": False, "date_header": False, "access_log": False}
     options.update(settings)
-    state = ServerState(app, HTTPSettings(**options))
+    state = ServerState(app, HTTPSettings(**options), stats=stats)
     protocol = HTTPProtocol(state)
     transport = FakeTransport()
     transport.protocol = protocol
@@ -288,5 +291,85 @@ def test_head_request_writes_no_body_bytes() -> None:
         protocol.data_received(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
         await settle()
         assert transport.take() == HELLO[: HELLO.index(b"\r\n\r\n") + 4]
+
+    run(main)
+
+
+async def fails(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    raise RuntimeError("the app broke")
+
+
+async def left_open(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+
+
+def test_every_response_is_counted_by_the_workers_stats() -> None:
+    """The server counts each answered request in its WorkerStats (statuses, bytes in and out),
+    and a failed request (a 500) always has its record."""
+    stats = WorkerStats(slow=9.0, limit=1)
+    app_for = {b"/fail": fails}
+
+    async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await app_for.get(scope["raw_path"], apps.echo)(scope, receive, send)
+
+    async def main() -> None:
+        protocol, transport, _ = connect(route, stats=stats)
+        body = b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
+        for _ in range(3):
+            protocol.data_received(body)
+            await settle()
+        protocol.data_received(b"GET /fail HTTP/1.1\r\nHost: t\r\n\r\n")
+        await settle()
+        assert [r.status for r in parse_responses(transport.take())] == [200, 200, 200, 500]
+
+    run(main)
+    deltas = stats.take()
+    assert deltas["statuses"] == [0, 3, 0, 0, 1]
+    assert deltas["bytes_in"] == 9 and deltas["bytes_out"] >= 9
+    assert sum(count for _, count in deltas["buckets"]) == 4
+    records = deltas["records"]
+    assert [(r["path"], r["status"]) for r in records] == [("/a", 200), ("/fail", 500)]
+    assert deltas["records_dropped"] == 2
+
+
+def test_requests_past_the_concurrency_limit_get_503_and_the_count_ends() -> None:
+    """At --limit-concurrency a request is answered 503 without running the app, and every
+    request the app ran, finished or failed, leaves the in-flight count."""
+    release = asyncio.Event()
+
+    async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await release.wait()
+        await apps.hello(scope, receive, send)
+
+    async def main() -> None:
+        first, first_transport, state = connect(slow, limit_concurrency=1)
+        second = HTTPProtocol(state)
+        second_transport = FakeTransport()
+        second_transport.protocol = second
+        second.connection_made(second_transport)  # type: ignore[arg-type]
+        first.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        second.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        await asyncio.sleep(0)
+        assert second_transport.take().startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+        assert state.in_flight == 1
+        release.set()
+        await settle()
+        assert first_transport.take() == HELLO
+        assert state.in_flight == 0
+
+    run(main)
+
+
+def test_an_app_that_fails_or_leaves_its_response_open_gets_a_500() -> None:
+    """An app that raises before it responds, or returns without finishing its response,
+    is answered 500 on its behalf and the connection closes."""
+
+    async def main() -> None:
+        for app in (fails, left_open):
+            protocol, transport, state = connect(app)
+            protocol.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            await settle()
+            assert transport.take().startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+            assert transport.closed and state.in_flight == 0
 
     run(main)
