@@ -113,6 +113,9 @@ def configure(config: Config) -> None:
             log.addFilter(Printable())
     if not config.access_log:
         logging.getLogger("devserve.access").setLevel(logging.CRITICAL + 1)
+    frames = logging.getLogger("devserve.websocket")  # websockets' own: every open and close
+    if frames.level == logging.NOTSET:  # at INFO, too chatty for the server log
+        frames.setLevel(logging.WARNING)
     if config.log_config:
         load_log_config(config.log_config)
 
@@ -235,14 +238,22 @@ def reopen_files() -> None:
                     handler.release()
 
 
+class LogConfigError(Exception):
+    """A --log-config file that cannot be used; the message is the whole story, one line."""
+
+
 def load_log_config(path: str) -> None:
     """dictConfig from .json/.yaml/.yml, fileConfig from anything else (INI)."""
     if path.endswith(".json"):
         with open(path, encoding="utf-8") as file:
             logging.config.dictConfig(json.load(file))
     elif path.endswith((".yaml", ".yml")):
-        import yaml  # optional: only needed for YAML log configs
-
+        try:  # imported here: an optional extra, needed only for YAML files
+            import yaml
+        except ImportError:
+            raise LogConfigError(
+                f"--log-config {path} needs PyYAML: pip install 'devserve[yaml]'"
+            ) from None
         with open(path, encoding="utf-8") as file:
             logging.config.dictConfig(yaml.safe_load(file))
     else:

@@ -51,10 +51,9 @@ from devserver.protocols.state import ServerState
 from devserver.tracing import Trace
 
 logger = logging.getLogger("devserve.server")
-# websockets logs every open and close at INFO; keep that out of the server log unless tracing.
+# What websockets itself logs (every open and close, at INFO): devserve.logging.configure keeps
+# it at WARNING unless a --log-config says otherwise.
 _frames_logger = logging.getLogger("devserve.websocket")
-if _frames_logger.level == logging.NOTSET:
-    _frames_logger.setLevel(logging.WARNING)
 
 CLOSE_TIMEOUT = 5.0  # seconds the client gets to answer our close frame before the TCP close
 # Fairness between connections: websockets parses a few microseconds per frame, and a 256 kB read
