@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
@@ -21,11 +22,13 @@ import click
 from devserver import __version__
 from devserver.config import (
     FIELDS,
+    OPTIONS,
     Config,
     ConfigError,
     Resolved,
     cli_flag,
     env_var,
+    find_config_file,
     load_config,
     reload_enabled,
 )
@@ -40,6 +43,9 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_STARTUP = 3
 
+# Imports inside functions below: the server stack (asyncio, the supervisor, watchfiles...) costs
+# about a second, which `devserve --help`, `--version`, `ctl` and `top` should not pay for.
+
 
 def fail(message: str, status: int, details: str = "") -> NoReturn:
     if details:
@@ -50,42 +56,40 @@ def fail(message: str, status: int, details: str = "") -> NoReturn:
 
 # --------------------------------------------------------------------------- click, derived
 def _click_option(name: str) -> Callable[[Any], Any]:
-    meta = FIELDS[name].metadata
+    spec = OPTIONS[name]
     flag = cli_flag(name)
-    default = FIELDS[name].default
-    if meta["prod"] is not dataclasses.MISSING:
-        shown = f"{'auto' if default is None else default}; {meta['prod']} with --prod"
-    elif FIELDS[name].default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        shown = "none"
-    else:
-        shown = "none" if default is None else str(default)
-    help_text = f"{meta['help']} [default: {shown}; env: {env_var(name)}]"
-    if meta["choices"]:
-        help_text = (
-            f"{meta['help']} One of: {', '.join(meta['choices'])}. "
-            + help_text[len(meta["help"]) + 1 :]
-        )
-    if meta["parse"].__name__ == "_boolean":
-        decls = [f"{flag}/--no-{flag[2:]}"] if meta["negatable"] else [flag]
+    help_text = _help_text(name)
+    if spec.switch:
+        decls = [f"{flag}/--no-{flag[2:]}"] if spec.negatable else [flag]
         return click.option(*decls, name, default=None, is_flag=True, help=help_text)
-    if meta["bare"] is not None:  # --flag alone takes the bare value
+    metavar = spec.metavar or name.upper()
+    if spec.bare is not None:  # --flag alone takes the bare value
         return click.option(
             flag,
             name,
             default=None,
             is_flag=False,
-            flag_value=meta["bare"],
-            metavar=meta["metavar"] or name.upper(),
+            flag_value=spec.bare,
+            metavar=metavar,
             help=help_text,
         )
     return click.option(
-        flag,
-        name,
-        default=None,
-        multiple=meta["multiple"],
-        metavar=meta["metavar"] or name.upper(),
-        help=help_text,
+        flag, name, default=None, multiple=spec.multiple, metavar=metavar, help=help_text
     )
+
+
+def _help_text(name: str) -> str:
+    """The option's help, its choices, its defaults (with --prod's) and its env var."""
+    spec = OPTIONS[name]
+    default = spec.default
+    if spec.prod is not dataclasses.MISSING:
+        shown = f"{'auto' if default is None else default}; {spec.prod} with --prod"
+    elif spec.multiple:
+        shown = "none"
+    else:
+        shown = "none" if default is None else str(default)
+    choices = f" One of: {', '.join(spec.choices)}." if spec.choices else ""
+    return f"{spec.help}{choices} [default: {shown}; env: {env_var(name)}]"
 
 
 def _with_config_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -149,10 +153,7 @@ def show_config(resolved: Resolved) -> None:
 
 
 def show_watch(config: Config) -> None:
-    from pathlib import Path
-
-    from devserver.config import find_config_file
-    from devserver.supervisor.reload import HUGE, WatchSet
+    from devserver.supervisor.reload import HUGE, WatchSet  # watchfiles: see the top
 
     found = find_config_file(Path.cwd())
     watch_set = WatchSet.from_config(config, str(found[0]) if found else None)
@@ -175,15 +176,16 @@ def show_watch(config: Config) -> None:
 # --------------------------------------------------------------------------- running
 def run(config: Config) -> int:
     """Bind, start the fork server, supervise the workers until stopped; returns the exit status."""
-    from devserver import systemd
+    from devserver import systemd  # the server stack: see the top
     from devserver.supervisor import spawn
 
     inherited = systemd.listen_fds()  # ours alone: no process we start may take them
     systemd.forget_listen_fds()
     spawn.start_fork_server()  # early: it boots in parallel, before this process has any thread
+    # the server stack, imported while the fork server boots
     from devserver import logging as devserve_logging
     from devserver.server import run_loop
-    from devserver.sockets import BindError, bind, bind_all, tls_context
+    from devserver.sockets import BindError, Listener, bind, bind_all, tls_context
     from devserver.supervisor import service
 
     config = _read_token_file(config)
@@ -198,8 +200,6 @@ def run(config: Config) -> int:
         listeners = bind_all(config, inherited)
         admin = None
         if config.admin:
-            from devserver.sockets import Listener
-
             admin = Listener(bind(config.admin, config.backlog), config.admin)
         dashboard = _bind_dashboard(config, listeners, admin)
     except BindError as exc:
@@ -224,6 +224,7 @@ def _bind_dashboard(
     Unless given an address, it goes on 127.0.0.1 at the app's port + 1 (a free port when that
     one is taken: the URL is printed either way); a given address must bind, as the app's must.
     """
+    # the server stack: see the top
     from devserver.control.access import Access, AccessError, is_loopback, resolve_token
     from devserver.sockets import BindError, Listener, bind
 
@@ -301,7 +302,7 @@ def _show_token(config: Config, listener: Listener, access: Access, panel: bool)
             listener.sock.close()
             fail(f"--dashboard: {nowhere}", EXIT_USAGE)
         click.echo(f"devserve: the dashboard is locked: {nowhere}", err=True)
-    from devserver import logging as devserve_logging
+    from devserver import logging as devserve_logging  # the server stack: see the top
 
     devserve_logging.redact_records(access.redact)
     if terminal and not given:
@@ -319,13 +320,13 @@ def _app_port(listeners: list[Listener]) -> int:
 
 
 def _top() -> click.Command:
-    from devserver.ctl import control_option
+    from devserver.ctl import control_option  # ctl brings the control client and asyncio
 
     @click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
     @control_option
     def top(control: str | None) -> None:
         """Open the control panel on a running devserve (a --prod one, say)."""
-        from devserver.control.client import ControlClient, ControlError, NotRunning
+        from devserver.control.client import ControlClient, ControlError, NotRunning  # as ctl
         from devserver.control.unix import default_path
 
         path = default_path() if control in (None, "auto") else control
@@ -335,7 +336,9 @@ def _top() -> click.Command:
             fail(f"{exc} (is devserve running? else pass --control PATH)", EXIT_USAGE)
         except ControlError as exc:  # another user's socket, or a server that broke off
             fail(str(exc), EXIT_USAGE)
-        import dashboard.tui  # here only: the server itself never imports the UI
+        # here only (import-linter allows cli.py this one lazy import): the server never
+        # imports the UI
+        import dashboard.tui
 
         dashboard.tui.run(path)
 
@@ -346,14 +349,16 @@ def _panel(config: Config) -> service.Panel | None:
     """The in-process control panel, in a terminal in dev mode (not --prod, not --no-tui)."""
     if not config.tui or config.prod or not (sys.stdin.isatty() and sys.stdout.isatty()):
         return None
-    import dashboard.tui  # here only: the server itself never imports the UI
+    # here only (import-linter allows cli.py this one lazy import): the server never imports
+    # the UI
+    import dashboard.tui
 
     return dashboard.tui.run_in_process
 
 
 def _has_uvloop() -> bool:
     try:
-        import uvloop  # noqa: F401
+        import uvloop  # noqa: F401  (an optional dependency: is it installed?)
     except ImportError:
         return False
     return True
@@ -362,7 +367,7 @@ def _has_uvloop() -> bool:
 def entry(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["ctl"]:
-        from devserver import ctl
+        from devserver import ctl  # only `devserve ctl` needs the control client
 
         ctl.main(args[1:])
         return

@@ -9,6 +9,7 @@ This module does no I/O beyond reading the config file and knows nothing about s
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from devserver.cpus import usable_cpus
+from devserver.net import parse_networks
 
 ENV_PREFIX = "DEVSERVE_"
 
@@ -145,14 +147,32 @@ def _dashboard(value: Any) -> str:
 
 
 def _ips(value: Any) -> str:
-    from devserver.net import parse_networks  # late: keeps config importable without net
-
     text = _text(value)
     parse_networks(text)
     return text
 
 
 # --------------------------------------------------------------------------- declaration
+@dataclass(frozen=True)
+class Option:
+    """What one option declares beside its Config field: the CLI, env and file loaders and the
+    flag reference are all derived from it (its name comes from the field: see `OPTIONS`)."""
+
+    default: Any  # a tuple for a `multiple` option
+    help: str
+    group: str  # the purpose it serves ("HTTP", "Reload"...): the flag reference's section
+    parse: Parser  # a string (CLI, env) or a TOML value → the value; ValueError when bad
+    switch: bool  # a boolean: on the command line a flag that takes no value
+    prod: Any = dataclasses.MISSING  # the default under --prod, when it differs
+    flag: str | None = None  # the CLI spelling, when not --NAME
+    negatable: bool = False  # a switch with a --no-NAME form
+    multiple: bool = False  # repeatable; in env and files a list split at `separator`
+    separator: str = ","
+    metavar: str | None = None
+    choices: tuple[str, ...] = ()
+    bare: str | None = None  # the value the flag takes when given without one
+
+
 def option(
     default: Any,
     help: str,
@@ -168,24 +188,25 @@ def option(
     choices: Sequence[str] = (),
     bare: str | None = None,
 ) -> Any:
-    """Declare a Config field; the metadata drives the CLI, env and file loaders.
-
-    `group`: the purpose it serves ("HTTP", "Reload"...), under which the flag reference lists it.
-    `bare`: the value the flag takes when given without one (`--dashboard` alone means 'on').
-    """
-    meta = {
-        "help": help,
-        "group": group,
-        "parse": parse,
-        "prod": prod,
-        "flag": flag,
-        "negatable": negatable,
-        "multiple": multiple,
-        "separator": separator,
-        "metavar": metavar,
-        "choices": tuple(choices),
-        "bare": bare,
-    }
+    """Declare a Config field and its Option (`group`, `bare`...: see Option)."""
+    spec = Option(
+        default=default,
+        help=help,
+        group=group,
+        parse=parse,
+        switch=parse is _boolean,
+        prod=prod,
+        flag=flag,
+        negatable=negatable,
+        multiple=multiple,
+        separator=separator,
+        metavar=metavar,
+        choices=tuple(choices),
+        bare=bare,
+    )
+    # the field's metadata is the Option, and its fields by name too: scripts/gen_flags.py and
+    # tests/test_docs_reference.py read them as metadata["help"]; new code reads OPTIONS[name]
+    meta = {"option": spec, **{f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}}
     if multiple:
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -626,12 +647,11 @@ class Config:
 
     @property
     def log_level_number(self) -> int:
-        import logging
-
         return 5 if self.log_level == "trace" else int(getattr(logging, self.log_level.upper()))
 
 
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
+OPTIONS: dict[str, Option] = {name: f.metadata["option"] for name, f in FIELDS.items()}
 
 
 def env_var(name: str) -> str:
@@ -639,7 +659,7 @@ def env_var(name: str) -> str:
 
 
 def cli_flag(name: str) -> str:
-    return FIELDS[name].metadata["flag"] or "--" + name.replace("_", "-")
+    return OPTIONS[name].flag or "--" + name.replace("_", "-")
 
 
 # --------------------------------------------------------------------------- loading
@@ -652,13 +672,12 @@ class Resolved:
 
 
 def _parse(name: str, raw: Any, source: str) -> Any:
-    meta = FIELDS[name].metadata
-    parse: Parser = meta["parse"]
+    spec = OPTIONS[name]
     try:
-        if meta["multiple"]:
-            items = raw if isinstance(raw, list | tuple) else _split(raw, meta["separator"])
-            return tuple(parse(item) for item in items)
-        return parse(raw)
+        if spec.multiple:
+            items = raw if isinstance(raw, list | tuple) else _split(raw, spec.separator)
+            return tuple(spec.parse(item) for item in items)
+        return spec.parse(raw)
     except ValueError as exc:
         raise ConfigError(f"{cli_flag(name)} (from {source}): {exc}") from None
 
@@ -728,9 +747,9 @@ def load_config(
             values[name] = _parse(name, raw, source)
             sources[name] = source
     if values.get("prod"):
-        for name, fld in FIELDS.items():
-            if sources[name] == "default" and fld.metadata["prod"] is not dataclasses.MISSING:
-                values[name] = fld.metadata["prod"]
+        for name, spec in OPTIONS.items():
+            if sources[name] == "default" and spec.prod is not dataclasses.MISSING:
+                values[name] = spec.prod
                 sources[name] = "default (--prod)"
     config = Config(**values)
     _check(config, sources)

@@ -12,8 +12,10 @@ import pytest
 from devserver import cli
 from devserver.config import (
     FIELDS,
+    OPTIONS,
     Config,
     ConfigError,
+    Option,
     cli_flag,
     env_var,
     load_config,
@@ -32,13 +34,25 @@ def test_every_option_is_declared_once_and_exposed_once() -> None:
     envs = [env_var(name) for name in FIELDS]
     assert len(set(flags)) == len(flags)
     assert len(set(envs)) == len(envs)
-    for name, fld in FIELDS.items():
-        assert fld.metadata["help"], f"{name} has no help text"
+    for name, spec in OPTIONS.items():
+        assert spec.help, f"{name} has no help text"
         if name == "app":
             continue
         (param,) = [p for p in params if p.name == name]
         assert isinstance(param, click.Option)
         assert cli_flag(name) in param.opts
+
+
+def test_each_field_carries_its_option() -> None:
+    """Every Config field's metadata holds its Option, whose default is the field's, and a
+    switch (a flag without a value) is exactly an option whose field holds a bool."""
+    for name, fld in FIELDS.items():
+        spec = OPTIONS[name]
+        assert isinstance(spec, Option) and fld.metadata["option"] is spec
+        assert getattr(Config(), name) == spec.default
+        assert spec.switch == (fld.type in ("bool", "bool | None")), name
+        param = next(p for p in cli.main.params if p.name == name)
+        assert isinstance(param, click.Argument) or param.is_flag == spec.switch, name
 
 
 def test_defaults_without_any_layer(tmp_path: Path) -> None:
