@@ -19,8 +19,11 @@ each message is one JSON object on one line (UTF-8, '\\n'-terminated):
                       {"version": 1, "type": "requests", "requests": [{...}]}  sampled records
                       {"version": 1, "type": "event", "event": {"kind": "worker", ...}}
 
-A snapshot has "server", "workers", "totals" and, in a stream, "history" (docs/control-api.md
-lists every field). Clients must ignore message types they do not know.
+The TypedDicts below give every message its type (Request, Reply, StreamMessage, Snapshot,
+Event...); docs/control-api.md says what each field means, and tests/test_contracts_schema.py
+keeps the two and a live server's messages in step. A received message is only as typed as the
+server that sent it: a client checks what it reads. Clients must ignore message types they do
+not know.
 Clients must ignore fields they do not know; a change that removes or renames one bumps VERSION.
 """
 
