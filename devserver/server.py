@@ -275,7 +275,7 @@ async def _first_of(*events: asyncio.Event) -> None:
 def run_loop(main: Coroutine[Any, Any, Any], loop: str) -> Any:
     """Run `main` to completion on uvloop (auto: when installed) or asyncio's own loop."""
     if loop != "asyncio":
-        try:
+        try:  # imported here: optional (not on every platform), and --loop asyncio skips it
             import uvloop
         except ImportError:
             if loop == "uvloop":
