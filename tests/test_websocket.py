@@ -1,11 +1,12 @@
 """WebSockets (ASGI websocket spec 2.4) over real sockets against real servers on 127.0.0.1.
 
-In-process servers (`run_server`, asyncio) serve `WSApp`, whose paths choose a behaviour and which
-records what it saw; the cases that must hold on both loops also run against a real devserve
-subprocess (uvloop, a worker process) serving `ECHO_APP` from a file. Where a client library would
-hide the behaviour (the raw 101, close frames without a code, fragments, backpressure, unanswered
-pings) the client is a raw socket with hand-built frames (`RawWS`); elsewhere it is websockets'
-sync client. Synchronisation is by events, socket timeouts and polls under a deadline.
+In-process servers (`serving`, asyncio) serve `WSApp` (tests/ws_apps.py), whose paths choose a
+behaviour and which records what it saw; the cases that must hold on both loops also run against
+a real devserve subprocess (uvloop, a worker process) serving `ECHO_APP` from a file. Where a
+client library would hide the behaviour (the raw 101, close frames without a code, fragments,
+backpressure, unanswered pings) the client is a raw socket with hand-built frames (`RawWS`,
+tests/ws_client.py); elsewhere it is websockets' sync client. Synchronisation is by events,
+socket timeouts and polls under a deadline.
 """
 
 from __future__ import annotations
@@ -16,264 +17,41 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-import os
 import re
 import select
 import signal
 import socket
-import struct
-import threading
 import time
-import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
 
 from devserver.control.client import ControlClient
-from tests.utils import Process, Running, run_devserve, run_server
-from tests.wire_apps import parse_responses, read_responses, read_until_closed
-
-Scope = dict[str, Any]
-
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-KEY = base64.b64encode(b"devserve-test-16").decode()  # any 16 bytes, base64 (RFC 6455 4.1)
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-MiB = 1 << 20
-
-# The echo app, as source: written to a file for the devserve subprocess (uvloop) and exec'd for
-# the in-process server (asyncio), so both loops run the very same app. It reports what it saw as
-# lines `<path> <event>`: printed by the subprocess, collected by `Reports` in-process.
-ECHO_APP = '''
-"""Echoes text and bytes; "close CODE REASON" makes it close; reports each disconnect."""
-
-
-def report(line):
-    print("ws_app:", line, flush=True)
-
-
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        return
-    path = scope["path"]
-    if scope["type"] == "http":
-        report(f"{path} http")
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"plain http"})
-        return
-    assert (await receive())["type"] == "websocket.connect"
-    offered = scope["subprotocols"]
-    await send(
-        {
-            "type": "websocket.accept",
-            "subprotocol": offered[0] if offered else None,
-            "headers": [(b"x-echo", b"accepted")],
-        }
-    )
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            report(f"{path} disconnect {message['code']} {message.get('reason', '')}")
-            return
-        text = message.get("text")
-        if text is not None and text.startswith("close "):
-            _, code, reason = text.split(" ", 2)
-            await send({"type": "websocket.close", "code": int(code), "reason": reason})
-        elif text is not None:
-            await send({"type": "websocket.send", "text": text})
-        else:
-            await send({"type": "websocket.send", "bytes": message["bytes"]})
-'''
-
-
-# --------------------------------------------------------------------------- server side
-class Reports:
-    """Lines an in-process app reports, awaited like a subprocess's output (`wait_for`)."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, line: str) -> None:
-        with self._changed:
-            self.lines.append(line)
-            self._changed.notify_all()
-
-    def wait_for(self, pattern: str, timeout: float = 5.0) -> str:
-        regex = re.compile(pattern)
-        with self._changed:
-            found: list[str] = []
-
-            def match() -> bool:
-                found[:] = [line for line in self.lines if regex.search(line)]
-                return bool(found)
-
-            if not self._changed.wait_for(match, timeout):
-                raise AssertionError(f"no report matching {pattern!r} in {self.lines}")
-            return found[0]
-
-
-def load_echo_app(report: Callable[[str], None]) -> Any:
-    namespace: dict[str, Any] = {}
-    exec(compile(ECHO_APP, "<ECHO_APP>", "exec"), namespace)
-    namespace["report"] = report
-    return namespace["app"]
-
-
-class WSApp:
-    """The first path segment picks a behaviour (`ws_<name>`); anything else is the echo app.
-
-    Every scope is recorded (its type above all); messages, errors and the flood's sent-count are
-    recorded for the test thread; `gate` is a threading.Event the test sets to let an app go on.
-    """
-
-    FLOOD = 200  # 1 MiB messages the /flood app sends
-
-    def __init__(self) -> None:
-        self.reports = Reports()
-        self.echo = load_echo_app(self.reports)
-        self.scopes: list[Scope] = []
-        self.received: list[dict[str, Any]] = []
-        self.errors: list[BaseException] = []
-        self.sent = 0
-        self.gate = threading.Event()
-
-    def scope_types(self) -> list[str]:
-        return [scope["type"] for scope in self.scopes]
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            return
-        self.scopes.append(scope)
-        name = scope["path"][len(scope["root_path"]) :].split("/")[1]
-        handler = getattr(self, "ws_" + name.replace("-", "_"), None)
-        if scope["type"] != "websocket" or handler is None:
-            await self.echo(scope, receive, send)
-        else:
-            await handler(scope, receive, send)
-
-    async def wait_gate(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.gate.wait, 10)
-
-    async def record_all(self, scope: Scope, receive: Any) -> None:
-        """Record every message until the disconnect, then report `<path> done`."""
-        while True:
-            message = await receive()
-            self.received.append(message)
-            if message["type"] == "websocket.disconnect":
-                self.reports(f"{scope['path']} done")
-                return
-
-    async def accept(self, receive: Any, send: Any) -> None:
-        assert (await receive())["type"] == "websocket.connect"
-        await send({"type": "websocket.accept"})
-
-    # ---- rejections
-    async def ws_reject(self, scope: Scope, receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.close"})
-
-    async def ws_deny(self, scope: Scope, receive: Any, send: Any) -> None:
-        await receive()
-        headers = [(b"x-deny", b"yes"), (b"content-type", b"text/plain")]
-        await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": b"go away"})
-
-    async def ws_deny_chunked(self, scope: Scope, receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.http.response.start", "status": 401, "headers": []})
-        for part in (b"go ", b"away"):
-            await send({"type": "websocket.http.response.body", "body": part, "more_body": True})
-        await send({"type": "websocket.http.response.body", "body": b""})
-
-    # ---- failures
-    async def ws_raise_before(self, scope: Scope, receive: Any, send: Any) -> None:
-        await receive()
-        raise RuntimeError("boom before accept")
-
-    async def ws_raise_after(self, scope: Scope, receive: Any, send: Any) -> None:
-        await self.accept(receive, send)
-        raise RuntimeError("boom after accept")
-
-    async def ws_return_after(self, scope: Scope, receive: Any, send: Any) -> None:
-        await self.accept(receive, send)
-
-    async def ws_return_before(self, scope: Scope, receive: Any, send: Any) -> None:
-        await receive()
-
-    # ---- flow
-    async def ws_late_accept(self, scope: Scope, receive: Any, send: Any) -> None:
-        """Accepts only once the gate opens, then records what arrives."""
-        await receive()
-        self.reports(f"{scope['path']} waiting")
-        await self.wait_gate()
-        await send({"type": "websocket.accept"})
-        await self.record_all(scope, receive)
-
-    async def ws_hold(self, scope: Scope, receive: Any, send: Any) -> None:
-        """Accepts, reads nothing until the gate opens, then records everything."""
-        await self.accept(receive, send)
-        await self.wait_gate()
-        await self.record_all(scope, receive)
-
-    async def ws_flood(self, scope: Scope, receive: Any, send: Any) -> None:
-        """Sends FLOOD 1 MiB messages as fast as send() lets it, counting them."""
-        await self.accept(receive, send)
-        block = bytes(MiB - 4)
-        try:
-            for n in range(self.FLOOD):
-                await send({"type": "websocket.send", "bytes": n.to_bytes(4, "big") + block})
-                self.sent += 1
-        except BaseException as exc:
-            self.errors.append(exc)
-            self.reports(f"{scope['path']} failed")
-            raise
-        self.reports(f"{scope['path']} flooded")
-
-    async def ws_gone(self, scope: Scope, receive: Any, send: Any) -> None:
-        """After the disconnect, tries one more send and records what it raised."""
-        await self.accept(receive, send)
-        await self.record_all(scope, receive)
-        try:
-            await send({"type": "websocket.send", "text": "anyone there?"})
-        except BaseException as exc:
-            self.errors.append(exc)
-        self.reports(f"{scope['path']} sent after gone")
-
-
-@dataclasses.dataclass
-class Served:
-    server: Running
-    app: WSApp
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-
-@contextlib.contextmanager
-def serving(**options: Any) -> Iterator[Served]:
-    """An in-process server for a fresh WSApp; the gate opens before the server stops.
-
-    The server is stopped and its thread joined here, because `run_server` calls `stop()` while
-    its thread lives, which raises once the loop is closed: a test that stopped the server
-    itself would race with the thread's last moments.
-    """
-    app = WSApp()
-    before = set(threading.enumerate())
-    with run_server(app, **options) as server:
-        [thread] = set(threading.enumerate()) - before
-        try:
-            yield Served(server, app)
-        finally:
-            app.gate.set()
-            with contextlib.suppress(RuntimeError):  # the loop is already closed
-                server.stop()
-            thread.join(15)
+from devserver.protocols.websocket import WebSocketProtocol
+from tests.utils import Process, Running, run_devserve, run_server, until
+from tests.wire_apps import read_responses
+from tests.ws_apps import ECHO_APP, Reports, Served, WSApp, load_echo_app, serving, unique
+from tests.ws_client import (
+    GUID,
+    KEY,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    MiB,
+    RawWS,
+    client_frame,
+    close_payload,
+    closed_by_server,
+    http_answer,
+    upgrade_request,
+    ws_connect,
+)
 
 
 @pytest.fixture
@@ -282,209 +60,23 @@ def served() -> Iterator[Served]:
         yield served
 
 
-def unique(prefix: str = "/echo") -> str:
-    """A path no other test uses: reports name their path, and a server may be shared."""
-    return f"{prefix}/{uuid.uuid4().hex[:12]}"
+def blocked_sends(served: Served) -> int:
+    """How many messages the app had sent once its send() waits for a client that reads
+    nothing: the server's write buffer passed its high-water mark and the send is waiting to
+    drain (state read on the server's loop, where the app is not running meanwhile)."""
 
+    async def count_if_waiting() -> int | None:
+        waiting = any(
+            isinstance(conn, WebSocketProtocol) and conn.flow._drain_waiter is not None
+            for conn in served.server.server.state.connections
+        )
+        return served.app.sent if waiting else None
 
-# --------------------------------------------------------------------------- client side
-def upgrade_request(
-    path: str = "/echo", method: str = "GET", headers: dict[str, str | None] | None = None
-) -> bytes:
-    """A WebSocket handshake request; `headers` override (None: leave out) the usual ones."""
-    fields: dict[str, str | None] = {
-        "Host": "test",
-        "Upgrade": "websocket",
-        "Connection": "Upgrade",
-        "Sec-WebSocket-Key": KEY,
-        "Sec-WebSocket-Version": "13",
-    }
-    fields.update(headers or {})
-    lines = "".join(f"{name}: {value}\r\n" for name, value in fields.items() if value is not None)
-    return f"{method} {path} HTTP/1.1\r\n{lines}\r\n".encode("latin-1")
+    def probe() -> int | None:
+        return asyncio.run_coroutine_threadsafe(count_if_waiting(), served.server.loop).result(5)
 
-
-def client_frame(
-    opcode: int, payload: bytes = b"", *, fin: bool = True, rsv1: bool = False
-) -> bytes:
-    """One masked client frame (RFC 6455 5.2)."""
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    size = len(payload)
-    if size < 126:
-        head = struct.pack("!BB", first, 0x80 | size)
-    elif size < 1 << 16:
-        head = struct.pack("!BBH", first, 0x80 | 126, size)
-    else:
-        head = struct.pack("!BBQ", first, 0x80 | 127, size)
-    mask = os.urandom(4)
-    key = int.from_bytes((mask * (size // 4 + 1))[:size], "big")
-    return head + mask + (int.from_bytes(payload, "big") ^ key).to_bytes(size, "big")
-
-
-def close_payload(code: int, reason: str = "") -> bytes:
-    return struct.pack("!H", code) + reason.encode()
-
-
-@dataclasses.dataclass
-class Frame:
-    opcode: int
-    payload: bytes
-    fin: bool = True
-    rsv1: bool = False
-
-    @property
-    def close(self) -> tuple[int | None, str]:
-        assert self.opcode == OP_CLOSE, f"expected a close frame, got {self}"
-        if len(self.payload) < 2:
-            return None, ""
-        return struct.unpack("!H", self.payload[:2])[0], self.payload[2:].decode()
-
-    def __repr__(self) -> str:
-        return f"Frame(opcode={self.opcode}, fin={self.fin}, payload={self.payload[:40]!r}…)"
-
-
-class RawWS:
-    """A raw client connection: reads HTTP heads and unmasked server frames off a buffer."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = bytearray()
-
-    @classmethod
-    def connect(cls, port: int, data: bytes = b"") -> RawWS:
-        raw = cls(socket.create_connection(("127.0.0.1", port), timeout=5))
-        if data:
-            raw.sock.sendall(data)
-        return raw
-
-    @classmethod
-    def open(
-        cls, port: int, path: str = "/echo", headers: dict[str, str | None] | None = None
-    ) -> tuple[bytes, RawWS]:
-        """Handshake on a new connection; returns (the 101 head, the client)."""
-        raw = cls.connect(port, upgrade_request(path, headers=headers))
-        head = raw.read_head()
-        assert head.startswith(b"HTTP/1.1 101 "), head
-        return head, raw
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _fill(self, deadline: float) -> None:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"nothing more arrived; buffered {bytes(self.buffer[:200])!r}")
-        self.sock.settimeout(left)
-        chunk = self.sock.recv(MiB)
-        if not chunk:
-            raise EOFError(f"connection closed; buffered {bytes(self.buffer[:200])!r}")
-        self.buffer += chunk
-
-    def read_head(self, timeout: float = 5.0) -> bytes:
-        deadline = time.monotonic() + timeout
-        while (end := self.buffer.find(b"\r\n\r\n")) < 0:
-            self._fill(deadline)
-        head = bytes(self.buffer[:end])
-        del self.buffer[: end + 4]
-        return head
-
-    def read_http(self, timeout: float = 5.0) -> tuple[bytes, bytes]:
-        """One response with a Content-Length body; bytes after it stay buffered."""
-        deadline = time.monotonic() + timeout
-        head = self.read_head(timeout)
-        match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-        length = int(match.group(1)) if match else 0
-        while len(self.buffer) < length:
-            self._fill(deadline)
-        body = bytes(self.buffer[:length])
-        del self.buffer[:length]
-        return head, body
-
-    def send(self, opcode: int, payload: bytes = b"", *, fin: bool = True) -> None:
-        self.sock.sendall(client_frame(opcode, payload, fin=fin))
-
-    def recv_frame(self, timeout: float = 5.0) -> Frame:
-        deadline = time.monotonic() + timeout
-        while (parsed := self._parse()) is None:
-            self._fill(deadline)
-        return parsed
-
-    def _parse(self) -> Frame | None:
-        buffer = self.buffer
-        if len(buffer) < 2:
-            return None
-        first, second = buffer[0], buffer[1]
-        assert not second & 0x80, "a server never masks its frames"
-        size, pos = second & 0x7F, 2
-        if size == 126:
-            if len(buffer) < 4:
-                return None
-            size, pos = struct.unpack_from("!H", buffer, 2)[0], 4
-        elif size == 127:
-            if len(buffer) < 10:
-                return None
-            size, pos = struct.unpack_from("!Q", buffer, 2)[0], 10
-        if len(buffer) < pos + size:
-            return None
-        payload = bytes(buffer[pos : pos + size])
-        frame = Frame(first & 0x0F, payload, fin=bool(first & 0x80), rsv1=bool(first & 0x40))
-        del buffer[: pos + size]
-        return frame
-
-    def recv_close(self, timeout: float = 5.0) -> tuple[int | None, str]:
-        """The server's close frame (pings skipped): its (code, reason)."""
-        while (frame := self.recv_frame(timeout)).opcode == OP_PING:
-            pass
-        return frame.close
-
-    def at_eof(self, timeout: float = 5.0) -> bool:
-        """True when the server ended the TCP connection (EOF or reset) within `timeout`."""
-        if self.buffer:
-            return False
-        self.sock.settimeout(timeout)
-        try:
-            return self.sock.recv(1) == b""
-        except ConnectionResetError:
-            return True
-        except TimeoutError:
-            return False
-
-
-def ws_connect(port: int, path: str, **options: Any) -> ClientConnection:
-    """websockets' sync client, with short timeouts and no proxy from the environment."""
-    options = {"open_timeout": 5, "close_timeout": 5, "proxy": None, **options}
-    return connect(f"ws://127.0.0.1:{port}{path}", **options)
-
-
-def closed_by_server(ws: ClientConnection, timeout: float = 5.0) -> tuple[int, str]:
-    """Wait for the server's close; its (code, reason) as the client received them."""
-    with pytest.raises(ConnectionClosed) as info:
-        while True:
-            ws.recv(timeout=timeout)
-    received = info.value.rcvd
-    assert received is not None, f"no close frame from the server: {info.value!r}"
-    return received.code, received.reason
-
-
-def http_answer(port: int, request: bytes) -> tuple[Any, bool]:
-    """Send `request` on a new connection; the one response it gets and whether it was closed."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(request)
-        raw, closed = read_until_closed(sock, timeout=3)
-    [response] = parse_responses(raw)
-    return response, closed
-
-
-def settled(read: Callable[[], int], quiet: float = 0.5, timeout: float = 10.0) -> int:
-    """Poll `read()` until it has not changed for `quiet` seconds (under a deadline)."""
-    deadline = time.monotonic() + timeout
-    value, since = read(), time.monotonic()
-    while time.monotonic() - since < quiet:
-        assert time.monotonic() < deadline, f"still changing after {timeout}s: {value}"
-        time.sleep(0.01)  # polling a counter under a deadline
-        if (now := read()) != value:
-            value, since = now, time.monotonic()
-    return value
+    count: int = until(probe, "the app's send() to wait", accept=lambda n: n is not None)
+    return count
 
 
 # =========================================================================== both loops
@@ -620,8 +212,10 @@ def test_cli_sigterm_closes_websockets_with_1012(
             proc.proc.send_signal(signal.SIGTERM)
             code, _ = closed_by_server(ws)
         assert code == 1012
-        assert proc.proc.wait(timeout=10) == 0, proc.out.text
-        assert time.monotonic() - began < 5, "exited long before --timeout-graceful-shutdown"
+        assert proc.proc.wait(timeout=15) == 0, proc.out.text
+        # The time is the behaviour: it did not wait out the 20 s grace period (15 s is only a
+        # generous guard for a busy machine, still below it).
+        assert time.monotonic() - began < 15, "waited out --timeout-graceful-shutdown"
         proc.out.wait_for(rf"{re.escape(path)} disconnect 1012")
 
 
@@ -712,11 +306,10 @@ def test_graceful_stop_closes_with_1012() -> None:
             served.server.stop()
             assert closed_by_server(ws)[0] == 1012
         served.app.reports.wait_for(rf"{re.escape(path)} disconnect 1012")
-        deadline = time.monotonic() + 5
-        while not served.server.loop.is_closed():
-            assert time.monotonic() < deadline, "the server did not stop"
-            time.sleep(0.01)  # polling for the loop to close, under a deadline
-        assert time.monotonic() - began < 3
+        until(served.server.loop.is_closed, "the server to stop")
+        # The time is the behaviour: it did not wait out the 10 s grace period (8 s is only a
+        # generous guard for a busy machine, still below it).
+        assert time.monotonic() - began < 8
 
 
 def test_stop_during_the_handshake_closes_with_1012_after_the_accept() -> None:
@@ -728,10 +321,7 @@ def test_stop_during_the_handshake_closes_with_1012_after_the_accept() -> None:
         with contextlib.closing(raw):
             served.app.reports.wait_for(rf"{re.escape(path)} waiting")
             served.server.stop()
-            deadline = time.monotonic() + 5
-            while not refuses_connections(served.port):
-                assert time.monotonic() < deadline, "the listener stayed open"
-                time.sleep(0.01)  # polling for the stop to begin, under a deadline
+            until(lambda: refuses_connections(served.port), "the listener to close")
             served.app.gate.set()
             assert raw.read_head().startswith(b"HTTP/1.1 101")
             assert raw.recv_close()[0] == 1012
@@ -764,6 +354,13 @@ def test_stop_completes_the_close_handshake_while_reading_is_paused() -> None:
             ("websocket.receive", "queued", None),
             ("websocket.disconnect", None, 1012),
         ]
+
+
+def upgrades(port: int) -> bool:
+    """Whether a new WebSocket handshake on `port` is answered 101."""
+    raw = RawWS.connect(port, upgrade_request(unique()))
+    with contextlib.closing(raw):
+        return raw.read_head().startswith(b"HTTP/1.1 101")
 
 
 def refuses_connections(port: int) -> bool:
@@ -1118,7 +715,7 @@ def test_send_waits_while_the_client_does_not_read(served: Served) -> None:
     path = unique("/flood")
     _, raw = RawWS.open(served.port, path)
     with contextlib.closing(raw):
-        stuck = settled(lambda: served.app.sent)
+        stuck = blocked_sends(served)
         assert 0 < stuck < 64, f"sent {stuck} of {WSApp.FLOOD} to a client that reads nothing"
         for n in range(WSApp.FLOOD):
             frame = raw.recv_frame(timeout=10)
@@ -1133,7 +730,7 @@ def test_send_blocked_on_a_slow_client_raises_oserror_when_it_leaves(served: Ser
     """A send() waiting on a client that reads nothing raises an OSError once the client goes."""
     path = unique("/flood")
     _, raw = RawWS.open(served.port, path)
-    stuck = settled(lambda: served.app.sent)
+    stuck = blocked_sends(served)
     raw.close()
     served.app.reports.wait_for(rf"{re.escape(path)} failed")
     [error] = served.app.errors
@@ -1151,13 +748,13 @@ def pinging() -> Iterator[Served]:
 def test_client_that_never_answers_pings_is_closed_with_1011(pinging: Served) -> None:
     """A client that never answers a ping gets a ping, then close 1011, then EOF."""
     path = unique()
-    began = time.monotonic()
     _, raw = RawWS.open(pinging.port, path)
     with contextlib.closing(raw):
-        assert raw.recv_frame(timeout=3).opcode == OP_PING
-        assert raw.recv_frame(timeout=3).close[0] == 1011
-        assert raw.at_eof(timeout=3)
-    assert time.monotonic() - began < 3
+        # Each step within 10 s, well before the defaults' 20 s: these pings and this timeout
+        # (0.2 s, 0.3 s) are the ones that fired; generous, as a guard for a busy machine.
+        assert raw.recv_frame(timeout=10).opcode == OP_PING
+        assert raw.recv_frame(timeout=10).close[0] == 1011
+        assert raw.at_eof(timeout=10)
     pinging.app.reports.wait_for(rf"{re.escape(path)} disconnect 1011")
 
 
@@ -1191,10 +788,5 @@ def test_limit_concurrency_counts_open_websockets() -> None:
             response, closed = http_answer(served.port, upgrade_request(unique()))
             assert response.status == 503 and closed
         served.app.reports.wait_for(rf"{re.escape(path)} disconnect 1000")
-        deadline = time.monotonic() + 5
-        while True:  # the slot frees once the app's task ends, just after it reports
-            raw = RawWS.connect(served.port, upgrade_request(unique()))
-            with contextlib.closing(raw):
-                if raw.read_head().startswith(b"HTTP/1.1 101"):
-                    break
-            assert time.monotonic() < deadline, "the slot was never freed"
+        # the slot frees once the app's task ends, just after it reports
+        until(lambda: upgrades(served.port), "the slot to be freed")
