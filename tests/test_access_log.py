@@ -7,30 +7,30 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.utils import Process, devserve_command, read_response, run_devserve
+from tests.utils import Process, devserve_command, read_response, run_devserve, until
 
 APPS = str(Path(__file__).parent / "cli_apps")
 SCOPE_APP = ("--app-dir", APPS, "scope_app:app")
 
 
-def wait_for_file_line(path: Path, pattern: str, timeout: float = 5.0) -> str:
-    """Poll `path` until a line matches `pattern` (the file handler flushes per record)."""
+def wait_for_file_line(path: Path, pattern: str) -> str:
+    """The first line of `path` matching `pattern`, once there is one (the file handler flushes
+    per record)."""
     regex = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while True:
-        text = path.read_text() if path.exists() else ""
-        for line in text.splitlines():
-            if regex.search(line):
-                return line
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no line matching {pattern!r} in {path}:\n{text}")
-        time.sleep(0.01)  # polling a file with a deadline, not synchronising on time
+
+    def matching() -> str | None:
+        return next((line for line in text_of(path).splitlines() if regex.search(line)), None)
+
+    return until(matching, f"a line matching {pattern!r} in {path}", detail=lambda: text_of(path))
+
+
+def text_of(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
 
 
 DEFAULT_LINE = re.compile(
@@ -168,11 +168,13 @@ def test_reopen_after_logrotate_moved_the_file(tmp_path: Path, how: str) -> None
             ctl = devserve_command("ctl", "--control", str(control), "reopen-logs")
             result = subprocess.run(ctl, capture_output=True, text=True, timeout=20)
             assert (result.returncode, result.stdout) == (0, "log files reopened\n"), result
+
         # the workers reopen when the supervisor's word reaches them: ask until a line lands
-        deadline = time.monotonic() + 10
-        while "/after-rotation" not in (access_file.read_text() if access_file.exists() else ""):
-            assert time.monotonic() < deadline, "no line in the reopened file"
+        def logged_after_rotation() -> bool:
             httpx.get(proc.url + "/after-rotation")
+            return "/after-rotation" in text_of(access_file)
+
+        until(logged_after_rotation, "a line in the reopened file")
         proc.out.stop()
     old = rotated.read_text()
     assert "/before-rotation" in old
