@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 
 from devserver.control.client import ControlClient
 from devserver.cpus import cgroup_quota, usable_cpus
-from tests.utils import Process, clean_env, devserve_command, spawned
+from tests.utils import Process, clean_env, devserve_command, require_tool, spawned, until
 
 V1_CPU = Path("/sys/fs/cgroup/cpu")
 
@@ -79,9 +77,8 @@ def worker_count(tmp_path: Path) -> int:
     return len(ControlClient(str(tmp_path / "ctl.sock")).request("status")["workers"])
 
 
-@pytest.mark.skipif(not shutil.which("taskset"), reason="needs taskset (util-linux)")
 def test_prod_pinned_to_one_cpu_starts_one_worker(tmp_path: Path) -> None:
-    with prod_devserve(tmp_path, ["taskset", "-c", "0"]) as process:
+    with prod_devserve(tmp_path, [require_tool("taskset"), "-c", "0"]) as process:
         assert worker_count(tmp_path) == 1
         process.out.stop()
 
@@ -99,13 +96,19 @@ def cpu_cgroup(quota_us: int) -> Iterator[Path]:
         (group / "cpu.cfs_quota_us").write_text(str(quota_us))
         yield group
     finally:
-        deadline = time.monotonic() + 10
-        while group.exists():  # its processes are gone once devserve has stopped
-            try:
-                group.rmdir()
-            except OSError:
-                assert time.monotonic() < deadline, "the test cgroup still has processes"
-                time.sleep(0.05)
+        # its processes are gone once devserve has stopped
+        until(lambda: removed(group), "the test cgroup's processes to go")
+
+
+def removed(group: Path) -> bool:
+    """Remove the cgroup `group`; whether it is gone (it cannot go while it has processes)."""
+    try:
+        group.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 @pytest.mark.skipif(not (V1_CPU / "cgroup.procs").exists(), reason="needs cgroup v1's cpu")
