@@ -81,7 +81,7 @@ def test_examples_match_a_live_server(tmp_path: Path) -> None:
                 records.update((r["query"], r) for r in message["requests"])
             if live_event and "page=2" in records and "traced=1" in records:
                 break
-            assert time.monotonic() < deadline, f"no worker event or records: {live_event} {records}"
+            assert time.monotonic() < deadline, f"missing: {live_event} {list(records)}"
         stream.close()
         status = client.request("status")
     assert plain == traced == 200
