@@ -9,14 +9,14 @@ import socket
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devserver.control.client import ControlClient, ControlError, NotRunning
-from tests.utils import Process, devserve_command, run_devserve
+from tests.utils import Process, devserve_command, run_devserve, until
 
 
 def ctl(control: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -28,17 +28,6 @@ def ctl(control: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def until(predicate: Callable[[], Any], timeout: float = 10.0, message: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting: {message}")
-        time.sleep(0.02)
-
-
 def ready_pids(control: Path) -> list[int]:
     status = ControlClient(str(control)).request("status")
     return [w["pid"] for w in status["workers"] if w["state"] == "ready"]
@@ -48,7 +37,7 @@ def ready_pids(control: Path) -> list[int]:
 def server(tmp_path: Path) -> Iterator[tuple[Process, Path]]:
     control = tmp_path / "ctl.sock"
     with run_devserve("--workers", "2", "--control", str(control)) as proc:
-        until(lambda: len(ready_pids(control)) == 2, message="two workers ready")
+        until(lambda: len(ready_pids(control)) == 2, "two workers ready")
         yield proc, control
 
 
@@ -92,18 +81,18 @@ def test_scale_restart_and_kill(server: tuple[Process, Path]) -> None:
     """scale +1 adds a worker, restart replaces every pid, kill replaces one worker."""
     _, control = server
     assert ctl(control, "scale", "+1").stdout.strip() == "scaling to 3 worker(s)"
-    until(lambda: len(ready_pids(control)) == 3, message="three workers")
+    until(lambda: len(ready_pids(control)) == 3, "three workers")
     before = set(ready_pids(control))
     assert ctl(control, "restart").returncode == 0
     until(
         lambda: len(ready_pids(control)) == 3 and not before & set(ready_pids(control)),
-        message="a new generation",
+        "a new generation",
     )
     victim = ready_pids(control)[0]
     assert ctl(control, "kill", str(victim)).stdout.strip() == f"killed worker {victim}"
     until(
         lambda: victim not in ready_pids(control) and len(ready_pids(control)) == 3,
-        message="the killed worker replaced",
+        "the killed worker replaced",
     )
 
 
