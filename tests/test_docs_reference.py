@@ -8,7 +8,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from devserver.config import FIELDS
-from tests.utils import clean_env, devserve_command, spawned
+from tests.utils import clean_env, devserve_command, spawned, until
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -85,12 +84,13 @@ def _exposed() -> tuple[set[str], dict[str, set[str]]]:
         assert admin is not None and serving is not None
         for _ in range(4):
             httpx.get(f"{serving.group(1)}/pid", timeout=5)
-        deadline = time.monotonic() + 15  # until the workers' ticks (every 250 ms) arrived
-        while True:
-            text = httpx.get(f"{admin.group(1)}/metrics", timeout=5).text
-            if 'devserve_requests_total{status="2xx"' in text or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        url = f"{admin.group(1)}/metrics"
+        text = until(
+            lambda: httpx.get(url, timeout=5).text,
+            "the requests in /metrics (the workers' ticks come every 250 ms)",
+            timeout=15,
+            accept=lambda text: 'devserve_requests_total{status="2xx"' in text,
+        )
     names: set[str] = set()
     labels: dict[str, set[str]] = {}
     suffixes = {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"]}
