@@ -17,7 +17,7 @@ import pytest
 from websockets.sync.client import connect
 
 from devserver.control.client import ControlClient
-from tests.utils import Process, holds_within, run_devserve
+from tests.utils import Process, run_devserve, until
 
 APPS = str(Path(__file__).parent / "cli_apps")
 ONE_BUCKET = 2 ** (1 / 8)  # the histogram's bucket width, as a factor
@@ -36,14 +36,10 @@ def status_when(
     client: ControlClient, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
 ) -> dict[str, Any]:
     """The first status snapshot for which `predicate` holds (the workers report every 250 ms)."""
-    snapshots: list[dict[str, Any]] = []
-
-    def check() -> bool:
-        snapshots.append(client.request("status"))
-        return predicate(snapshots[-1])
-
-    assert holds_within(check, timeout), snapshots[-1]
-    return snapshots[-1]
+    status: dict[str, Any] = until(
+        lambda: client.request("status"), "the status wanted", timeout, accept=predicate
+    )
+    return status
 
 
 def records_until(
