@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import collections
 import os
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 from devserver.config import Config
 from devserver.control import schema
@@ -41,7 +41,7 @@ class Supervisor(Protocol):
     configured: int
     started_at: float
     reloading: bool
-    last_failure: dict[str, Any] | None
+    last_failure: schema.Failure | None
     tracing_all: bool
     slot_restarts: collections.Counter[int]
 
@@ -86,7 +86,7 @@ def _server(supervisor: Supervisor, now: float) -> schema.Server:
         "uptime": round(now - supervisor.started_at, 3),
         "crash_loop": supervisor.crash_loop,
         "reload": supervisor.reloading,
-        "failure": cast("schema.Failure | None", supervisor.last_failure),
+        "failure": supervisor.last_failure,
         "metrics": supervisor.config.metrics,
         "tracing": supervisor.tracing_all,
     }

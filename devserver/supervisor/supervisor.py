@@ -86,7 +86,7 @@ class Supervisor:
         # --reload: a failed boot is shown (error page, events) instead of ending devserve
         self.reloading = reloading
         self.fallback = Fallback(config, listeners)
-        self.last_failure: Event | None = None  # the latest generation's, until one serves
+        self.last_failure: schema.Failure | None = None  # the latest generation's, until one serves
         # changes seen while the first generation booted: reloaded once it settles
         self._early_reload: tuple[list[str], float | None] | None = None
         self.startup_failure: channel.Failed | None = None
@@ -107,7 +107,7 @@ class Supervisor:
         self.watch = Watch(self)
 
     # ------------------------------------------------------------------ commands
-    def scale(self, how: str | int) -> Event:
+    def scale(self, how: str | int) -> schema.ScaleResult:
         """Set the target: N, '+N' or '-N' (at least 1). Up spawns, down drains the newest."""
         text = str(how).strip()
         try:
@@ -129,7 +129,7 @@ class Supervisor:
         self._reconcile()
         return {"target": target}
 
-    def restart(self) -> Event:
+    def restart(self) -> schema.RestartResult:
         """Roll a new generation in; a request during a restart runs one more restart after it."""
         self._require_running(booted=True)
         if self.restarting:
@@ -139,7 +139,9 @@ class Supervisor:
         self._restart = asyncio.get_running_loop().create_task(self._restarts("restart"))
         return {"restart": "started"}
 
-    def reload(self, changed: Sequence[str] = (), seen_at: float | None = None) -> Event:
+    def reload(
+        self, changed: Sequence[str] = (), seen_at: float | None = None
+    ) -> schema.ReloadResult:
         """New code: roll in a generation that imports it. A generation still booting has the old
         code, so it is cancelled and replaced; `seen_at` is when the change was noticed."""
         self._require_running()
@@ -155,7 +157,7 @@ class Supervisor:
         self._restart = loop.create_task(self._restarts("reload", changes))
         return {"reload": "started"}
 
-    def kill(self, pid: int) -> Event:
+    def kill(self, pid: int) -> schema.KillResult:
         """SIGKILL one worker; it is replaced at once (this does not count as a crash)."""
         self._require_running(booted=True)
         worker = self.workers.get(pid)
@@ -165,7 +167,7 @@ class Supervisor:
         self.processes.signal(pid, signal.SIGKILL)
         return {"killed": pid}
 
-    def stop(self, fast: bool = False) -> Event:
+    def stop(self, fast: bool = False) -> schema.StopResult:
         """Drain every worker and exit; a second stop (or fast=True) closes everything now."""
         fast = fast or self.stopping
         if fast and not self.fast:
@@ -184,7 +186,7 @@ class Supervisor:
         self._changed.set()
         return {"stopping": "fast" if fast else "graceful"}
 
-    def trace(self, requests: int | None = None, pid: int | None = None) -> Event:
+    def trace(self, requests: int | None = None, pid: int | None = None) -> schema.TraceResult:
         """Trace the ASGI messages of the next `requests` requests of each worker (or of worker
         `pid`); with no count, every request until `trace_off`, in new workers too."""
         if requests is not None and requests < 1:
@@ -196,7 +198,7 @@ class Supervisor:
             self.tracing_all = requests is None
         return {"tracing": [w.pid for w in targets], "requests": requests}
 
-    def trace_off(self, pid: int | None = None) -> Event:
+    def trace_off(self, pid: int | None = None) -> schema.TraceOffResult:
         """Stop tracing (in every worker, or in worker `pid`); this also ends --trace."""
         targets = self._trace_targets(pid)
         for worker in targets:
@@ -214,7 +216,7 @@ class Supervisor:
             raise CommandError(f"trace: no serving worker with pid {pid}")
         return chosen
 
-    def reopen_logs(self) -> Event:
+    def reopen_logs(self) -> schema.ReopenResult:
         reopen_files()
         for worker in self.alive_workers():
             _send(worker, channel.ReopenLogs())
