@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from dashboard.tui.feed import RequestFilter
 from dashboard.tui.screens import ConfirmScreen, InspectorScreen, inspect
 from devserver.control.client import AsyncControlClient, ControlClient
 from tests.load import Load
-from tests.utils import Process, devserve_command, run_devserve
+from tests.utils import Process, devserve_command, run_devserve, until, until_async
 
 DEADLINE = 20.0
 SIZE = (160, 48)
@@ -49,19 +48,12 @@ def drive(control: str, scenario: Callable[[Panel, Pilot[None]], Awaitable[None]
     async def main() -> None:
         panel = Panel(Feed(AsyncControlClient(control)))
         async with panel.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: panel.feed.snapshot is not None, "a first snapshot")
+            await until_async(
+                pilot.pause, lambda: panel.feed.snapshot is not None, "a first snapshot", DEADLINE
+            )
             await scenario(panel, pilot)
 
     asyncio.run(main())
-
-
-async def until(pilot: Pilot[None], predicate: Callable[[], Any], what: str) -> Any:
-    """Poll `predicate` (letting the panel run between polls) until it is true."""
-    deadline = time.monotonic() + DEADLINE
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
-    return value
 
 
 def rows(panel: Panel, table_id: str) -> list[list[str]]:
@@ -85,13 +77,23 @@ def test_plus_adds_a_ready_worker_and_minus_removes_one(tmp_path: Path) -> None:
     with devserve(tmp_path, "--workers", "1") as (_, control):
 
         async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
-            first = await until(pilot, lambda: ready_pids(panel), "one ready worker")
+            first = await until_async(
+                pilot.pause, lambda: ready_pids(panel), "one ready worker", DEADLINE
+            )
             await pilot.press("plus")
-            both = await until(
-                pilot, lambda: len(ready_pids(panel)) == 2 and ready_pids(panel), "2"
+            both = await until_async(
+                pilot.pause,
+                lambda: len(ready_pids(panel)) == 2 and ready_pids(panel),
+                "2",
+                DEADLINE,
             )
             await pilot.press("minus")
-            await until(pilot, lambda: len(rows(panel, "#workers")) == 1, "back to one worker")
+            await until_async(
+                pilot.pause,
+                lambda: len(rows(panel, "#workers")) == 1,
+                "back to one worker",
+                DEADLINE,
+            )
             assert first[0] in both
             assert "scale: target 2 workers" in str(panel.query_one("#events").lines)
 
@@ -103,14 +105,23 @@ def test_the_command_palette_runs_the_same_actions(tmp_path: Path) -> None:
     with devserve(tmp_path, "--workers", "1") as (_, control):
 
         async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
-            await until(pilot, lambda: ready_pids(panel), "one ready worker")
+            await until_async(pilot.pause, lambda: ready_pids(panel), "one ready worker", DEADLINE)
             await pilot.press("ctrl+p")
-            await until(pilot, lambda: isinstance(panel.screen, CommandPalette), "the palette")
+            await until_async(
+                pilot.pause,
+                lambda: isinstance(panel.screen, CommandPalette),
+                "the palette",
+                DEADLINE,
+            )
             await pilot.press(*"Scale up")
             found = panel.screen.query_one(CommandList)
-            await until(pilot, lambda: found.option_count > 0, "matching commands")
+            await until_async(
+                pilot.pause, lambda: found.option_count > 0, "matching commands", DEADLINE
+            )
             await pilot.press("enter")
-            await until(pilot, lambda: len(ready_pids(panel)) == 2, "a second worker")
+            await until_async(
+                pilot.pause, lambda: len(ready_pids(panel)) == 2, "a second worker", DEADLINE
+            )
 
         drive(control, scenario)
 
@@ -119,14 +130,17 @@ def test_r_replaces_every_worker_and_no_request_fails(tmp_path: Path) -> None:
     with devserve(tmp_path, "--workers", "2") as (process, control):
 
         async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
-            before = await until(
-                pilot, lambda: len(ready_pids(panel)) == 2 and ready_pids(panel), "2"
+            before = await until_async(
+                pilot.pause,
+                lambda: len(ready_pids(panel)) == 2 and ready_pids(panel),
+                "2",
+                DEADLINE,
             )
             with Load(process.url, threads=3) as load:
                 load.wait_for_more(20)
                 await pilot.press("r")
-                after = await until(
-                    pilot,
+                after = await until_async(
+                    pilot.pause,
                     lambda: (
                         len(pids := ready_pids(panel)) == 2
                         and len(rows(panel, "#workers")) == 2
@@ -134,6 +148,7 @@ def test_r_replaces_every_worker_and_no_request_fails(tmp_path: Path) -> None:
                         and pids
                     ),
                     "two new workers, the old ones gone",
+                    DEADLINE,
                 )
                 load.wait_for_more(20)
             assert load.failures == [], load.summary()
@@ -147,23 +162,32 @@ def test_k_kills_the_selected_worker_after_asking(tmp_path: Path) -> None:
     with devserve(tmp_path, "--workers", "2") as (_, control):
 
         async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
-            pids = await until(
-                pilot, lambda: len(ready_pids(panel)) == 2 and ready_pids(panel), "2"
+            pids = await until_async(
+                pilot.pause,
+                lambda: len(ready_pids(panel)) == 2 and ready_pids(panel),
+                "2",
+                DEADLINE,
             )
             panel.query_one("#workers").focus()
             await pilot.press("down")
             await pilot.press("k")
-            await until(pilot, lambda: isinstance(panel.screen, ConfirmScreen), "the question")
+            await until_async(
+                pilot.pause,
+                lambda: isinstance(panel.screen, ConfirmScreen),
+                "the question",
+                DEADLINE,
+            )
             await pilot.press("y")
             victim = pids[1]
-            now = await until(
-                pilot,
+            now = await until_async(
+                pilot.pause,
                 lambda: (
                     len(ready := ready_pids(panel)) == 2
                     and victim not in [row[0] for row in rows(panel, "#workers")]
                     and ready
                 ),
                 "the killed worker replaced",
+                DEADLINE,
             )
             assert pids[0] in now
 
@@ -175,15 +199,18 @@ def test_a_request_shows_up_and_the_inspector_shows_its_scope_and_headers(tmp_pa
 
         async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
             await pilot.press("t")  # trace the next requests: the inspector shows their messages
-            await until(pilot, lambda: ControlClient(control).request("status"), "status")
+            await until_async(
+                pilot.pause, lambda: ControlClient(control).request("status"), "status", DEADLINE
+            )
             headers = {"x-probe": "yes", "authorization": "Bearer s3cret"}
             await asyncio.to_thread(
                 httpx.post, process.url + "/echo?probe=1", content=b"hello", headers=headers
             )
-            found = await until(
-                pilot,
+            found = await until_async(
+                pilot.pause,
                 lambda: [r for r in rows(panel, "#requests") if r[3] == "/echo?probe=1"],
                 "the request in the requests pane",
+                DEADLINE,
             )
             assert found[0][2:5] == ["POST", "/echo?probe=1", "200"]
             table = panel.query_one("#requests", DataTable)
@@ -191,17 +218,23 @@ def test_a_request_shows_up_and_the_inspector_shows_its_scope_and_headers(tmp_pa
             index = [r[3] for r in rows(panel, "#requests")].index("/echo?probe=1")
             table.move_cursor(row=index)
             await pilot.press("enter")
-            screen = await until(
-                pilot,
+            screen = await until_async(
+                pilot.pause,
                 lambda: isinstance(panel.screen, InspectorScreen) and panel.screen,
                 "the inspector",
+                DEADLINE,
             )
             shown = text_of(inspect(screen.record))
             assert "POST /echo?probe=1 → 200" in shown
             assert "x-probe" in shown and "[redacted]" in shown and "s3cret" not in shown
             assert "http.request" in shown and "http.response.start" in shown
             await pilot.press("escape")
-            await until(pilot, lambda: not isinstance(panel.screen, InspectorScreen), "closed")
+            await until_async(
+                pilot.pause,
+                lambda: not isinstance(panel.screen, InspectorScreen),
+                "closed",
+                DEADLINE,
+            )
 
         drive(control, scenario)
 
@@ -212,16 +245,23 @@ def test_the_filter_keeps_only_matching_requests_and_escape_clears_it(tmp_path: 
         async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
             for path in ("/", "/nope", "/", "/nope/deeper"):
                 await asyncio.to_thread(httpx.get, process.url + path)
-            await until(pilot, lambda: len(rows(panel, "#requests")) >= 4, "four requests")
+            await until_async(
+                pilot.pause, lambda: len(rows(panel, "#requests")) >= 4, "four requests", DEADLINE
+            )
             await pilot.press("slash")
             await pilot.press(*"404", "enter")
-            shown = await until(
-                pilot, lambda: len(rows(panel, "#requests")) == 2 and rows(panel, "#requests"), "2"
+            shown = await until_async(
+                pilot.pause,
+                lambda: len(rows(panel, "#requests")) == 2 and rows(panel, "#requests"),
+                "2",
+                DEADLINE,
             )
             assert [row[3] for row in shown] == ["/nope", "/nope/deeper"]
             assert "filter: 404" in str(panel.query_one("#requests-pane").border_title)
             await pilot.press("escape")
-            await until(pilot, lambda: len(rows(panel, "#requests")) >= 4, "all four again")
+            await until_async(
+                pilot.pause, lambda: len(rows(panel, "#requests")) >= 4, "all four again", DEADLINE
+            )
 
         drive(control, scenario)
 
@@ -236,17 +276,30 @@ def test_p_pauses_the_request_stream_and_resuming_shows_what_came_meanwhile(
                 return [row[3] for row in rows(panel, "#requests")]
 
             await asyncio.to_thread(httpx.get, process.url + "/?before=1")
-            await until(pilot, lambda: "/?before=1" in paths(), "the first request")
+            await until_async(
+                pilot.pause, lambda: "/?before=1" in paths(), "the first request", DEADLINE
+            )
             await pilot.press("p")
             assert "PAUSED" in str(panel.query_one("#requests-pane").border_title)
             await asyncio.to_thread(httpx.get, process.url + "/?during=1")
-            await until(
-                pilot, lambda: any(r["query"] == "during=1" for r in panel.feed.records), "feed"
+            await until_async(
+                pilot.pause,
+                lambda: any(r["query"] == "during=1" for r in panel.feed.records),
+                "the request in the feed",
+                DEADLINE,
             )
-            await pilot.pause(0.6)  # two redraws: a paused table must not move
-            assert "/?during=1" not in paths()
+            arrived = panel.feed.version
+            await until_async(
+                pilot.pause, lambda: panel.drawn >= arrived, "a redraw with it", DEADLINE
+            )
+            assert "/?during=1" not in paths()  # drawn while paused: the table did not move
             await pilot.press("p")
-            await until(pilot, lambda: "/?during=1" in paths(), "the request made while paused")
+            await until_async(
+                pilot.pause,
+                lambda: "/?during=1" in paths(),
+                "the request made while paused",
+                DEADLINE,
+            )
 
         drive(control, scenario)
 
@@ -265,7 +318,9 @@ def test_a_broken_save_shows_the_failure_banner_with_the_file(tmp_path: Path) ->
         async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
             app.write_text("def oops(:\n    pass\n")
             banner = panel.query_one("#banner", Static)
-            await until(pilot, lambda: banner.has_class("shown"), "the failure banner")
+            await until_async(
+                pilot.pause, lambda: banner.has_class("shown"), "the failure banner", DEADLINE
+            )
             text = str(banner.render())
             assert "app.py, line 1" in text and "SyntaxError" in text
             assert "keeps serving" in text
@@ -315,14 +370,20 @@ def test_top_opened_late_shows_what_happened_before(tmp_path: Path) -> None:
     (the stream's recent events), once each."""
     with devserve(tmp_path, "--workers", "1") as (_, control):
         ControlClient(control).request("scale", workers="2")
-        deadline = time.monotonic() + DEADLINE
-        while len([w for w in ControlClient(control).request("status")["workers"]]) < 2:
-            assert time.monotonic() < deadline, "no second worker"
-            time.sleep(0.05)
+        until(
+            lambda: len(ControlClient(control).request("status")["workers"]) >= 2,
+            "a second worker",
+            DEADLINE,
+        )
 
         async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
             events = panel.query_one("#events")
-            await until(pilot, lambda: "scale: target 2" in str(events.lines), "the old scale")
+            await until_async(
+                pilot.pause,
+                lambda: "scale: target 2" in str(events.lines),
+                "the old scale",
+                DEADLINE,
+            )
             assert str(events.lines).count("scale: target 2") == 1
 
         drive(control, scenario)
@@ -338,8 +399,11 @@ def test_top_shows_a_workers_exception_with_its_traceback(tmp_path: Path) -> Non
             async with httpx.AsyncClient() as client:
                 assert (await client.get(process.url + "/raise")).status_code == 500
             events = panel.query_one("#events")
-            shown = await until(
-                pilot, lambda: "raised on purpose" in (t := text_of(events.lines)) and t, "it"
+            shown = await until_async(
+                pilot.pause,
+                lambda: "raised on purpose" in (t := text_of(events.lines)) and t,
+                "it",
+                DEADLINE,
             )
             assert "Exception in ASGI application" in shown
             assert "Traceback (most recent call last):" in shown
@@ -355,13 +419,17 @@ def test_top_says_so_when_the_server_freezes(tmp_path: Path) -> None:
         supervisor = process.proc.pid
 
         async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
-            await until(pilot, lambda: panel.feed.connected, "connected")
+            await until_async(pilot.pause, lambda: panel.feed.connected, "connected", DEADLINE)
             os.kill(supervisor, signal.SIGSTOP)
             try:
-                await until(pilot, lambda: not panel.feed.connected, "the freeze noticed")
+                await until_async(
+                    pilot.pause, lambda: not panel.feed.connected, "the freeze noticed", DEADLINE
+                )
                 assert "no word from" in (panel.feed.problem or ""), panel.feed.problem
             finally:
                 os.kill(supervisor, signal.SIGCONT)
-            await until(pilot, lambda: panel.feed.connected, "connected again")
+            await until_async(
+                pilot.pause, lambda: panel.feed.connected, "connected again", DEADLINE
+            )
 
         drive(control, scenario)

@@ -337,13 +337,13 @@ def until(
 
 
 async def until_async(
+    pause: Callable[[float], Awaitable[object]],
     probe: Callable[[], T],
     what: str,
-    pause: Callable[[float], Awaitable[object]],
     timeout: float = 10.0,
 ) -> T:
-    """`until` for a test that must keep an event loop running while it waits (a Textual
-    pilot's `pause`): awaits `pause` between looks instead of sleeping."""
+    """`until` for a test that must keep its event loop running while it waits: awaits
+    `pause` (a Textual pilot's, which lets the app run) between looks instead of sleeping."""
     deadline = time.monotonic() + timeout
     while not (value := probe()):
         if time.monotonic() >= deadline:
