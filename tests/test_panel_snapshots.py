@@ -19,8 +19,10 @@ from textual.widgets import DataTable
 
 from dashboard.tui import Feed, Panel
 from dashboard.tui.sample import SampleClient
+from tests.utils import until_async
 
 SIZE = (140, 42)
+ROUNDS = 50  # of the panel's pending work, before `settled` gives up
 
 
 @pytest.fixture(autouse=True)
@@ -41,31 +43,39 @@ async def drawn(pilot: Pilot[Any]) -> None:
     panel = pilot.app
     assert isinstance(panel, Panel) and isinstance(panel.feed.client, SampleClient)
     client = panel.feed.client
-    deadline = time.monotonic() + 10
-    while not (client.sent_all and panel.drawn == panel.feed.version):
-        assert time.monotonic() < deadline, "the sample stream was never drawn"
-        await pilot.pause(0.05)
+    await until_async(
+        pilot.pause,
+        lambda: client.sent_all and panel.drawn == panel.feed.version,
+        "the sample stream drawn",
+    )
     await settled(pilot)
 
 
 async def settled(pilot: Pilot[Any]) -> None:
-    """Until the frame stays the same for 0.3 s: tables measure their new rows, scroll to the
-    cursor and charts are mounted a moment after the redraw that made them (later on a busy
-    machine)."""
-    deadline = time.monotonic() + 10
-    frame, same = pilot.app.export_screenshot(), 0
-    while same < 3:
-        await pilot.wait_for_scheduled_animations()
-        await pilot.pause(0.1)
-        again = pilot.app.export_screenshot()
-        measuring = any(
-            table._require_update_dimensions or table._new_rows  # measured on idle
-            for screen in pilot.app.screen_stack
-            for table in screen.query(DataTable)
-        )
-        same = same + 1 if again == frame and not measuring else 0
+    """Until a round of the panel's pending work (messages, animations, idle callbacks) leaves
+    the frame as it was, with no table still measuring: tables measure their new rows on idle,
+    scroll to the cursor and charts are mounted a moment after the redraw that made them."""
+    frame = await frame_after_a_round(pilot)
+    for _ in range(ROUNDS):
+        again = await frame_after_a_round(pilot)
+        if again == frame and not measuring(pilot):
+            return
         frame = again
-        assert time.monotonic() < deadline, "the panel never settled"
+    raise AssertionError(f"the panel still changed after {ROUNDS} rounds")
+
+
+async def frame_after_a_round(pilot: Pilot[Any]) -> str:
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()  # every widget handled what it had queued, then the loop went idle
+    return pilot.app.export_screenshot()
+
+
+def measuring(pilot: Pilot[Any]) -> bool:
+    return any(
+        table._require_update_dimensions or table._new_rows  # measured on idle
+        for screen in pilot.app.screen_stack
+        for table in screen.query(DataTable)
+    )
 
 
 def test_main_screen(snap_compare: Any) -> None:
