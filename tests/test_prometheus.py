@@ -13,7 +13,6 @@ import dataclasses
 import itertools
 import math
 import re
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from devserver.control.client import ControlClient
-from tests.utils import Process, devserve_command, holds_within, spawned
+from tests.utils import Process, devserve_command, spawned, until
 
 APPS = str(Path(__file__).parent / "cli_apps")
 HEALTH = re.compile(r"health endpoints on (http://\S+)/livez")
@@ -99,13 +98,14 @@ def scrape_until(
     admin: str, reached: Callable[[list[Metric]], bool], what: str, timeout: float = DEADLINE
 ) -> list[Metric]:
     """Scrape until `reached(families)` holds (the workers' ticks have arrived); the families."""
-    deadline = time.monotonic() + timeout
-    while True:
-        families = scrape(admin)
-        if reached(families):
-            return families
-        assert time.monotonic() < deadline, f"/metrics never showed {what}:\n{families}"
-        time.sleep(0.05)  # the next poll under the deadline, not a synchronisation
+    families: list[Metric] = until(
+        lambda: scrape(admin),
+        f"/metrics to show {what}",
+        timeout,
+        accept=reached,
+        interval=0.05,  # each look is a scrape: a request and a parse
+    )
+    return families
 
 
 def requests_seen(families: Iterable[Metric]) -> float:
@@ -304,7 +304,7 @@ def test_counters_survive_a_worker_restart_under_the_slot_label(tmp_path: Path) 
             workers = server.control.request("status")["workers"]
             return any(w["pid"] != old and w["state"] == "ready" for w in workers)
 
-        assert holds_within(replaced, DEADLINE), server.process.out.text
+        until(replaced, "a new worker", DEADLINE, detail=lambda: server.process.out.text)
         with httpx.Client(base_url=server.url, timeout=10) as client:
             for _ in range(second):
                 assert client.get("/nope").status_code == 404
