@@ -21,7 +21,7 @@ import pytest
 
 from devserver.control.client import ControlClient
 from tests.load import Load
-from tests.utils import Process, devserve_command, read_response, run_devserve, spawned
+from tests.utils import Process, devserve_command, read_response, run_devserve, spawned, until
 
 APP = '''\
 """Answers with its VERSION and $GREETING; /stream streams until the client goes."""
@@ -92,18 +92,6 @@ def get(server: Process, path: str = "/") -> tuple[int, str]:
         connection.close()
 
 
-def until(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Poll `check` until it returns something true; AssertionError past `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} within {timeout}s (last: {value!r})")
-        time.sleep(0.01)
-
-
 def answers(server: Process, expected: str) -> Callable[[], bool]:
     return lambda: get(server) == (200, expected)
 
@@ -133,6 +121,13 @@ class Events:
 
 def reload_event(phase: str) -> Callable[[Event], bool]:
     return lambda event: event["kind"] == "reload" and event["phase"] == phase
+
+
+def worker_event(pid: int, state: str) -> Callable[[Event], bool]:
+    """The worker `pid` moving to `state`."""
+    return lambda event: (
+        event["kind"] == "worker" and (event["pid"], event["state"]) == (pid, state)
+    )
 
 
 def test_a_save_serves_the_new_code(tmp_path: Path) -> None:
@@ -302,7 +297,9 @@ def test_a_newer_save_replaces_a_generation_still_booting(tmp_path: Path) -> Non
         finally:
             events.close()
         output = server.out.stop()
-    assert took < 10, output
+    # the newest code served without waiting out the slow import (30 s); generous for a busy
+    # machine, the bound only guards against having waited for it
+    assert took < 20, output
     assert cancelled["generation"] == 2
     assert "reload: generation 2 superseded by newer changes" in output
 
@@ -317,35 +314,36 @@ def test_an_open_stream_does_not_hold_a_reload_hostage(tmp_path: Path) -> None:
         stream = socket.create_connection((host, int(port)), timeout=5)
         stream.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
         assert stream.recv(1024).startswith(b"HTTP/1.1 200")
-        saved = time.monotonic()
-        write_app(tmp_path, "new")
+        events = Events(control)
+        try:
+            write_app(tmp_path, "new")
+            draining = events.wait(worker_event(old_pid, "draining"))
+            exited = events.wait(worker_event(old_pid, "exited"))
+        finally:
+            events.close()
         until(answers(server, "new -"), "serving the new code")
-        served = time.monotonic() - saved
-        until(
-            lambda: old_pid not in {w["pid"] for w in control.request("status")["workers"]},
-            "the old worker gone",
-            timeout=6,
-        )
-        gone = time.monotonic() - saved
         stream.close()
         server.out.stop()
-    assert served < 2
-    assert gone < 1 + 2 + 1  # --timeout-graceful-shutdown, DRAIN_MARGIN, slack
+    # the new code served at once: a new worker was ready before the old one even drained
+    ready = [e for e in events.seen if e["kind"] == "worker" and e["state"] == "ready"]
+    assert ready and events.seen.index(ready[0]) < events.seen.index(draining), events.seen
+    # The time is the behaviour (the drain's bound fires, the stream never ends), on the
+    # server's own clock: --timeout-graceful-shutdown (1 s), DRAIN_MARGIN (2 s), 1 s of slack.
+    assert exited["t"] - draining["t"] < 1 + 2 + 1, (draining, exited)
 
 
-def test_five_saves_within_twenty_milliseconds_are_one_reload(tmp_path: Path) -> None:
-    """An editor's multi-file save: five files written within 20 ms start one generation."""
+def test_five_saves_at_once_are_one_reload(tmp_path: Path) -> None:
+    """An editor's multi-file save: five files written one right after another start one
+    generation."""
     write_app(tmp_path, "before")
     for name in "abcd":
         (tmp_path / f"{name}.py").write_text("X = 0\n")
     with reloading(tmp_path) as (server, control):
         events = Events(control)
         try:
-            began = time.monotonic()
             for name in "abcd":
                 (tmp_path / f"{name}.py").write_text("X = 1\n")
             write_app(tmp_path, "after")
-            assert time.monotonic() - began < 0.02
             started = events.wait(reload_event("started"))
             events.wait(reload_event("succeeded"))
             with pytest.raises(AssertionError):  # nothing more: a second reload starts at once
