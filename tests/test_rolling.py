@@ -20,7 +20,7 @@ from typing import Any
 
 from devserver.control.client import ControlClient
 from tests.load import Load
-from tests.utils import Process, run_devserve
+from tests.utils import Process, run_devserve, until
 
 APP = '''\
 """Answers every request with "ok" and the pid of the worker that served it (x-pid)."""
@@ -72,14 +72,8 @@ def converge(
     control: ControlClient, predicate: Callable[[Status], bool], what: str, timeout: float = 5.0
 ) -> Status:
     """Poll `status` until `predicate` holds; AssertionError with the last status past `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = control.request("status")
-        if predicate(status):
-            return status
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} within {timeout}s: {status}")
-        time.sleep(0.02)  # a poll with a deadline
+    status: Status = until(lambda: control.request("status"), what, timeout, accept=predicate)
+    return status
 
 
 def ready_pids(status: Status) -> set[int]:
@@ -226,10 +220,7 @@ def test_max_requests_recycles_workers_without_failing_a_request(tmp_path: Path)
     with serve(tmp_path, *args) as (server, control):
         first = ready_pids(control.request("status"))
         with Load(server.url, threads=4, header="x-pid") as load:
-            deadline = time.monotonic() + 10
-            while server.out.count("recycling worker") < 4:  # a poll with a deadline
-                assert time.monotonic() < deadline, server.out.text
-                load.wait_for_more(50)
+            server.out.wait_for("recycling worker", count=4)
             load.wait_for_more(200)
         status = converge(control, only_ready(2), "two ready workers")
         output = server.out.stop()
@@ -247,10 +238,7 @@ def test_max_worker_lifetime_recycles_one_worker_at_a_time(tmp_path: Path) -> No
     with serve(tmp_path, "--workers", "2", "--max-worker-lifetime", "0.5") as (server, control):
         first = ready_pids(control.request("status"))
         with Load(server.url, threads=4, header="x-pid") as load:
-            deadline = time.monotonic() + 10
-            while server.out.count(r"recycling worker .* older than 0.5s") < 3:
-                assert time.monotonic() < deadline, server.out.text
-                load.wait_for_more(50)
+            server.out.wait_for(r"recycling worker .* older than 0.5s", count=3)
         converge(control, only_ready(2), "two ready workers")
         output = server.out.stop()
     assert load.failures == [], report(load, output)

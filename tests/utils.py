@@ -151,20 +151,24 @@ class Output:
                 self.eof = True
                 self._changed.notify_all()
 
-    def wait_for(self, pattern: str, timeout: float = 10.0) -> str:
-        """The first line matching `pattern`, waiting for it until `timeout`."""
+    def wait_for(self, pattern: str, timeout: float = 10.0, count: int = 1) -> str:
+        """The `count`-th line matching `pattern` (the first by default), waiting for it until
+        `timeout`."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
-        seen = 0
+        seen = found = 0
         with self._changed:
             while True:
                 for line in self.lines[seen:]:
-                    if regex.search(line):
+                    found += bool(regex.search(line))
+                    if found == count:
                         return line
                 seen = len(self.lines)
                 left = deadline - time.monotonic()
                 if self.eof or left <= 0:
-                    raise AssertionError(f"no line matching {pattern!r} in:\n{self.text}")
+                    raise AssertionError(
+                        f"{found} of {count} line(s) matching {pattern!r} in:\n{self.text}"
+                    )
                 self._changed.wait(left)
 
     def count(self, pattern: str) -> int:
