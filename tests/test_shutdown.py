@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.utils import Running, is_closed, read_response, run_devserve, run_server
+from tests.utils import Running, is_closed, read_response, run_devserve, run_server, until
 
 APPS = str(Path(__file__).parent / "cli_apps")
 
@@ -42,14 +42,6 @@ class GatedApp:
                 raise
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"finished " + scope["path"].encode()})
-
-
-def wait_until(predicate: Any, timeout: float = 5.0, message: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting: {message}")
-        time.sleep(0.005)  # a poll with a deadline
 
 
 def kept_alive(server: Running) -> socket.socket:
@@ -86,7 +78,7 @@ def test_in_flight_request_completes_and_new_connections_are_refused() -> None:
         slow.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         assert app.started.wait(5)
         server.stop()
-        wait_until(lambda: draining(server), message="listener closed, connections told")
+        until(lambda: draining(server), "the listener closed and the connections told")
         assert not stopped(server), "the server waits for the in-flight request"
         app.open_gate()
         head, body = read_response(slow)
@@ -95,7 +87,7 @@ def test_in_flight_request_completes_and_new_connections_are_refused() -> None:
         assert body == b"finished /slow"
         assert is_closed(slow), "the connection closes after the last response"
         slow.close()
-        wait_until(lambda: stopped(server), message="server stopped")
+        until(lambda: stopped(server), "the server to stop")
     assert not app.cancelled.is_set()
 
 
@@ -107,7 +99,7 @@ def test_idle_keep_alive_connections_are_closed_on_stop() -> None:
         server.stop()
         assert is_closed(idle, timeout=3)
         idle.close()
-        wait_until(lambda: stopped(server), timeout=3, message="server stopped")
+        until(lambda: stopped(server), "the server to stop", 3)
 
 
 def test_rolling_drain_answers_one_more_request_on_an_idle_connection() -> None:
@@ -116,14 +108,14 @@ def test_rolling_drain_answers_one_more_request_on_an_idle_connection() -> None:
     with run_server(app, timeout_keep_alive=60) as server:
         busy = kept_alive(server)
         server.loop.call_soon_threadsafe(lambda: server.server.request_stop(keep_idle=5))
-        wait_until(lambda: refuses_connections(server), message="listener closed")
+        until(lambda: refuses_connections(server), "the listener to close")
         busy.sendall(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
         head, body = read_response(busy)
         assert body == b"finished /second"
         assert b"connection: close" in head.lower()
         assert is_closed(busy, timeout=3)
         busy.close()
-        wait_until(lambda: stopped(server), timeout=3, message="server stopped")
+        until(lambda: stopped(server), "the server to stop", 3)
 
 
 def test_rolling_drain_closes_a_connection_that_stays_idle() -> None:
@@ -136,7 +128,7 @@ def test_rolling_drain_closes_a_connection_that_stays_idle() -> None:
         assert is_closed(idle, timeout=3)
         assert time.monotonic() - began >= 0.25, "kept open for the keep_idle period first"
         idle.close()
-        wait_until(lambda: stopped(server), timeout=3, message="server stopped")
+        until(lambda: stopped(server), "the server to stop", 3)
 
 
 def test_request_outliving_the_grace_period_is_cut_off() -> None:
@@ -149,7 +141,7 @@ def test_request_outliving_the_grace_period_is_cut_off() -> None:
         server.stop()
         assert is_closed(slow, timeout=3), "the connection is aborted"
         slow.close()
-        wait_until(lambda: stopped(server), timeout=3, message="server stopped")
+        until(lambda: stopped(server), "the server to stop", 3)
     assert app.cancelled.is_set(), "the app's request task was cancelled"
 
 
@@ -161,11 +153,11 @@ def test_second_stop_request_skips_the_grace_period() -> None:
         slow.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         assert app.started.wait(5)
         server.stop()
-        wait_until(lambda: refuses_connections(server), message="listener closed")
+        until(lambda: refuses_connections(server), "the listener to close")
         server.stop()
         assert is_closed(slow, timeout=3)
         slow.close()
-        wait_until(lambda: stopped(server), timeout=3, message="server stopped")
+        until(lambda: stopped(server), "the server to stop", 3)
     assert app.cancelled.is_set()
 
 
@@ -177,7 +169,7 @@ def test_pipelined_requests_behind_the_in_flight_one_are_dropped_on_stop() -> No
         conn.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
         assert app.started.wait(5)
         server.stop()
-        wait_until(lambda: draining(server), message="listener closed, connections told")
+        until(lambda: draining(server), "the listener closed and the connections told")
         app.open_gate()
         _, body = read_response(conn)
         assert body == b"finished /slow"
@@ -205,7 +197,7 @@ def test_cli_sigterm_waits_for_in_flight_request(tmp_path: Path) -> None:
                 return True
             return False
 
-        wait_until(refused, message="listener closed")
+        until(refused, "the listener to close")
         assert proc.proc.poll() is None
         release.touch()
         head, body = read_response(slow)
@@ -251,7 +243,7 @@ def test_forced_stop_cancels_an_app_task_only_the_server_holds() -> None:
         server.stop(force=True)
         assert is_closed(conn, timeout=3)
         conn.close()
-        wait_until(lambda: stopped(server), timeout=3, message="server stopped")
+        until(lambda: stopped(server), "the server to stop", 3)
     assert app.cancelled.is_set(), "the request task was cancelled"
     assert not app.destroyed.is_set()
 
@@ -261,5 +253,5 @@ def test_finished_request_tasks_are_released() -> None:
     app = GatedApp()
     with run_server(app) as server:
         conn = kept_alive(server)
-        wait_until(lambda: not server.server.state.tasks, message="task set emptied")
+        until(lambda: not server.server.state.tasks, "the task set to empty")
         conn.close()
