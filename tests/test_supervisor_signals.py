@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from devserver.control.client import ControlClient, ControlError
-from tests.utils import Process, devserve_command, run_devserve, spawned
+from tests.utils import Process, devserve_command, run_devserve, spawned, until
 
 APPS = str(Path(__file__).parent / "cli_apps")
 APP = "supervised_app:app"
@@ -50,15 +50,11 @@ def control(tmp_path: Path) -> ControlClient:
 def wait_for_workers(
     client: ControlClient, predicate: Callable[[Workers], bool], timeout: float = 10.0
 ) -> Workers:
-    """Poll `status` (with a deadline) until its worker rows satisfy `predicate`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        workers: Workers = client.request("status")["workers"]
-        if predicate(workers):
-            return workers
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for the workers; last status: {workers}")
-        time.sleep(0.05)
+    """Poll `status` until its worker rows satisfy `predicate`; those rows."""
+    workers: Workers = until(
+        lambda: client.request("status")["workers"], "the workers", timeout, accept=predicate
+    )
+    return workers
 
 
 def ready(count: int) -> Callable[[Workers], bool]:
@@ -92,23 +88,34 @@ def gone(pid: int) -> bool:
 
 
 def wait_gone(pid: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not gone(pid):
-        assert time.monotonic() < deadline, f"process {pid} outlived devserve"
-        time.sleep(0.05)
+    until(lambda: gone(pid), f"process {pid} to go (it outlived devserve)", timeout)
 
 
 def wait_refused(port: int, timeout: float = 5.0) -> None:
-    """Poll (with a deadline) until connecting to `port` is refused: nobody listens any more."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                pass  # still in a backlog that is about to close
-        except ConnectionRefusedError:
-            return
-        assert time.monotonic() < deadline, f"port {port} still accepts connections"
-        time.sleep(0.02)
+    """Until connecting to `port` is refused: nobody listens any more."""
+    until(lambda: refused(port), f"port {port} to refuse connections", timeout)
+
+
+def refused(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return False  # still in a backlog that is about to close
+    except ConnectionRefusedError:
+        return True
+
+
+def readyz(admin: str) -> tuple[int, str]:
+    answer = httpx.get(f"{admin}/readyz", timeout=5)
+    return answer.status_code, answer.text
+
+
+def server_state(client: ControlClient) -> str | None:
+    """The server's state, None while the control socket does not answer yet."""
+    try:
+        state: str = client.request("status")["server"]["state"]
+    except ControlError:
+        return None
+    return state
 
 
 def wait_exit(proc: Process, timeout: float) -> tuple[int, float]:
@@ -143,15 +150,15 @@ def test_graceful_stop_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("signals", "limit", "said"),
+    ("signals", "said"),
     [
-        ((signal.SIGINT, signal.SIGINT), 3, "stopping now, without waiting for in-flight requests"),
-        ((signal.SIGQUIT,), 2, "received SIGQUIT"),
+        ((signal.SIGINT, signal.SIGINT), "stopping now, without waiting for in-flight requests"),
+        ((signal.SIGQUIT,), "received SIGQUIT"),
     ],
     ids=["second-sigint", "sigquit"],
 )
 def test_fast_stop_cuts_an_in_flight_request(
-    tmp_path: Path, signals: tuple[signal.Signals, ...], limit: float, said: str
+    tmp_path: Path, signals: tuple[signal.Signals, ...], said: str
 ) -> None:
     """A second SIGINT during the drain, or SIGQUIT, cuts a slow request off and exits 0 at once."""
     with (
@@ -164,12 +171,14 @@ def test_fast_stop_cuts_an_in_flight_request(
             if n < len(signals) - 1:
                 proc.out.wait_for("finishing in-flight requests, then stopping")
                 assert proc.proc.poll() is None
-        status, seconds = wait_exit(proc, timeout=10)
+        status, seconds = wait_exit(proc, timeout=15)
         text = proc.out.text
         with pytest.raises(httpx.HTTPError):
             slow.result(timeout=5)
     assert status == 0, text
-    assert seconds < limit, f"took {seconds:.1f}s:\n{text}"
+    # The time is the behaviour: it did not wait out the 30 s grace period (10 s is only a
+    # generous guard for a busy machine, still far below it).
+    assert seconds < 10, f"took {seconds:.1f}s:\n{text}"
     assert said in text
     wait_gone(busy)
 
@@ -233,10 +242,13 @@ def test_crash_loop_backs_off_keeps_respawning_and_recovers_by_itself(tmp_path: 
         workers = wait_for_workers(client, fresh(1, dead), timeout=20)
         answer = httpx.get(f"{proc.url}/pid", timeout=5).text
         still = client.request("status")["server"]
-        deadline = time.monotonic() + 20
-        while (readyz := httpx.get(f"{admin[1]}/readyz", timeout=5)).status_code != 200:
-            assert time.monotonic() < deadline, readyz.text
-            time.sleep(0.1)
+        until(
+            lambda: readyz(admin[1]),
+            "/readyz to answer 200",
+            20,
+            accept=lambda answer: answer[0] == 200,
+            interval=0.1,
+        )
         recovered = client.request("status")["server"]
         proc.out.stop()
     assert unavailable.status_code == 503, unavailable.text
@@ -260,9 +272,12 @@ def test_restart_ends_a_crash_loop_at_once(tmp_path: Path) -> None:
         assert client.request("restart") == {"restart": "started"}
         workers = wait_for_workers(client, ready(1))
         # the supervisor's page stops accepting within a loop turn of the worker being ready
-        deadline = time.monotonic() + 5
-        while (answered := httpx.get(f"{proc.url}/pid", timeout=5)).status_code == 503:
-            assert time.monotonic() < deadline, "the 503 page stayed after the restart"
+        answered = until(
+            lambda: httpx.get(f"{proc.url}/pid", timeout=5),
+            "the 503 page to give way after the restart",
+            5,
+            accept=lambda response: response.status_code != 503,
+        )
         recovered = client.request("status")["server"]
         proc.out.stop()
     assert answered.text == str(workers[0]["pid"]) and workers[0]["pid"] not in dead
@@ -386,13 +401,13 @@ def test_stop_during_the_first_boot_is_a_clean_exit(tmp_path: Path) -> None:
     )  # fmt: skip
     with spawned(command, {"GATED_BOOT_APP_GATE": str(gate)}) as proc:
         client = ControlClient(str(control))
-        deadline = time.monotonic() + 10
-        while True:  # a poll with a deadline, until the control socket answers
-            with contextlib.suppress(ControlError):
-                assert client.request("status")["server"]["state"] == "starting"
-                break
-            assert time.monotonic() < deadline, proc.out.text
-            time.sleep(0.01)
+        state = until(
+            lambda: server_state(client),
+            "the control socket to answer",
+            accept=lambda state: state is not None,
+            detail=lambda: proc.out.text,
+        )
+        assert state == "starting"
         with pytest.raises(ControlError, match="still starting"):
             client.request("restart")
         proc.proc.terminate()
