@@ -31,7 +31,7 @@ from devserver.control.client import ControlClient
 from devserver.logging import Printable, RateLimit, make_access_logger
 from devserver.redaction import REDACTED, Redactor
 from devserver.supervisor import metrics
-from tests.utils import clean_env, collected_records, devserve_command, run_devserve
+from tests.utils import clean_env, collected_records, devserve_command, run_devserve, until
 
 APPS = str(Path(__file__).parent / "cli_apps")
 WIDE = b"X: " + b"\xff" * 65000  # json.dumps makes each 0xff byte six characters
@@ -125,14 +125,17 @@ def test_an_app_that_breaks_its_channel_gets_its_worker_replaced_not_a_crash_loo
 
 
 def _wait_for_a_new_worker(client: ControlClient, seen: set[int], timeout: float = 15) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        workers = client.request("status")["workers"]
-        fresh = [w["pid"] for w in workers if w["state"] == "ready" and w["pid"] not in seen]
-        if fresh and len(workers) == 1:
-            return int(fresh[0])
-        assert time.monotonic() < deadline, workers
-        time.sleep(0.05)
+    """The pid of the one worker, once it is ready and none of `seen`."""
+
+    def only_fresh(workers: list[dict[str, Any]]) -> bool:
+        return (
+            len(workers) == 1 and workers[0]["state"] == "ready" and workers[0]["pid"] not in seen
+        )
+
+    workers = until(
+        lambda: client.request("status")["workers"], "a new worker", timeout, accept=only_fresh
+    )
+    return int(workers[0]["pid"])
 
 
 # --------------------------------------------------------------------------- records
@@ -357,13 +360,21 @@ def test_a_flood_of_bad_requests_does_not_flood_the_log(tmp_path: Path) -> None:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
                 sock.sendall(bad)
                 answers.append(sock.recv(64)[:12])
-        deadline = time.monotonic() + 10
-        while "more like this not logged" not in proc.out.text:
-            assert time.monotonic() < deadline, proc.out.text[-2000:]
+
+        def probed_until_summarised() -> bool:
+            """One more bad request: the worker says what it held back at its next log line
+            after its 1 s window."""
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
                 sock.sendall(bad)
                 sock.recv(64)
-            time.sleep(0.2)  # pacing the probes, not synchronising: the window is 1 s
+            return "more like this not logged" in proc.out.text
+
+        until(
+            probed_until_summarised,
+            "the count of the lines not logged",
+            detail=lambda: proc.out.text[-2000:],
+            interval=0.2,  # pacing the probes: the window is 1 s
+        )
         proc.out.stop()
     assert set(answers) == {b"HTTP/1.1 431"}
     assert proc.out.count("431 Request Header Fields Too Large") < 300 // 3
