@@ -27,7 +27,7 @@ from websockets.sync.client import connect
 from devserver.control.client import ControlClient, ControlError
 from devserver.redaction import REDACTED
 from devserver.tracing import Trace, Tracer, describe_event, describe_scope, summarize
-from tests.utils import Process, collected_records, raw_exchange, run_devserve, run_server
+from tests.utils import Process, collected_records, raw_exchange, run_devserve, run_server, until
 
 DEADLINE = 15.0  # for records to reach the stream (ticks every 250 ms) on a busy machine
 EVENT_LINE = re.compile(
@@ -458,13 +458,14 @@ def test_trace_off_ends_dash_dash_trace_for_new_workers_too(tmp_path: Path) -> N
         assert server.control.request("status")["server"]["tracing"] is True
         server.control.request("trace-off")
         server.control.request("restart")
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            workers = server.control.request("status")["workers"]
-            if [w["state"] for w in workers] == ["ready"] and workers[0]["pid"] != server.pid:
-                break
-            assert time.monotonic() < deadline, f"no new worker: {workers}"
-            time.sleep(0.05)
+        workers = until(
+            lambda: server.control.request("status")["workers"],
+            "a new worker",
+            DEADLINE,
+            accept=lambda workers: (
+                [w["state"] for w in workers] == ["ready"] and workers[0]["pid"] != server.pid
+            ),
+        )
         with httpx.Client(base_url=server.process.url, timeout=10) as client:
             assert client.get("/?n=new").status_code == 200
         found = records(server.control, {"n=new"})
