@@ -11,7 +11,6 @@ socket timeouts and polls under a deadline.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import dataclasses
@@ -30,8 +29,7 @@ from typing import Any
 import pytest
 
 from devserver.control.client import ControlClient
-from devserver.protocols.websocket import WebSocketProtocol
-from tests.utils import Process, Running, run_devserve, run_server, until
+from tests.utils import Process, Running, run_devserve, run_server, until, waiting_to_drain
 from tests.wire_apps import read_responses
 from tests.ws_apps import ECHO_APP, Reports, Served, WSApp, load_echo_app, serving, unique
 from tests.ws_client import (
@@ -62,20 +60,16 @@ def served() -> Iterator[Served]:
 
 def blocked_sends(served: Served) -> int:
     """How many messages the app had sent once its send() waits for a client that reads
-    nothing: the server's write buffer passed its high-water mark and the send is waiting to
-    drain (state read on the server's loop, where the app is not running meanwhile)."""
+    nothing (read on the server's loop, where the app is not running meanwhile)."""
 
-    async def count_if_waiting() -> int | None:
-        waiting = any(
-            isinstance(conn, WebSocketProtocol) and conn.flow._drain_waiter is not None
-            for conn in served.server.server.state.connections
-        )
-        return served.app.sent if waiting else None
+    def sent_if_waiting() -> int | None:
+        return served.app.sent if waiting_to_drain(served.server.server) else None
 
-    def probe() -> int | None:
-        return asyncio.run_coroutine_threadsafe(count_if_waiting(), served.server.loop).result(5)
-
-    count: int = until(probe, "the app's send() to wait", accept=lambda n: n is not None)
+    count: int = until(
+        lambda: served.server.call(sent_if_waiting),
+        "the app's send() to wait",
+        accept=lambda sent: sent is not None,
+    )
     return count
 
 

@@ -37,7 +37,7 @@ from devserver.wsgi import (
     has_body,
     path_info,
 )
-from tests.utils import Running, collected_records, holds_within, run_devserve, run_server
+from tests.utils import Running, run_devserve, run_server, until, waiting_to_drain
 from tests.wire_apps import Response, parse_responses, read_responses, read_until_closed
 
 ROOT = str(Path(__file__).resolve().parent.parent)
@@ -76,19 +76,8 @@ def post(server: Running, body: bytes, *headers: bytes) -> Response:
     return exchange(server, head + body)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> bool:
-    return holds_within(predicate, timeout)
-
-
 def chunked(*parts: bytes) -> bytes:
     return b"".join(b"%x\r\n%b\r\n" % (len(part), part) for part in parts if part)
-
-
-@pytest.fixture
-def logs() -> Iterator[list[logging.LogRecord]]:
-    """Records of `devserve.server` and its children (the app's tracebacks, wsgi.errors)."""
-    with collected_records("devserve.server") as records:
-        yield records
 
 
 def tracebacks(records: list[logging.LogRecord]) -> list[BaseException]:
@@ -252,7 +241,7 @@ def test_has_body_follows_the_framing_headers() -> None:
     assert has_body(build_environ(scope(headers=[(b"transfer-encoding", b"chunked")])))
 
 
-def test_wsgi_errors_go_to_the_log(logs: list[logging.LogRecord]) -> None:
+def test_wsgi_errors_go_to_the_log(server_log: list[logging.LogRecord]) -> None:
     """Text written to wsgi.errors becomes log records, a partial line once it is flushed."""
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -265,7 +254,7 @@ def test_wsgi_errors_go_to_the_log(logs: list[logging.LogRecord]) -> None:
 
     with serve(app) as server:
         assert get(server).status == 200
-    messages = [r.getMessage() for r in logs if r.name == "devserve.server.wsgi"]
+    messages = [r.getMessage() for r in server_log if r.name == "devserve.server.wsgi"]
     assert messages == ["something odd", "half a line"]
 
 
@@ -461,11 +450,14 @@ def test_streamed_response_is_paced_by_the_client() -> None:
         with sock:
             sock.sendall(b"GET / HTTP/1.1\r\n" + HOST + b"\r\n")
             received = read_at_least(sock, 1 << 20)
-            assert produced_stalls(produced), "the generator never waited for the client"
+            until(
+                lambda: server.call(lambda: waiting_to_drain(server.server)),
+                "the response to wait for the client",
+            )
             assert produced[0] * len(chunk) <= received + bound
             before = produced[0]
             received += read_at_least(sock, 8 << 20)
-            assert wait_for(lambda: produced[0] > before + 64)
+            until(lambda: produced[0] > before + 64, "the generator to go on")
         assert stream_closed.wait(10), "close() was not called after the client left"
     assert produced[0] < 4096
 
@@ -488,19 +480,6 @@ def read_at_least(sock: socket.socket, size: int) -> int:
     return got
 
 
-def produced_stalls(counter: list[int], still: float = 0.3, timeout: float = 10.0) -> bool:
-    """Poll until `counter` stays unchanged for `still` seconds (within `timeout`)."""
-    deadline = time.monotonic() + timeout
-    last, since = counter[0], time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.01)  # polling a counter under a deadline
-        if counter[0] != last:
-            last, since = counter[0], time.monotonic()
-        elif time.monotonic() - since >= still:
-            return True
-    return False
-
-
 def test_close_is_called_after_a_complete_response() -> None:
     """close() of the iterable runs once the response is done."""
     iterable = Closing([b"a", b"b"])
@@ -515,7 +494,7 @@ def test_close_is_called_after_a_complete_response() -> None:
 
 
 def test_exception_mid_stream_closes_the_connection_and_the_iterable(
-    logs: list[logging.LogRecord],
+    server_log: list[logging.LogRecord],
 ) -> None:
     """An iterable that raises after sending some body: connection closed, close() called, the
     traceback logged."""
@@ -530,10 +509,10 @@ def test_exception_mid_stream_closes_the_connection_and_the_iterable(
         raw, closed = read_until_closed(sock, timeout=5)
         assert iterable.closed.wait(5)
     assert closed and b"first" in raw and not raw.endswith(b"0\r\n\r\n")
-    assert any(isinstance(exc, ValueError) for exc in tracebacks(logs))
+    assert any(isinstance(exc, ValueError) for exc in tracebacks(server_log))
 
 
-def test_exception_before_any_body_is_500(logs: list[logging.LogRecord]) -> None:
+def test_exception_before_any_body_is_500(server_log: list[logging.LogRecord]) -> None:
     """An app that raises (in the call or in its first chunk) gets a 500; close() still runs."""
     iterable = Closing([b"never"], fail_after=0)
 
@@ -549,14 +528,14 @@ def test_exception_before_any_body_is_500(logs: list[logging.LogRecord]) -> None
     with serve(late) as server:
         assert get(server).status == 500
     assert iterable.closed.wait(5)
-    assert [type(exc) for exc in tracebacks(logs)] == [KeyError, ValueError]
+    assert [type(exc) for exc in tracebacks(server_log)] == [KeyError, ValueError]
 
 
-def test_no_start_response_is_500(logs: list[logging.LogRecord]) -> None:
+def test_no_start_response_is_500(server_log: list[logging.LogRecord]) -> None:
     """Returning a body without calling start_response is an app error: 500."""
     with serve(lambda environ, start_response: [b"body"]) as server:
         assert get(server).status == 500
-    assert "start_response" in str(tracebacks(logs)[0])
+    assert "start_response" in str(tracebacks(server_log)[0])
 
 
 @pytest.mark.parametrize(
@@ -602,7 +581,7 @@ def test_exc_info_before_the_headers_are_sent_replaces_them() -> None:
     assert response.header("x-second") == "2" and response.header("x-first") is None
 
 
-def test_exc_info_after_the_headers_are_sent_re_raises(logs: list[logging.LogRecord]) -> None:
+def test_exc_info_after_the_headers_are_sent_re_raises(server_log: list[logging.LogRecord]) -> None:
     """start_response with exc_info after body was sent re-raises the app's own exception."""
     seen: list[BaseException] = []
 
@@ -623,7 +602,7 @@ def test_exc_info_after_the_headers_are_sent_re_raises(logs: list[logging.LogRec
         raw, closed = read_until_closed(sock, timeout=5)
     assert closed and b"partial" in raw and b"500" not in raw
     assert [type(exc) for exc in seen] == [LookupError]
-    assert any(isinstance(exc, LookupError) for exc in tracebacks(logs))
+    assert any(isinstance(exc, LookupError) for exc in tracebacks(server_log))
 
 
 def test_second_start_response_without_exc_info_is_an_error() -> None:
@@ -687,7 +666,7 @@ def test_file_wrapper_sends_the_file_with_sendfile(
         response = get(server)
         assert response.body == data
         assert response.header("content-length") == str(len(data))
-        assert wait_for(lambda: app.opened[0].closed)
+        until(lambda: app.opened[0].closed, "the file to be closed")
     assert sum(sendfile_calls) == len(data)
 
 
@@ -728,7 +707,7 @@ def test_file_wrapper_reads_other_file_likes_in_blocks(sendfile_calls: list[int]
 
     with serve(app) as server:
         assert get(server).body == b"0123456789" * 10000
-        assert wait_for(lambda: source.closed)
+        until(lambda: source.closed, "the source to be closed")
     assert sendfile_calls == []
     assert list(FileWrapper(io.BytesIO(b"abcde"), 2)) == [b"ab", b"cd", b"e"]
 
@@ -767,7 +746,7 @@ def test_zerocopysend_parts_with_offset_and_count_are_chunked(
 
 
 def test_zerocopysend_of_a_file_shorter_than_its_count_closes(
-    data_file: tuple[Path, bytes], logs: list[logging.LogRecord]
+    data_file: tuple[Path, bytes], server_log: list[logging.LogRecord]
 ) -> None:
     """A count past the end of the file cannot be framed: the connection is closed."""
     path, data = data_file
@@ -777,7 +756,7 @@ def test_zerocopysend_of_a_file_shorter_than_its_count_closes(
         raw, closed = read_until_closed(sock, timeout=10)
     assert closed and b"content-length: %d" % (len(data) + 10) in raw.lower()
     assert len(raw.partition(b"\r\n\r\n")[2]) == len(data)
-    assert any("ended 10 bytes early" in str(exc) for exc in tracebacks(logs))
+    assert any("ended 10 bytes early" in str(exc) for exc in tracebacks(server_log))
 
 
 # =========================================================================== threads and CLI
@@ -940,14 +919,14 @@ def wsgi_threads() -> list[threading.Thread]:
 
 
 def test_lifespan_is_answered_and_shutdown_stops_the_threads(
-    logs: list[logging.LogRecord],
+    server_log: list[logging.LogRecord],
 ) -> None:
     """--lifespan on works with a WSGI app (nothing logged); on stop its threads exit."""
     with serve(text(b"ok"), threads=3, lifespan="on") as server:
         assert get(server).body == b"ok"
         assert len(wsgi_threads()) >= 3
-    assert wait_for(lambda: not wsgi_threads())
-    assert [r.getMessage() for r in logs if r.levelno >= logging.WARNING] == []
+    until(lambda: not wsgi_threads(), "the WSGI threads to end")
+    assert [r.getMessage() for r in server_log if r.levelno >= logging.WARNING] == []
 
 
 def test_a_websocket_is_refused_before_accept() -> None:

@@ -56,6 +56,24 @@ class Running:
     def stop(self, force: bool = False) -> None:
         self.loop.call_soon_threadsafe(self.server.request_stop, force)
 
+    def call(self, function: Callable[[], T], timeout: float = 5.0) -> T:
+        """`function()` run on the server's loop, where its state may be read; its result."""
+
+        async def run() -> T:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+
+
+def waiting_to_drain(server: Server) -> bool:
+    """Whether a send on one of `server`'s connections waits for its client to take what was
+    written (the write buffer passed its high-water mark). Call it on the server's loop
+    (`Running.call`). FlowControl says so only through its private drain waiter."""
+    return any(
+        getattr(getattr(conn, "flow", None), "_drain_waiter", None) is not None
+        for conn in server.state.connections
+    )
+
 
 @contextlib.contextmanager
 def run_server(app: Any, **options: Any) -> Iterator[Running]:
