@@ -20,7 +20,7 @@ import pytest
 
 from devserver.control.client import ControlClient
 from devserver.wsgi import WSGIAdapter
-from tests.utils import Running, holds_within, read_response, run_devserve, run_server
+from tests.utils import Running, read_response, run_devserve, run_server, until
 
 CLI_APPS = str(Path(__file__).parent / "cli_apps")
 
@@ -72,9 +72,9 @@ def test_past_the_queue_limit_a_request_gets_503_at_once() -> None:
     with serve(threads=1, queue_limit=2) as (server, app):
         with contextlib.ExitStack() as stack:
             first = stack.enter_context(send(server, b"/block/1"))
-            assert holds_within(lambda: app.calls == ["/block/1"], 5)
+            until(lambda: app.calls == ["/block/1"], "the first request in the app", 5)
             waiting = [stack.enter_context(send(server, b"/block/%d" % n)) for n in (2, 3)]
-            assert holds_within(lambda: in_flight(server) == 3, 5)
+            until(lambda: in_flight(server) == 3, "3 requests in flight", 5)
             fourth = stack.enter_context(send(server, b"/four"))
             head, body = read_response(fourth, timeout=5)
             assert head.startswith(b"HTTP/1.1 503 "), head
@@ -96,11 +96,11 @@ def test_a_request_whose_client_left_while_queued_is_never_run(extra: bytes) -> 
     other than 100-continue does not turn the check off."""
     with serve(threads=1) as (server, app):
         with send(server, b"/block") as first:
-            assert holds_within(lambda: app.calls == ["/block"], 5)
+            until(lambda: app.calls == ["/block"], "the request in the app", 5)
             with send(server, b"/gone", extra):
-                assert holds_within(lambda: in_flight(server) == 2, 5)
+                until(lambda: in_flight(server) == 2, "2 requests in flight", 5)
             # The server has seen the close once the connection is gone from its table.
-            assert holds_within(lambda: len(server.server.state.connections) == 1, 5)
+            until(lambda: len(server.server.state.connections) == 1, "one connection left", 5)
             app.release.set()
             assert read_response(first)[1] == b"ran /block"
         with send(server, b"/after") as after:
@@ -123,12 +123,12 @@ def test_a_queued_request_with_a_body_still_gets_its_body(size: int) -> None:
     release = threading.Event()
     try:
         with run_server(WSGIAdapter(echo, 1)) as server, send(server, b"/block") as first:
-            assert holds_within(lambda: in_flight(server) == 1, 5)
+            until(lambda: in_flight(server) == 1, "1 request in flight", 5)
             with server.connect(timeout=10) as second:
                 payload = b"x" * size
                 head = b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: %d\r\n\r\n"
                 second.sendall(head % len(payload) + payload)
-                assert holds_within(lambda: in_flight(server) == 2, 5)
+                until(lambda: in_flight(server) == 2, "2 requests in flight", 5)
                 release.set()
                 assert read_response(first)[1] == b""
                 assert read_response(second)[1] == payload
@@ -151,7 +151,7 @@ def test_the_wsgi_queue_flag_reaches_the_workers(tmp_path: Path) -> None:
         waiting = socket.create_connection(("127.0.0.1", port), timeout=10)
         waiting.sendall(REQUEST % b"/waiting")
         control = ControlClient(str(tmp_path / "ctl.sock"))
-        assert holds_within(lambda: control.request("status")["totals"]["in_flight"] == 2, 10)
+        until(lambda: control.request("status")["totals"]["in_flight"] == 2, "2 in flight", 10)
         more = httpx.get(f"{proc.url}/more", timeout=5)
         release.touch()
         first, second = read_response(blocked), read_response(waiting)
@@ -180,7 +180,7 @@ def test_a_client_that_stops_reading_frees_its_wsgi_thread_after_timeout_send() 
         hog.connect((server.host, server.port))
         with hog, server.connect(timeout=10) as sock:
             hog.sendall(REQUEST % b"/big")
-            assert holds_within(lambda: in_flight(server) == 1, timeout=5)
+            until(lambda: in_flight(server) == 1, "1 request in flight", 5)
             sock.sendall(REQUEST % b"/small")
             head, body = read_response(sock, timeout=10)
     assert head.startswith(b"HTTP/1.1 200") and body == b"small"

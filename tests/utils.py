@@ -409,13 +409,3 @@ def missing(reason: str) -> NoReturn:
     if os.environ.get("DEVSERVE_CI") == "1":
         pytest.fail(f"{reason} (required: DEVSERVE_CI=1)", pytrace=False)
     pytest.skip(reason, allow_module_level=True)
-
-
-def holds_within(predicate: Callable[[], Any], timeout: float = 5.0) -> bool:
-    """Poll `predicate` until it is true or `timeout` passes; whether it held."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)  # polling a condition under a deadline, not synchronising on time
-    return bool(predicate())
