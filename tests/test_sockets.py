@@ -19,7 +19,7 @@ import pytest
 
 from devserver.config import Config
 from devserver.sockets import BindError, addresses, bind
-from tests.utils import Output, Process, devserve_command, raw_exchange, run_devserve
+from tests.utils import Output, Process, devserve_command, raw_exchange, require_module, run_devserve
 
 APPS = str(Path(__file__).parent / "cli_apps")
 SCOPE_APP = ("--app-dir", APPS, "scope_app:app")
@@ -206,7 +206,7 @@ def test_bind_error_names_the_address() -> None:
 # --------------------------------------------------------------------------- TLS
 def test_tls_with_trustme_certificates(tmp_path: Path) -> None:
     """With --ssl-certfile/--ssl-keyfile the server speaks HTTPS and scope scheme is https."""
-    trustme = pytest.importorskip("trustme")
+    trustme = require_module("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
