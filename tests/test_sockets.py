@@ -19,7 +19,14 @@ import pytest
 
 from devserver.config import Config
 from devserver.sockets import BindError, addresses, bind
-from tests.utils import Output, Process, devserve_command, raw_exchange, require_module, run_devserve
+from tests.utils import (
+    Output,
+    Process,
+    devserve_command,
+    raw_exchange,
+    require_module,
+    run_devserve,
+)
 
 APPS = str(Path(__file__).parent / "cli_apps")
 SCOPE_APP = ("--app-dir", APPS, "scope_app:app")
