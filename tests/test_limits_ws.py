@@ -300,7 +300,7 @@ def request_times(port: int, seconds: float) -> list[float]:
             sock.sendall(b"GET /http HTTP/1.1\r\nHost: test\r\n\r\n")
             assert read_response(sock)[1] == b"plain http"
             times.append(time.monotonic() - started)
-            time.sleep(0.02)
+            time.sleep(0.02)  # a client pacing its requests, not a synchronisation
     return times
 
 
