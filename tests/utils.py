@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from types import ModuleType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import pytest
 
@@ -333,11 +333,11 @@ def collected_records(name: str) -> Iterator[list[logging.LogRecord]]:
 
 
 def until(
-    probe: Callable[[], T],
+    probe: Callable[[], T | None],
     what: str,
     timeout: float = 10.0,
     *,
-    accept: Callable[[T], object] = bool,
+    accept: Callable[[T | None], object] = bool,
     detail: Callable[[], object] | None = None,
     interval: float = POLL_INTERVAL,
 ) -> T:
@@ -352,7 +352,7 @@ def until(
     while True:
         value = probe()
         if accept(value):
-            return value
+            return cast(T, value)  # a probe's None is falsy: accepted only when asked to
         if time.monotonic() >= deadline:
             raise AssertionError(timed_out(what, timeout, value, detail))
         time.sleep(interval)  # the next look under the deadline, not a synchronisation
@@ -360,7 +360,7 @@ def until(
 
 async def until_async(
     pause: Callable[[float], Awaitable[object]],
-    probe: Callable[[], T],
+    probe: Callable[[], T | None],
     what: str,
     timeout: float = 10.0,
 ) -> T:
