@@ -20,6 +20,7 @@ import pytest
 
 from devserver import channel
 from devserver.config import Config
+from devserver.supervisor.crash_loop import CrashLoop
 from devserver.supervisor.errors import CommandError
 from devserver.supervisor.phase import TRANSITIONS, Phase, check_move
 from devserver.supervisor.processes import WorkerHooks
@@ -149,7 +150,8 @@ class FakeProcesses:
 
 
 def _config(**options: Any) -> Config:
-    # the watch's clocks (boot timeout, heartbeat) are off: these tests move time by hand
+    # The real Watch runs beside these tests on the loop's own clock, reading the fake one: its
+    # clocks (boot timeout, heartbeat) are off, so it never acts while time is moved by hand.
     return Config(timeout_boot=0, timeout=0, **options)
 
 
@@ -249,7 +251,8 @@ def test_a_graceful_then_fast_stop_walks_the_phases() -> None:
         assert all(sent(w, channel.Serve) for w in h.fake.alive())
         assert h.supervisor.stop() == {"stopping": "graceful"}
         assert h.supervisor.phase is Phase.DRAINING
-        assert all(sent(w, channel.Drain) for w in h.fake.alive())
+        # stopping: idle keep-alive connections close at once (no grace for one more request)
+        assert all(sent(w, channel.Drain) == [channel.Drain(0)] for w in h.fake.alive())
         with pytest.raises(CommandError, match="stopping"):
             h.supervisor.scale(3)
         assert h.supervisor.stop() == {"stopping": "fast"}
@@ -259,6 +262,29 @@ def test_a_graceful_then_fast_stop_walks_the_phases() -> None:
             h.fake.exit(worker)
         assert h.run is not None and await h.run is True
         assert h.supervisor.phase is Phase.STOPPED
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("retrying", [False, True], ids=["booting", "retrying"])
+def test_a_stop_before_anything_served_is_a_clean_stop(retrying: bool) -> None:
+    """Ctrl-C while the first workers boot, or while --reload waits for a fix: the starting
+    workers are killed and devserve ends without a startup failure."""
+
+    async def scenario() -> None:
+        h = Harness(workers=1, reloading=True)
+        await h.start()
+        if retrying:
+            h.fake.fail(h.fake.alive()[0])
+            await settle(lambda: h.supervisor.phase is Phase.RETRYING, "retrying")
+            h.supervisor.reload(["app.py"], None)
+            await settle(lambda: h.fake.alive(generation=2), "generation 2 spawned")
+        h.supervisor.stop()
+        [starting] = h.fake.alive()
+        await settle(lambda: signal.SIGKILL in starting.signals, "the starting worker killed")
+        h.fake.exit(starting, -signal.SIGKILL)
+        assert h.run is not None and await h.run is True
+        assert h.supervisor.startup_failure is None and h.supervisor.phase is Phase.STOPPED
 
     run(scenario)
 
@@ -411,6 +437,44 @@ def test_a_crash_loop_ends_after_workers_serve_10s_without_dying() -> None:
     run(scenario)
 
 
+def test_a_crash_loop_ends_10s_after_a_slow_replacement_is_ready() -> None:
+    """A replacement still booting when the recovery check comes (fewer serve than the target)
+    does not end the loop; once it is ready, it ends the loop after serving 10 s."""
+
+    async def scenario() -> None:
+        h = Harness(workers=2)
+        await h.serving()
+        for _ in range(5):
+            h.fake.exit(h.fake.alive()[-1], 1)
+            if len(h.fake.alive()) < 2:
+                h.fake.until_spawn()
+        slow = h.fake.alive()[-1]
+        h.fake.advance(15.0)  # the recovery check at the last death + 10 s finds one serving
+        assert h.supervisor.crash_loop
+        h.fake.boot(slow)
+        h.fake.advance(9.9)
+        assert h.supervisor.crash_loop
+        h.fake.advance(0.2)
+        assert not h.supervisor.crash_loop
+        await h.stop()
+
+    run(scenario)
+
+
+def test_crash_loop_recovery_counts_from_the_newest_worker_or_the_last_death() -> None:
+    """CrashLoop on its own: the loop is over 10 s after the later of the newest serving
+    worker's start and the last death, and never while fewer than the target serve."""
+    crashes = CrashLoop()
+    for second in range(5):
+        crashes.death(now=100.0 + second, served=0.0, someone_serves=True)
+    assert crashes.on and crashes.next_look() == 114.0
+    assert crashes.recovered_in(now=110.0, serving_since=[50.0], target=2) is None
+    assert crashes.recovered_in(now=110.0, serving_since=[50.0, 90.0], target=2) == 4.0
+    assert crashes.recovered_in(now=110.0, serving_since=[50.0, 108.0], target=2) == 8.0
+    crashes.end()
+    assert not crashes.on and crashes.next_look() is None
+
+
 def test_scaling_ends_a_crash_loop() -> None:
     """The operator acting (scale, restart) means try again: earlier deaths count no more."""
 
@@ -511,6 +575,7 @@ def test_restarts_asked_for_during_a_restart_coalesce_into_one_more() -> None:
         assert h.supervisor.restart() == {"restart": "started"}
         assert h.supervisor.restart() == {"restart": "queued"}
         assert h.supervisor.restart() == {"restart": "queued"}
+        assert h.supervisor._restart_again == "restart"
         for generation in (2, 3):
             await settle(functools.partial(h.fake.alive, generation), f"generation {generation}")
             h.fake.boot(h.fake.alive(generation=generation)[0])

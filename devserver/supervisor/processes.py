@@ -51,7 +51,8 @@ class Processes(Protocol):
     """The process side of the supervisor, so that its policy runs without processes."""
 
     def spawn(self, slot: int, generation: int, hooks: WorkerHooks) -> int:
-        """Start a worker; returns its pid. Everything after comes through `hooks`."""
+        """Start a worker; returns its pid. Everything after comes through `hooks`, never
+        before this returns (the supervisor learns the pid from it)."""
         ...
 
     def signal(self, pid: int, signum: int) -> None:
@@ -59,7 +60,7 @@ class Processes(Protocol):
         ...
 
     def now(self) -> float:
-        """Seconds on a monotonic clock."""
+        """Seconds on time.monotonic's clock (the reloader's `seen_at` is on it too)."""
         ...
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer: ...
@@ -94,9 +95,9 @@ class ForkServerProcesses:
         self.publish = publish
         # the in-process panel owns the terminal: workers' output becomes `log` events
         self.capture_output = capture_output
-        # each worker's loop task (opening its channel, later reading its last messages), held
-        # so it is not garbage-collected while it runs
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        # the workers' loop tasks (opening a channel and capturing its output, reading a
+        # worker's last messages), held so none is garbage-collected while it runs
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, slot: int, generation: int, hooks: WorkerHooks) -> int:
         ours, theirs = socket.socketpair()
@@ -122,10 +123,16 @@ class ForkServerProcesses:
         closed = asyncio.Event()  # EOF from the worker: its last message has arrived
         loop = asyncio.get_running_loop()
         loop.add_reader(process.sentinel, self._on_exit, process, closed, hooks)
-        self._tasks[pid] = loop.create_task(
-            self._open_channel(pid, slot, ours, output[0] if output else None, closed, hooks)
+        self._hold(
+            loop.create_task(
+                self._open_channel(pid, slot, ours, output[0] if output else None, closed, hooks)
+            )
         )
         return pid
+
+    def _hold(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _open_channel(
         self,
@@ -147,8 +154,7 @@ class ForkServerProcesses:
     def _on_exit(self, process: BaseProcess, closed: asyncio.Event, hooks: WorkerHooks) -> None:
         loop = asyncio.get_running_loop()
         loop.remove_reader(process.sentinel)
-        assert process.pid is not None
-        self._tasks[process.pid] = loop.create_task(self._after_exit(process, closed, hooks))
+        self._hold(loop.create_task(self._after_exit(process, closed, hooks)))
 
     async def _after_exit(
         self, process: BaseProcess, closed: asyncio.Event, hooks: WorkerHooks
@@ -159,9 +165,7 @@ class ForkServerProcesses:
             await asyncio.wait_for(closed.wait(), CHANNEL_LINGER)
         process.join(0)
         exitcode = process.exitcode
-        pid = process.pid
         process.close()
-        self._tasks.pop(pid or 0, None)
         hooks.exited(exitcode)
 
     def signal(self, pid: int, signum: int) -> None:

@@ -67,9 +67,9 @@ class Supervisor:
     ) -> None:
         self.config = config
         # forking, signals and the clock; a test passes a fake that starts no process
-        self.processes = processes or ForkServerProcesses(
-            config, listeners, reloading, publish, capture_output
-        )
+        if processes is None:
+            processes = ForkServerProcesses(config, listeners, reloading, publish, capture_output)
+        self.processes = processes
         self.phase = Phase.BOOTING
         self.dashboard_url: str | None = None  # with its token: set when the dashboard starts
         self.also_serving: list[str] = []  # lines logged after "serving on" (the dashboard's)
@@ -93,7 +93,7 @@ class Supervisor:
         self.crashes = CrashLoop()
         self._crash_message = ""
         self.slot_restarts: collections.Counter[int] = collections.Counter()
-        self.metrics = Metrics()
+        self.metrics = Metrics(clock=processes.now)
         # --trace, or `trace` with no count and no pid: new workers trace too
         self.tracing_all = config.trace
         self._slots_used: set[int] = set()
@@ -348,8 +348,8 @@ class Supervisor:
         if replaces and not held:
             self.slot_restarts[slot] += 1
         self._slots_used.add(slot)
-        now = self.processes.now()
-        # the hooks reach the worker through this cell: the pid comes back from spawn
+        # the hooks reach the worker through this cell: the pid comes back from spawn (which
+        # promises to call no hook before it returns)
         cell: list[Worker] = []
 
         def opened(protocol: WorkerChannel) -> None:
@@ -362,6 +362,7 @@ class Supervisor:
             exited=lambda exitcode: self._on_exit(cell[0], exitcode),
         )
         pid = self.processes.spawn(slot, generation, hooks)
+        now = self.processes.now()
         worker = Worker(
             pid,
             slot,
