@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from devserver import tracebacks, wsgi
-from devserver.protocols.state import ASGIApp
+from devserver.asgi import ASGIApp
 from devserver.wsgi import WSGIAdapter
 
 DEMO_APP = "devserver.demo:app"

@@ -191,6 +191,8 @@ def run(config: Config) -> int:
     config = _read_token_file(config)
     try:
         devserve_logging.configure(config)
+    except devserve_logging.LogConfigError as exc:  # says what to do in full already
+        fail(str(exc), EXIT_USAGE)
     except Exception as exc:  # json/yaml/configparser/dictConfig each raise their own
         fail(f"--log-config {config.log_config}: {type(exc).__name__}: {exc}", EXIT_USAGE)
     if config.loop == "uvloop" and not _has_uvloop():

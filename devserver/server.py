@@ -15,11 +15,12 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+from devserver.asgi import ASGIApp
 from devserver.config import Config
 from devserver.lifespan import Lifespan
 from devserver.logging import make_access_logger
 from devserver.protocols.http import LATE_CONNECTION_GRACE, HTTPProtocol, make_room
-from devserver.protocols.state import ASGIApp, HTTPSettings, ServerState
+from devserver.protocols.state import HTTPSettings, ServerState
 from devserver.redaction import Redactor
 from devserver.sockets import Listener
 from devserver.stats import WorkerStats

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from devserver.asgi import ASGIApp as ASGIApp  # re-exported: app_loader imports it from here
-from devserver.asgi import Incoming, Outgoing, WWWScope
+from devserver.asgi import ASGIApp, Incoming, Outgoing, WWWScope
 from devserver.net import TrustedPeers
 from devserver.protocols import wire
 from devserver.stats import Exchange, WorkerStats
