@@ -22,7 +22,7 @@ import pytest
 from devserver.protocols.http import PIPELINE_LIMIT, HTTPProtocol
 from devserver.protocols.state import HTTPSettings, ServerState
 from tests import apps, wire_apps
-from tests.test_protocol_unit import FakeTransport, connect, run, settle
+from tests.protocol_fakes import FakeTransport, connect, run, settle
 from tests.utils import (
     Running,
     devserve_command,

@@ -12,8 +12,8 @@ import pytest
 from devserver import channel
 from devserver.control import schema
 from devserver.control.hub import Hub
-from devserver.supervisor.metrics import Metrics
 from devserver.supervisor.errors import CommandError
+from devserver.supervisor.metrics import Metrics
 from devserver.supervisor.workers import (
     TRANSITIONS,
     IllegalTransition,

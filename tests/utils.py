@@ -68,10 +68,9 @@ class Running:
 def waiting_to_drain(server: Server) -> bool:
     """Whether a send on one of `server`'s connections waits for its client to take what was
     written (the write buffer passed its high-water mark). Call it on the server's loop
-    (`Running.call`). FlowControl says so only through its private drain waiter."""
+    (`Running.call`)."""
     return any(
-        getattr(getattr(conn, "flow", None), "_drain_waiter", None) is not None
-        for conn in server.state.connections
+        getattr(getattr(conn, "flow", None), "draining", False) for conn in server.state.connections
     )
 
 

@@ -41,6 +41,11 @@ class FlowControl:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    @property
+    def draining(self) -> bool:
+        """A send is waiting for the peer to take what was written."""
+        return self._drain_waiter is not None
+
     async def drain(self) -> None:
         """Wait until the peer has taken enough of what we wrote; returns at once if it has."""
         if self.write_paused:
