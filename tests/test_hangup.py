@@ -68,8 +68,13 @@ def test_closing_the_terminal_stops_devserve_gracefully(tmp_path: Path, mode: st
         until(lambda: len(ready(control)) == 2, "two workers", DEADLINE)
         status = ControlClient(str(control)).request("status")
         supervisor, workers = status["server"]["pid"], ready(control)
-        term.tmux("kill-server")  # the terminal is gone: the kernel hangs up its processes
-        until(lambda: not alive(supervisor), "devserve to stop", DEADLINE)
+        try:
+            term.tmux("kill-server")  # the terminal is gone: the kernel hangs up its processes
+            until(lambda: not alive(supervisor), "devserve to stop", DEADLINE)
+        finally:  # a devserve that did not stop must not outlive the test (no terminal has it)
+            for pid in (supervisor, *workers):
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
     shutdowns = (tmp_path / "shutdown.log").read_text().split()
     assert sorted(int(pid) for pid in shutdowns[1::2]) == sorted(workers), shutdowns
     assert not any(alive(pid) for pid in workers)
