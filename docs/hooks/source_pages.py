@@ -41,9 +41,17 @@ def render(relative: str, path: Path) -> str:
         if not code:
             continue
         if name:
-            parts.append(f"## `{name}` {{#{name}}}\n")
+            parts.append(heading(name))
         parts.append(f'```python linenums="{start}"\n{code}\n```\n')
     return "\n".join(parts)
+
+
+def heading(name: str) -> str:
+    """A level-2 heading whose anchor is `name`. Markdown reads the underscores of a dunder
+    (`{#Name.__init__}`) as emphasis, so the anchor would be lost: a dunder's heading is HTML."""
+    if "__" not in name:
+        return f"## `{name}` {{#{name}}}\n"
+    return f'<h2 id="{name}"><code>{name}</code></h2>\n'
 
 
 def definitions(tree: ast.Module) -> list[tuple[int, str]]:
