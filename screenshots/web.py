@@ -13,8 +13,10 @@ Needs /usr/bin/chromium (scripts/check installs it) and the test extra (playwrig
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import re
+import secrets
 import subprocess
 import sys
 import threading
@@ -34,18 +36,25 @@ PATHS = ["/"] * 40 + ["/?page=2"] * 10 + ["/slow?seconds=0.2", "/nope", "/nope",
 
 @contextlib.contextmanager
 def devserve() -> Iterator[tuple[str, str]]:
-    """The demo app's URL and the dashboard's URL (with its token)."""
+    """The demo app's URL and the dashboard's URL (with its token: a fresh one, given through
+    the environment, since devserve prints none without a terminal)."""
     command = [sys.executable, "-m", "devserver", "--no-tui", "--port", "0", "--workers", "3"]
     command += ["--dashboard", "127.0.0.1:0", "--control", "off", "--no-access-log"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    token = secrets.token_urlsafe(24)
+    env = {**os.environ, "DEVSERVE_DASHBOARD_TOKEN": token}
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     assert proc.stdout is not None
-    app = board = ""
+    app = board = line = ""
     for line in proc.stdout:
         if match := re.search(r"serving on (http://\S+)", line):
             app = match.group(1)
-        if match := re.search(r"dashboard: (http://\S+)", line):
-            board = match.group(1)
+        if match := re.search(r"dashboard: (http://[^/\s]+)/", line):
+            board = f"{match.group(1)}/?token={token}"
             break
+    if not (app and board):
+        raise SystemExit(f"devserve did not start: {line.strip()}")
     threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
     try:
         yield app, board
