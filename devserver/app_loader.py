@@ -29,10 +29,29 @@ class AppLoadError(Exception):
         self.file, self.line = tracebacks.location(cause) if cause else (None, None)
 
 
-def import_from_string(target: str) -> Any:
+def split_target(target: str) -> tuple[str, str]:
+    """`pkg.module:attr.path` as its module and its attribute path; AppLoadError (saying what
+    to write instead) for any other form. The CLI checks APP with it before anything starts."""
     module_name, sep, attrs = target.partition(":")
-    if not sep or not module_name or not attrs:
-        raise AppLoadError(f"app {target!r} must be given as 'module:attribute', e.g. main:app")
+    file = module_name.endswith(".py")  # `main.py:app`: a file name (a module named py is rare)
+    if sep and _dotted(module_name) and _dotted(attrs) and not file:
+        return module_name, attrs
+    if file:
+        module = module_name[:-3].strip("./").replace("/", ".")
+        hint = f"the module, not its file: {module}:{attrs or 'app'}"
+    elif not sep and _dotted(module_name):
+        hint = f"e.g. {module_name}:app"
+    else:
+        hint = "e.g. main:app"
+    raise AppLoadError(f"{target!r} is not module:attribute ({hint})")
+
+
+def _dotted(name: str) -> bool:
+    return all(part.isidentifier() for part in name.split("."))
+
+
+def import_from_string(target: str) -> Any:
+    module_name, attrs = split_target(target)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

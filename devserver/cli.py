@@ -2,15 +2,21 @@
 
 The click options are generated from `devserver.config.Config`, so no option is spelled twice.
 Every failure a user can cause prints one readable line (plus the app's traceback when its import
-raised) and exits with a documented status:
+raised) and exits with a documented status, the same for `devserve`, `top` and `ctl`:
 
-    0  stopped cleanly          2  bad command line or config value
-    1  unexpected error         3  startup failed: app not importable, bind failed, lifespan failed
+    0  done: stopped cleanly, or the command did what it was asked
+    1  `top`/`ctl`: the server refused, or none answers on the control socket; else a bug
+    2  a bad command line or configuration: what devserve was told cannot be used as given
+       (an unknown flag or command, a bad value from argv, env or a config file, a malformed
+       APP, a file a flag names that cannot be read or used), found before anything starts
+    3  devserve could not start: the app (import, factory, lifespan startup), or an address or
+       control socket it cannot bind (the message names the flag that asked for it)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,10 +24,19 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
 import click
+from rich_click import (
+    RichArgument,
+    RichCommand,
+    RichGroup,
+    RichHelpConfiguration,
+    RichOption,
+    RichOptionPanel,
+)
 
 from devserver import __version__
 from devserver.config import (
     FIELDS,
+    GROUPS,
     OPTIONS,
     Config,
     ConfigError,
@@ -30,6 +45,7 @@ from devserver.config import (
     env_var,
     find_config_file,
     load_config,
+    metavar,
     reload_enabled,
 )
 
@@ -47,10 +63,10 @@ EXIT_STARTUP = 3
 # about a second, which `devserve --help`, `--version`, `ctl` and `top` should not pay for.
 
 
-def fail(message: str, status: int, details: str = "") -> NoReturn:
+def fail(message: str, status: int, details: str = "", who: str = "devserve") -> NoReturn:
     if details:
         sys.stderr.write(details if details.endswith("\n") else details + "\n")
-    click.echo(f"devserve: error: {message}", err=True)
+    click.echo(f"{who}: error: {message}", err=True)
     sys.exit(status)
 
 
@@ -58,63 +74,118 @@ def fail(message: str, status: int, details: str = "") -> NoReturn:
 def _click_option(name: str) -> Callable[[Any], Any]:
     spec = OPTIONS[name]
     flag = cli_flag(name)
-    help_text = _help_text(name)
+    shown: dict[str, Any] = {"help": _help_text(name), "cls": RichOption, "panel": spec.group}
     if spec.switch:
         decls = [f"{flag}/--no-{flag[2:]}"] if spec.negatable else [flag]
-        return click.option(*decls, name, default=None, is_flag=True, help=help_text)
-    metavar = spec.metavar or name.upper()
+        return click.option(*decls, name, default=None, is_flag=True, **shown)
+    shown_as = metavar(name)
     if spec.bare is not None:  # --flag alone takes the bare value
         return click.option(
-            flag,
-            name,
-            default=None,
-            is_flag=False,
-            flag_value=spec.bare,
-            metavar=metavar,
-            help=help_text,
+            flag, name, default=None, is_flag=False, flag_value=spec.bare, metavar=shown_as, **shown
         )
-    return click.option(
-        flag, name, default=None, multiple=spec.multiple, metavar=metavar, help=help_text
-    )
+    return click.option(flag, name, default=None, multiple=spec.multiple, metavar=shown_as, **shown)
 
 
 def _help_text(name: str) -> str:
-    """The option's help, its choices, its defaults (with --prod's) and its env var."""
+    """The option's help, its choices, its default (and --prod's) when it says something, and
+    its env var."""
     spec = OPTIONS[name]
-    default = spec.default
+    facts = []
     if spec.prod is not dataclasses.MISSING:
-        shown = f"{'auto' if default is None else default}; {spec.prod} with --prod"
-    elif spec.multiple:
-        shown = "none"
-    else:
-        shown = "none" if default is None else str(default)
-    choices = f" One of: {', '.join(spec.choices)}." if spec.choices else ""
-    return f"{spec.help}{choices} [default: {shown}; env: {env_var(name)}]"
+        facts.append(f"default: {_shown(spec.default, 'auto')}, {_shown(spec.prod)} with --prod")
+    elif spec.default not in (None, "", (), False) and not spec.multiple:
+        facts.append(f"default: {_shown(spec.default)}")
+    facts.append(f"env: {env_var(name)}")
+    listed = spec.choices and metavar(name) != "|".join(spec.choices)  # not in the metavar
+    choices = f" One of: {', '.join(spec.choices)}." if listed else ""
+    return f"{spec.help}{choices} [{'; '.join(facts)}]"
+
+
+def _shown(value: Any, none: str = "none") -> str:
+    if value is None:
+        return none
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _with_config_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    for name in reversed([n for n in FIELDS if n != "app"]):
+    """The options of every Config field but APP, panel by panel in GROUPS' order."""
+    names = sorted((n for n in FIELDS if n != "app"), key=lambda n: GROUPS.index(OPTIONS[n].group))
+    for name in reversed(names):
         func = _click_option(name)(func)
     return func
 
 
-class _Command(click.Command):
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # one line for usage errors, not three
-        try:
-            kwargs["standalone_mode"] = False
-            return super().main(*args, **kwargs)
-        except click.exceptions.Exit as exc:
-            sys.exit(exc.exit_code)
-        except click.Abort:
-            sys.exit(EXIT_ERROR)
-        except click.UsageError as exc:
-            fail(f"{exc.format_message()} (see devserve --help)", EXIT_USAGE)
+class _AppArgument(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """APP as help shows it (`APP <MODULE:ATTR>`); its form is checked in `main`, whichever of
+    the command line, env and config file gave it."""
+
+    name = "module:attr"
 
 
-@click.command(
-    cls=_Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+HELP_STYLE = RichHelpConfiguration(
+    theme="default-slim",
+    options_table_column_types=["opt_long_metavar", "opt_short", "help"],  # --port N  -h  help
+    options_table_help_sections=["help"],  # whose default and env var _help_text writes
+    text_paragraph_linebreaks="\n\n",
+    delimiter_slash=" / ",
+    max_width=100,  # a wider terminal gets no longer lines: they would not read better
+    enable_theme_env_var=False,  # ours to decide, not RICH_CLICK_THEME's
+    show_arguments=True,
+    commands_before_options=True,
 )
-@click.argument("app", required=False)
+INFORMATION = "Information"  # the panel of the options that show something and exit
+
+
+class _Devserve(RichGroup):
+    """`devserve [OPTIONS] [APP]` serves APP; `devserve top` and `devserve ctl` are commands.
+
+    A group for its help page, which lists the commands beside the option panels; `entry` runs
+    the commands itself, since APP (an optional positional) and click's command lookup cannot
+    share one command line. Their code loads only when run or listed (it costs a few hundred
+    milliseconds that serving and `--version` should not pay).
+    """
+
+    allow_extra_args = False  # a command's options, not a group's: APP and flags in any order
+    allow_interspersed_args = True
+
+    def parse_args(self, context: click.Context, args: list[str]) -> list[str]:
+        return click.Command.parse_args(self, context, args)
+
+    def invoke(self, context: click.Context) -> Any:
+        return click.Command.invoke(self, context)
+
+    def list_commands(self, context: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, context: click.Context, name: str) -> click.Command | None:
+        return COMMANDS[name]() if name in COMMANDS else None
+
+    def collect_usage_pieces(self, context: click.Context) -> list[str]:
+        return [*click.Command.collect_usage_pieces(self, context), "| COMMAND ..."]
+
+
+@click.group(
+    cls=_Devserve,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
+    # the commands, then a panel per group of options (APP in the first), then the rest
+    panels=[
+        *(RichOptionPanel(group) for group in GROUPS),
+        RichOptionPanel(
+            INFORMATION, options=["--print-config", "--print-watch", "--version", "--help"]
+        ),
+    ],
+)
+@click.argument(
+    "app",
+    required=False,
+    type=_AppArgument(),
+    cls=RichArgument,
+    panel="App",
+    help="The app: an ASGI or WSGI callable as module:attribute, e.g. main:app.",
+)
 @_with_config_options
 @click.option("--print-config", is_flag=True, help="Show every resolved option and its source.")
 @click.option(
@@ -122,16 +193,14 @@ class _Command(click.Command):
 )
 @click.version_option(__version__, "--version", prog_name="devserve")
 def main(app: str | None, print_config: bool, print_watch: bool, **options: Any) -> None:
-    """Serve APP (module:attr, ASGI) over HTTP/1.1. Without APP: the built-in demo app.
-
-    A supervisor keeps --workers processes serving. To operate a running server (status, scale,
-    restart, kill, stop) see `devserve ctl --help`.
-    """
+    """Serve APP, an ASGI or WSGI app, with supervised workers, reload on save and a live
+    control panel (without APP: the built-in demo app)."""
     given = {name: value for name, value in options.items() if value not in (None, ())}
     if app is not None:
         given["app"] = app
     try:
         resolved = load_config(given)
+        _check_app(resolved)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     if print_config:
@@ -141,6 +210,18 @@ def main(app: str | None, print_config: bool, print_watch: bool, **options: Any)
         show_watch(resolved.config)
         return
     sys.exit(run(resolved.config))
+
+
+def _check_app(resolved: Resolved) -> None:
+    """APP's form, here: a malformed APP is a bad command line (status 2), which the workers,
+    the only ones to import it, would report as a failed start."""
+    from devserver.app_loader import AppLoadError, split_target  # the app itself is not loaded
+
+    if resolved.config.app is not None:
+        try:
+            split_target(resolved.config.app)
+        except AppLoadError as exc:
+            raise ConfigError(f"APP (from {resolved.sources['app']}): {exc}") from None
 
 
 def show_config(resolved: Resolved) -> None:
@@ -183,39 +264,81 @@ def run(config: Config) -> int:
     systemd.forget_listen_fds()
     spawn.start_fork_server()  # early: it boots in parallel, before this process has any thread
     # the server stack, imported while the fork server boots
-    from devserver import logging as devserve_logging
     from devserver.server import run_loop
-    from devserver.sockets import BindError, Listener, bind, bind_all, tls_context
     from devserver.supervisor import service
 
     config = _read_token_file(config)
+    _configure_logging(config)
+    if config.loop == "uvloop" and not _has_uvloop():
+        fail("--loop uvloop: uvloop is not installed on this platform", EXIT_USAGE)
+    listeners, admin, dashboard = _bind(config, inherited)
+    panel = _panel(config)
+    try:
+        with service.pidfile(config.pidfile):
+            reload = reload_enabled(config, terminal=sys.stdout.isatty())
+            if dashboard is not None:
+                _show_token(config, *dashboard, panel is not None)
+            run_loop(service.serve(config, listeners, admin, reload, panel, dashboard), config.loop)
+    except service.StartupError as exc:
+        fail(exc.failure.message, EXIT_STARTUP, exc.failure.details)
+    if panel is not None:
+        _say_stopped()
+    return EXIT_OK
+
+
+def _say_stopped() -> None:
+    """After the panel: it gave the terminal back as it found it, so the run's last lines (the
+    `stopped` among them) went with it. Say how it ended, and where the log is kept, if
+    anywhere (a --log-config file)."""
+    files = sorted(
+        {
+            handler.baseFilename
+            for name in (
+                "",
+                "devserve.server",
+                "devserve.supervisor",
+                "devserve.access",
+                "devserve.trace",
+            )
+            for handler in logging.getLogger(name).handlers
+            if isinstance(handler, logging.FileHandler)
+        }
+    )
+    kept = f"; the log is in {', '.join(files)}" if files else ""
+    click.echo(f"devserve: stopped{kept}", err=True)
+
+
+def _configure_logging(config: Config) -> None:
+    from devserver import logging as devserve_logging  # the server stack: see the top
+
     try:
         devserve_logging.configure(config)
     except devserve_logging.LogConfigError as exc:  # says what to do in full already
         fail(str(exc), EXIT_USAGE)
     except Exception as exc:  # json/yaml/configparser/dictConfig each raise their own
         fail(f"--log-config {config.log_config}: {type(exc).__name__}: {exc}", EXIT_USAGE)
-    if config.loop == "uvloop" and not _has_uvloop():
-        fail("--loop uvloop: uvloop is not installed on this platform", EXIT_USAGE)
+
+
+def _bind(
+    config: Config, inherited: list[int]
+) -> tuple[list[Listener], Listener | None, tuple[Listener, Access] | None]:
+    """The app's listeners, --admin's and the dashboard's. Unusable TLS files are a bad
+    configuration (2); an address that cannot be bound is a failed start (3), named by the flag
+    that asked for it."""
+    from devserver.sockets import BindError, Listener, TLSError, bind, bind_all, tls_context
+
     try:
         tls_context(config)  # fail here, once, rather than in every worker
+    except TLSError as exc:
+        fail(str(exc), EXIT_USAGE)
+    try:
         listeners = bind_all(config, inherited)
         admin = None
         if config.admin:
-            admin = Listener(bind(config.admin, config.backlog), config.admin)
-        dashboard = _bind_dashboard(config, listeners, admin)
+            admin = Listener(bind(config.admin, config.backlog, "--admin"), config.admin)
+        return listeners, admin, _bind_dashboard(config, listeners, admin)
     except BindError as exc:
         fail(str(exc), EXIT_STARTUP)
-    try:
-        with service.pidfile(config.pidfile):
-            reload = reload_enabled(config, terminal=sys.stdout.isatty())
-            panel = _panel(config)
-            if dashboard is not None:
-                _show_token(config, *dashboard, panel is not None)
-            run_loop(service.serve(config, listeners, admin, reload, panel, dashboard), config.loop)
-    except service.StartupError as exc:
-        fail(exc.failure.message, EXIT_STARTUP, exc.failure.details)
-    return EXIT_OK
 
 
 def _bind_dashboard(
@@ -246,7 +369,7 @@ def _bind_dashboard(
         sock, address = admin.sock, setting  # one server answers both
     else:
         address = setting
-        sock = bind(address, config.backlog)
+        sock = bind(address, config.backlog, "--dashboard")
     host, port = sock.getsockname()[:2]
     kept = not address.endswith(":0")  # a port picked per run has no token worth keeping
     try:
@@ -324,7 +447,7 @@ def _app_port(listeners: list[Listener]) -> int:
 def _top() -> click.Command:
     from devserver.ctl import control_option  # ctl brings the control client and asyncio
 
-    @click.command(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.command(cls=RichCommand, context_settings={"help_option_names": ["-h", "--help"]})
     @control_option
     def top(control: str | None) -> None:
         """Open the control panel on a running devserve (a --prod one, say)."""
@@ -334,10 +457,11 @@ def _top() -> click.Command:
         path = default_path() if control in (None, "auto") else control
         try:
             ControlClient(path).request("status")  # a clear line now, not a panel that waits
-        except NotRunning as exc:
-            fail(f"{exc} (is devserve running? else pass --control PATH)", EXIT_USAGE)
+        except NotRunning as exc:  # as `devserve ctl` says it, with the same status
+            who = "devserve top"
+            fail(f"{exc} (is devserve running? else pass --control PATH)", EXIT_ERROR, who=who)
         except ControlError as exc:  # another user's socket, or a server that broke off
-            fail(str(exc), EXIT_USAGE)
+            fail(str(exc), EXIT_ERROR, who="devserve top")
         # here only (import-linter allows cli.py this one lazy import): the server never
         # imports the UI
         import dashboard.tui
@@ -366,14 +490,36 @@ def _has_uvloop() -> bool:
     return True
 
 
-def entry(argv: Sequence[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["ctl"]:
-        from devserver import ctl  # only `devserve ctl` needs the control client
+def _ctl() -> click.Command:
+    from devserver.ctl import ctl  # the control client: see _top
 
-        ctl.main(args[1:])
-        return
-    if args[:1] == ["top"]:
-        _top().main(args=args[1:], prog_name="devserve top")
-        return
-    main.main(args=args, prog_name="devserve")
+    return ctl
+
+
+# `devserve NAME ...`: each made when run or listed
+COMMANDS: dict[str, Callable[[], click.Command]] = {"top": _top, "ctl": _ctl}
+
+
+def entry(argv: Sequence[str] | None = None) -> None:
+    """`devserve` and `python -m devserver`: serve, or run the command named first."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] and args[0] in COMMANDS:
+        name = f"devserve {args[0]}"
+        sys.exit(_run(COMMANDS[args[0]](), args[1:], name))
+    sys.exit(_run(main, args, "devserve"))
+
+
+def _run(command: click.Command, args: list[str], name: str) -> int:
+    """Run `command`; a usage error is one line (not click's usage block) and status 2."""
+    try:
+        status = command.main(
+            args=args, prog_name=name, standalone_mode=False, rich_help_config=HELP_STYLE
+        )
+    except click.Abort:  # Ctrl-C at a prompt
+        return EXIT_ERROR
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else name  # `devserve ctl scale`: its own help
+        fail(f"{exc.format_message()} (see {where} --help)", EXIT_USAGE, who=name)
+    # what click returns without standalone mode: an exit status (--help, --version), or
+    # the command's own value
+    return status if isinstance(status, int) else EXIT_OK

@@ -30,6 +30,9 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------- parsers
 # Each parser takes a string (CLI, env) or an already-typed value (TOML) and returns the value.
 Parser = Callable[[Any], Any]
+# How the value of an option read by a parser is written in help (`--timeout SECONDS`), unless
+# the option declares its own metavar: see `metavar`
+_KINDS: dict[Parser, str] = {}
 
 
 def _text(value: Any) -> str:
@@ -52,11 +55,13 @@ def _integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
             raise ValueError(f"{number} is above the maximum of {maximum}")
         return number
 
+    _KINDS[parse] = "N"
     return parse
 
 
-def _amount(unit: str) -> Parser:
-    """A parser for a number of `unit` (seconds, milliseconds) that is zero or more."""
+def _amount(unit: str, shown: str) -> Parser:
+    """A parser for a number of `unit` (seconds, milliseconds) that is zero or more; `shown`
+    is how help writes one."""
 
     def parse(value: Any) -> float:
         try:
@@ -67,11 +72,12 @@ def _amount(unit: str) -> Parser:
             raise ValueError(f"{value!r} must be zero or more {unit}")
         return number
 
+    _KINDS[parse] = shown
     return parse
 
 
-_seconds = _amount("seconds")
-_milliseconds = _amount("milliseconds")
+_seconds = _amount("seconds", "SECONDS")
+_milliseconds = _amount("milliseconds", "MS")
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -212,6 +218,20 @@ def option(
     return field(default=default, metadata=meta)
 
 
+# The groups options declare, in the order `devserve --help` and the flag reference show them
+GROUPS = (
+    "App",
+    "Binding",
+    "HTTP",
+    "TLS",
+    "WebSocket",
+    "Workers and restarts",
+    "Reload",
+    "Logging",
+    "Metrics and tracing",
+    "Control and dashboard",
+    "Production",
+)
 _LOOPS = ("auto", "uvloop", "asyncio")
 _LIFESPAN = ("auto", "on", "off")
 _INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
@@ -267,16 +287,31 @@ class Config:
     factory: bool = option(
         False, "Treat APP as a factory: call it with no arguments.", _boolean, group="App"
     )
-    app_dir: str = option(".", "Directory put first on sys.path before importing APP.", group="App")
+    app_dir: str = option(
+        ".", "Directory put first on sys.path before importing APP.", group="App", metavar="DIR"
+    )
     host: str = option(
-        "127.0.0.1", "Interface to bind (use :: for all IPv6, 0.0.0.0 for IPv4).", group="Binding"
+        "127.0.0.1",
+        "Interface to bind (use :: for all IPv6, 0.0.0.0 for IPv4).",
+        group="Binding",
+        metavar="HOST",
     )
     port: int = option(
-        8000, "Port to bind (0 picks a free one).", _integer(0, 65535), group="Binding"
+        8000,
+        "Port to bind (0 picks a free one).",
+        _integer(0, 65535),
+        group="Binding",
+        metavar="PORT",
     )
-    uds: str | None = option(None, "Bind a Unix domain socket at this path.", group="Binding")
+    uds: str | None = option(
+        None, "Bind a Unix domain socket at this path.", group="Binding", metavar="PATH"
+    )
     fd: int | None = option(
-        None, "Serve on an inherited file descriptor.", _integer(0), group="Binding"
+        None,
+        "Serve on an inherited file descriptor.",
+        _integer(0),
+        group="Binding",
+        metavar="FD",
     )
     bind: tuple[str, ...] = option(
         (),
@@ -291,7 +326,10 @@ class Config:
         2048, "Maximum queued connections per listener.", _integer(1), group="Binding"
     )
     root_path: str = option(
-        "", "ASGI root_path: the prefix the app is mounted under.", group="HTTP"
+        "",
+        "ASGI root_path: the prefix the app is mounted under.",
+        group="HTTP",
+        metavar="PATH",
     )
     proxy_headers: bool = option(
         True,
@@ -305,6 +343,7 @@ class Config:
         "Comma-separated IPs or CIDR networks trusted for proxy headers ('*' trusts all).",
         _ips,
         group="HTTP",
+        metavar="IPS",
     )
     forwarded_headers: str = option(
         "x-forwarded",
@@ -343,12 +382,21 @@ class Config:
         "Largest single request header field, name and value, in bytes (larger: 431).",
         _integer(64),
         group="HTTP",
+        metavar="BYTES",
     )
     limit_request_line: int = option(
-        8190, "Longest request line in bytes (longer: 414).", _integer(64), group="HTTP"
+        8190,
+        "Longest request line in bytes (longer: 414).",
+        _integer(64),
+        group="HTTP",
+        metavar="BYTES",
     )
     max_header_size: int = option(
-        65536, "Largest request header block in bytes (larger: 431).", _integer(256), group="HTTP"
+        65536,
+        "Largest request header block in bytes (larger: 431).",
+        _integer(256),
+        group="HTTP",
+        metavar="BYTES",
     )
     timeout_keep_alive: float = option(
         5.0, "Close idle keep-alive connections after this many seconds.", _seconds, group="HTTP"
@@ -380,17 +428,34 @@ class Config:
         prod=30.0,
         group="Workers and restarts",
     )
-    ssl_keyfile: str | None = option(None, "TLS private key file (PEM).", group="TLS")
-    ssl_certfile: str | None = option(None, "TLS certificate chain file (PEM).", group="TLS")
-    ssl_keyfile_password: str | None = option(None, "Password of the TLS private key.", group="TLS")
+    ssl_keyfile: str | None = option(
+        None, "TLS private key file (PEM).", group="TLS", metavar="FILE"
+    )
+    ssl_certfile: str | None = option(
+        None, "TLS certificate chain file (PEM).", group="TLS", metavar="FILE"
+    )
+    ssl_keyfile_password: str | None = option(
+        None, "Password of the TLS private key.", group="TLS", metavar="PASSWORD"
+    )
     ssl_ca_certs: str | None = option(
-        None, "CA bundle to verify client certificates against.", group="TLS"
+        None,
+        "CA bundle to verify client certificates against.",
+        group="TLS",
+        metavar="FILE",
     )
     log_level: str = option(
-        "info", "Log level.", _choice(*_LOG_LEVELS), choices=_LOG_LEVELS, group="Logging"
+        "info",
+        "Log level.",
+        _choice(*_LOG_LEVELS),
+        choices=_LOG_LEVELS,
+        group="Logging",
+        metavar="LEVEL",
     )
     log_config: str | None = option(
-        None, "Logging config file: dictConfig JSON or YAML, or fileConfig INI.", group="Logging"
+        None,
+        "Logging config file: dictConfig JSON or YAML, or fileConfig INI.",
+        group="Logging",
+        metavar="FILE",
     )
     access_log: bool = option(
         True, "Log one line per request.", _boolean, negatable=True, group="Logging"
@@ -400,6 +465,7 @@ class Config:
         "Access log format with gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(D)s'.",
         _log_format,
         group="Logging",
+        metavar="FORMAT",
     )
     server_header: bool = option(
         True, "Send 'server: devserve'.", _boolean, negatable=True, group="HTTP"
@@ -415,7 +481,10 @@ class Config:
         group="HTTP",
     )
     env_file: str | None = option(
-        None, "Load environment variables from this .env file.", group="App"
+        None,
+        "Load environment variables from this .env file.",
+        group="App",
+        metavar="FILE",
     )
     lifespan: str = option(
         "auto",
@@ -452,6 +521,7 @@ class Config:
         "Largest incoming WebSocket message in bytes (larger: close 1009).",
         _integer(1),
         group="WebSocket",
+        metavar="BYTES",
     )
     ws_max_queue: int = option(
         32,
@@ -527,18 +597,21 @@ class Config:
         "Recycle a worker whose RSS exceeds this many MiB (0: never).",
         _integer(0),
         group="Workers and restarts",
+        metavar="MIB",
     )
     control: str = option(
         "auto",
         "Control socket path for `devserve ctl` and `devserve top` "
         "('auto': under $XDG_RUNTIME_DIR or the working directory; 'off': none).",
         group="Control and dashboard",
+        metavar="PATH",
     )
     admin: str | None = option(
         None,
         "Serve /livez, /readyz and Prometheus /metrics on this HOST:PORT (off unless given).",
         _bind,
         group="Production",
+        metavar="HOST:PORT",
     )
     dashboard: str = option(
         "auto",
@@ -554,12 +627,14 @@ class Config:
         "The web dashboard's access token (default: a random one, kept for the next run on the "
         "same address; '' for none, allowed on a loopback address only).",
         group="Control and dashboard",
+        metavar="TOKEN",
     )
     dashboard_token_file: str | None = option(
         None,
         "Read the web dashboard's token from this file (keeps it off the command line, where "
         "other local users see it in ps).",
         group="Control and dashboard",
+        metavar="FILE",
     )
     dashboard_read_only: bool = option(
         False,
@@ -603,7 +678,10 @@ class Config:
         group="Metrics and tracing",
     )
     pidfile: str | None = option(
-        None, "Write the supervisor's pid to this file.", group="Production"
+        None,
+        "Write the supervisor's pid to this file.",
+        group="Production",
+        metavar="FILE",
     )
     log_format: str = option(
         "plain", "Log line format.", _choice(*_LOG_FORMATS), choices=_LOG_FORMATS, group="Logging"
@@ -652,6 +730,17 @@ class Config:
 
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
 OPTIONS: dict[str, Option] = {name: f.metadata["option"] for name, f in FIELDS.items()}
+
+
+def metavar(name: str) -> str:
+    """How the option's value is written in help: its declared metavar, else its choices
+    (`auto|on|off`), else what its parser reads (`N`, `SECONDS`), else its name."""
+    spec = OPTIONS[name]
+    if spec.metavar:
+        return spec.metavar
+    if spec.choices:
+        return "|".join(spec.choices)
+    return _KINDS.get(spec.parse, name.upper())
 
 
 def env_var(name: str) -> str:

@@ -9,26 +9,30 @@
     devserve ctl trace [-n N] [--pid PID]   log the ASGI messages of the next N requests
     devserve ctl trace-off [--pid PID]      stop tracing
 
-Exit status 0 when the server did it, 1 when it refused, nobody listens, or the control socket
-belongs to another user (one line on stderr: `devserve ctl` talks only to its own user's
-devserve, as ssh only to its own agent).
+Every command takes --control PATH and --json before or after its name. Exit status 0 when the
+server did it, 1 when it refused, nobody listens, or the control socket belongs to another user
+(one line on stderr: `devserve ctl` talks only to its own user's devserve, as ssh only to its
+own agent), 2 for a command line it cannot use (devserver/cli.py states the rule).
 This module only formats; the conversation is control/client.py's.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, NoReturn, Unpack, overload
 
 import click
+from rich_click import RichArgument, RichGroup
 
 from devserver.control import schema
 from devserver.control.client import ControlClient, ControlError, NotRunning
 from devserver.control.unix import default_path
 
-EXIT_REFUSED = 1
+EXIT_REFUSED = 1  # the server refused, or none answers
+EXIT_USAGE = 2  # the command line is wrong
 
 
 def _fail(message: str) -> NoReturn:
@@ -64,7 +68,7 @@ def _call(
 def _call(
     control: str | None, command: str, **args: Unpack[schema.Arguments]
 ) -> schema.CommandResult:
-    path = control or default_path()
+    path = default_path() if control in (None, "auto") else control
     try:
         return ControlClient(path).request(command, **args)
     except NotRunning:
@@ -73,53 +77,57 @@ def _call(
         _fail(str(exc))
 
 
-class _Group(click.Group):
-    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        # `devserve ctl status --json` as well as `devserve ctl --json status`
-        cmd.params.append(
-            click.Option(
-                ["--json"],
-                is_flag=True,
-                expose_value=False,
-                callback=_json_too,
-                help="Print the server's answer as JSON.",
-            )
-        )
-        super().add_command(cmd, name)
+class _Group(RichGroup):
+    def add_command(self, cmd: click.Command, *args: Any, **kwargs: Any) -> None:
+        # the group's own options work after the command too: `devserve ctl status --json
+        # --control PATH` as well as `devserve ctl --json --control PATH status`
+        cmd.params += _after_the_command()
+        super().add_command(cmd, *args, **kwargs)
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # one line for usage errors
-        try:
-            kwargs["standalone_mode"] = False
-            return super().main(*args, **kwargs)
-        except click.exceptions.Exit as exc:
-            sys.exit(exc.exit_code)
-        except click.UsageError as exc:
-            click.echo(f"devserve ctl: error: {exc.format_message()} (see --help)", err=True)
-            sys.exit(2)
+    def parse_args(self, context: click.Context, args: list[str]) -> list[str]:
+        if not args:  # `devserve ctl` alone: what it can do (a command is missing: status 2)
+            click.echo(context.get_help(), err=True)
+            context.exit(EXIT_USAGE)
+        return super().parse_args(context, args)
 
 
-def _json_too(context: click.Context, _: click.Parameter, value: bool) -> None:
-    if value:
-        context.obj["json"] = True
+CONTROL_HELP = "Control socket of the server [default: the one for this directory]."
+JSON_HELP = "Print the server's answer as JSON."
+
+
+def _after_the_command() -> list[click.Option]:
+    """--control and --json for a subcommand: given there, they override the group's."""
+
+    def given(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+        def keep(context: click.Context, _: click.Parameter, value: Any) -> None:
+            if value:
+                context.obj[key] = value
+
+        return keep
+
+    return [
+        click.Option(
+            ["--control"], metavar="PATH", expose_value=False, callback=given("control"),
+            help=CONTROL_HELP,
+        ),
+        click.Option(
+            ["--json"], is_flag=True, expose_value=False, callback=given("json"), help=JSON_HELP
+        ),
+    ]  # fmt: skip
 
 
 # `devserve ctl` and `devserve top` find the server the same way
 control_option = click.option(
-    "--control",
-    metavar="PATH",
-    envvar="DEVSERVE_CONTROL",
-    help="Control socket of the server [default: the one for this directory].",
+    "--control", metavar="PATH", envvar="DEVSERVE_CONTROL", help=CONTROL_HELP
 )
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @control_option
-@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
 def ctl(context: click.Context, control: str | None, as_json: bool) -> None:
     """Operate a running devserve through its control socket."""
-    if control == "auto":
-        control = None
     context.obj = {"control": control, "json": as_json}
 
 
@@ -135,11 +143,13 @@ def status(context: click.Context) -> None:
     _done(context, snapshot, format_status(snapshot))
 
 
-@ctl.command()
-@click.argument("workers")
+@ctl.command(context_settings={"ignore_unknown_options": True})  # -1 is a number, not an option
+@click.argument("workers", cls=RichArgument, help="N, +N (more) or -N (fewer): 4, +1, -1.")
 @click.pass_context
 def scale(context: click.Context, workers: str) -> None:
     """Set the number of workers: N, +N or -N."""
+    if not re.fullmatch(r"[+-]?[0-9]+", workers):  # an unknown option lands here too
+        raise click.BadParameter(f"{workers!r} is not N, +N or -N", param_hint="WORKERS")
     result = _call(context.obj["control"], "scale", workers=workers)
     _done(context, result, f"scaling to {result['target']} worker(s)")
 
@@ -166,7 +176,7 @@ def _roll(context: click.Context, command: Literal["restart", "reload"], when_qu
 
 
 @ctl.command()
-@click.argument("pid", type=int)
+@click.argument("pid", type=int, cls=RichArgument, help="The worker's pid (see ctl status).")
 @click.pass_context
 def kill(context: click.Context, pid: int) -> None:
     """Kill one worker (SIGKILL); the supervisor replaces it."""
@@ -323,7 +333,3 @@ def duration(seconds: float) -> str:
 
 def mebibytes(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MiB"
-
-
-def main(argv: list[str]) -> None:
-    ctl.main(args=argv, prog_name="devserve ctl")

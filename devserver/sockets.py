@@ -16,7 +16,21 @@ from devserver.config import Config
 
 
 class BindError(Exception):
-    """A listener could not be created; the message names the address."""
+    """A listener could not be created; the message names the address and, when known, the
+    flag that asked for it (`--admin 127.0.0.1:9000: address already in use`)."""
+
+    def __init__(self, address: str, reason: str, flag: str = "") -> None:
+        self.address, self.reason, self.flag = address, reason, flag
+        where = f"{flag} {address}" if flag else f"cannot listen on {address}"
+        super().__init__(f"{where}: {reason}")
+
+    def named(self, flag: str) -> BindError:
+        """The same failure, naming the flag that asked for the address."""
+        return BindError(self.address, self.reason, flag)
+
+
+class TLSError(BindError):
+    """The TLS certificate or key cannot be loaded (a BindError: no listener can serve)."""
 
 
 @dataclass
@@ -44,14 +58,24 @@ def addresses(config: Config) -> list[str]:
     return [f"{host}:{config.port}"]
 
 
+def app_flag(config: Config) -> str:
+    """The flag that gave the app's addresses, for messages about them."""
+    if config.bind:
+        return "--bind"
+    if config.uds:
+        return "--uds"
+    return "--fd" if config.fd is not None else "--host/--port"
+
+
 def bind_all(config: Config, inherited: list[int] | None = None) -> list[Listener]:
-    """Every listener of the config; sockets passed by systemd (see systemd.listen_fds) win."""
+    """Every listener of the config; sockets passed by systemd (see systemd.listen_fds) win.
+    A BindError names the flag the failing address came from."""
     if inherited:
         return [Listener(_adopt_fd(fd), f"fd://{fd}") for fd in inherited]
     listeners: list[Listener] = []
     try:
         for address in addresses(config):
-            listeners.append(Listener(bind(address, config.backlog), address))
+            listeners.append(Listener(bind(address, config.backlog, app_flag(config)), address))
     except BindError:
         for listener in listeners:
             listener.sock.close()
@@ -59,7 +83,9 @@ def bind_all(config: Config, inherited: list[int] | None = None) -> list[Listene
     return listeners
 
 
-def bind(address: str, backlog: int) -> socket.socket:
+def bind(address: str, backlog: int, flag: str = "") -> socket.socket:
+    """A listening socket on `address`; BindError names `flag` (the option that asked for it)
+    and the address."""
     try:
         if address.startswith("unix:"):
             return _bind_unix(address[5:], backlog)
@@ -68,7 +94,8 @@ def bind(address: str, backlog: int) -> socket.socket:
         host, _, port = address.rpartition(":")
         return _bind_tcp(host.strip("[]"), int(port), backlog)
     except OSError as exc:
-        raise BindError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+        reason = str(exc.strerror or exc)
+        raise BindError(address, reason[:1].lower() + reason[1:], flag) from None
 
 
 def _bind_tcp(host: str, port: int, backlog: int) -> socket.socket:
@@ -125,6 +152,7 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
             context.load_verify_locations(config.ssl_ca_certs)
             context.verify_mode = ssl.CERT_REQUIRED
     except (OSError, ssl.SSLError) as exc:
-        raise BindError(f"cannot load the TLS certificate/key: {exc}") from None
+        reason = f"cannot load the TLS certificate or key: {exc}"
+        raise TLSError(config.ssl_certfile, reason, "--ssl-certfile") from None
     context.set_alpn_protocols(["http/1.1"])
     return context

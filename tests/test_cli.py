@@ -115,10 +115,34 @@ def test_non_callable_app_exits_3() -> None:
     assert "not callable" in line
 
 
-def test_app_without_colon_exits_3() -> None:
-    """An APP without ':attribute' exits 3 with one line showing the expected form."""
-    line = assert_one_line_error(devserve("--port", "0", "--app-dir", APPS, "scope_app"), 3)
-    assert "module:attribute" in line
+@pytest.mark.parametrize(
+    ("app", "hint"),
+    [
+        ("scope_app", "e.g. scope_app:app"),
+        ("a:b:c", "e.g. main:app"),
+        (":app", "e.g. main:app"),
+        ("scope_app:", "e.g. main:app"),
+        ("main.py:app", "the module, not its file: main:app"),
+        ("src/main.py", "the module, not its file: src.main:app"),
+    ],
+)
+def test_a_malformed_app_is_a_bad_command_line(app: str, hint: str) -> None:
+    """An APP that is not module:attribute exits 2 (a bad command line, as an unknown flag is)
+    with one line that says what to write instead, before anything starts."""
+    line = assert_one_line_error(devserve("--port", "0", "--app-dir", APPS, app), 2)
+    assert (
+        line
+        == f"devserve: error: APP (from command line): {app!r} is not module:attribute ({hint})"
+    )
+
+
+def test_a_malformed_app_from_the_environment_names_it() -> None:
+    result = subprocess.run(
+        devserve_command("--no-tui", "--port", "0"),
+        capture_output=True, text=True, timeout=20, env=clean_env(DEVSERVE_APP="scope_app"),
+    )  # fmt: skip
+    line = assert_one_line_error(result, 2)
+    assert line.startswith("devserve: error: APP (from DEVSERVE_APP): 'scope_app' is not")
 
 
 def test_factory_that_raises_exits_3_with_its_traceback() -> None:

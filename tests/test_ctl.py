@@ -19,9 +19,11 @@ from devserver.control.client import ControlClient, ControlError, NotRunning
 from tests.utils import Process, devserve_command, run_devserve, until
 
 
-def ctl(control: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def ctl(control: Path, *args: str, after: bool = False) -> subprocess.CompletedProcess[str]:
+    """`devserve ctl --control PATH ARGS`, or with `after` `devserve ctl ARGS --control PATH`."""
+    where = [*args, "--control", str(control)] if after else ["--control", str(control), *args]
     return subprocess.run(
-        devserve_command("ctl", "--control", str(control), *args),
+        devserve_command("ctl", *where),
         capture_output=True,
         text=True,
         timeout=20,
@@ -63,11 +65,13 @@ def test_status_prints_a_table_of_workers(server: tuple[Process, Path]) -> None:
 
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_status_json_is_the_snapshot(server: tuple[Process, Path], where: str) -> None:
-    """`ctl --json status` and `ctl status --json` print the snapshot: server, workers and
-    totals."""
+    """`ctl --control PATH --json status` and `ctl status --control PATH --json` print the
+    snapshot: server, workers and totals."""
     proc, control = server
     result = (
-        ctl(control, "--json", "status") if where == "before" else ctl(control, "status", "--json")
+        ctl(control, "--json", "status")
+        if where == "before"
+        else ctl(control, "status", "--json", after=True)
     )
     assert result.returncode == 0, result.stderr
     snapshot = json.loads(result.stdout)
@@ -78,10 +82,16 @@ def test_status_json_is_the_snapshot(server: tuple[Process, Path], where: str) -
 
 
 def test_scale_restart_and_kill(server: tuple[Process, Path]) -> None:
-    """scale +1 adds a worker, restart replaces every pid, kill replaces one worker."""
+    """scale +1 adds a worker, -1 takes one away, 4 sets the number, as the README writes them
+    (a negative number is not an option); restart replaces every pid, kill replaces one
+    worker; --control works after the command as before it."""
     _, control = server
     assert ctl(control, "scale", "+1").stdout.strip() == "scaling to 3 worker(s)"
     until(lambda: len(ready_pids(control)) == 3, "three workers")
+    assert ctl(control, "scale", "-1", after=True).stdout.strip() == "scaling to 2 worker(s)"
+    assert ctl(control, "scale", "4").stdout.strip() == "scaling to 4 worker(s)"
+    assert ctl(control, "scale", "3", after=True).stdout.strip() == "scaling to 3 worker(s)"
+    until(lambda: len(ready_pids(control)) == 3, "three workers again")
     before = set(ready_pids(control))
     assert ctl(control, "restart").returncode == 0
     until(
@@ -89,7 +99,7 @@ def test_scale_restart_and_kill(server: tuple[Process, Path]) -> None:
         "a new generation",
     )
     victim = ready_pids(control)[0]
-    assert ctl(control, "kill", str(victim)).stdout.strip() == f"killed worker {victim}"
+    assert ctl(control, "kill", str(victim), after=True).stdout.strip() == f"killed worker {victim}"
     until(
         lambda: victim not in ready_pids(control) and len(ready_pids(control)) == 3,
         "the killed worker replaced",
@@ -101,12 +111,41 @@ def test_refusals_are_one_line_and_exit_1(server: tuple[Process, Path]) -> None:
     _, control = server
     for args, reason in (
         (("scale", "0"), "it must be at least 1"),
-        (("scale", "lots"), "'lots' is not N, +N or -N"),
         (("kill", "1"), "no worker with pid 1"),
     ):
         result = ctl(control, *args)
         assert result.returncode == 1
         assert result.stderr.count("\n") == 1 and reason in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (("scale", "lots"), "Invalid value for WORKERS: 'lots' is not N, +N or -N"),
+        (("scale", "--lots"), "Invalid value for WORKERS: '--lots' is not N, +N or -N"),
+        (("scale",), "Missing argument 'WORKERS'"),
+        (("kill", "abc"), "'abc' is not a valid integer"),
+        (("status", "--bogus"), "No such option '--bogus'"),
+        (("nosuch",), "No such command 'nosuch'"),
+    ],
+)
+def test_a_bad_command_line_is_one_line_and_exit_2(
+    tmp_path: Path, args: tuple[str, ...], reason: str
+) -> None:
+    """A command line ctl cannot use exits 2 with one line, before asking any server."""
+    result = ctl(tmp_path / "nobody.sock", *args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("devserve ctl: error: ") and reason in result.stderr
+
+
+def test_ctl_alone_shows_its_commands(tmp_path: Path) -> None:
+    """`devserve ctl` without a command shows what it can do (and exits 2: none was given)."""
+    result = subprocess.run(devserve_command("ctl"), capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert "Usage: devserve ctl [OPTIONS] COMMAND" in result.stderr
+    for command in ("status", "scale", "restart", "reload", "kill", "stop", "trace"):
+        assert re.search(rf"(?m)^  {command} ", result.stderr), command
 
 
 def test_stop_drains_and_exits(server: tuple[Process, Path]) -> None:
@@ -133,11 +172,13 @@ def test_stop_with_a_subscriber_ends_its_stream_quietly(server: tuple[Process, P
     assert "Traceback" not in output and "CancelledError" not in output, output
 
 
-def test_no_server_is_a_clear_message(tmp_path: Path) -> None:
-    """With nobody listening, ctl says so in one line and exits 1."""
-    result = ctl(tmp_path / "nobody.sock", "status")
+@pytest.mark.parametrize("after", [False, True])
+def test_no_server_is_a_clear_message(tmp_path: Path, after: bool) -> None:
+    """With nobody listening, ctl says so in one line, naming the path, and exits 1."""
+    path = tmp_path / "nobody.sock"
+    result = ctl(path, "status", after=after)
     assert result.returncode == 1
-    assert result.stderr.startswith("devserve ctl: error: no devserve is listening on")
+    assert result.stderr.startswith(f"devserve ctl: error: no devserve is listening on {path} ")
     with pytest.raises(NotRunning):
         ControlClient(str(tmp_path / "nobody.sock")).request("status")
 
