@@ -4,12 +4,13 @@ commands, through the control API only.
 Redrawing is driven by a 4 Hz timer, not by the stream: the timer draws only when the feed's
 version moved, so a burst of messages costs one redraw, and a newer snapshot simply replaces one
 that was never drawn.
+
+The panes get the terminal's lines by priority (`_allot`): the requests first, then the events
+and the workers; at 80x24 every pane keeps its place, smaller, and none leaves a blank band.
 """
 
 from __future__ import annotations
 
-import reprlib
-import statistics
 import time
 from typing import Any, ClassVar
 
@@ -18,13 +19,22 @@ from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.coordinate import Coordinate
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, RichLog, Sparkline, Static
+from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
-from dashboard.tui import format as fmt
+from dashboard.tui import header
+from dashboard.tui.charts import Charts
+from dashboard.tui.events import EventLines, describe
 from dashboard.tui.feed import Feed, RequestFilter
+from dashboard.tui.keys import KEYS, QUIT_ATTACHED, QUIT_OWNED, TRACE_HINT, TRACE_NEXT
 from dashboard.tui.screens import ConfirmScreen, HelpScreen, InspectorScreen
+from dashboard.tui.tables import (
+    REQUEST_COLUMNS,
+    WORKER_COLUMNS,
+    FittedTable,
+    request_cells,
+    worker_cells,
+)
 from devserver.control.client import ControlError
 
 REFRESH_SECONDS = 0.25
@@ -34,19 +44,12 @@ ROWS_PER_DRAW = 25  # new rows a redraw adds at most
 # many new records in a redraw, the requests table moves once a second instead of four times
 BUSY_RECORDS = 8
 BUSY_INTERVAL = 1.0
-CHART_POINTS = 300  # the charts show the last 5 minutes of one-second points
-RSS_CHARTS = 4  # workers whose memory gets a chart line
-TRACE_NEXT = 10  # `t` traces this many requests of each worker
-NARROW = 110  # columns below which the charts give their room to the tables
-SHORT = 30  # lines below which the events pane shrinks
+NARROW = 110  # columns below which the charts fold to one line under the workers
+# lines: the header and the footer; a pane's border; the least the requests and events keep
+FIXED_LINES, BORDER, LEAST_REQUESTS, LEAST_EVENTS, MOST_EVENTS = 3, 2, 3, 2, 10
+TOAST_SECONDS = 4.0
 
-# label → width, for both tables: fixed, so no row waits to be measured (Textual caches lines
-# drawn before their columns were measured, and can keep showing them at the old widths)
-WORKER_COLUMNS: dict[str, int] = {"PID": 7, "GEN": 3, "STATE": 8, "UP": 6, "REQS": 6, "RPS": 5}
-WORKER_COLUMNS |= {"INFL": 4, "P50": 7, "P99": 7, "RSS": 5, "CPU": 4, "RST": 3}
-LOG_STYLES = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
-REQUEST_COLUMNS = {"TIME": 12, "WORKER": 7, "METHOD": 7, "PATH": 48, "STATUS": 6}
-REQUEST_COLUMNS |= {"DURATION": 8, "BYTES": 8}  # a longer path ends in "…": enter shows it
+__all__ = ["Panel", "describe"]  # describe: the events pane's lines, for the trust tests
 
 
 class Panel(App[None]):
@@ -55,30 +58,18 @@ class Panel(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "devserve"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("plus", "scale(1)", "scale up", key_display="+"),
-        Binding("minus", "scale(-1)", "scale down", key_display="-"),
+        Binding("plus", "scale(1)", "scale", key_display="+/-"),
+        Binding("minus", "scale(-1)", "scale down", show=False),
         Binding("r", "restart", "restart"),
         Binding("R", "reload", "reload"),
         Binding("k", "kill", "kill"),
         Binding("t", "trace", "trace"),
-        Binding("slash", "filter", "filter", key_display="/"),
-        Binding("p", "pause", "pause"),
+        Binding("a", "access_log", "access log"),
+        Binding("slash", "filter", "filter", key_display="/", show=False),  # in the pane's title
+        Binding("p", "pause", "pause", show=False),  # in the pane's title
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
         Binding("escape", "clear_filter", "clear filter", show=False),
-    ]
-    KEYS = [
-        ("+ / -", "scale up / down by one worker"),
-        ("r", "rolling restart: new workers first, then the old ones drain"),
-        ("R", "reload now (a restart for new code)"),
-        ("k", "kill the selected worker (asks first); it is replaced at once"),
-        ("t", f"trace the next {TRACE_NEXT} requests of each worker (ASGI messages)"),
-        ("/", "filter the requests; escape clears the filter"),
-        ("p", "pause / resume the request stream"),
-        ("enter", "inspect the selected request: scope, headers, ASGI messages"),
-        ("tab", "move between the panes"),
-        ("?", "this help"),
-        ("q", "quit: `devserve top` leaves the server running; in `devserve` it stops it"),
     ]
 
     def __init__(self, feed: Feed, owns_server: bool = False) -> None:
@@ -88,10 +79,11 @@ class Panel(App[None]):
         self.stopping = False
         self.filter = RequestFilter()
         self.paused = False
+        self.event_lines = EventLines()
         self.drawn = -1
         self.drawn_snapshot: dict[str, Any] | None = None
         self.drawn_connected = False
-        self.worker_rows: list[tuple[Any, ...]] = []  # as last drawn: unchanged rows are kept
+        self.worker_rows: list[tuple[str, Any]] = []  # as last drawn: unchanged rows are kept
         self.records_shown = 0  # feed.records_seen when the table was last appended to
         self.requests_due = 0.0  # when a busy stream may move the requests table again
         self.events_shown = 0
@@ -101,45 +93,51 @@ class Panel(App[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="summary")
         with Horizontal(id="top"):
-            yield DataTable(id="workers", cursor_type="row")
-            with Vertical(id="charts"):
-                for name in ("rps", "p99", "p50"):
-                    yield Static(classes="chart-label", id=f"{name}-label")
-                    # a column averages its seconds: the max of each would draw a flat top
-                    yield Sparkline([], id=f"{name}-chart", summary_function=statistics.fmean)
-                yield Static(classes="chart-label", id="rss-label")
-                yield Vertical(id="rss-charts")  # a line per worker, made as workers come
+            yield FittedTable(WORKER_COLUMNS, id="workers")
+            yield Charts(id="charts")
         with Vertical(id="requests-pane"):
-            yield DataTable(id="requests", cursor_type="row")
+            yield FittedTable(REQUEST_COLUMNS, id="requests")
             yield Input(placeholder="5xx  404  GET  slow  >100ms  /path …", id="filter")
         yield Static(id="banner")
-        yield RichLog(id="events", max_lines=500, wrap=False)
-        yield Footer()
+        yield RichLog(id="events", max_lines=500, wrap=True, min_width=20)
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        workers = self.query_one("#workers", DataTable)
-        for label, width in WORKER_COLUMNS.items():
-            workers.add_column(label, width=width)
-        workers.border_title = "Workers"
-        self.query_one("#charts").border_title = "Throughput · latency · memory (last 5 min)"
-        requests = self.query_one("#requests", DataTable)
-        for label, width in REQUEST_COLUMNS.items():
-            requests.add_column(label, width=width)
+        self.query_one("#workers").border_title = "Workers"
+        self.query_one("#charts").border_title = "Last 5 minutes"
         self._title_requests()
-        self.query_one("#events", RichLog).border_title = "Events & logs"
+        self._title_events()
         self.run_worker(self._follow(), name="feed", exit_on_error=False)
         self.set_interval(REFRESH_SECONDS, self.redraw)
-        self.on_resize()
-        workers.focus()
+        self.query_one("#workers").focus()
 
     async def _follow(self) -> None:
         await self.feed.run()
         if self.owns_server:  # the stream ended: the server has stopped
             self.exit()
 
-    def on_resize(self, event: object = None) -> None:
+    def on_resize(self) -> None:
         self.screen.set_class(self.size.width < NARROW, "narrow")
-        self.screen.set_class(self.size.height < SHORT, "short")
+        self._allot()
+        if self.feed.snapshot is not None:
+            self._draw_summary()
+
+    def _allot(self) -> None:
+        """Lines for the workers and events panes; the requests pane takes the rest. The events
+        keep LEAST_EVENTS lines and get a third of what the others leave (up to MOST_EVENTS);
+        the workers get a line each, and the charts their lines, up to half of the rest."""
+        height, narrow = self.size.height, self.screen.has_class("narrow")
+        workers = len((self.feed.snapshot or {}).get("workers", [])) or 1
+        wanted = workers + 1 + BORDER + (1 if narrow else 0)  # rows, the header, border, strip
+        if not narrow:
+            wanted = max(wanted, self.query_one(Charts).lines(workers) + BORDER)
+        requests = BORDER + 1 + LEAST_REQUESTS
+        share = (height - FIXED_LINES - wanted - requests) // 3
+        events = BORDER + max(LEAST_EVENTS, min(MOST_EVENTS, share))
+        top = min(wanted, max(BORDER + 2, (height - FIXED_LINES - events) // 2))
+        self.query_one("#top").styles.height = top
+        self.query_one("#events").styles.height = events
+        self.query_one(Footer).show_command_palette = not narrow
 
     # ------------------------------------------------------------------ drawing
     def redraw(self) -> None:
@@ -154,7 +152,7 @@ class Panel(App[None]):
             if feed.snapshot is not None:
                 self._draw_workers(feed.snapshot["workers"])
                 self._draw_banner(feed.snapshot["server"])
-            self._draw_charts()
+                self.query_one(Charts).show(list(feed.history), feed.snapshot["workers"])
         self._draw_events()
         if self.paused:
             self.records_shown = feed.records_seen
@@ -168,112 +166,22 @@ class Panel(App[None]):
         self.records_shown = feed.records_seen
 
     def _draw_summary(self) -> None:
-        snapshot = self.feed.snapshot
-        line = Text()
-        line.append("devserve", style="bold")
+        snapshot, summary = self.feed.snapshot, self.query_one("#summary", Static)
         if snapshot is None:
-            line.append(f"  connecting to {self.feed.path} …", style="dim")
-            if self.feed.problem:
-                line.append(f"  {self.feed.problem}", style="yellow")
-            self.query_one("#summary", Static).update(line)
+            summary.update(header.connecting(self.feed.path, self.feed.problem))
             return
-        server, totals = snapshot["server"], snapshot["totals"]
-        line.append(f" ─ {server['app']}")
-        for url in server.get("urls", []):
-            line.append(" ─ ")
-            line.append(url, style=f"underline link {url}" if url.startswith("http") else "")
-        dashboard = server.get("dashboard")
-        if dashboard:  # shown without its token, which the link still carries
-            line.append(" ─ dashboard ")
-            line.append(dashboard.split("?", 1)[0], style=f"underline link {dashboard}")
-        line.append(f" ─ {server['mode']}")
-        line.append(f" · reload {'on' if server['reload'] else 'off'}")
-        line.append(f" ─ gen {server['generation']} ─ up {fmt.uptime(server['uptime'])}")
-        if server.get("tracing"):
-            line.append("  tracing", style="bold magenta")
-        if not self.feed.connected:
-            line.append(f"  disconnected: {self.feed.problem or '…'}", style="bold yellow")
-        second, recent = fmt.window(totals, "1s"), fmt.window(totals, "10s")
-        numbers = Text()
-        numbers.append(f"{fmt.count(second.get('rps'))} req/s", style="bold")
-        numbers.append(f"   p50 {fmt.millis(recent.get('p50'))}")
-        numbers.append(f"   p99 {fmt.millis(recent.get('p99'))}")
-        errors = recent.get("error_rate")
-        numbers.append(
-            f"   errors {fmt.percent(errors * 100 if errors is not None else None, 1)}",
-            style="red" if errors else "",
-        )
-        ready, target = totals["workers_ready"], server["workers_target"]
-        numbers.append(
-            f"   workers {ready}/{target} ready", style="" if ready >= target else "yellow"
-        )
-        numbers.append(
-            f"   RSS {fmt.memory(totals['rss'])}   CPU {fmt.percent(totals['cpu_percent'])}"
-        )
-        numbers.append(
-            f"   in flight {totals['in_flight']}   requests {fmt.count(totals.get('requests'))}"
-        )
-        for part in (line, numbers):  # one line each, cut at the edge: never wrap and hide
-            part.no_wrap, part.overflow = True, "ellipsis"
-        self.query_one("#summary", Static).update(Text("\n").join([line, numbers]))
+        problem = None if self.feed.connected else (self.feed.problem or "")
+        width = summary.content_region.width or self.size.width - 2
+        summary.update(header.header(snapshot, problem, width))
 
     def _draw_workers(self, workers: list[dict[str, Any]]) -> None:
-        rows = [worker_row(worker) for worker in workers]
+        rows = [(str(worker["pid"]), worker_cells(worker)) for worker in workers]
         if rows == self.worker_rows:
             return
+        if len(rows) != len(self.worker_rows):
+            self._allot()
         self.worker_rows = rows
-        table = self.query_one("#workers", DataTable)
-        selected = self._selected_pid()
-        table.clear()
-        for row in rows:
-            table.add_row(*row, key=str(row[0]))
-        if selected is not None and str(selected) in table.rows:
-            table.move_cursor(row=table.get_row_index(str(selected)), animate=False)
-
-    def _draw_charts(self) -> None:
-        points = list(self.feed.history)[-CHART_POINTS:]
-        series = {
-            "rps": [p.get("rps") or 0.0 for p in points],
-            "p99": [p.get("p99") or 0.0 for p in points],
-            "p50": [p.get("p50") or 0.0 for p in points],
-        }
-        last = points[-1] if points else {}
-        labels = {
-            "rps": f"req/s  {fmt.count(last.get('rps'))}",
-            "p99": f"p99    {fmt.millis(last.get('p99'))}",
-            "p50": f"p50    {fmt.millis(last.get('p50'))}",
-        }
-        for name, values in series.items():
-            self.query_one(f"#{name}-chart", Sparkline).data = values
-            self.query_one(f"#{name}-label", Static).update(labels[name])
-        self._draw_memory(points)
-
-    def _draw_memory(self, points: list[dict[str, Any]]) -> None:
-        """RSS over time, a sparkline per live worker (the first RSS_CHARTS of them)."""
-        workers = (self.feed.snapshot or {}).get("workers", [])[:RSS_CHARTS]
-        charts = self.query_one("#rss-charts", Vertical)
-        wanted = {f"rss-{worker['pid']}": worker for worker in workers}
-        for chart in list(charts.children):
-            if chart.id not in wanted:
-                chart.remove()
-        for chart_id, worker in wanted.items():
-            pid = str(worker["pid"])
-            values = [
-                float(point["workers"][pid]["rss"])
-                for point in points
-                if pid in point.get("workers", {})
-            ]
-            found = charts.query(f"#{chart_id}")
-            chart = (
-                found.first(Sparkline)
-                if found
-                else Sparkline([], id=chart_id, summary_function=statistics.fmean)
-            )
-            chart.data = values or [float(worker["rss"])]
-            if not found:
-                charts.mount(chart)
-        sizes = " ".join(fmt.memory(worker["rss"]) for worker in workers)
-        self.query_one("#rss-label", Static).update(f"RSS per worker  {sizes}")
+        self.query_one("#workers", FittedTable).fill(rows)
 
     def _draw_banner(self, server: dict[str, Any]) -> None:
         banner = self.query_one("#banner", Static)
@@ -291,8 +199,17 @@ class Panel(App[None]):
     def _draw_events(self) -> None:
         log = self.query_one("#events", RichLog)
         for event in self.feed.new_events(self.events_shown):
-            log.write(describe(event))
+            line = self.event_lines.line(event)
+            if line is not None:
+                log.write(line)
         self.events_shown = self.feed.events_seen
+
+    def _redraw_events(self) -> None:
+        """Every event the feed still keeps, anew (the access log was switched)."""
+        self.query_one("#events", RichLog).clear()
+        self.event_lines = EventLines(self.event_lines.access_log)
+        self.events_shown = self.feed.events_seen - len(self.feed.events)
+        self._draw_events()
 
     def _append_requests(self, records: list[dict[str, Any]]) -> None:
         """Add the new records that pass the filter. A busy server sends more than anyone can
@@ -303,24 +220,22 @@ class Panel(App[None]):
         if not records:
             return
         records = sorted(records, key=lambda record: record["start"])[-ROWS_PER_DRAW:]
-        table = self.query_one("#requests", DataTable)
+        table = self.query_one("#requests", FittedTable)
         if table.row_count + len(records) > REQUEST_ROWS + ROWS_PER_DRAW * 4:
-            kept = [self.records_by_id[key.value] for key in table.rows if key.value]
+            kept = [self.records_by_id[key] for key in table.cells]
             self._fill_requests(kept[-(REQUEST_ROWS - len(records)) :] + records)
             return
         follow = table.cursor_row >= table.row_count - 1  # at the bottom: keep following
         for record in records:
             self.records_by_id[record["id"]] = record
-            table.add_row(*request_row(record), key=record["id"])
+            table.append(record["id"], request_cells(record))
         if follow:
             self._follow_tail(table)
 
     def _fill_requests(self, records: list[dict[str, Any]]) -> None:
-        table = self.query_one("#requests", DataTable)
-        table.clear()
+        table = self.query_one("#requests", FittedTable)
         self.records_by_id = {record["id"]: record for record in records}
-        for record in records:
-            table.add_row(*request_row(record), key=record["id"])
+        table.fill((record["id"], request_cells(record)) for record in records)
         if table.row_count:
             self._follow_tail(table)
 
@@ -340,30 +255,35 @@ class Panel(App[None]):
         self._title_requests()
 
     def _title_requests(self) -> None:
-        pane = self.query_one("#requests-pane")
         title = "Requests (live · / filter · p pause · enter inspect)"
         if self.paused:
             title = "Requests (PAUSED · p resumes)"
         if self.filter:
             title += f" · filter: {self.filter.text}"
-        pane.border_title = title
+        self.query_one("#requests-pane").border_title = title
+
+    def _title_events(self) -> None:
+        shown = "shown · a hides it" if self.event_lines.access_log else "hidden · a shows it"
+        self.query_one("#events").border_title = f"Events & logs (access log {shown})"
 
     def _selected_pid(self) -> int | None:
-        table = self.query_one("#workers", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+        key = self.query_one("#workers", FittedTable).selected_key()
         return int(key) if key else None
 
+    def _say(self, line: str, style: str = "") -> None:
+        """A line of the panel's own in the events pane."""
+        self.query_one("#events", RichLog).write(Text(f"{'panel':>8} {line}", style=style))
+
     # ------------------------------------------------------------------ actions
-    async def _send(self, command: str, **args: Any) -> None:
+    async def _send(self, command: str, **args: Any) -> dict[str, Any] | None:
+        """The server's answer, or None after saying why it refused. Success says nothing here:
+        the server's own event (scale, restart, a worker's exit...) tells what happened."""
         try:
-            result = await self.feed.command(command, **args)
+            return dict(await self.feed.command(command, **args))
         except ControlError as exc:
-            self.notify(str(exc), title=command, severity="error")
-            self.query_one("#events", RichLog).write(Text(f"{command}: {exc}", style="red"))
-            return
-        self.notify(", ".join(f"{k} {v}" for k, v in result.items()), title=command)
+            self._say(f"{command}: {exc}", style="red")
+            self.notify(str(exc), title=command, severity="error", markup=False)
+            return None
 
     def action_scale(self, step: int) -> None:
         self.run_worker(self._send("scale", workers=f"{step:+d}"), group="commands")
@@ -375,12 +295,25 @@ class Panel(App[None]):
         self.run_worker(self._send("reload"), group="commands")
 
     def action_trace(self) -> None:
-        self.run_worker(self._send("trace", requests=TRACE_NEXT), group="commands")
+        async def trace() -> None:
+            if await self._send("trace", requests=TRACE_NEXT) is not None:
+                self._say(f"tracing: {TRACE_HINT} (enter on one shows its ASGI messages)")
+
+        self.run_worker(trace(), group="commands")
 
     def action_kill(self) -> None:
+        """Kill the worker selected in the workers pane, after asking. From another pane, k
+        only moves there: which worker it would kill is not on the screen's mind."""
+        workers = self.query_one("#workers", FittedTable)
         pid = self._selected_pid()
-        if pid is None:
-            self.notify("no worker selected", severity="warning")
+        if self.focused is not workers or pid is None:
+            workers.focus()
+            self.notify(
+                "k kills the worker selected in the Workers pane: pick one (↑ ↓), then k again",
+                title="kill: which worker?",
+                severity="warning",
+                timeout=TOAST_SECONDS * 2,
+            )
             return
 
         def answered(yes: bool | None) -> None:
@@ -388,6 +321,11 @@ class Panel(App[None]):
                 self.run_worker(self._send("kill", pid=pid), group="commands")
 
         self.push_screen(ConfirmScreen(f"Kill worker {pid}? It is replaced at once."), answered)
+
+    def action_access_log(self) -> None:
+        self.event_lines.access_log = not self.event_lines.access_log
+        self._title_events()
+        self._redraw_events()
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
@@ -429,117 +367,32 @@ class Panel(App[None]):
         await self._send("stop", fast=fast)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.KEYS))
+        self.push_screen(HelpScreen(self.keys()))
+
+    def keys(self) -> list[tuple[str, str]]:
+        """The help screen's table: every key and what it does here."""
+        quits = QUIT_OWNED if self.owns_server else QUIT_ATTACHED
+        return [(key.key, key.description or quits) for key in KEYS]
 
     @on(DataTable.RowSelected, "#requests")
     def inspect_request(self, event: DataTable.RowSelected) -> None:
         record = self.records_by_id.get(event.row_key.value or "")
         if record is not None:
-            self.push_screen(InspectorScreen(record))
+            self.push_screen(InspectorScreen(record, self.feed.events))
 
     def get_system_commands(self, screen: Screen[Any]) -> Any:
-        """Every key's action in the command palette too (ctrl+p), after Textual's own."""
-        yield from super().get_system_commands(screen)
-        commands = [
-            ("Scale up", "one more worker", lambda: self.action_scale(1)),
-            ("Scale down", "one worker fewer", lambda: self.action_scale(-1)),
-            ("Restart", "rolling restart: new workers first", self.action_restart),
-            ("Reload", "a restart for new code", self.action_reload),
-            ("Kill worker", "kill the selected worker (asks first)", self.action_kill),
-            ("Trace", f"trace the next {TRACE_NEXT} requests of each worker", self.action_trace),
-            (
-                "Filter requests",
-                "5xx, 404, GET, slow, >100ms or part of the path",
-                self.action_filter,
-            ),
-            ("Pause requests", "pause / resume the request stream", self.action_pause),
-            ("Keys", "the help screen", self.action_help),
-        ]
-        for title, description, action in commands:
-            yield SystemCommand(title, description, action)
-
-
-def worker_row(worker: dict[str, Any]) -> tuple[Any, ...]:
-    recent = fmt.window(worker, "10s")
-    state = worker["state"]
-    return (
-        str(worker["pid"]),
-        str(worker["generation"]),
-        Text(state, style=fmt.STATE_STYLES.get(state, "")),
-        fmt.uptime(worker["uptime"]),
-        fmt.count(worker["requests"]),
-        fmt.count(fmt.window(worker, "1s").get("rps")),
-        str(worker["in_flight"]),
-        fmt.millis(recent.get("p50")),
-        fmt.millis(recent.get("p99")),
-        fmt.memory(worker["rss"]),
-        fmt.percent(worker["cpu_percent"]),
-        str(worker["restarts"]),
-    )
-
-
-def request_row(record: dict[str, Any]) -> tuple[Any, ...]:
-    query = f"?{record['query']}" if record.get("query") else ""
-    status = record["status"]
-    duration = fmt.millis(record["duration"])
-    return (  # the client's words as Text, never as markup
-        fmt.clock(record["start"]),
-        str(record["pid"]),
-        Text(record["method"]),
-        Text(fmt.cut(record["path"] + query, REQUEST_COLUMNS["PATH"])),
-        Text(str(status), style=fmt.status_style(status)),
-        Text(duration, style="bold yellow" if record["duration"] >= 500 else ""),
-        fmt.size(record["bytes_out"]),
-    )
-
-
-def describe(event: dict[str, Any]) -> Text:
-    """One line of the events pane for a control-API event; one that lacks what its kind
-    should carry is shown raw, dim, rather than taking the panel down."""
-    try:
-        return _describe(event)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        # reprlib: a bounded rendering, not all of a (1 MiB) event formatted on every redraw
-        return Text(f"malformed event from devserve: {reprlib.repr(event)}", style="dim")
-
-
-def _describe(event: dict[str, Any]) -> Text:
-    kind = event.get("kind")
-    if kind == "worker":
-        state = event["state"]
-        text = Text(f"worker {event['pid']} (slot {event['slot']}, gen {event['generation']}) ")
-        text.append(state, style=fmt.STATE_STYLES.get(state, ""))
-        if event.get("reason"):
-            text.append(f": {event['reason']}", style="dim")
-        return text
-    if kind in ("reload", "restart"):
-        phase = event["phase"]
-        text = Text(f"{kind} {phase}: generation {event['generation']}")
-        if event.get("changed"):
-            text.append(" — " + ", ".join(event["changed"]), style="dim")
-        if event.get("seconds") is not None:
-            text.append(f" ready in {event['seconds'] * 1000:.0f} ms", style="green")
-        if phase == "failed":
-            text.stylize("bold red")
-            text.append(f"\n{event.get('message', '')}")
-            if event.get("details"):
-                text.append(f"\n{event['details'].rstrip()}", style="red")
-        return text
-    if kind == "log":
-        sources = {"worker": f"{event.get('pid')}", "client": "panel"}
-        source = sources.get(event.get("source", ""), "devserve")
-        line = Text(f"{source:>8} ", style="dim")
-        level = event.get("level")
-        line.append(event["line"], style=LOG_STYLES.get(level or "", ""))
-        if event.get("details"):  # a worker's exception, sent without a panel capturing output
-            line.append(f"\n{event['details'].rstrip()}", style="red")
-        return line
-    if kind == "scale":
-        return Text(f"scale: target {event['target']} workers")
-    if kind == "ready":
-        return Text(f"serving: generation {event['generation']} ready", style="green")
-    if kind == "crash_loop":
-        return Text(f"crash loop: {event['message']}", style="bold red")
-    if kind == "stopping":
-        return Text(f"stopping{' (fast)' if event.get('fast') else ''}", style="yellow")
-    return Text(f"{kind}: {event}", style="dim")
+        """The command palette (ctrl+p): every key's action, then Textual's own commands but
+        its Keys and Quit, which would stand beside ours and quit at once, skipping the
+        graceful stop."""
+        quits = QUIT_OWNED if self.owns_server else QUIT_ATTACHED
+        for key in KEYS:
+            if key.title:
+                action = key.action
+                yield SystemCommand(
+                    key.title,
+                    key.description or quits,
+                    lambda action=action: self.run_action(action),
+                )
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Keys", "Quit"):
+                yield command

@@ -8,6 +8,7 @@ Times are fixed (the records' clock shows in UTC when TZ=UTC), so every renderin
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -56,6 +57,24 @@ def _worker(pid: int, slot: int, state: str, uptime: float, requests: int, rps: 
     }
 
 
+def _point(second: int) -> Message:
+    """A second of the last five minutes: traffic that grows, a wave on it, a dip and a p99
+    spike where generation 3 took over (13 s ago), memory that creeps up."""
+    wave = math.sin(second / 9)
+    reload = 1.0 if 280 <= second <= 288 else 0.0
+    return {
+        "t": START - 300 + second,
+        "rps": 700 + 2 * second + 120 * wave - 500 * reload,
+        "p50": 1.1 + 0.1 * wave + 0.8 * reload,
+        "p99": 4.0 + 0.6 * math.sin(second / 5) + 9 * reload,
+        "rss": (130 + second / 25) * 2**20,
+        "workers": {
+            str(pid): {"rss": (30 + slot + second / 80 + math.sin(second / 20 + slot)) * 2**20}
+            for slot, pid in enumerate(PIDS[:3], start=1)
+        },
+    }
+
+
 def snapshot(failure: Message | None = None) -> Message:
     workers = [
         _worker(PIDS[0], 1, "ready", 242.0, 81200, 321.0),
@@ -63,20 +82,7 @@ def snapshot(failure: Message | None = None) -> Message:
         _worker(PIDS[2], 3, "ready", 70.0, 22400, 330.0),
         _worker(PIDS[3], 4, "booting", 1.0, 0, 0.0),
     ]
-    history = [
-        {
-            "t": START - 300 + second,
-            "rps": 900 + 400 * ((second * 7) % 11) / 10,
-            "p50": 1.1 + ((second * 3) % 5) / 20,
-            "p99": 4.0 + ((second * 5) % 13) / 5,
-            "rss": (140 + (second % 30) / 10) * 2**20,
-            "workers": {
-                str(pid): {"rss": (30 + slot + ((second + 17 * slot) % 40) / 8) * 2**20}
-                for slot, pid in enumerate(PIDS[:3], start=1)
-            },
-        }
-        for second in range(300)
-    ]
+    history = [_point(second) for second in range(300)]
     return {
         "server": {
             "pid": 41200,
@@ -177,24 +183,50 @@ RECORDS = [
     _record(7, PIDS[0], "DELETE", "/api/orders/17", 404, 0.9, 22),
 ]
 
+REPORT_TRACEBACK = """Traceback (most recent call last):
+  File "/srv/app/app/views.py", line 88, in report
+    totals = build_report(request.query)
+  File "/srv/app/app/reports.py", line 31, in build_report
+    return {name: rows[name] / len(rows) for name in NAMES}
+ZeroDivisionError: division by zero"""
+
 EVENTS: list[Message] = [
-    {"kind": "reload", "phase": "started", "generation": 3, "changed": ["app/models.py"]},
-    {"kind": "reload", "phase": "succeeded", "generation": 3, "seconds": 0.096},
-    {"kind": "scale", "target": 4},
     {
-        "kind": "worker",
-        "pid": PIDS[3],
-        "slot": 4,
+        "kind": "reload",
+        "phase": "started",
         "generation": 3,
-        "state": "booting",
-        "reason": None,
+        "changed": ["app/models.py"],
+        "t": START - 13.2,
     },
+    {"kind": "reload", "phase": "succeeded", "generation": 3, "seconds": 0.096, "t": START - 13.1},
+    {  # generation 2's last worker, drained once generation 3 served
+        "kind": "worker",
+        "pid": 41190,
+        "slot": 3,
+        "generation": 2,
+        "state": "exited",
+        "reason": "exited normally",
+        "t": START - 12.9,
+    },
+    {"kind": "scale", "target": 4, "t": START - 1.4},
     {
         "kind": "log",
         "source": "worker",
         "pid": PIDS[0],
         "slot": 1,
         "line": "loaded 1,204 items from the cache",
+        "t": START - 0.8,
+    },
+    {  # /api/report's 500 (record 4): the inspector finds it by worker and time
+        "kind": "log",
+        "source": "worker",
+        "pid": PIDS[0],
+        "slot": 1,
+        "level": "error",
+        "logger": "devserve.server",
+        "line": "Exception in ASGI application",
+        "details": REPORT_TRACEBACK,
+        "t": START + 4 * 0.0013 + 0.013,
     },
 ]
 
@@ -210,13 +242,17 @@ FAILURE: Message = {
 class SampleClient:
     path = "sample"
 
-    def __init__(self, failed: bool = False, records: int = len(RECORDS), events: int = 5) -> None:
+    def __init__(
+        self, failed: bool = False, records: int = len(RECORDS), events: int = len(EVENTS)
+    ) -> None:
         self.failed = failed
         self.records = RECORDS[:records]  # fewer, for a small terminal where panes would scroll
         self.events = EVENTS[:events]
         self.sent_all = False  # every message is out: a picture taken once drawn is complete
+        self.commands: list[tuple[str, dict[str, Any]]] = []  # what the panel asked, in order
 
     async def request(self, command: str, **args: Any) -> Message:
+        self.commands.append((command, args))
         return {"sample": command}
 
     async def subscribe(self, recent: bool = False) -> AsyncIterator[Message]:
@@ -229,7 +265,7 @@ class SampleClient:
         for event in self.events:
             yield {"version": 1, "type": "event", "event": event}
         if self.failed:
-            failed = {"kind": "reload", "phase": "failed", **FAILURE}
+            failed = {"kind": "reload", "phase": "failed", **FAILURE, "t": START + 0.5}
             yield {"version": 1, "type": "event", "event": failed}
         self.sent_all = True
         await asyncio.Event().wait()  # then nothing: the picture stays still

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rich.table import Table
@@ -13,8 +14,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from dashboard.tui import format as fmt
+from dashboard.tui.keys import TRACE_NEXT
 
 SCOPE_FIELDS = ("type", "http_version", "scheme", "method", "path", "query", "client")
+LOGGED_WITHIN = 1.0  # seconds after a request ended that its worker's log of it may arrive
 
 
 def describe_event(event: dict[str, Any]) -> Text:
@@ -35,8 +38,35 @@ def describe_event(event: dict[str, Any]) -> Text:
     return line
 
 
-def inspect(record: dict[str, Any]) -> list[Any]:
-    """The inspector's content for one request record (rich renderables, top to bottom)."""
+def exception_of(
+    record: dict[str, Any], events: Iterable[dict[str, Any]]
+) -> tuple[str, str] | None:
+    """What the app raised while serving `record`, as (where it comes from, the traceback): the
+    record's own `exception`, or else, for a 5xx, the exception its worker logged while the
+    request ran (the log event's `details`); None when there is neither."""
+    if record.get("exception"):
+        return "", str(record["exception"])
+    if record["status"] < 500:
+        return None
+    start = record["start"]
+    end = start + record["duration"] / 1000 + LOGGED_WITHIN
+    for event in events:
+        at = event.get("t")
+        if (
+            event.get("kind") == "log"
+            and event.get("pid") == record["pid"]
+            and event.get("details")
+            and isinstance(at, int | float)
+            and start <= at <= end
+        ):
+            where = f"logged by worker {record['pid']} at {fmt.clock(at)}: {event.get('line')}"
+            return where, str(event["details"])
+    return None
+
+
+def inspect(record: dict[str, Any], events: Iterable[dict[str, Any]] = ()) -> list[Any]:
+    """The inspector's content for one request record (rich renderables, top to bottom);
+    `events` are where an exception the record does not carry may be found."""
     query = f"?{record['query']}" if record.get("query") else ""
     title = Text()
     title.append(f"{record['method']} {record['path']}{query}", style="bold")
@@ -59,15 +89,22 @@ def inspect(record: dict[str, Any]) -> list[Any]:
     headers.add_column()
     for name, value in record.get("headers", []):
         headers.add_row(Text(name), Text(value))
-    parts: list[Any] = [title, Text(), Text("scope", style="bold underline"), scope, Text()]
+    parts: list[Any] = [title, Text()]
+    raised = exception_of(record, events)
+    if raised is not None:  # first: it is why a 500 is opened
+        where, traceback = raised
+        parts.append(Text("exception", style="bold underline"))
+        if where:
+            parts.append(Text(where, style="dim"))
+        parts += [Text(traceback.rstrip(), style="red"), Text()]
+    parts += [Text("scope", style="bold underline"), scope, Text()]
     parts += [Text("headers", style="bold underline"), headers, Text()]
     parts.append(Text("ASGI messages", style="bold underline"))
     if record.get("trace"):
         parts += [describe_event(event) for event in record["trace"]]
     else:
-        parts.append(
-            Text("not traced: press t to trace the next requests, then send it again", "dim")
-        )
+        hint = f"not traced: press t to trace the next {TRACE_NEXT} requests of each worker"
+        parts.append(Text(f"{hint}, then send this one again", "dim"))
     return parts
 
 
@@ -76,13 +113,14 @@ class InspectorScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,enter", "dismiss", "close")]
 
-    def __init__(self, record: dict[str, Any]) -> None:
+    def __init__(self, record: dict[str, Any], events: Iterable[dict[str, Any]] = ()) -> None:
         super().__init__()
         self.record = record
+        self.events = list(events)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="inspector"):
-            for part in inspect(self.record):
+            for part in inspect(self.record, self.events):
                 yield Static(part)
 
     def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
