@@ -439,3 +439,69 @@ def test_top_says_so_when_the_server_freezes(tmp_path: Path) -> None:
             )
 
         drive(control, scenario)
+
+
+def test_each_happening_shows_once_though_the_stream_tells_it_twice(tmp_path: Path) -> None:
+    """With the web dashboard on (as by default), the stream carries devserve's own log lines
+    beside its events: a scale, a killed worker and a restart each reach the panel twice, in
+    two wordings, and the events pane shows each once."""
+    with devserve(tmp_path, "--workers", "1") as (_, control):
+
+        async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
+            await until_async(pilot.pause, lambda: ready_pids(panel), "one ready worker", DEADLINE)
+            await pilot.press("plus")
+            pids = await until_async(
+                pilot.pause, lambda: len(p := ready_pids(panel)) == 2 and p, "2", DEADLINE
+            )
+            panel.query_one("#workers").focus()
+            await pilot.press("down", "k", "y")
+            killed = f"(pid {pids[1]},"
+            await until_async(
+                pilot.pause, lambda: killed in events_text(panel), "the kill", DEADLINE
+            )
+            await pilot.press("r")
+            await until_async(
+                pilot.pause, lambda: "serving after" in events_text(panel), "the restart", DEADLINE
+            )
+            logged = [e["line"] for e in panel.feed.events if e.get("source") == "devserve"]
+            assert any("scaling to 2" in line for line in logged)  # the stream said it twice
+            assert any(killed in line and "killed" in line for line in logged)
+            lines = events_text(panel).splitlines()
+            assert scale_lines(panel, 2) == 1
+            assert len([line for line in lines if killed in line and "killed" in line]) == 1
+            began = ("restart started: generation 2", "starting generation 2")
+            assert len([line for line in lines if any(words in line for words in began)]) == 1
+
+        drive(control, scenario)
+
+
+def test_the_inspector_of_a_request_that_raised_shows_its_traceback(tmp_path: Path) -> None:
+    apps = str(Path(__file__).parent / "cli_apps")
+    with devserve(tmp_path, "--app-dir", apps, "supervised_app:app") as (process, control):
+
+        async def scenario(panel: Panel, pilot: Pilot[None]) -> None:
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(process.url + "/raise")).status_code == 500
+            table = panel.query_one("#requests", DataTable)
+            await until_async(pilot.pause, lambda: table.row_count, "the 500", DEADLINE)
+            await until_async(
+                pilot.pause,
+                lambda: any(e.get("details") for e in panel.feed.events),
+                "the worker's exception",
+                DEADLINE,
+            )
+            table.focus()
+            table.move_cursor(row=table.row_count - 1)
+            await pilot.press("enter")
+            screen = await until_async(
+                pilot.pause,
+                lambda: isinstance(panel.screen, InspectorScreen) and panel.screen,
+                "the inspector",
+                DEADLINE,
+            )
+            shown = text_of(inspect(screen.record, screen.events))
+            assert "GET /raise → 500" in shown
+            assert "Traceback (most recent call last):" in shown
+            assert "raised on purpose" in shown
+
+        drive(control, scenario)
