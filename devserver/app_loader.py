@@ -112,8 +112,49 @@ def load_app(
             f"{target!r} is not callable (got {type(app).__name__})"
             + ("; is it a factory? use --factory" if not factory else "")
         )
-    interface = interface if interface != "auto" else detect_interface(app)
+    if interface == "auto":
+        interface = detect_interface(app)
+    else:
+        _check_interface(app, target or DEMO_APP, interface)
     return _as_asgi3(app, interface, threads, wsgi_queue)
+
+
+# how many positional arguments each interface calls the app with, and what it is called
+_CALLS = {"asgi3": 3, "asgi2": 1, "wsgi": 2}
+_NAMES = {"asgi3": "an ASGI 3", "asgi2": "an ASGI 2", "wsgi": "a WSGI"}
+
+
+def _check_interface(app: Any, target: str, interface: str) -> None:
+    """A forced --interface the app cannot be called with (a Flask app as asgi3, say) is refused
+    here, once, with what to use instead, rather than at each request with a bare TypeError."""
+    detected = detect_interface(app)
+    if detected == interface or _accepts(app, _CALLS[interface]):
+        return
+    raise AppLoadError(
+        f"--interface {interface}: {target!r} looks like {_NAMES[detected]} app "
+        f"({_shape(app)}): use --interface {detected} (or auto)"
+    )
+
+
+def _accepts(app: Any, count: int) -> bool:
+    """Whether `app` can be called with `count` positional arguments (True when Python cannot
+    tell: a builtin, say)."""
+    try:
+        inspect.signature(app).bind(*[None] * count)
+    except TypeError:
+        return False
+    except ValueError:
+        return True
+    return True
+
+
+def _shape(app: Any) -> str:
+    """How the app is called, as its signature says: `it takes (environ, start_response)`."""
+    try:
+        names = inspect.signature(app).parameters
+    except (TypeError, ValueError):
+        return "its signature is unknown"
+    return f"it takes ({', '.join(names)})"
 
 
 def detect_interface(app: Any) -> str:

@@ -14,6 +14,7 @@ import pytest
 from tests.utils import clean_env, devserve_command, run_devserve
 
 APPS = str(Path(__file__).parent / "cli_apps")
+EXAMPLES = str(Path(__file__).parents[1] / "docs" / "examples")
 
 
 def devserve(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess[str]:
@@ -174,14 +175,57 @@ def test_lifespan_startup_failure_with_lifespan_on_exits_3() -> None:
 
 
 def test_port_already_in_use_exits_3_naming_the_address() -> None:
-    """Binding a port another socket listens on exits 3 with one line naming host:port."""
+    """Binding a port another socket listens on exits 3 with one line naming the flags that
+    gave the address, the address and why."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = devserve("--port", str(port), "--app-dir", APPS, "scope_app:app")
     line = assert_one_line_error(result, 3)
-    assert f"127.0.0.1:{port}" in line
+    assert line == f"devserve: error: --host/--port 127.0.0.1:{port}: address already in use"
+
+
+@pytest.mark.parametrize("flag", ["--admin", "--dashboard", "--bind"])
+def test_a_taken_address_names_its_listener(flag: str) -> None:
+    """--admin's, --dashboard's or --bind's address in use: the one line names that flag."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        args = [flag, address] if flag == "--bind" else ["--port", "0", flag, address]
+        result = devserve(*args, "--control", "off", "--app-dir", APPS, "scope_app:app")
+    line = assert_one_line_error(result, 3)
+    assert line == f"devserve: error: {flag} {address}: address already in use"
+
+
+@pytest.mark.parametrize(
+    ("interface", "app", "shape", "instead"),
+    [
+        ("asgi3", "flask_app:app", "a WSGI app (it takes (environ, start_response))", "wsgi"),
+        ("asgi2", "flask_app:app", "a WSGI app (it takes (environ, start_response))", "wsgi"),
+        ("wsgi", "scope_app:app", "an ASGI 3 app (it takes (scope, receive, send))", "asgi3"),
+    ],
+)
+def test_a_forced_interface_the_app_cannot_take_is_refused_at_startup(
+    interface: str, app: str, shape: str, instead: str
+) -> None:
+    """`--interface asgi3` given a Flask app (or `wsgi` an ASGI one) fails at startup with one
+    line saying which interface to use, instead of a TypeError at every request."""
+    app_dir = EXAMPLES if app.startswith("flask") else APPS
+    result = devserve("--port", "0", "--interface", interface, "--app-dir", app_dir, app)
+    line = assert_one_line_error(result, 3)
+    assert line == (
+        f"devserve: error: --interface {interface}: {app!r} looks like {shape}: "
+        f"use --interface {instead} (or auto)"
+    )
+
+
+def test_a_forced_interface_that_fits_serves() -> None:
+    """`--interface wsgi` with the Flask example serves it (the check refuses only a misfit)."""
+    with run_devserve("--interface", "wsgi", "--app-dir", EXAMPLES, "flask_app:app") as proc:
+        response = httpx.get(proc.url + "/")
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize(
