@@ -11,7 +11,7 @@ from pathlib import Path
 
 from devserver.control.client import ControlClient
 from tests.terminal import terminal
-from tests.utils import devserve_command, run_devserve
+from tests.utils import devserve_command, run_devserve, until
 
 APP = """\
 import logging
@@ -43,13 +43,38 @@ def test_devserve_in_a_terminal_is_the_panel(tmp_path: Path) -> None:
             assert response.read() == b"ok"
         term.wait_for(r"\d+ hello from the app /hi")
         term.wait_for(r"the app warns about /hi")
-        term.wait_for(r'"GET /hi HTTP/1.1" 200')  # the access log, in the panel too
+        term.wait_for(r"access log hidden · a shows it")
+        term.keys("a")  # the access log, in the panel too, once asked for
+        term.wait_for(r'"GET /hi HTTP/1.1" 200')
+        term.keys("a")
+        until(lambda: '"GET /hi' not in term.screen(), "the access line hidden again", 10)
         term.keys("q")
         term.wait_for(r"EXITED 0")
         screen = term.screen()
     leftovers = [line for line in screen.splitlines() if line.strip()]
-    assert leftovers == ["EXITED 0"], screen  # the panel is gone, the shell's screen is back
+    # the panel is gone, the shell's screen is back, with how devserve ended
+    assert leftovers == ["devserve: stopped", "EXITED 0"], screen
     assert not Path(control).exists()
+
+
+def test_at_80x24_a_request_shows_its_status_and_duration(tmp_path: Path) -> None:
+    """In the size most terminals open at, the panel's header keeps the app's URL and the
+    dashboard's, and a request's row its method, path, status and duration."""
+    (tmp_path / "app.py").write_text(APP)
+    control = str(tmp_path / "ctl.sock")
+    command = devserve_command("app:app", "--port", "0", "--control", control)
+    with terminal(tmp_path, command) as term:
+        term.tmux("resize-window", "-t", "panel", "-x", "80", "-y", "24")
+        url = term.wait_for(r"http://127\.0\.0\.1:\d+").group(0)
+        term.wait_for(r"workers 1/1 ready")
+        term.wait_for(r"dashboard http://127\.0\.0\.1:\d+/")
+        urllib.request.urlopen(url + "/hi?from=80x24", timeout=10).read()
+        row = term.wait_for(r"GET\s+/hi\?from=80x24\s+200\s+\d+\.\d+ ms")
+        screen = term.screen().splitlines()
+        assert max(len(line) for line in screen) <= 80 and len(screen) == 24, screen
+        assert row.group(0) in "\n".join(screen)
+        term.keys("q")
+        term.wait_for(r"EXITED 0")
 
 
 def test_devserve_top_attaches_to_a_prod_server_and_leaves_it_running(tmp_path: Path) -> None:
