@@ -25,14 +25,17 @@ key's HMAC, so sessions need no table and outlive a restart of devserve with the
 expired anyway. A restart forgets those, and a new token ends every session.
 
 A generated token is kept (in dev mode) in a file only its owner can read, per dashboard
-address, so the open page reconnects after devserve restarts instead of asking for a new URL.
+address, so the open page reconnects after devserve restarts instead of asking for a new URL;
+a devserve that starts removes the files of those that have stopped (`_kept_token`).
 The token is never logged: `redact` leaves its first characters, enough to tell two apart.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
+import fcntl
 import hashlib
 import hmac
 import os
@@ -263,18 +266,70 @@ def _token_file(host: str, port: int) -> Path:
 
 
 def _kept_token(path: Path) -> str:
-    """Read the token kept at `path` when only we can read it; else write a new one there."""
+    """The token kept at `path` when only we can read it; else a new one, written there.
+
+    While this devserve runs it holds a shared lock on the file, which tells every other
+    devserve that the file is in use. When one starts or stops it removes the files no running
+    devserve holds but its own (_forget_stopped): there is one file per running devserve,
+    plus the last one stopped's, not one per address ever used, and a devserve reopened on its
+    address still finds its token.
+    """
+    token = _read_kept(path) or _keep_new(path)
+    _forget_stopped(path)
+    atexit.register(_forget_stopped, path)  # and when it stops: only the last one's stays
+    return token
+
+
+# descriptors of the token files this process uses, each under a shared lock until it exits
+_HELD: list[int] = []
+
+
+def _read_kept(path: Path) -> str | None:
     with contextlib.suppress(OSError, UnicodeDecodeError):
-        info = path.stat()
-        if info.st_uid == os.getuid() and not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            kept = path.read_text(encoding="ascii").strip()
-            if len(kept) >= 16:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            info = os.fstat(descriptor)
+            private = info.st_uid == os.getuid() and not info.st_mode & (
+                stat.S_IRWXG | stat.S_IRWXO
+            )
+            kept = os.read(descriptor, 4096).decode("ascii").strip() if private else ""
+            if len(kept) >= MIN_TOKEN:
+                _hold(descriptor)
                 return kept
+        finally:
+            if descriptor not in _HELD:
+                os.close(descriptor)
+    return None
+
+
+def _keep_new(path: Path) -> str:
     token = secrets.token_urlsafe(24)
     with contextlib.suppress(OSError):  # nowhere to keep it: this run's token still works
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.unlink(missing_ok=True)  # one others could read is replaced, not rewritten
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write(token + "\n")
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        _hold(descriptor)  # before writing: a devserve starting now must not take it for stale
+        os.write(descriptor, (token + "\n").encode("ascii"))
     return token
+
+
+def _hold(descriptor: int) -> None:
+    fcntl.flock(descriptor, fcntl.LOCK_SH)  # shared: a restart on the address takes it too
+    _HELD.append(descriptor)
+
+
+def _forget_stopped(mine: Path) -> None:
+    """Remove the token files no running devserve holds, but `mine`: their servers have
+    stopped (one reopened later on its address makes a new token, and its open pages ask for
+    the new link). A devserve that opened its file but has not locked it yet may lose it here:
+    its token still works for this run, it is just not kept."""
+    for path in mine.parent.glob("dashboard-*.token"):
+        if path == mine:
+            continue
+        with contextlib.suppress(OSError):
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: held
+                path.unlink()
+            finally:
+                os.close(descriptor)
