@@ -15,10 +15,11 @@ raised) and exits with a documented status, the same for `devserve`, `top` and `
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
@@ -217,11 +218,14 @@ def _check_app(resolved: Resolved) -> None:
     the only ones to import it, would report as a failed start."""
     from devserver.app_loader import AppLoadError, split_target  # the app itself is not loaded
 
-    if resolved.config.app is not None:
+    app, source = resolved.config.app, resolved.sources["app"]
+    if app in COMMANDS and source == "command line":  # `devserve --control PATH top`
+        raise ConfigError(f"{app!r} is a command: it comes first (devserve {app} [OPTIONS])")
+    if app is not None:
         try:
-            split_target(resolved.config.app)
+            split_target(app)
         except AppLoadError as exc:
-            raise ConfigError(f"APP (from {resolved.sources['app']}): {exc}") from None
+            raise ConfigError(f"APP (from {source}): {exc}") from None
 
 
 def show_config(resolved: Resolved) -> None:
@@ -274,7 +278,7 @@ def run(config: Config) -> int:
     listeners, admin, dashboard = _bind(config, inherited)
     panel = _panel(config)
     try:
-        with service.pidfile(config.pidfile):
+        with _pidfile(config):
             reload = reload_enabled(config, terminal=sys.stdout.isatty())
             if dashboard is not None:
                 _show_token(config, *dashboard, panel is not None)
@@ -284,6 +288,19 @@ def run(config: Config) -> int:
     if panel is not None:
         _say_stopped()
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _pidfile(config: Config) -> Iterator[None]:
+    """service.pidfile, with a path it cannot write as one line (a flag's file: status 2)."""
+    from devserver.supervisor import service  # the server stack: see the top
+
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(service.pidfile(config.pidfile))
+        except OSError as exc:
+            fail(f"--pidfile {config.pidfile}: cannot write it: {exc.strerror or exc}", EXIT_USAGE)
+        yield
 
 
 def _say_stopped() -> None:

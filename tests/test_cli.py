@@ -137,6 +137,11 @@ def test_a_malformed_app_is_a_bad_command_line(app: str, hint: str) -> None:
     )
 
 
+def test_a_command_after_an_option_says_commands_come_first() -> None:
+    line = assert_one_line_error(devserve("--control", "x.sock", "top"), 2)
+    assert line == "devserve: error: 'top' is a command: it comes first (devserve top [OPTIONS])"
+
+
 def test_a_malformed_app_from_the_environment_names_it() -> None:
     result = subprocess.run(
         devserve_command("--no-tui", "--port", "0"),
@@ -332,3 +337,14 @@ def test_config_file_in_the_working_directory_is_used(tmp_path: Path) -> None:
     with run_devserve("--app-dir", APPS, "scope_app:app", cwd=str(tmp_path)) as proc:
         response = httpx.get(proc.url + "/")
     assert response.headers["x-from-file"] == "yes"
+
+
+def test_a_pidfile_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    """--pidfile in a directory that does not exist: one line naming the flag and why, exit 2
+    (a file a flag names that cannot be used), not a traceback."""
+    pidfile = tmp_path / "no-such-dir" / "devserve.pid"
+    result = devserve("--port", "0", "--pidfile", str(pidfile), "--app-dir", APPS, "scope_app:app")
+    line = assert_one_line_error(result, 2)
+    assert (
+        line == f"devserve: error: --pidfile {pidfile}: cannot write it: No such file or directory"
+    )
