@@ -225,6 +225,8 @@ def _check_app(resolved: Resolved) -> None:
         try:
             split_target(app)
         except AppLoadError as exc:
+            if source == "command line" and app in _ctl().commands:  # `devserve stop`: ctl's
+                raise ConfigError(f"{app!r} is not an app (module:attribute): devserve ctl {app}?")
             raise ConfigError(f"APP (from {source}): {exc}") from None
 
 

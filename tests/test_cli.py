@@ -142,6 +142,11 @@ def test_a_command_after_an_option_says_commands_come_first() -> None:
     assert line == "devserve: error: 'top' is a command: it comes first (devserve top [OPTIONS])"
 
 
+def test_a_ctl_command_without_ctl_is_pointed_there() -> None:
+    line = assert_one_line_error(devserve("stop"), 2)
+    assert line == "devserve: error: 'stop' is not an app (module:attribute): devserve ctl stop?"
+
+
 def test_a_malformed_app_from_the_environment_names_it() -> None:
     result = subprocess.run(
         devserve_command("--no-tui", "--port", "0"),
