@@ -226,7 +226,8 @@ def _check_app(resolved: Resolved) -> None:
             split_target(app)
         except AppLoadError as exc:
             if source == "command line" and app in _ctl().commands:  # `devserve stop`: ctl's
-                raise ConfigError(f"{app!r} is not an app (module:attribute): devserve ctl {app}?")
+                message = f"{app!r} is not an app (module:attribute): devserve ctl {app}?"
+                raise ConfigError(message) from None
             raise ConfigError(f"APP (from {source}): {exc}") from None
 
 
@@ -509,7 +510,7 @@ def _has_uvloop() -> bool:
     return True
 
 
-def _ctl() -> click.Command:
+def _ctl() -> click.Group:
     from devserver.ctl import ctl  # the control client: see _top
 
     return ctl
