@@ -1,16 +1,18 @@
 """A real devserve with its web dashboard on a free port, and a client for it: the token read
 from the line devserve prints (and, whole, from `ctl status`), HTTP through httpx with the
-session's cookie and key set by hand, the WebSocket through websockets' own client."""
+session's cookie and key set by hand, the WebSocket through websockets' own client; and a
+browser page for it that fails the test on any script error."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import httpx
@@ -19,6 +21,9 @@ from websockets.sync.client import ClientConnection, connect
 from devserver.control.access import redacted
 from devserver.control.client import ControlClient
 from tests.utils import Process, clean_env, devserve_command, spawned
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 APPS = str(Path(__file__).parent / "cli_apps")
 DASHBOARD = re.compile(r"dashboard(?: \(read-only\))?: (https?://[^/\s]+)/(?:\?token=([^\s\"]+))?")
@@ -94,6 +99,14 @@ def dashboard(tmp_path: Path, *args: str) -> Iterator[Dashboard]:
         yield Dashboard(process, match.group(1), full_token(tmp_path / "ctl.sock", match))
 
 
+def free_address() -> str:
+    """A local address no one listens on now: for a devserve stopped and started again where a
+    page still waits for it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
 def full_token(control: Path, printed: re.Match[str]) -> str:
     """The token, from `ctl status` (the control socket's owner sees the whole URL); the log
     line shows at most its first four characters."""
@@ -114,3 +127,26 @@ def receive_until(ws: ClientConnection, kind: str, seen: list[Any] | None = None
             return message  # type: ignore[no-any-return]
         if seen is not None:
             seen.append(message)
+
+
+# once a test stops devserve, the browser itself logs the refused reconnects: not the page's
+BROWSERS_OWN_ERRORS = (
+    "WebSocket connection",
+    "ERR_CONNECTION_REFUSED",
+    "the server responded with a status of 401",  # the session check before /login
+)
+
+
+@contextlib.contextmanager
+def browser_page(browser: Browser, width: int = 1366, height: int = 768) -> Iterator[Page]:
+    """A fresh page (its own cookies) of the given size that fails the test on any script
+    error it logs."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    yield page
+    context.close()
+    errors = [e for e in errors if not any(line in e for line in BROWSERS_OWN_ERRORS)]
+    assert errors == []

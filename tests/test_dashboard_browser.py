@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.dashboard_server import Dashboard, dashboard
+from tests.dashboard_server import Dashboard, browser_page, dashboard, free_address
 from tests.utils import require_module
 
 sync_api = require_module("playwright.sync_api")
@@ -30,22 +29,8 @@ WAIT = 15_000  # ms: a worker boots, the stream's next snapshot comes within a s
 
 @pytest.fixture
 def page(browser: sync_api.Browser) -> Iterator[sync_api.Page]:
-    """A fresh page (its own cookies) that fails the test on any script error it logs."""
-    context = browser.new_context(viewport={"width": 1366, "height": 768})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    yield page
-    context.close()
-    # once a test stops devserve, the browser itself logs the refused reconnects: not the page's
-    lines_of_the_browser = (
-        "WebSocket connection",
-        "ERR_CONNECTION_REFUSED",
-        "the server responded with a status of 401",  # the session check before /login
-    )
-    errors = [e for e in errors if not any(line in e for line in lines_of_the_browser)]
-    assert errors == []
+    with browser_page(browser) as opened:
+        yield opened
 
 
 def worker_rows(page: sync_api.Page) -> sync_api.Locator:
@@ -170,10 +155,7 @@ def test_read_only_hides_every_action(tmp_path: Path, page: sync_api.Page) -> No
 def test_the_page_reconnects_after_devserve_restarts(tmp_path: Path, page: sync_api.Page) -> None:
     """devserve stops: the page says it is disconnected; a new devserve on the same address
     (and token) comes up: the page reconnects by itself and shows the new worker."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{probe.getsockname()[1]}"
-    args = ("--dashboard", address, "--dashboard-token", "restart-test-token-0123456789")
+    args = ("--dashboard", free_address(), "--dashboard-token", "restart-test-token-0123456789")
     with dashboard(tmp_path, *args) as board:
         page.goto(f"{board.base}/?token=restart-test-token-0123456789")
         expect(worker_rows(page)).to_have_count(1, timeout=WAIT)
