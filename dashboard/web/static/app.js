@@ -20,6 +20,7 @@ const HISTORY_SECONDS = 15 * 60; // as much as the server keeps
 
 const state = {
   snapshot: null,
+  seenAt: 0, // when the latest snapshot came (ms since the epoch): "last seen … ago"
   history: [],
   // pid → generation: records do not carry it, the inspector shows it; rebuilt with every
   // snapshot for its workers and the kept records' pids, so it does not grow with each spawn
@@ -87,10 +88,13 @@ function receive(message) {
 
 function applySnapshot(snapshot) {
   state.snapshot = snapshot;
+  state.seenAt = Date.now();
   appendHistory(snapshot.history || []);
   keepGenerations(snapshot.workers || []);
   schedule("snapshot", () => {
-    if (!state.snapshot) return; // a reconnect cleared it before this frame came
+    // a reconnect cleared it before this frame came, or the stream broke: the header
+    // shows it stale from then on, and must not turn live again from a snapshot drawn late
+    if (!state.snapshot || connection.state !== "connected") return;
     header.draw(state.snapshot);
     workers.draw(state.snapshot.workers || []);
     banner.fromServer(state.snapshot.server);
@@ -159,6 +163,7 @@ function connectionChanged(status, detail) {
     button.disabled = status !== "connected";
   }
   if (status === "connected") reset();
+  else if (status !== "connecting") header.stale(state.seenAt);
   if (status !== lastStatus) noteConnection(status);
   lastStatus = status;
 }

@@ -49,6 +49,15 @@ export function uptime(seconds) {
   return `${minutes}m${two(secs)}s`;
 }
 
+/** How long ago, from milliseconds: "just now", "12 s ago", "3 min ago", "2 h ago". */
+export function ago(ms) {
+  const seconds = Math.max(0, Math.floor(ms / 1000));
+  if (seconds < 1) return "just now";
+  if (seconds < 120) return `${seconds} s ago`;
+  if (seconds < 7200) return `${Math.floor(seconds / 60)} min ago`;
+  return `${Math.floor(seconds / 3600)} h ago`;
+}
+
 export function percent(value, digits = 0) {
   if (value == null) return DASH;
   return value.toFixed(digits) + "%";

