@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from tests.dashboard_server import browser_page, dashboard, free_address
 from tests.utils import require_module
@@ -18,6 +19,7 @@ sync_api = require_module("playwright.sync_api")
 expect = sync_api.expect
 WAIT = 15_000  # ms: a worker boots, the stream's next snapshot comes within a second
 TOKEN = "first-hour-test-token-0123456789"
+SIZES = [(800, 900), (1280, 800), (1920, 1080)]
 
 
 def test_a_stopped_devserve_leaves_its_last_state_greyed_with_its_age(
@@ -50,3 +52,51 @@ def test_a_stopped_devserve_leaves_its_last_state_greyed_with_its_age(
 
 def colour(locator: sync_api.Locator) -> str:
     return str(locator.evaluate("node => getComputedStyle(node).color"))
+
+
+def test_the_panes_use_the_space_at_800_1280_and_1920_px(
+    tmp_path: Path, browser: sync_api.Browser
+) -> None:
+    """At each width every chart keeps a readable shape (neither a strip nor a sliver), the
+    workers pane is as tall as its rows (no empty box under two workers), the requests keep
+    room for rows, the server's URL shows whole and nothing runs past the right edge."""
+    with dashboard(tmp_path, "--workers", "2") as board, browser_page(browser) as page:
+        page.goto(board.url)
+        ready = page.locator("#workers tbody tr[data-pid][data-state=ready]")
+        expect(ready).to_have_count(2, timeout=WAIT)
+        measured = {}
+        for width, height in SIZES:
+            page.set_viewport_size({"width": width, "height": height})
+            measured[width] = measure(page)
+        board.process.out.stop()
+    for width, boxes in measured.items():
+        for chart in boxes["charts"]:
+            assert chart["height"] >= 60, (width, chart)
+            assert 1.5 <= chart["width"] / chart["height"] <= 8, (width, chart)
+        assert abs(boxes["workersPane"] - boxes["workersContent"]) <= 2, (width, boxes)
+        assert boxes["requests"] >= 180, (width, boxes)
+        assert not boxes["urlCut"], (width, boxes)
+        assert boxes["pageWidth"] <= width, (width, boxes)
+
+
+def measure(page: sync_api.Page) -> dict[str, Any]:
+    """The boxes the layout gave: each chart's canvas, the workers pane and what is in it (its
+    title and its table), the requests pane; whether the URLs are cut; the page's width."""
+    return page.evaluate(  # type: ignore[no-any-return]
+        """() => {
+            const box = (selector) => document.querySelector(selector).getBoundingClientRect();
+            const urls = document.querySelector("[data-field=urls]");
+            const canvases = document.querySelectorAll("#charts-pane canvas");
+            return {
+                charts: [...canvases].map((canvas) => {
+                    const { width, height } = canvas.getBoundingClientRect();
+                    return { width, height };
+                }),
+                workersPane: box("#workers-pane").height,
+                workersContent: box("#workers-pane > h2").height + box("#workers").height + 2,
+                requests: box("#requests-pane").height,
+                urlCut: urls.scrollWidth > urls.clientWidth,
+                pageWidth: document.documentElement.scrollWidth,
+            };
+        }"""
+    )
