@@ -92,7 +92,10 @@ def _help_text(name: str) -> str:
     its env var."""
     spec = OPTIONS[name]
     facts = []
-    if spec.prod is not dataclasses.MISSING:
+    said = spec.help.lower()  # a default the help text explains already is not repeated
+    if "default" in said:
+        pass
+    elif spec.prod is not dataclasses.MISSING and "with --prod" not in said:
         facts.append(f"default: {_shown(spec.default, 'auto')}, {_shown(spec.prod)} with --prod")
     elif spec.default not in (None, "", (), False) and not spec.multiple:
         facts.append(f"default: {_shown(spec.default)}")
