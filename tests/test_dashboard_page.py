@@ -100,3 +100,39 @@ def measure(page: sync_api.Page) -> dict[str, Any]:
             };
         }"""
     )
+
+
+def test_a_fresh_servers_charts_span_what_is_collected(
+    tmp_path: Path, browser: sync_api.Browser
+) -> None:
+    """Half a minute after devserve started, the 5-minute charts span that half minute, not
+    five minutes with the data in a sliver at the right edge: the memory bands (a worker's RSS
+    every second) cover the plot's width, and the legend says how long the axis is and that
+    it is all there is so far."""
+    with dashboard(tmp_path) as board, browser_page(browser) as page:
+        page.goto(board.url)
+        legend = page.locator("#charts-pane [data-legend=time]")
+        expect(legend).to_have_text(re.compile(r"^last \d+ s \(all so far\)$"), timeout=WAIT)
+        past_the_shortest_axis = r"^last ((3[3-9]|[45]\d) s|1 min( \d+ s)?) \(all so far\)$"
+        expect(legend).to_have_text(re.compile(past_the_shortest_axis), timeout=60_000)
+        covered = band_coverage(page)
+        board.process.out.stop()
+    assert covered > 0.85
+
+
+def band_coverage(page: sync_api.Page) -> float:
+    """The share of the memory chart's width that its bands fill, along a line 70% down the
+    canvas (inside the bands, above the time labels): a band is drawn translucent, the grid
+    and the labels opaque."""
+    return page.locator("canvas[data-chart=rss]").evaluate(  # type: ignore[no-any-return]
+        """(canvas) => {
+            const y = Math.round(canvas.height * 0.7);
+            const row = canvas.getContext("2d").getImageData(0, y, canvas.width, 1).data;
+            let filled = 0;
+            for (let x = 0; x < canvas.width; x++) {
+                const alpha = row[x * 4 + 3];
+                if (alpha > 60 && alpha < 230) filled++;
+            }
+            return filled / canvas.width;
+        }"""
+    )

@@ -1,9 +1,12 @@
 // One time-series chart on a <canvas>, drawn by hand (no library, works offline). It knows
 // nothing of devserve: it draws layers of [t, value] points between t0 and t1, and a cursor.
-// The backing store is sized in device pixels so lines stay crisp on HiDPI screens.
+// The time axis is labelled relative to t1 ("-2m" … "now"), at a step that suits the span and
+// the width. The backing store is sized in device pixels so lines stay crisp on HiDPI screens.
 
 const GAP_SECONDS = 2.5; // points further apart than this are not joined: the data has a hole
-const PAD = { top: 4, right: 2, bottom: 2, left: 2 };
+const PAD = { top: 4, right: 2, bottom: 14, left: 2 }; // the bottom holds the time labels
+const TIME_STEPS = [5, 10, 15, 30, 60, 120, 300, 600]; // seconds between time grid lines
+const TICK_SPACE = 56; // CSS pixels a time label needs, its gap included
 
 export class Chart {
   /** format(value) writes the y-axis label; unit: the axis top is a round number of these
@@ -68,8 +71,8 @@ export class Chart {
       ctx.moveTo(PAD.left, py);
       ctx.lineTo(this.width - PAD.right, py);
     }
-    for (let t = Math.ceil(view.t0 / 60) * 60; t <= view.t1; t += 60) {
-      const px = Math.round(x(t)) + 0.5; // a faint line a minute, Grafana-like
+    for (const t of this.ticks(view)) {
+      const px = Math.round(x(t)) + 0.5; // a faint line at each labelled time, Grafana-like
       ctx.moveTo(px, PAD.top);
       ctx.lineTo(px, this.height - PAD.bottom);
     }
@@ -81,11 +84,40 @@ export class Chart {
     ctx.stroke();
   }
 
+  /** Times of the vertical grid lines: whole steps back from t1, as many as the width holds
+   * (at least one, so that even a short span says how long it is). */
+  ticks(view) {
+    const span = view.t1 - view.t0;
+    const fits = Math.max(1, Math.floor((this.width - PAD.left - PAD.right) / TICK_SPACE) - 1);
+    const step = TIME_STEPS.find((s) => span / s <= fits) ?? TIME_STEPS[TIME_STEPS.length - 1];
+    const times = [];
+    for (let t = view.t1 - step; t >= view.t0 - 0.001; t -= step) times.push(t);
+    return times;
+  }
+
   labels(ctx, view, y, top) {
     ctx.font = "10px system-ui, sans-serif";
     ctx.textBaseline = "top";
     ctx.fillStyle = view.colors.text;
     ctx.fillText(this.format(top), PAD.left + 3, Math.max(y(top) + 2, PAD.top));
+    this.timeLabels(ctx, view);
+  }
+
+  /** "now" under the right edge, "-30s", "-2m" … under the grid lines. */
+  timeLabels(ctx, view) {
+    const plotWidth = this.width - PAD.left - PAD.right;
+    const x = (t) => PAD.left + ((t - view.t0) / (view.t1 - view.t0)) * plotWidth;
+    const baseline = this.height - 1;
+    ctx.textBaseline = "bottom";
+    ctx.textAlign = "right";
+    ctx.fillText("now", this.width - PAD.right, baseline);
+    ctx.textAlign = "center";
+    for (const t of this.ticks(view)) {
+      const label = ago(view.t1 - t);
+      const half = ctx.measureText(label).width / 2;
+      ctx.fillText(label, Math.max(PAD.left + half, x(t)), baseline);
+    }
+    ctx.textAlign = "left";
   }
 
   line(ctx, layer, x, y) {
@@ -135,6 +167,15 @@ export class Chart {
     ctx.lineTo(Math.round(px) + 0.5, this.height - PAD.bottom);
     ctx.stroke();
   }
+}
+
+/** A time back from now, short: "-30s", "-2m", "-1m30s". */
+function ago(seconds) {
+  const whole = Math.round(seconds);
+  const minutes = Math.floor(whole / 60);
+  const rest = whole % 60;
+  if (!minutes) return `-${rest}s`;
+  return rest ? `-${minutes}m${rest}s` : `-${minutes}m`;
 }
 
 /** Splits points into runs without holes (null values, or seconds missing from the data). */

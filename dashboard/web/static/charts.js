@@ -1,6 +1,8 @@
 // The charts pane: requests per second, p50/p99 latency and each worker's memory (stacked)
 // over the last 5 or 15 minutes of the snapshot history. Hovering any chart moves one shared
-// cursor over all three, and the legends then read that second instead of the latest.
+// cursor over all three, and the legends then read that second instead of the latest. Until
+// the window's worth is collected, the time axis spans what there is (at least MIN_SPAN), so
+// a fresh server's first minute is not a sliver at the right edge; the legend says so.
 
 import * as fmt from "./format.js";
 import { Chart } from "./chart.js";
@@ -9,6 +11,7 @@ import { schedule } from "./frame.js";
 
 const PALETTE_SIZE = 8; // --series-0 … --series-7 in app.css
 const LEGEND_WORKERS = 4; // memory chips shown (the newest workers); more still draw
+const MIN_SPAN = 30; // seconds: the shortest time axis (a few points still read as a line)
 
 export class ChartsPane {
   constructor(root) {
@@ -110,7 +113,8 @@ export class ChartsPane {
   draw() {
     const history = this.history;
     const latest = history.length ? history[history.length - 1].t : Date.now() / 1000;
-    const t0 = latest - this.seconds;
+    const span = this.span(history, latest);
+    const t0 = latest - span;
     const points = history.filter((point) => point.t > t0);
     const at = this.pointAt(points);
     const cursor = this.cursor == null || !at ? null : at.t;
@@ -129,7 +133,13 @@ export class ChartsPane {
     });
     const pids = this.pidsIn(points);
     this.charts.rss.draw({ ...base, layers: this.memoryBands(points, pids) });
-    this.drawLegends(at, pids);
+    this.drawLegends(at, pids, span);
+  }
+
+  /** Seconds the time axis spans: the window, or what is collected so far when less. */
+  span(history, latest) {
+    const collected = history.length ? latest - history[0].t : 0;
+    return Math.min(this.seconds, Math.max(MIN_SPAN, collected));
   }
 
   /** The point under the cursor (the nearest second), or the latest one. */
@@ -194,11 +204,10 @@ export class ChartsPane {
     return this.colors.series[this.colorOf.get(pid) ?? 0];
   }
 
-  drawLegends(at, pids) {
+  drawLegends(at, pids, span) {
     const legend = this.legend;
     const hovered = this.cursor != null && at;
-    const when = hovered ? `at ${fmt.clock(at.t, false)}` : `last ${this.seconds / 60} min`;
-    setText(legend.time, when);
+    setText(legend.time, hovered ? `at ${fmt.clock(at.t, false)}` : this.spanText(span));
     setText(legend.rps, fmt.count(at?.rps));
     setText(legend.p50, fmt.millis(at?.p50));
     setText(legend.p99, fmt.millis(at?.p99));
@@ -206,6 +215,15 @@ export class ChartsPane {
     const total = live.reduce((sum, pid) => sum + (at.workers[pid].rss || 0), 0);
     setText(legend.rss, fmt.memory(total));
     this.drawChips(live.slice(-LEGEND_WORKERS), at);
+  }
+
+  /** "last 5 min", or while less is collected: "last 1 min 12 s (all so far)". */
+  spanText(span) {
+    if (span >= this.seconds) return `last ${this.seconds / 60} min`;
+    const whole = Math.round(span);
+    const [minutes, seconds] = [Math.floor(whole / 60), whole % 60];
+    const text = minutes ? `${minutes} min` + (seconds ? ` ${seconds} s` : "") : `${seconds} s`;
+    return `last ${text} (all so far)`;
   }
 
   /** One swatch and value per worker; rebuilt only when the set of workers changes. */
