@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.dashboard_server import browser_page, dashboard, free_address
 from tests.utils import require_module
 
@@ -20,6 +22,7 @@ expect = sync_api.expect
 WAIT = 15_000  # ms: a worker boots, the stream's next snapshot comes within a second
 TOKEN = "first-hour-test-token-0123456789"
 SIZES = [(800, 900), (1280, 800), (1920, 1080)]
+TRACE_NEXT = 10  # the terminal panel's `t` (dashboard/tui/app.py)
 
 
 def test_a_stopped_devserve_leaves_its_last_state_greyed_with_its_age(
@@ -136,3 +139,37 @@ def band_coverage(page: sync_api.Page) -> float:
             return filled / canvas.width;
         }"""
     )
+
+
+def test_the_trace_button_traces_ten_requests_as_every_text_says(
+    tmp_path: Path, browser: sync_api.Browser
+) -> None:
+    """The button, its tip, the help and an untraced request's inspector all say 10, the
+    terminal panel's number; pressed, it asks devserve for 10 (devserve's reply says so), and
+    of the next 12 requests 10 come back traced."""
+    with (
+        dashboard(tmp_path) as board,
+        browser_page(browser) as page,
+        httpx.Client(base_url=board.app_url()) as app,
+    ):
+        page.goto(board.url)
+        button = page.locator('#actions [data-action="trace"]')
+        expect(button).to_have_text(f"t trace next {TRACE_NEXT}")
+        expect(button).to_have_attribute("title", re.compile(f"next {TRACE_NEXT} requests"))
+        page.keyboard.press("?")
+        expect(page.locator("#help")).to_contain_text(f"trace the next {TRACE_NEXT} requests")
+        page.keyboard.press("Escape")
+        app.get("/pid?untraced")
+        page.locator("#requests tbody tr[data-id]", has_text="/pid?untraced").click(timeout=WAIT)
+        expect(page.locator("#inspector")).to_contain_text(f"Press t (trace next {TRACE_NEXT})")
+        page.keyboard.press("Escape")
+        button.click()
+        expect(page.locator("#toasts")).to_contain_text(f"requests {TRACE_NEXT}", timeout=WAIT)
+        for n in range(12):
+            app.get(f"/pid?after={n}")
+        expect(page.locator("#requests tbody tr[data-id]", has_text="/pid?after=11")).to_have_count(
+            1, timeout=WAIT
+        )
+        traced = page.locator("#requests tbody tr.traced").count()
+        board.process.out.stop()
+    assert traced == TRACE_NEXT

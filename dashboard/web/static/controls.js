@@ -2,7 +2,9 @@
 // confirmation, the help dialog and the keyboard shortcuts of the terminal panel
 // (+ - r R k t / p ? Esc). Commands go out through `send`; what they return is the app's.
 
-const TRACE_NEXT = 5;
+// requests of each worker that `t` traces: the terminal panel's number (dashboard/tui/app.py);
+// every text of the page that names it takes it from here (nameTraceCount)
+export const TRACE_NEXT = 10;
 
 // data-action → the command it sends
 const COMMANDS = {
@@ -36,6 +38,7 @@ export class Controls {
     this.view = view;
     this.confirmDialog = document.getElementById("confirm");
     this.helpDialog = document.getElementById("help");
+    nameTraceCount(document);
     document.addEventListener("click", (event) => this.clicked(event));
     document.addEventListener("keydown", (event) => this.key(event));
   }
@@ -96,4 +99,13 @@ export class Controls {
     event.preventDefault(); // "/" would open the browser's quick find
     this.run(action);
   }
+}
+
+/** Writes TRACE_NEXT wherever the page names it: [data-trace-next] and the trace button's tip. */
+function nameTraceCount(page) {
+  for (const node of page.querySelectorAll("[data-trace-next]")) {
+    node.textContent = String(TRACE_NEXT);
+  }
+  const button = page.querySelector('button[data-action="trace"]');
+  button.title = `trace the ASGI messages of each worker's next ${TRACE_NEXT} requests (t)`;
 }

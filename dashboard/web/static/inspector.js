@@ -3,6 +3,7 @@
 // headers as the server sent them (already redacted) and, when traced, the ASGI messages.
 
 import * as fmt from "./format.js";
+import { TRACE_NEXT } from "./controls.js";
 import { h } from "./dom.js";
 
 const SCOPE_FIELDS = ["type", "http_version", "scheme", "method", "path", "query", "client"];
@@ -82,7 +83,8 @@ function timelineRow(event) {
 }
 
 function notTraced(readOnly) {
-  const how = readOnly ? "" : " Press t (trace next 5) and send the request again to see them.";
+  const press = ` Press t (trace next ${TRACE_NEXT}) and send the request again to see them.`;
+  const how = readOnly ? "" : press;
   const what = "Not traced: trace records the ASGI messages of the next requests.";
   return h("p", { className: "hint" }, what + how);
 }
