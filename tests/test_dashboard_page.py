@@ -145,8 +145,8 @@ def test_the_trace_button_traces_ten_requests_as_every_text_says(
     tmp_path: Path, browser: sync_api.Browser
 ) -> None:
     """The button, its tip, the help and an untraced request's inspector all say 10, the
-    terminal panel's number; pressed, it asks devserve for 10 (devserve's reply says so), and
-    of the next 12 requests 10 come back traced."""
+    terminal panel's number; pressed, it asks devserve for 10 (the toast reads devserve's
+    reply), and of the next 12 requests 10 come back traced."""
     with (
         dashboard(tmp_path) as board,
         browser_page(browser) as page,
@@ -164,7 +164,8 @@ def test_the_trace_button_traces_ten_requests_as_every_text_says(
         expect(page.locator("#inspector")).to_contain_text(f"Press t (trace next {TRACE_NEXT})")
         page.keyboard.press("Escape")
         button.click()
-        expect(page.locator("#toasts")).to_contain_text(f"requests {TRACE_NEXT}", timeout=WAIT)
+        said = f"the next {TRACE_NEXT} requests of worker {board.status()['workers'][0]['pid']}"
+        expect(page.locator("#toasts")).to_contain_text(said, timeout=WAIT)
         for n in range(12):
             app.get(f"/pid?after={n}")
         expect(page.locator("#requests tbody tr[data-id]", has_text="/pid?after=11")).to_have_count(
@@ -173,3 +174,25 @@ def test_the_trace_button_traces_ten_requests_as_every_text_says(
         traced = page.locator("#requests tbody tr.traced").count()
         board.process.out.stop()
     assert traced == TRACE_NEXT
+
+
+def test_k_with_no_worker_selected_says_what_to_do_where_it_is_seen(
+    tmp_path: Path, browser: sync_api.Browser
+) -> None:
+    """`k` with no worker selected kills nothing and says, in a toast (the events pane may be
+    below the fold), to select one first; selected, `k` asks before it kills."""
+    with dashboard(tmp_path) as board, browser_page(browser, 800, 600) as page:
+        page.goto(board.url)
+        row = page.locator("#workers tbody tr[data-pid][data-state=ready]")
+        expect(row).to_have_count(1, timeout=WAIT)
+        page.keyboard.press("k")
+        expect(page.locator("#toasts .toast.warn")).to_contain_text("select a worker first")
+        row.click()
+        page.keyboard.press("k")
+        expect(page.locator("#confirm")).to_contain_text(
+            f"Kill worker {row.get_attribute('data-pid')}?"
+        )
+        page.keyboard.press("Escape")
+        workers = board.status()["workers"]
+        board.process.out.stop()
+    assert len(workers) == 1 and workers[0]["restarts"] == 0

@@ -11,6 +11,7 @@ import { schedule } from "./frame.js";
 import { Header } from "./header.js";
 import { Inspector } from "./inspector.js";
 import { RequestStream } from "./requests.js";
+import { describeResult } from "./results.js";
 import { pageKey, signOut } from "./session.js";
 import { Connection } from "./stream.js";
 import { toast } from "./toast.js";
@@ -54,7 +55,10 @@ const controls = new Controls({
     clearFilter,
     selectedWorker: () => workers.selected,
     readOnly: () => state.readOnly,
-    note: (text, tone) => events.note(text, tone),
+    hint: (title, text) => {
+      toast(byId("toasts"), title, text, "warn"); // the events pane may be out of view
+      events.note(text, "warn");
+    },
   },
 });
 const workers = new WorkersTable(byId("workers"), { onKill: (pid) => controls.kill(pid) });
@@ -181,10 +185,7 @@ function setReadOnly(readOnly) {
 async function send(command, args) {
   try {
     const result = await connection.command(command, args);
-    const text = Object.entries(result)
-      .map(([key, value]) => `${key} ${Array.isArray(value) ? value.join(", ") : value}`)
-      .join(", ");
-    toast(byId("toasts"), command, text || "done");
+    toast(byId("toasts"), command, describeResult(command, result));
   } catch (error) {
     // the server's refusals already name their command ("scale: the target would be 0…")
     const prefix = `${command}:`;

@@ -32,7 +32,7 @@ const KEYS = {
 
 export class Controls {
   /** send(command, args) runs a command; view has pause(), focusFilter(), clearFilter(),
-   * selectedWorker() and readOnly(). */
+   * selectedWorker(), readOnly() and hint(title, text) (says what to do first). */
   constructor({ send, view }) {
     this.send = send;
     this.view = view;
@@ -58,7 +58,7 @@ export class Controls {
     if (this.view.readOnly()) return; // the buttons are hidden; the keys do nothing either
     if (action === "kill-selected") {
       const pid = this.view.selectedWorker();
-      if (pid == null) return this.view.note("select a worker (click its row) to kill it", "warn");
+      if (pid == null) return this.view.hint("kill", "select a worker first: click its row");
       return this.kill(pid);
     }
     const [command, args] = COMMANDS[action] || [];

@@ -1,9 +1,9 @@
-// Short-lived notices in the corner (#toasts): a command's result, or its refusal. Refusals
-// stay longer, since they are the ones the operator has to read.
+// Short-lived notices in the corner (#toasts): a command's result, what to do before a
+// command can run, or its refusal. Those last two stay longer: the operator has to read them.
 
 import { h } from "./dom.js";
 
-const SHOWN_MS = { ok: 2500, bad: 8000 };
+const SHOWN_MS = { ok: 2500, warn: 5000, bad: 8000 };
 const MAX_TOASTS = 4;
 
 export function toast(root, title, text, tone = "ok") {
