@@ -3,13 +3,15 @@
 
 export const DASH = "\u2013"; // an en dash: "nothing yet"
 
-/** 1234 → 1.2k, 81200 → 81.2k, 2500000 → 2.5M. */
+/** 1234 → 1.2k, 81200 → 81.2k, 2500000 → 2.5M; 533.3 → 533, 12.5 → 12.5 (a rate's decimal
+ * only where it is a fair part of the number). */
 export function count(value) {
   if (value == null) return DASH;
   for (const [limit, suffix] of [[1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
     if (Math.abs(value) >= limit) return (value / limit).toFixed(1) + suffix;
   }
-  return Number.isInteger(value) ? String(value) : value.toFixed(1);
+  if (Number.isInteger(value) || Math.abs(value) >= 100) return value.toFixed(0);
+  return value.toFixed(1);
 }
 
 /** Milliseconds with about two significant digits: 0.31 ms, 4.8 ms, 120 ms, 2.3 s. */
@@ -58,8 +60,11 @@ export function ago(ms) {
   return `${Math.floor(seconds / 3600)} h ago`;
 }
 
+/** 42 → "42%"; a share too small to show in `digits` is "<0.1%", never a red "0.0%". */
 export function percent(value, digits = 0) {
   if (value == null) return DASH;
+  const least = 10 ** -digits;
+  if (value > 0 && value < least) return `<${least.toFixed(digits)}%`;
   return value.toFixed(digits) + "%";
 }
 
