@@ -141,6 +141,29 @@ def band_coverage(page: sync_api.Page) -> float:
     )
 
 
+def test_the_latency_axis_is_logarithmic(tmp_path: Path, browser: sync_api.Browser) -> None:
+    """A p50 of 0.2 ms under a p99 of 200 ms (a fast app with one slow path) is drawn clear of
+    the floor, the powers of ten between them each a labelled grid line; on a linear axis the
+    p50 would lie on the floor, a thousandth of the height up. The page's own chart.js."""
+    with dashboard(tmp_path) as board, browser_page(browser) as page:
+        page.goto(board.url)
+        expect(page.locator("#connection")).to_have_attribute(
+            "data-state", "connected", timeout=WAIT
+        )
+        axis = page.evaluate(
+            """async () => {
+                const { Chart } = await import("/static/chart.js");
+                const canvas = document.querySelector("canvas[data-chart=latency]");
+                const chart = new Chart(canvas, { format: String, log: true });
+                const axis = chart.logAxis([{ points: [[0, 0.2], [1, 200]] }]);
+                return { lines: axis.lines, p50: axis.share(0.2), p99: axis.share(200) };
+            }"""
+        )
+        board.process.out.stop()
+    assert axis["lines"] == [1, 10, 100, 1000]
+    assert 0.05 < axis["p50"] < 0.2 and 0.75 < axis["p99"] < 1
+
+
 def test_the_trace_button_traces_ten_requests_as_every_text_says(
     tmp_path: Path, browser: sync_api.Browser
 ) -> None:

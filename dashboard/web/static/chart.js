@@ -1,20 +1,25 @@
 // One time-series chart on a <canvas>, drawn by hand (no library, works offline). It knows
 // nothing of devserve: it draws layers of [t, value] points between t0 and t1, and a cursor.
 // The time axis is labelled relative to t1 ("-2m" … "now"), at a step that suits the span and
-// the width. The backing store is sized in device pixels so lines stay crisp on HiDPI screens.
+// the width. The value axis is linear from 0, or logarithmic (for latencies, whose p50 and p99
+// are often a thousand times apart: on a linear axis the p50 would lie flat on the floor).
+// The backing store is sized in device pixels so lines stay crisp on HiDPI screens.
 
 const GAP_SECONDS = 2.5; // points further apart than this are not joined: the data has a hole
 const PAD = { top: 4, right: 2, bottom: 14, left: 2 }; // the bottom holds the time labels
 const TIME_STEPS = [5, 10, 15, 30, 60, 120, 300, 600]; // seconds between time grid lines
 const TICK_SPACE = 56; // CSS pixels a time label needs, its gap included
+const LOG_DECADES = 4; // a log axis spans at most this many powers of ten below its top
 
 export class Chart {
   /** format(value) writes the y-axis label; unit: the axis top is a round number of these
-   * (2 ** 20 for memory, so that it reads "96M", not "95M"). */
-  constructor(canvas, { format, unit = 1 }) {
+   * (2 ** 20 for memory, so that it reads "96M", not "95M"); log: a logarithmic value axis,
+   * a grid line and a label at each power of ten. */
+  constructor(canvas, { format, unit = 1, log = false }) {
     this.canvas = canvas;
     this.format = format;
     this.unit = unit;
+    this.log = log;
     this.view = null;
     this.width = 0;
     this.height = 0;
@@ -41,17 +46,38 @@ export class Chart {
     const ctx = this.canvas.getContext("2d");
     ctx.setTransform(this.ratio, 0, 0, this.ratio, 0, 0);
     ctx.clearRect(0, 0, this.width, this.height);
-    const top = niceMax(maxValue(view.layers) / this.unit) * this.unit;
     const plotWidth = this.width - PAD.left - PAD.right;
     const x = (t) => PAD.left + ((t - view.t0) / (view.t1 - view.t0)) * plotWidth;
-    const y = (v) => this.height - PAD.bottom - (v / top) * (this.height - PAD.top - PAD.bottom);
-    this.grid(ctx, view, x, y, top);
+    const axis = this.log ? this.logAxis(view.layers) : this.linearAxis(view.layers);
+    const bottom = this.height - PAD.bottom;
+    const y = (v) => bottom - axis.share(v) * (bottom - PAD.top);
+    this.grid(ctx, view, x, y, axis.lines);
     for (const layer of view.layers) {
       if (layer.kind === "band") this.band(ctx, layer, x, y);
       else this.line(ctx, layer, x, y);
     }
     if (view.cursor != null) this.cursor(ctx, view, x(view.cursor));
-    this.labels(ctx, view, y, top);
+    this.labels(ctx, view, y, axis.labels);
+  }
+
+  /** From 0 to a round top: grid lines at half and at the top, the top labelled. */
+  linearAxis(layers) {
+    const top = niceMax(maxValue(layers) / this.unit) * this.unit;
+    return { share: (v) => v / top, lines: [top / 2, top], labels: [top] };
+  }
+
+  /** From a power of ten to a power of ten (at most LOG_DECADES apart), each one labelled;
+   * a value under the floor lies on the floor. */
+  logAxis(layers) {
+    const most = maxValue(layers);
+    const high = most > 0 ? Math.ceil(Math.log10(most)) : 0;
+    const least = minPositive(layers);
+    const low = Math.max(high - LOG_DECADES, least ? Math.floor(Math.log10(least)) : high - 1);
+    const floor = Math.min(low, high - 1); // at least one decade
+    const share = (v) => (Math.log10(Math.max(v, 10 ** floor)) - floor) / (high - floor);
+    const decades = [];
+    for (let power = floor + 1; power <= high; power++) decades.push(10 ** power);
+    return { share, lines: decades, labels: decades };
   }
 
   /** The time (unix seconds) under a CSS-pixel x offset, for hover read-outs. */
@@ -62,11 +88,11 @@ export class Chart {
     return t0 + Math.min(1, Math.max(0, share)) * (t1 - t0);
   }
 
-  grid(ctx, view, x, y, top) {
+  grid(ctx, view, x, y, values) {
     ctx.strokeStyle = view.colors.grid;
     ctx.lineWidth = 1;
     ctx.beginPath();
-    for (const v of [top / 2, top]) {
+    for (const v of values) {
       const py = Math.round(y(v)) + 0.5; // half pixels: a 1px line on a pixel, not across two
       ctx.moveTo(PAD.left, py);
       ctx.lineTo(this.width - PAD.right, py);
@@ -95,11 +121,14 @@ export class Chart {
     return times;
   }
 
-  labels(ctx, view, y, top) {
+  /** Each value's label just under its grid line, at the left. */
+  labels(ctx, view, y, values) {
     ctx.font = "10px system-ui, sans-serif";
     ctx.textBaseline = "top";
     ctx.fillStyle = view.colors.text;
-    ctx.fillText(this.format(top), PAD.left + 3, Math.max(y(top) + 2, PAD.top));
+    for (const v of values) {
+      ctx.fillText(this.format(v), PAD.left + 3, Math.max(y(v) + 2, PAD.top));
+    }
     this.timeLabels(ctx, view);
   }
 
@@ -205,6 +234,18 @@ function maxValue(layers) {
     }
   }
   return most;
+}
+
+/** The smallest value above 0 in the layers, or null when there is none. */
+function minPositive(layers) {
+  let least = null;
+  for (const layer of layers) {
+    for (const point of layer.points) {
+      const v = point[point.length - 1];
+      if (v != null && v > 0 && (least == null || v < least)) least = v;
+    }
+  }
+  return least;
 }
 
 /** Rounds an axis top up to a round number (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 × a power of ten):

@@ -22,10 +22,14 @@ export class ChartsPane {
     this.colorOf = new Map(); // pid → palette index, for the pids in the window (oldest first)
     this.chipsFor = "";
     this.charts = {};
-    const kinds = [["rps", fmt.count, 1], ["latency", fmt.millis, 1], ["rss", fmt.memory, 2 ** 20]];
-    for (const [name, format, unit] of kinds) {
+    const kinds = [
+      ["rps", { format: fmt.count }],
+      ["latency", { format: axisMillis, log: true }],
+      ["rss", { format: fmt.memory, unit: 2 ** 20 }],
+    ];
+    for (const [name, options] of kinds) {
       const canvas = root.querySelector(`canvas[data-chart="${name}"]`);
-      this.charts[name] = new Chart(canvas, { format, unit });
+      this.charts[name] = new Chart(canvas, options);
       this.follow(canvas, this.charts[name]);
     }
     this.legend = {};
@@ -241,6 +245,11 @@ export class ChartsPane {
       setText(chip.querySelector("b"), fmt.memory(at?.workers?.[chip.dataset.pid]?.rss));
     }
   }
+}
+
+/** A power of ten of milliseconds, short: "0.1 ms", "1 ms", "100 ms", "1 s". */
+function axisMillis(value) {
+  return value >= 1000 ? `${value / 1000} s` : `${Number(value.toPrecision(1))} ms`;
 }
 
 /** The lowest palette index not in `taken`, or undefined when all are. */
