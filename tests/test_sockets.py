@@ -234,7 +234,7 @@ def test_tls_with_trustme_certificates(tmp_path: Path) -> None:
 
 
 def test_tls_with_a_bad_certificate_fails_to_start(tmp_path: Path) -> None:
-    """A certificate file that is not PEM exits 3 with one error line."""
+    """A certificate file that is not PEM exits 2 (a bad configuration) with one error line."""
     certfile = tmp_path / "cert.pem"
     certfile.write_text("not a certificate")
     result = subprocess.run(
@@ -246,7 +246,7 @@ def test_tls_with_a_bad_certificate_fails_to_start(tmp_path: Path) -> None:
         text=True,
         timeout=20,
     )  # fmt: skip
-    assert result.returncode == 3
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("devserve: error:")
     assert "TLS" in result.stderr
 

@@ -62,10 +62,11 @@ def test_ctl_refuses_another_users_socket(foreign_socket: tuple[Path, socket.soc
 
 @needs_root
 def test_top_refuses_another_users_socket(foreign_socket: tuple[Path, socket.socket]) -> None:
-    """top exits 2 with one line, without the 'is devserve running?' hint, and never connects."""
+    """top exits 1 (refused) with one line, without the "is devserve running?" hint, and
+    never connects."""
     path, listener = foreign_socket
     result = run("top", "--control", str(path))
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "belongs to another user (nobody)" in result.stderr
     assert "is devserve running" not in result.stderr
