@@ -219,3 +219,39 @@ def test_k_with_no_worker_selected_says_what_to_do_where_it_is_seen(
         workers = board.status()["workers"]
         board.process.out.stop()
     assert len(workers) == 1 and workers[0]["restarts"] == 0
+
+
+def test_an_empty_requests_table_says_why(tmp_path: Path, browser: sync_api.Browser) -> None:
+    """Before any request the table says that requests show there; once they come it says
+    nothing; a filter that hides every one of them says so, naming the filter."""
+    with (
+        dashboard(tmp_path) as board,
+        browser_page(browser) as page,
+        httpx.Client(base_url=board.app_url()) as app,
+    ):
+        page.goto(board.url)
+        hint = page.locator("#requests-pane .empty-hint")
+        expect(hint).to_have_text(re.compile(r"^no requests yet: "), timeout=WAIT)
+        expect(hint).to_be_visible()
+        app.get("/pid?first")
+        expect(page.locator("#requests tbody tr[data-id]")).to_have_count(1, timeout=WAIT)
+        expect(hint).to_be_hidden()
+        page.locator("#filter").fill("/nowhere")
+        expect(hint).to_have_text("no request matches “/nowhere”")
+        expect(hint).to_be_visible()
+        board.process.out.stop()
+
+
+def test_the_memory_legend_counts_the_workers_it_leaves_out(
+    tmp_path: Path, browser: sync_api.Browser
+) -> None:
+    """With 6 workers the memory chart's legend names the newest 4 and says "+2 more", so
+    no one looks for the missing two."""
+    with dashboard(tmp_path, "--workers", "6") as board, browser_page(browser) as page:
+        page.goto(board.url)
+        ready = page.locator("#workers tbody tr[data-pid][data-state=ready]")
+        expect(ready).to_have_count(6, timeout=WAIT)
+        legend = page.locator("#charts-pane [data-legend=workers]")
+        expect(legend.locator(".chip[data-pid]")).to_have_count(4, timeout=WAIT)
+        expect(legend.locator(".chip.more")).to_have_text("+2 more")
+        board.process.out.stop()

@@ -100,7 +100,7 @@ function applySnapshot(snapshot) {
     // shows it stale from then on, and must not turn live again from a snapshot drawn late
     if (!state.snapshot || connection.state !== "connected") return;
     header.draw(state.snapshot);
-    workers.draw(state.snapshot.workers || []);
+    workers.draw(state.snapshot.workers || [], state.snapshot.server.state);
     banner.fromServer(state.snapshot.server);
   });
   charts.update(state.history);

@@ -218,7 +218,7 @@ export class ChartsPane {
     const live = pids.filter((pid) => at?.workers?.[pid]);
     const total = live.reduce((sum, pid) => sum + (at.workers[pid].rss || 0), 0);
     setText(legend.rss, fmt.memory(total));
-    this.drawChips(live.slice(-LEGEND_WORKERS), at);
+    this.drawChips(live.slice(-LEGEND_WORKERS), live.length - LEGEND_WORKERS, at);
   }
 
   /** "last 5 min", or while less is collected: "last 1 min 12 s (all so far)". */
@@ -230,18 +230,19 @@ export class ChartsPane {
     return `last ${text} (all so far)`;
   }
 
-  /** One swatch and value per worker; rebuilt only when the set of workers changes. */
-  drawChips(pids, at) {
-    const key = pids.join(",");
+  /** One swatch and value per worker, then "+3 more" for the older ones left out (their
+   * bands still draw); rebuilt only when the set of workers changes. */
+  drawChips(pids, more, at) {
+    const key = `${pids.join(",")}+${more}`;
     if (key !== this.chipsFor) {
       this.chipsFor = key;
-      this.legend.workers.replaceChildren(
-        ...pids.map((pid) =>
-          h("span", { className: "chip", dataset: { pid } }, this.swatch(pid), pid + " ", h("b")),
-        ),
+      const chips = pids.map((pid) =>
+        h("span", { className: "chip", dataset: { pid } }, this.swatch(pid), pid + " ", h("b")),
       );
+      if (more > 0) chips.unshift(h("span", { className: "chip more" }, `+${more} more`));
+      this.legend.workers.replaceChildren(...chips);
     }
-    for (const chip of this.legend.workers.children) {
+    for (const chip of this.legend.workers.querySelectorAll(".chip[data-pid]")) {
       setText(chip.querySelector("b"), fmt.memory(at?.workers?.[chip.dataset.pid]?.rss));
     }
   }

@@ -11,6 +11,7 @@ import { schedule } from "./frame.js";
 
 const KEPT = 2000;
 const SHOWN = 500;
+const NO_REQUESTS = "no requests yet: each one the app serves shows here (its address is above)";
 
 export class RequestStream {
   /** onInspect(record) when a row is clicked. */
@@ -20,11 +21,13 @@ export class RequestStream {
     this.body = this.table.tBodies[0];
     this.scroller = root.querySelector(".scroll");
     this.status = root.querySelector("[data-field=requests-status]");
+    this.emptyHint = root.querySelector("[data-field=requests-empty]");
     this.pauseButton = root.querySelector('[data-action="pause"]');
     this.kept = [];
     this.fresh = []; // arrived, not drawn yet
     this.shown = new Map(); // record id → record, for the rows in the table
     this.filter = parseFilter("");
+    this.filterText = "";
     this.paused = false;
     this.missed = 0; // records that came while paused
     this.held = 0; // records that came while scrolled up
@@ -134,6 +137,7 @@ export class RequestStream {
 
   setFilter(text) {
     this.filter = parseFilter(text);
+    this.filterText = text.trim();
     this.root.classList.toggle("filtered", !this.filter.empty);
     // own key: new records must not replace it
     schedule("requests-refill", () => this.refill({ filterChanged: true }));
@@ -160,6 +164,15 @@ export class RequestStream {
     this.root.classList.toggle("held", this.held > 0 && !paused);
     setText(this.pauseButton.querySelector("span"), paused ? "resume" : "pause");
     this.pauseButton.setAttribute("aria-pressed", String(paused));
+    this.drawEmpty(rows === 0);
+  }
+
+  /** An empty table says why: nothing came yet, or the filter hides what came. */
+  drawEmpty(empty) {
+    this.table.classList.toggle("empty", empty);
+    if (!empty) return;
+    const hidden = this.kept.length && !this.filter.empty;
+    setText(this.emptyHint, hidden ? `no request matches “${this.filterText}”` : NO_REQUESTS);
   }
 
   clear() {

@@ -5,6 +5,10 @@
 import * as fmt from "./format.js";
 import { h, setText } from "./dom.js";
 
+// what the empty table says: before the first worker, and when the app failed to start
+const NONE_YET = "no workers yet";
+const NONE_FAILED = "no worker serves: the app failed to start (the banner above says why)";
+
 // the cells of a row, in the order of the table's header (the kill button comes after)
 const COLUMNS = [
   ["pid", (w) => String(w.pid)],
@@ -26,6 +30,7 @@ export class WorkersTable {
   /** onKill(pid) when a row's kill button is pressed. */
   constructor(table, { onKill }) {
     this.body = table.tBodies[0];
+    this.emptyHint = table.parentNode.querySelector(".empty-hint");
     this.rows = new Map(); // pid → <tr>
     this.selected = null;
     this.body.addEventListener("click", (event) => {
@@ -37,7 +42,8 @@ export class WorkersTable {
     });
   }
 
-  draw(workers) {
+  /** serverState: the snapshot's server.state, for what an empty table says. */
+  draw(workers, serverState) {
     const live = new Set();
     let previous = null;
     for (const worker of workers) {
@@ -57,6 +63,7 @@ export class WorkersTable {
     }
     if (this.selected != null && !this.rows.has(this.selected)) this.selected = null;
     this.body.parentNode.classList.toggle("empty", this.rows.size === 0);
+    setText(this.emptyHint, serverState === "failed" ? NONE_FAILED : NONE_YET);
   }
 
   makeRow(pid) {
