@@ -199,24 +199,39 @@ def test_the_header_keeps_the_app_its_urls_and_the_totals(size: str) -> None:
     play(scenario, SIZES[size])
 
 
+def assert_the_panes_share_the_screen(panel: Panel, width: int, height: int) -> None:
+    panes = [panel.query_one(name) for name in ("#summary", "#top", "#requests-pane")]
+    panes += [panel.query_one("#events"), panel.query_one(Footer)]
+    tops = [pane.region.y for pane in panes]
+    bottoms = [pane.region.bottom for pane in panes]
+    assert tops == [0, *bottoms[:-1]] and bottoms[-1] == height  # no band between them
+    workers = panel.query_one("#workers", DataTable)
+    assert workers.scrollable_content_region.height >= 1 + 4  # the header and 4 workers
+    assert panel.query_one("#requests", DataTable).size.height >= 1 + 3
+    assert panel.query_one("#events").scrollable_content_region.height >= 2
+    charts = panel.query_one("#charts")
+    assert charts.display and charts.region.height >= 1 and charts.region.width > width / 4
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_the_panes_share_the_screen_top_to_bottom_and_none_vanishes(size: str) -> None:
-    width, height = SIZES[size]
-
     async def scenario(panel: Panel, pilot: Pilot[Any]) -> None:
-        panes = [panel.query_one(name) for name in ("#summary", "#top", "#requests-pane")]
-        panes += [panel.query_one("#events"), panel.query_one(Footer)]
-        tops = [pane.region.y for pane in panes]
-        bottoms = [pane.region.bottom for pane in panes]
-        assert tops == [0, *bottoms[:-1]] and bottoms[-1] == height  # no band between them
-        workers = panel.query_one("#workers", DataTable)
-        assert workers.scrollable_content_region.height >= 1 + 4  # the header and 4 workers
-        assert panel.query_one("#requests", DataTable).size.height >= 1 + 3
-        assert panel.query_one("#events").scrollable_content_region.height >= 2
-        charts = panel.query_one("#charts")
-        assert charts.display and charts.region.height >= 1 and charts.region.width > width / 4
+        assert_the_panes_share_the_screen(panel, *SIZES[size])
 
     play(scenario, SIZES[size])
+
+
+def test_a_terminal_made_smaller_lays_the_panes_out_for_its_new_size() -> None:
+    async def scenario(panel: Panel, pilot: Pilot[Any]) -> None:
+        await pilot.resize_terminal(*SIZES["80x24"])
+        await settled(pilot)
+        assert_the_panes_share_the_screen(panel, *SIZES["80x24"])
+        header = str(panel.query_one("#summary", Static).render())
+        assert "…" not in header and "workers 3/4 ready" in header, header
+        footer = panel.query_one(Footer)
+        assert footer.size.width == 80 and footer.virtual_size.width <= 80  # q quit fits
+
+    play(scenario, SIZES["200x50"])
 
 
 def test_a_focused_pane_keeps_its_rows() -> None:

@@ -15,10 +15,11 @@ import time
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
@@ -116,17 +117,18 @@ class Panel(App[None]):
         if self.owns_server:  # the stream ended: the server has stopped
             self.exit()
 
-    def on_resize(self) -> None:
-        self.screen.set_class(self.size.width < NARROW, "narrow")
-        self._allot()
+    def on_resize(self, event: events.Resize) -> None:
+        # event.size: this runs before App's own handler has taken the new size
+        self.screen.set_class(event.size.width < NARROW, "narrow")
+        self._allot(event.size)
         if self.feed.snapshot is not None:
-            self._draw_summary()
+            self._draw_summary(event.size.width - 2)
 
-    def _allot(self) -> None:
+    def _allot(self, size: Size | None = None) -> None:
         """Lines for the workers and events panes; the requests pane takes the rest. The events
         keep LEAST_EVENTS lines and get a third of what the others leave (up to MOST_EVENTS);
         the workers get a line each, and the charts their lines, up to half of the rest."""
-        height, narrow = self.size.height, self.screen.has_class("narrow")
+        height, narrow = (size or self.size).height, self.screen.has_class("narrow")
         workers = len((self.feed.snapshot or {}).get("workers", [])) or 1
         wanted = workers + 1 + BORDER + (1 if narrow else 0)  # rows, the header, border, strip
         if not narrow:
@@ -137,7 +139,6 @@ class Panel(App[None]):
         top = min(wanted, max(BORDER + 2, (height - FIXED_LINES - events) // 2))
         self.query_one("#top").styles.height = top
         self.query_one("#events").styles.height = events
-        self.query_one(Footer).show_command_palette = not narrow
 
     # ------------------------------------------------------------------ drawing
     def redraw(self) -> None:
@@ -165,13 +166,14 @@ class Panel(App[None]):
         self._append_requests(fresh)
         self.records_shown = feed.records_seen
 
-    def _draw_summary(self) -> None:
+    def _draw_summary(self, width: int | None = None) -> None:
+        """The header, for `width` columns (its own, by default: a resize gives the new)."""
         snapshot, summary = self.feed.snapshot, self.query_one("#summary", Static)
         if snapshot is None:
             summary.update(header.connecting(self.feed.path, self.feed.problem))
             return
         problem = None if self.feed.connected else (self.feed.problem or "")
-        width = summary.content_region.width or self.size.width - 2
+        width = width or summary.content_region.width or self.size.width - 2
         summary.update(header.header(snapshot, problem, width))
 
     def _draw_workers(self, workers: list[dict[str, Any]]) -> None:

@@ -17,13 +17,16 @@ STATUS_STYLES = {1: "cyan", 2: "green", 3: "blue", 4: "yellow", 5: "bold red"}
 
 
 def count(value: float | None) -> str:
-    """1234 → 1.2k, 81200 → 81.2k, 2_500_000 → 2.5M."""
+    """1234 → 1.2k, 81200 → 81.2k, 2_500_000 → 2.5M; 533.3 → 533, 12.5 → 12.5 (a rate's
+    decimal only where it is a fair part of the number)."""
     if value is None:
         return DASH
     for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= limit:
             return f"{value / limit:.1f}{suffix}"
-    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+    if float(value).is_integer() or abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.1f}"
 
 
 def millis(value: float | None) -> str:
@@ -72,8 +75,12 @@ def uptime(seconds: float | None) -> str:
 
 
 def percent(value: float | None, digits: int = 0) -> str:
+    """42.0 → 42%; a share too small to show in `digits` is "<0.1%", never a red 0.0%."""
     if value is None:
         return DASH
+    least = 10**-digits
+    if 0 < value < least:
+        return f"<{least:.{digits}f}%"
     return f"{value:.{digits}f}%"
 
 

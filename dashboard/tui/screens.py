@@ -145,9 +145,9 @@ class HelpScreen(ModalScreen[None]):
             yield Static(table)
             yield Static(
                 Text(
-                    "Filter (/): words that must all match — 5xx, 404, GET, slow, >100ms, "
-                    "or part of the path. Ctrl+P opens the command palette. Mouse: click a "
-                    "row to select it, click a request to inspect it.",
+                    "\nThe filter's words must all match. Ctrl+P opens the command palette "
+                    "(every action, and the themes). Mouse: click a row to select it, click a "
+                    "request to inspect it.",
                     style="dim",
                 )
             )

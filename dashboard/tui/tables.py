@@ -97,7 +97,11 @@ class FittedTable(DataTable[Text]):
         for key, cells in rows:
             self.append(key, cells)
         if selected in self.cells:
-            self.move_cursor(row=self.get_row_index(selected), animate=False, scroll=False)
+            row = self.get_row_index(selected)
+            self.move_cursor(row=row, animate=False, scroll=False)
+            # and the view on it, once the new rows are measured (before, the table would
+            # scroll by the old sizes)
+            self.call_after_refresh(self.move_cursor, row=row, animate=False)
 
     def append(self, key: str, cells: Cells) -> None:
         self.cells[key] = cells
