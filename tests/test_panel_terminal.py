@@ -6,6 +6,8 @@ tmux gives the panel a real pseudo-terminal (tests/terminal.py): `send-keys` typ
 
 from __future__ import annotations
 
+import contextlib
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -19,6 +21,8 @@ import logging
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
+    if scope["path"] == "/boom":
+        raise LookupError("raised on purpose, for the inspector")
     print("hello from the app", scope["path"])
     logging.getLogger("myapp").warning("the app warns about %s", scope["path"])
     await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -73,6 +77,29 @@ def test_at_80x24_a_request_shows_its_status_and_duration(tmp_path: Path) -> Non
         screen = term.screen().splitlines()
         assert max(len(line) for line in screen) <= 80 and len(screen) == 24, screen
         assert row.group(0) in "\n".join(screen)
+        term.keys("q")
+        term.wait_for(r"EXITED 0")
+
+
+def test_the_inspector_of_a_request_that_raised_shows_its_traceback(tmp_path: Path) -> None:
+    """In devserve's own panel, where the worker's output is captured line by line, enter on a
+    500 shows what the worker wrote while it ran: the traceback."""
+    (tmp_path / "app.py").write_text(APP)
+    command = devserve_command("app:app", "--port", "0", "--control", str(tmp_path / "c.sock"))
+    with terminal(tmp_path, command) as term:
+        url = term.wait_for(r"http://127\.0\.0\.1:\d+").group(0)
+        term.wait_for(r"workers 1/1 ready")
+        with contextlib.suppress(urllib.error.HTTPError):  # the 500
+            urllib.request.urlopen(url + "/boom", timeout=10)
+        term.wait_for(r"GET\s+/boom\s+500")
+        term.keys("Tab")  # to the requests, whose cursor follows the newest
+        term.keys("Enter")
+        term.wait_for(r"worker \d+ wrote this while the request ran")
+        screen = term.screen()
+        assert "LookupError: raised on purpose, for the inspector" in screen, screen
+        assert "Traceback (most recent call last)" in screen, screen
+        term.keys("q")  # closes the inspector (tmux would read escape and q as alt+q)
+        until(lambda: "wrote this" not in term.screen(), "the inspector closed", 10)
         term.keys("q")
         term.wait_for(r"EXITED 0")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from rich.table import Table
@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from dashboard.tui import format as fmt
+from dashboard.tui.events import is_access_line
 from dashboard.tui.keys import TRACE_NEXT
 
 SCOPE_FIELDS = ("type", "http_version", "scheme", "method", "path", "query", "client")
@@ -41,13 +42,31 @@ def describe_event(event: dict[str, Any]) -> Text:
 def exception_of(
     record: dict[str, Any], events: Iterable[dict[str, Any]]
 ) -> tuple[str, str] | None:
-    """What the app raised while serving `record`, as (where it comes from, the traceback): the
-    record's own `exception`, or else, for a 5xx, the exception its worker logged while the
-    request ran (the log event's `details`); None when there is neither."""
+    """What the app raised while serving `record`, as (where it comes from, the traceback), or
+    None: the record's own `exception`; else, for a 5xx, what its worker logged while the
+    request ran. That is one log event with the traceback in `details` where devserve forwards
+    a worker's errors (`devserve top`), and the lines the worker wrote, the traceback among
+    them, where devserve's own panel captures its output."""
     if record.get("exception"):
         return "", str(record["exception"])
     if record["status"] < 500:
         return None
+    said = list(_written_while(record, events))
+    logged = [event for event in said if event.get("details")]
+    if logged:
+        at, line = fmt.clock(logged[0]["t"]), logged[0].get("line")
+        return f"logged by worker {record['pid']} at {at}: {line}", str(logged[0]["details"])
+    if said:
+        text = "\n".join(str(event.get("line")) for event in said)
+        return f"worker {record['pid']} wrote this while the request ran", text
+    return None
+
+
+def _written_while(
+    record: dict[str, Any], events: Iterable[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    """The log lines of the record's worker from its start until LOGGED_WITHIN after its end
+    (the access log's lines aside)."""
     start = record["start"]
     end = start + record["duration"] / 1000 + LOGGED_WITHIN
     for event in events:
@@ -55,13 +74,11 @@ def exception_of(
         if (
             event.get("kind") == "log"
             and event.get("pid") == record["pid"]
-            and event.get("details")
             and isinstance(at, int | float)
             and start <= at <= end
+            and not is_access_line(event)
         ):
-            where = f"logged by worker {record['pid']} at {fmt.clock(at)}: {event.get('line')}"
-            return where, str(event["details"])
-    return None
+            yield event
 
 
 def inspect(record: dict[str, Any], events: Iterable[dict[str, Any]] = ()) -> list[Any]:
