@@ -21,7 +21,7 @@ sync_api = require_module("playwright.sync_api")
 expect = sync_api.expect
 WAIT = 15_000  # ms: a worker boots, the stream's next snapshot comes within a second
 TOKEN = "first-hour-test-token-0123456789"
-SIZES = [(800, 900), (1280, 800), (1920, 1080)]
+SIZES = [(800, 900), (1210, 800), (1280, 800), (1920, 1080)]
 TRACE_NEXT = 10  # the terminal panel's `t` (dashboard/tui/app.py)
 
 
@@ -57,12 +57,11 @@ def colour(locator: sync_api.Locator) -> str:
     return str(locator.evaluate("node => getComputedStyle(node).color"))
 
 
-def test_the_panes_use_the_space_at_800_1280_and_1920_px(
-    tmp_path: Path, browser: sync_api.Browser
-) -> None:
+def test_the_panes_use_the_space_at_every_width(tmp_path: Path, browser: sync_api.Browser) -> None:
     """At each width every chart keeps a readable shape (neither a strip nor a sliver), the
-    workers pane is as tall as its rows (no empty box under two workers), the requests keep
-    room for rows, the server's URL shows whole and nothing runs past the right edge."""
+    workers pane is as tall as its rows (no empty box under two workers) and as wide as its
+    columns, the requests keep room for rows, the server's URL shows whole and nothing runs
+    past the right edge."""
     with dashboard(tmp_path, "--workers", "2") as board, browser_page(browser) as page:
         page.goto(board.url)
         ready = page.locator("#workers tbody tr[data-pid][data-state=ready]")
@@ -80,15 +79,18 @@ def test_the_panes_use_the_space_at_800_1280_and_1920_px(
         assert boxes["requests"] >= 180, (width, boxes)
         assert not boxes["urlCut"], (width, boxes)
         assert boxes["pageWidth"] <= width, (width, boxes)
+        assert not boxes["workersCut"], (width, boxes)
 
 
 def measure(page: sync_api.Page) -> dict[str, Any]:
     """The boxes the layout gave: each chart's canvas, the workers pane and what is in it (its
-    title and its table), the requests pane; whether the URLs are cut; the page's width."""
+    title and its table), the requests pane; whether the URLs or the workers' columns are
+    cut; the page's width."""
     return page.evaluate(  # type: ignore[no-any-return]
         """() => {
             const box = (selector) => document.querySelector(selector).getBoundingClientRect();
             const urls = document.querySelector("[data-field=urls]");
+            const workers = document.querySelector("#workers-pane .scroll");
             const canvases = document.querySelectorAll("#charts-pane canvas");
             return {
                 charts: [...canvases].map((canvas) => {
@@ -99,6 +101,7 @@ def measure(page: sync_api.Page) -> dict[str, Any]:
                 workersContent: box("#workers-pane > h2").height + box("#workers").height + 2,
                 requests: box("#requests-pane").height,
                 urlCut: urls.scrollWidth > urls.clientWidth,
+                workersCut: workers.scrollWidth > workers.clientWidth,
                 pageWidth: document.documentElement.scrollWidth,
             };
         }"""
