@@ -266,7 +266,10 @@ def format_status(snapshot: schema.Snapshot) -> str:
     if server.get("dashboard"):  # with its token: the control socket is its owner's alone
         lines.append(f"dashboard {server['dashboard']}")
     if server.get("crash_loop"):
-        lines.append("CRASH LOOP: workers keep dying; not respawning until restart or scale")
+        lines.append(
+            "CRASH LOOP: workers keep dying; respawning with a backoff, /readyz failing "
+            "(ctl restart or scale retries at once)"
+        )
     failure = server.get("failure")
     if failure:
         where = f" ({failure['file']}, line {failure['line']})" if failure.get("file") else ""

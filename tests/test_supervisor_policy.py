@@ -329,6 +329,33 @@ def test_with_reload_a_failed_first_boot_waits_for_a_fix() -> None:
     run(scenario)
 
 
+def test_the_dashboard_line_is_logged_once_even_when_the_first_boot_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With --reload and a broken app, the dashboard's address is logged beside the error page
+    (the dashboard says why), and not again when a fixed generation serves."""
+
+    async def scenario() -> None:
+        h = Harness(workers=1, reloading=True)
+        h.supervisor.also_serving.append("dashboard: http://127.0.0.1:9/")
+        await h.start()
+        h.fake.fail(h.fake.alive()[0])
+        await settle(lambda: h.supervisor.phase is Phase.RETRYING, "retrying")
+        h.supervisor.reload(["app.py"], None)
+        await settle(lambda: h.fake.alive(generation=2), "generation 2 spawned")
+        h.fake.boot(h.fake.alive(generation=2)[0])
+        await settle(lambda: h.supervisor.phase is Phase.SERVING, "serving")
+        await h.stop()
+
+    with caplog.at_level("INFO", logger="devserve.supervisor"):
+        run(scenario)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines.count("dashboard: http://127.0.0.1:9/") == 1
+    assert lines.index("dashboard: http://127.0.0.1:9/") < next(
+        i for i, line in enumerate(lines) if "generation 2 serving" in line
+    )
+
+
 def test_a_change_during_the_first_boot_replaces_the_booting_generation() -> None:
     """A reload asked for while the first workers boot is queued; once they settle, the
     booting ones (old code) are dropped and a generation with the new code boots."""

@@ -229,11 +229,11 @@ def _start_admin(
         # a token the user gave, or any in --prod (where logs go to collectors), is not logged:
         # `devserve ctl status` shows the full URL to the socket's owner
         secret = config.dashboard_token is not None or (config.prod and config.control != "off")
-        shown = (
-            f"{url} (its token: devserve ctl status)"
-            if secret and access.token
-            else (supervisor.dashboard_url)
-        )
+        # where the reader finds the token: the control socket, when there is one
+        where = "devserve ctl status" if config.control != "off" else "the one you gave"
+        shown = f"{url} (its token: {where})" if secret and access.token else url
+        if not secret:
+            shown = supervisor.dashboard_url
         read_only = " (read-only)" if access.read_only else ""
         supervisor.also_serving.append(f"dashboard{read_only}: {shown}")
     if admin is not None:

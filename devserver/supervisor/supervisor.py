@@ -271,6 +271,7 @@ class Supervisor:
                 return False
             self._enter(Phase.RETRYING)
             self._abandon(first, failure, 1, "reload")
+            self._announce_also_serving()
         else:
             self._serving_at_last()
         if self._early_reload is not None:
@@ -285,11 +286,17 @@ class Supervisor:
         tls = self.config.ssl_certfile is not None
         for listener in self.listeners:
             logger.info("serving on %s", listener.url(tls))
-        for line in self.also_serving:
-            logger.info("%s", line)
+        self._announce_also_serving()
         self.notify(f"READY=1\nSTATUS=serving with {self.target} worker(s)")
         self.publish({"kind": "ready", "generation": self.generation})
         self._reconcile()  # the target may have changed while booting
+
+    def _announce_also_serving(self) -> None:
+        """Log the dashboard's line once: after "serving on", or as soon as a failed first boot
+        shows its error page (the dashboard then says why, so its address matters most)."""
+        lines, self.also_serving = self.also_serving, []
+        for line in lines:
+            logger.info("%s", line)
 
     async def _wind_down(self) -> None:
         await self._until(lambda: not self.alive_workers())
