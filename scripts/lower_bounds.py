@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # what the low-bound tests need besides devserve: no linters, frameworks or docs tools
-TEST_TOOLS = ["pytest", "pytest-timeout", "httpx", "trustme"]
+TEST_TOOLS = ["pytest", "pytest-timeout", "httpx", "trustme", "flask"]
 
 # the unit tests and the real-server files that reach every runtime dependency
 TESTS = [
@@ -29,6 +29,8 @@ TESTS = [
     "tests/test_config.py",
     "tests/test_stats.py",
     "tests/test_cli.py",
+    "tests/test_cli_help.py",
+    "tests/test_ctl.py",
     "tests/test_smoke.py",
     "tests/test_http_wire.py",
     "tests/test_websocket.py",
