@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import traceback
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -44,6 +45,7 @@ KEPT_PER_TICK = 500  # slow, failed and traced requests are kept up to this boun
 RECORD_HEADERS = 64
 RECORD_HEADER_CHARS = 8192
 RECORD_TEXT = 1024
+RECORD_EXCEPTION = 16 * 1024  # a failed request's traceback keeps its last this many characters
 TICK_RECORD_CHARS = 256 * 1024
 CUT = "…"  # ends a shortened value
 
@@ -172,6 +174,9 @@ class Exchange(Protocol):
     @property
     def trace(self) -> Traced | None: ...
 
+    @property
+    def failure(self) -> BaseException | None: ...
+
 
 def make_record(
     exchange: Exchange,
@@ -216,8 +221,21 @@ def make_record(
     if exchange.trace is not None:
         record["trace"] = exchange.trace.events
         size += exchange.trace.size
+    if exchange.failure is not None:
+        record["exception"] = exception_text(exchange.failure)
+        size += len(record["exception"])
     record["size"] = size + len(record["path"]) + len(record["query"]) + 256
     return record
+
+
+def exception_text(exc: BaseException) -> str:
+    """What the app raised, as a traceback for the inspectors: its last RECORD_EXCEPTION
+    characters (the end says what was raised), each line's control characters escaped (an
+    exception's message may carry what a client sent)."""
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    if len(text) > RECORD_EXCEPTION:
+        text = CUT + text[-RECORD_EXCEPTION:]
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 # what a sampler holds until the tick: (seq, exchange, seconds); records are built at the tick,

@@ -106,7 +106,8 @@ def test_an_apps_exception_shows_in_the_events_with_its_traceback(
     tmp_path: Path, page: sync_api.Page
 ) -> None:
     """--no-tui: the worker sends the app's exception; the events pane shows it from that
-    worker's pid, its traceback folded under the exception until clicked."""
+    worker's pid, its traceback folded under the exception until clicked, and the request's
+    inspector shows the same exception."""
     with dashboard(tmp_path) as board:
         page.goto(board.url)
         expect(page.locator("#connection")).to_have_attribute(
@@ -124,6 +125,13 @@ def test_an_apps_exception_shows_in_the_events_with_its_traceback(
         entry.locator("details summary").click()
         expect(traceback).to_be_visible()
         expect(traceback).to_contain_text(f"RuntimeError: raised on purpose in pid {pid}")
+        # the request's own record carries the exception: its inspector shows it first
+        row = page.locator("#requests tbody tr[data-id]", has_text="/raise")
+        expect(row).to_have_count(1, timeout=WAIT)
+        row.click()
+        shown = page.locator("#inspector pre.exception")
+        expect(shown).to_contain_text("Traceback (most recent call last)")
+        expect(shown).to_contain_text(f"RuntimeError: raised on purpose in pid {pid}")
         board.process.out.stop()
 
 

@@ -229,15 +229,19 @@ async def fails(scope: dict[str, Any], receive: Any, send: Any) -> None:
     raise RuntimeError("the app broke")
 
 
+async def fails_with_a_clients_bytes(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    raise RuntimeError("the app broke \x1b[2J")
+
+
 async def left_open(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
 
 
 def test_every_response_is_counted_by_the_workers_stats() -> None:
     """The server counts each answered request in its WorkerStats (statuses, bytes in and out),
-    and a failed request (a 500) always has its record."""
+    and a failed request (a 500) always has its record, with the exception's traceback."""
     stats = WorkerStats(slow=9.0, limit=1)
-    app_for = {b"/fail": fails}
+    app_for = {b"/fail": fails_with_a_clients_bytes}
 
     async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await app_for.get(scope["raw_path"], apps.echo)(scope, receive, send)
@@ -260,6 +264,11 @@ def test_every_response_is_counted_by_the_workers_stats() -> None:
     records = deltas["records"]
     assert [(r["path"], r["status"]) for r in records] == [("/a", 200), ("/fail", 500)]
     assert deltas["records_dropped"] == 2
+    assert "exception" not in records[0]
+    failure = records[1]["exception"]
+    assert failure.startswith("Traceback (most recent call last):")
+    # the message is escaped: it may carry what a client sent
+    assert failure.endswith("RuntimeError: the app broke \\x1b[2J")
 
 
 def test_requests_past_the_concurrency_limit_get_503_and_the_count_ends() -> None:

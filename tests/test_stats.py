@@ -77,6 +77,7 @@ def test_histograms_merge_by_adding_counts() -> None:
 class Exchange:
     status: int = 200
     trace: Any = None
+    failure: BaseException | None = None
     method: str = "GET"
     bytes_sent: int = 2
     bytes_received: int = 0

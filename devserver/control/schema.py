@@ -277,6 +277,7 @@ class Record(TypedDict):
     headers: list[list[str]]  # [name, value] pairs, redacted
     cut: NotRequired[list[str]]  # the fields that were shortened
     trace: NotRequired[list[dict[str, Any]]]  # the ASGI messages: keys vary with each message
+    exception: NotRequired[str]  # what the app raised, a traceback (its last 16 KiB)
 
 
 class _Timed(TypedDict):

@@ -87,6 +87,7 @@ class RequestCycle:
         "bytes_received",
         "started_at",
         "trace",
+        "failure",
     )
 
     def __init__(
@@ -121,6 +122,7 @@ class RequestCycle:
         self.bytes_received = 0
         self.started_at = started_at
         self.trace: Trace | None = None
+        self.failure: BaseException | None = None
 
     # ------------------------------------------------------------------ fed by the connection
     def feed_body(self, data: bytes) -> None:

@@ -43,6 +43,7 @@ class Session(Protocol):
     (protocols/websocket.py's WebSocketProtocol), as running its app needs it."""
 
     trace: Trace | None
+    failure: BaseException | None  # what the app raised, for its request record
 
     @property
     def scope(self) -> WWWScope: ...
@@ -209,7 +210,10 @@ class ServerState:
             else:
                 await self.app(session.scope, session.receive, session.send)
         except BaseException as exc:
-            session.app_ended(report_failure(session, exc))
+            failed = report_failure(session, exc)
+            if failed:
+                session.failure = exc
+            session.app_ended(failed)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
         else:

@@ -150,6 +150,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.bytes_received = 0  # message payloads received
         self.started_at = time.perf_counter()
         self.trace: Trace | None = None
+        self.failure: BaseException | None = None
 
     # ------------------------------------------------------------------ the handover
     def start(self, rest: bytes) -> None:

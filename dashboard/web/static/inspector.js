@@ -1,6 +1,7 @@
 // The request inspector (#inspector, a <dialog>): one request record as the terminal panel's
 // inspector shows it (dashboard/tui/screens.py): the summary line, the scope fields, the
-// headers as the server sent them (already redacted) and, when traced, the ASGI messages.
+// headers as the server sent them (already redacted), the exception when the app raised and,
+// when traced, the ASGI messages.
 
 import * as fmt from "./format.js";
 import { TRACE_NEXT } from "./controls.js";
@@ -23,6 +24,7 @@ export class Inspector {
     this.content.replaceChildren(
       title(record, generation),
       h("p", { className: "muted" }, `at ${fmt.clock(record.start)} · id ${record.id}`),
+      ...exception(record),
       h("h3", {}, "scope"),
       fieldTable(scopeRows(record)),
       h("h3", {}, "headers"),
@@ -32,6 +34,12 @@ export class Inspector {
     );
     if (!this.dialog.open) this.dialog.showModal();
   }
+}
+
+/** What the app raised, first: it is why a 5xx is opened. Text only (textContent). */
+function exception(record) {
+  if (!record.exception) return [];
+  return [h("h3", {}, "exception"), h("pre", { className: "exception" }, record.exception)];
 }
 
 function title(record, generation) {
