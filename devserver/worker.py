@@ -129,6 +129,8 @@ def _boot(spec: WorkerSpec) -> Server | None:
 
 async def _serve(server: Server, link: socket.socket, forward_logs: bool) -> int:
     """Report Ready once started up, serve (from `Serve`) until told to stop; the exit status."""
+    # No eager task factory here (3.12+): measured under wrk (hello world, one worker, uvloop),
+    # it served 0.79x the requests on Python 3.12 and 0.99x on 3.13.
     loop = asyncio.get_running_loop()
     supervisor = await channel.open_channel(
         link,
