@@ -123,11 +123,10 @@ class ForkServerProcesses:
         closed = asyncio.Event()  # EOF from the worker: its last message has arrived
         loop = asyncio.get_running_loop()
         loop.add_reader(process.sentinel, self._on_exit, process, closed, hooks)
-        self._hold(
-            loop.create_task(
-                self._open_channel(pid, slot, ours, output[0] if output else None, closed, hooks)
-            )
-        )
+        channel = self._open_channel(pid, slot, ours, output[0] if output else None, closed, hooks)
+        # on the next loop turn, not now: under an eager task factory (Textual installs one on
+        # 3.12+) the task would run at once and call the hooks before the caller has the pid
+        loop.call_soon(lambda: self._hold(loop.create_task(channel)))
         return pid
 
     def _hold(self, task: asyncio.Task[None]) -> None:
