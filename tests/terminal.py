@@ -8,12 +8,16 @@ tmux. Without tmux a test that asks for a terminal skips, or fails under DEVSERV
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shlex
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+import psutil
 
 from tests.utils import require_tool, until
 
@@ -46,8 +50,10 @@ class Terminal:
 
 
 @contextlib.contextmanager
-def terminal(tmp_path: Path, command: list[str]) -> Iterator[Terminal]:
-    """`command` in a 120x40 tmux window; when it exits the window says `EXITED <status>`."""
+def terminal(tmp_path: Path, command: list[str], reap: bool = True) -> Iterator[Terminal]:
+    """`command` in a 120x40 tmux window; when it exits the window says `EXITED <status>`.
+    Afterwards what still runs in the window's session is killed, unless `reap` is False (a
+    test of a command meant to outlive its terminal, which stops it itself)."""
     # a name of its own: tests run by other people on this machine share tmux's socket folder
     term = Terminal(require_tool("tmux"), f"devserve-test-{uuid.uuid4().hex}")
     # without COLUMNS and LINES, which Textual would believe over the terminal's own size
@@ -55,7 +61,21 @@ def terminal(tmp_path: Path, command: list[str]) -> Iterator[Terminal]:
     term.tmux(
         "new-session", "-d", "-s", "panel", "-x", "120", "-y", "40", "-c", str(tmp_path), line
     )
+    session = int(term.tmux("display-message", "-p", "-t", "panel", "#{pane_pid}") or 0)
     try:
         yield term
     finally:
         term.tmux("kill-server")
+        if reap:
+            _kill_session(session)
+
+
+def _kill_session(session: int) -> None:
+    """Kill what is left of the window's session: a devserve that did not stop when its
+    terminal went (a failing test) must not outlive the test, spinning on a dead terminal."""
+    if not session:
+        return
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+            if os.getsid(process.pid) == session:
+                os.kill(process.pid, signal.SIGKILL)

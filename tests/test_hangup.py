@@ -111,7 +111,7 @@ def test_under_nohup_closing_the_terminal_leaves_devserve_serving(tmp_path: Path
     """`nohup devserve ... &` asks to outlive the terminal: its hangup changes nothing."""
     command, control = start(tmp_path, "--no-tui")
     nohup = ["nohup", *command]
-    with terminal(tmp_path, nohup) as term:
+    with terminal(tmp_path, nohup, reap=False) as term:  # it stops devserve below
         until(lambda: len(ready(control)) == 2, "two workers", DEADLINE)
         client = ControlClient(str(control))
         supervisor, workers = client.request("status")["server"]["pid"], set(ready(control))
