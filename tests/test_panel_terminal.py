@@ -98,7 +98,7 @@ def test_the_inspector_of_a_request_that_raised_shows_its_traceback(tmp_path: Pa
         screen = term.screen()
         assert "Traceback (most recent call last)" in screen, screen
         term.keys("q")  # closes the inspector (tmux would read escape and q as alt+q)
-        until(lambda: "Traceback" not in term.screen(), "the inspector closed", 10)
+        until(lambda: "/boom → 500 in" not in term.screen(), "the inspector closed", 10)
         term.keys("q")
         term.wait_for(r"EXITED 0")
 
