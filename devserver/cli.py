@@ -481,8 +481,10 @@ def _top() -> click.Command:
         try:
             ControlClient(path).request("status")  # a clear line now, not a panel that waits
         except NotRunning as exc:  # as `devserve ctl` says it, with the same status
-            who = "devserve top"
-            fail(f"{exc} (is devserve running? else pass --control PATH)", EXIT_ERROR, who=who)
+            hint = "is devserve running?"
+            if control in (None, "auto"):
+                hint += " else pass --control PATH"
+            fail(f"{exc} ({hint})", EXIT_ERROR, who="devserve top")
         except ControlError as exc:  # another user's socket, or a server that broke off
             fail(str(exc), EXIT_ERROR, who="devserve top")
         # here only (import-linter allows cli.py this one lazy import): the server never
@@ -490,6 +492,12 @@ def _top() -> click.Command:
         import dashboard.tui
 
         dashboard.tui.run(path)
+        # the panel's screen is gone: say what became of the server it showed
+        try:
+            ControlClient(path).request("status")
+            click.echo(f"devserve top: left; devserve still serves (control: {path})", err=True)
+        except ControlError:
+            click.echo("devserve top: left; devserve has stopped", err=True)
 
     return top
 

@@ -257,7 +257,7 @@ def format_status(snapshot: schema.Snapshot) -> str:
         f"devserve pid {server['pid']}  {server['app']}  {server['mode']}  {server['state']}  "
         f"generation {server['generation']}  uptime {duration(server['uptime'])}",
         f"workers {totals['workers_ready']}/{server['workers_target']} ready "
-        f"(configured {server['workers_configured']})  requests {totals['requests']}  "
+        f"(started with {server['workers_configured']})  requests {totals['requests']}  "
         f"in flight {totals['in_flight']}  connections {totals['connections']}  "
         f"RSS {mebibytes(totals['rss'])}  CPU {totals['cpu_percent']:.1f}%  "
         f"restarts {totals['restarts']}",

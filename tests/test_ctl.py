@@ -54,7 +54,7 @@ def test_status_prints_a_table_of_workers(server: tuple[Process, Path]) -> None:
     _, control = server
     result = ctl(control, "status")
     assert result.returncode == 0, result.stderr
-    assert "workers 2/2 ready (configured 2)" in result.stdout
+    assert "workers 2/2 ready (started with 2)" in result.stdout
     assert re.search(r"^dashboard http://127\.0\.0\.1:\d+/\?token=\S{32}$", result.stdout, re.M)
     for pid in ready_pids(control):
         assert any(

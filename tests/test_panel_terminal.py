@@ -113,5 +113,6 @@ def test_devserve_top_attaches_to_a_prod_server_and_leaves_it_running(tmp_path: 
             term.wait_for(r"GET\s+/\?from=top\s+200")
             term.keys("q")
             term.wait_for(r"EXITED 0")
+            term.wait_for(r"devserve top: left; devserve still serves")  # not a blank screen
         status = ControlClient(control).request("status")
     assert status["server"]["state"] == "running"  # quitting `top` left the server alone
