@@ -157,6 +157,7 @@ def _exchange(headers: list[tuple[bytes, bytes]], path: str = "/", status: int =
         bytes_received=0,
         started_at=time.perf_counter(),
         trace=None,
+        failure=None,
     )
 
 
