@@ -57,7 +57,7 @@ def test_every_option_has_a_group_the_reference_lists() -> None:
     for name, fld in FIELDS.items():
         group = fld.metadata.get("group")
         assert isinstance(group, str) and group, f"{name} has no group"
-        assert group in gen_flags.GROUP_ORDER, f"{name}: group {group!r} is not in GROUP_ORDER"
+        assert group in gen_flags.GROUPS, f"{name}: group {group!r} is not in config.GROUPS"
 
 
 # --------------------------------------------------------------------------- Grafana
