@@ -179,6 +179,14 @@ class Harness:
             self.fake.boot(worker)
         await settle(lambda: self.supervisor.phase is Phase.SERVING, "serving")
 
+    def crash_the_newest(self, times: int) -> None:
+        """The newest worker dies at once, `times` times over, each replaced when its wait is
+        over (the others keep serving)."""
+        for _ in range(times):
+            self.fake.exit(self.fake.alive()[-1], 1)
+            if len(self.fake.alive()) < self.supervisor.target:
+                self.fake.until_spawn()
+
     def worker(self, fake: FakeWorker) -> Worker:
         return self.supervisor.workers[fake.pid]
 
@@ -427,10 +435,7 @@ def test_a_worker_that_served_a_while_is_replaced_without_doubling_the_wait() ->
     async def scenario() -> None:
         h = Harness(workers=2)
         await h.serving()
-        for _ in range(5):
-            h.fake.exit(h.fake.alive()[-1], 1)
-            if len(h.fake.alive()) < 2:
-                h.fake.until_spawn()
+        h.crash_the_newest(5)
         assert h.supervisor.crash_loop
         newest = h.fake.alive()[-1]
         h.fake.boot(newest)
@@ -449,10 +454,7 @@ def test_a_crash_loop_ends_after_workers_serve_10s_without_dying() -> None:
     async def scenario() -> None:
         h = Harness(workers=2)
         await h.serving()
-        for _ in range(5):
-            h.fake.exit(h.fake.alive()[-1], 1)
-            if len(h.fake.alive()) < 2:
-                h.fake.until_spawn()
+        h.crash_the_newest(5)
         assert h.supervisor.crash_loop
         h.fake.boot(h.fake.alive()[-1])
         h.fake.advance(9.9)
@@ -471,10 +473,7 @@ def test_a_crash_loop_ends_10s_after_a_slow_replacement_is_ready() -> None:
     async def scenario() -> None:
         h = Harness(workers=2)
         await h.serving()
-        for _ in range(5):
-            h.fake.exit(h.fake.alive()[-1], 1)
-            if len(h.fake.alive()) < 2:
-                h.fake.until_spawn()
+        h.crash_the_newest(5)
         slow = h.fake.alive()[-1]
         h.fake.advance(15.0)  # the recovery check at the last death + 10 s finds one serving
         assert h.supervisor.crash_loop
@@ -508,10 +507,7 @@ def test_scaling_ends_a_crash_loop() -> None:
     async def scenario() -> None:
         h = Harness(workers=2)
         await h.serving()
-        for _ in range(5):
-            h.fake.exit(h.fake.alive()[-1], 1)
-            if len(h.fake.alive()) < 2:
-                h.fake.until_spawn()
+        h.crash_the_newest(5)
         assert h.supervisor.crash_loop
         h.supervisor.scale(3)
         assert not h.supervisor.crash_loop
