@@ -25,7 +25,7 @@ from devserver.supervisor.errors import CommandError
 from devserver.supervisor.phase import TRANSITIONS, Phase, check_move
 from devserver.supervisor.processes import WorkerHooks
 from devserver.supervisor.supervisor import Supervisor
-from devserver.supervisor.workers import IllegalTransition, Worker
+from devserver.supervisor.workers import IllegalTransition
 
 # --------------------------------------------------------------------------- the fake side
 
@@ -186,9 +186,6 @@ class Harness:
             self.fake.exit(self.fake.alive()[-1], 1)
             if len(self.fake.alive()) < self.supervisor.target:
                 self.fake.until_spawn()
-
-    def worker(self, fake: FakeWorker) -> Worker:
-        return self.supervisor.workers[fake.pid]
 
     def kinds(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["kind"] == kind]
