@@ -10,6 +10,7 @@ first, is not shown; which lines restate which events is in `restates`.
 
 from __future__ import annotations
 
+import collections
 import re
 import reprlib
 import time
@@ -25,6 +26,7 @@ LOG_STYLES = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
 # worker of a restart would push what matters (ready, exited, failed) out of the pane at once
 PASSING_STATES = ("spawning", "booting")
 TWIN_SECONDS = 2.0
+RECENT_LIMIT = 64  # lines kept for twins: a pair's halves come within a few lines
 # devserve's access log as a worker writes it: the default and gunicorn-style formats quote the
 # request line before the status; the JSON format names its logger
 ACCESS_LINE = re.compile(r'"[A-Z]+ \S* HTTP/[\d.]+" \d{3}\b|"logger": ?"devserve\.access"')
@@ -72,7 +74,9 @@ class EventLines:
 
     def __init__(self, access_log: bool = False) -> None:
         self.access_log = access_log
-        self.recent: list[Event] = []  # shown in the last TWIN_SECONDS, for their twins
+        # events and devserve's lines shown in the last TWIN_SECONDS, for their twins;
+        # bounded, so a burst of them never makes each new line scan them all
+        self.recent: collections.deque[Event] = collections.deque(maxlen=RECENT_LIMIT)
 
     def line(self, event: Event) -> Text | None:
         if not self.access_log and is_access_line(event):
@@ -80,12 +84,14 @@ class EventLines:
         if event.get("kind") == "worker" and event.get("state") in PASSING_STATES:
             return None
         at = _time(event)
-        self.recent = [seen for seen in self.recent if at - _time(seen) <= TWIN_SECONDS]
+        while self.recent and at - _time(self.recent[0]) > TWIN_SECONDS:
+            self.recent.popleft()
         twin = next((seen for seen in self.recent if _twins(seen, event)), None)
         if twin is not None:
             self.recent.remove(twin)  # a pair: a third such line is news again
             return None
-        self.recent.append(event)
+        if event.get("kind") != "log" or event.get("logger") == "devserve.supervisor":
+            self.recent.append(event)  # the app's own lines restate nothing: not kept
         return describe(event)
 
 
