@@ -77,6 +77,18 @@ def ready_pids(panel: Panel) -> list[str]:
     return [row[0] for row in rows(panel, "#workers") if row[2] == "ready"]
 
 
+async def open_inspector(panel: Panel, pilot: Pilot[None]) -> InspectorScreen:
+    """Enter on the selected request; the inspector once it is open."""
+    await pilot.press("enter")
+    screen: InspectorScreen = await until_async(
+        pilot.pause,
+        lambda: isinstance(panel.screen, InspectorScreen) and panel.screen,
+        "the inspector",
+        DEADLINE,
+    )
+    return screen
+
+
 def text_of(renderables: list[Any]) -> str:
     console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
     for renderable in renderables:
@@ -229,13 +241,7 @@ def test_a_request_shows_up_and_the_inspector_shows_its_scope_and_headers(tmp_pa
             table.focus()
             index = [r[3] for r in rows(panel, "#requests")].index("/echo?probe=1")
             table.move_cursor(row=index)
-            await pilot.press("enter")
-            screen = await until_async(
-                pilot.pause,
-                lambda: isinstance(panel.screen, InspectorScreen) and panel.screen,
-                "the inspector",
-                DEADLINE,
-            )
+            screen = await open_inspector(panel, pilot)
             shown = text_of(inspect(screen.record))
             assert "POST /echo?probe=1 → 200" in shown
             assert "x-probe" in shown and "[redacted]" in shown and "s3cret" not in shown
@@ -492,13 +498,7 @@ def test_the_inspector_of_a_request_that_raised_shows_its_traceback(tmp_path: Pa
             )
             table.focus()
             table.move_cursor(row=table.row_count - 1)
-            await pilot.press("enter")
-            screen = await until_async(
-                pilot.pause,
-                lambda: isinstance(panel.screen, InspectorScreen) and panel.screen,
-                "the inspector",
-                DEADLINE,
-            )
+            screen = await open_inspector(panel, pilot)
             shown = text_of(inspect(screen.record, screen.events))
             assert "GET /raise → 500" in shown
             assert "Traceback (most recent call last):" in shown
