@@ -177,6 +177,11 @@ class Exchange(Protocol):
     @property
     def failure(self) -> BaseException | None: ...
 
+    @property
+    def stream_id(self) -> int | None:
+        """The HTTP/2 stream that carried it; None over HTTP/1.1."""
+        ...
+
 
 def make_record(
     exchange: Exchange,

@@ -62,6 +62,8 @@ class Response(enum.Enum):
 class RequestCycle:
     """Holds one request's scope, buffered body and response state."""
 
+    stream_id = None  # HTTP/1.1 has no streams (an Exchange's field)
+
     __slots__ = (
         "conn",
         "scope",

@@ -110,6 +110,8 @@ def websocket_scope(http_scope: HTTPScope) -> WebSocketScope:
 class WebSocketProtocol(asyncio.Protocol):
     """One upgraded connection: the handshake, then frames both ways, until the close."""
 
+    stream_id: int | None = None  # set when it runs on an HTTP/2 stream (RFC 8441)
+
     def __init__(
         self, state: ServerState, transport: asyncio.Transport, http_scope: HTTPScope
     ) -> None:
