@@ -223,6 +223,7 @@ GROUPS = (
     "App",
     "Binding",
     "HTTP",
+    "HTTP/2",
     "TLS",
     "WebSocket",
     "Workers and restarts",
@@ -236,6 +237,7 @@ _LOOPS = ("auto", "uvloop", "asyncio")
 _LIFESPAN = ("auto", "on", "off")
 _INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
 _WS = ("auto", "websockets", "none")
+_HTTP = ("auto", "1", "2")
 _FORWARDED_HEADERS = ("x-forwarded", "forwarded")
 _LOG_FORMATS = ("plain", "json")
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -507,6 +509,42 @@ class Config:
         "WSGI requests per worker waiting for a free thread (more: 503).",
         _integer(1),
         group="App",
+    )
+    http: str = option(
+        "auto",
+        "HTTP versions served: auto (HTTP/1.1, and HTTP/2 by TLS ALPN or prior knowledge), "
+        "1 (HTTP/1.1 only) or 2 (HTTP/2 only).",
+        _choice(*_HTTP),
+        choices=_HTTP,
+        group="HTTP/2",
+    )
+    h2_max_concurrent_streams: int = option(
+        100,
+        "HTTP/2 streams a client may have open on one connection.",
+        _integer(1),
+        group="HTTP/2",
+    )
+    h2_max_frame_size: int = option(
+        16384,
+        "Largest HTTP/2 frame payload a client may send (SETTINGS_MAX_FRAME_SIZE).",
+        _integer(16384, 16777215),
+        group="HTTP/2",
+        metavar="BYTES",
+    )
+    h2_stream_window: int = option(
+        65535,
+        "HTTP/2 flow-control window of each stream: request body bytes buffered for the app.",
+        _integer(1, 2**31 - 1),
+        group="HTTP/2",
+        metavar="BYTES",
+    )
+    h2_connection_window: int = option(
+        262144,
+        "HTTP/2 flow-control window of a connection: request body bytes buffered for all its "
+        "streams.",
+        _integer(65535, 2**31 - 1),
+        group="HTTP/2",
+        metavar="BYTES",
     )
     ws: str = option(
         "auto",

@@ -154,5 +154,7 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         reason = f"cannot load the TLS certificate or key: {exc}"
         raise TLSError(config.ssl_certfile, reason, "--ssl-certfile") from None
-    context.set_alpn_protocols(["http/1.1"])
+    # ALPN: the client picks from these, in our order of preference (RFC 7301)
+    protocols = {"auto": ["h2", "http/1.1"], "1": ["http/1.1"], "2": ["h2"]}[config.http]
+    context.set_alpn_protocols(protocols)
     return context

@@ -27,6 +27,7 @@ from devserver.asgi import HTTPScope
 from devserver.protocols import wire
 from devserver.protocols.cycle import RequestCycle
 from devserver.protocols.flow import FlowControl
+from devserver.protocols.http2 import PREFACE, HTTP2Protocol
 from devserver.protocols.proxy import apply_proxy_headers
 from devserver.protocols.scope import http_scope
 from devserver.protocols.sendfile import send_file
@@ -159,6 +160,7 @@ class HTTPProtocol(asyncio.Protocol):
         "unparsed_at",
         "stalled_tick",
         "stalled_buffer",
+        "preface",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -190,6 +192,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.upgrade_rest: bytes | None = None  # what followed its head, once it is all read
         self.unparsed: bytes | None = None  # a read kept back, from unparsed_at, while the
         self.unparsed_at = 0  # pipeline is full
+        self.preface = b""  # the first bytes, while they may yet be the HTTP/2 preface
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -202,6 +205,10 @@ class HTTPProtocol(asyncio.Protocol):
         self.trusted_proxy = (
             self.settings.proxy_headers and peer_host in self.settings.trusted_peers
         )
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            self._switch_to_http2(b"")  # TLS chose HTTP/2 (ALPN): no HTTP/1.1 is spoken here
+            return
         state = self.state
         state.connections.add(self)
         if len(state.connections) >= self.settings.limit_connections:
@@ -230,6 +237,11 @@ class HTTPProtocol(asyncio.Protocol):
         self.flow.resume_writing()
 
     def data_received(self, data: bytes) -> None:
+        if self.fresh and not self.in_head:  # the connection's first bytes: which protocol?
+            first = self._first_bytes(data)
+            if first is None:
+                return
+            data = first
         if self.unparsed is not None:  # read while a read is kept back: it goes behind it
             self.unparsed = self.unparsed[self.unparsed_at :] + data
             self.unparsed_at = 0
@@ -238,6 +250,36 @@ class HTTPProtocol(asyncio.Protocol):
             self._parse(data, 0, len(data))
         else:
             self._parse_bounded(data, 0)
+
+    def _first_bytes(self, data: bytes) -> bytes | None:
+        """Hand the connection to HTTP/2 if it opens with the preface (prior knowledge); None
+        while the bytes so far could still be the preface, else what to parse as HTTP/1.1."""
+        settings = self.settings
+        if not self.preface and data[:1] != b"P":  # not "PRI *": surely HTTP/1.x
+            if not settings.http1:
+                self._reject(505, "this server speaks HTTP/2 only (--http 2)")
+                return None
+            return data
+        data = self.preface + data
+        self.preface = b""
+        if settings.http2:
+            if data.startswith(PREFACE):
+                self._switch_to_http2(data)
+                return None
+            if len(data) < len(PREFACE) and PREFACE.startswith(data):
+                self.preface = data  # a preface cut across reads: wait for the rest
+                return None
+        if not settings.http1:
+            self._reject(505, "this server speaks HTTP/2 only (--http 2)")
+            return None
+        return data
+
+    def _switch_to_http2(self, data: bytes) -> None:
+        """Hand the connection to an HTTP2Protocol; `data` begins with the preface."""
+        self.state.connections.discard(self)
+        http2 = HTTP2Protocol(self.state, self.client, self.server, self.scheme, self.trusted_proxy)
+        self.transport.set_protocol(http2)
+        http2.start(self.transport, data)
 
     def _parse_bounded(self, data: bytes, start: int) -> bool:
         """Parse data[start:] in slices that each end no more request heads than the pipeline

@@ -98,6 +98,12 @@ class HTTPSettings:
     ws_ping_interval: float = 20.0
     ws_ping_timeout: float = 20.0
     ws_per_message_deflate: bool = True
+    http1: bool = True  # --http auto or 1
+    http2: bool = True  # --http auto or 2
+    h2_max_concurrent_streams: int = 100
+    h2_max_frame_size: int = 16384
+    h2_stream_window: int = 65535
+    h2_connection_window: int = 262144
 
     @classmethod
     def from_config(cls, config: Config) -> HTTPSettings:
@@ -130,6 +136,12 @@ class HTTPSettings:
             ws_ping_interval=config.ws_ping_interval,
             ws_ping_timeout=config.ws_ping_timeout,
             ws_per_message_deflate=config.ws_per_message_deflate,
+            http1=config.http != "2",
+            http2=config.http != "1",
+            h2_max_concurrent_streams=config.h2_max_concurrent_streams,
+            h2_max_frame_size=config.h2_max_frame_size,
+            h2_stream_window=config.h2_stream_window,
+            h2_connection_window=config.h2_connection_window,
         )
 
 
@@ -170,18 +182,20 @@ class ServerState:
         self.keep_idle = 0.0  # while shutting down: how long idle connections may wait
         self.idle = asyncio.Event()  # set once shutting down and nothing is left to finish
         self.default_headers = b""
+        self.default_fields: list[tuple[bytes, bytes]] = []  # the same, for HTTP/2's HEADERS
         self.refresh_default_headers()
 
     def refresh_default_headers(self) -> None:
         """Rebuild the header block every response starts with (called once per tick)."""
-        parts = []
+        fields = []
         if self.settings.server_header:
-            parts.append(b"server: devserve\r\n")
+            fields.append((b"server", b"devserve"))
         if self.settings.date_header:
-            parts.append(b"date: " + wire.http_date() + b"\r\n")
+            fields.append((b"date", wire.http_date()))
         for name, value in self.settings.extra_headers:
-            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
-        self.default_headers = b"".join(parts)
+            fields.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+        self.default_fields = fields
+        self.default_headers = b"".join(b"%b: %b\r\n" % field for field in fields)
 
     def start(self, session: Session) -> None:
         """Run the app for `session` as a task the server holds, or answer 503 at

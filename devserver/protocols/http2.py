@@ -1,0 +1,587 @@
+"""HTTP/2 connections on h2's Sans-I/O state machine: each stream is one ASGI request.
+
+The HTTP/1.1 protocol hands a connection over when its first bytes are the HTTP/2 preface (prior
+knowledge, as proxies and gRPC clients speak it) or when TLS chose `h2` by ALPN. From then on
+`HTTP2Protocol` feeds what it reads to h2, turns h2's events into streams (protocols/stream.py's
+StreamCycle), and writes what h2 says to write. h2 owns framing, HPACK and flow-control
+accounting; this module owns what a server decides:
+
+- which requests run (http2_request.py checks each head by RFC 9113 section 8; a malformed one
+  gets its stream reset with PROTOCOL_ERROR and the connection lives on);
+- backpressure: a request body's window is given back only as the app reads it, and a response
+  waits for the peer's window, then for the socket to drain;
+- defences: a stream reset by its client in the read that opened it never starts its app, and a
+  client that sends more resets, pings, SETTINGS, PRIORITY, empty DATA or unknown frames a
+  second than FLOOD_LIMITS allows gets GOAWAY ENHANCE_YOUR_CALM (the 2023 "rapid reset" attack
+  and its relatives); h2 bounds CONTINUATION runs (64 frames) and the decoded header list
+  (SETTINGS_MAX_HEADER_LIST_SIZE, --max-header-size); reads are fed in slices with a time budget
+  so one connection cannot hold the loop;
+- timers (on the server's tick): idle connections, bodies that stop, responses whose window
+  never opens (--timeout-send);
+- graceful close: GOAWAY with the last stream id, the streams below it finish, then the close.
+
+h2 moves its state machine to CLOSED when it sends or receives GOAWAY, after which it refuses to
+send anything. A graceful GOAWAY is therefore written here, beside h2 (its frame is built by
+hyperframe), and a client's NO_ERROR GOAWAY puts the state machine back, so that the streams
+the client has open still get their responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from time import perf_counter
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame
+
+from devserver.protocols.errors import ClientDisconnected
+from devserver.protocols.flow import FlowControl
+from devserver.protocols.http2_request import (
+    HeadTooLarge,
+    MalformedRequest,
+    parse_head,
+    request_scope,
+)
+from devserver.protocols.proxy import apply_proxy_headers
+from devserver.protocols.state import ServerState
+from devserver.protocols.stream import Fields, Response, StreamCycle
+
+logger = logging.getLogger("devserve.server")
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+RFC_WINDOW = 65535  # every window's size before SETTINGS or WINDOW_UPDATE change it
+# Frames a client may send per second, by kind, before it gets GOAWAY ENHANCE_YOUR_CALM. Each
+# costs the server work (a reset stream, a PING or SETTINGS acknowledgement to write) while it
+# costs the client nothing; browsers send a handful of each per page.
+FLOOD_LIMITS = {
+    "stream resets": 100,
+    "pings": 50,
+    "settings frames": 50,
+    "priority frames": 200,
+    "empty data frames": 200,
+    "unknown frames": 100,
+}
+# Reads are fed to h2 in slices; after READ_BUDGET seconds the rest waits for the next loop pass
+# (as protocols/websocket.py does), so a read of thousands of tiny frames cannot hold the loop.
+SLICE = 65536
+READ_BUDGET = 0.002
+DRAIN_GRACE = 0.25  # seconds a connection stays open after its graceful GOAWAY when idle
+
+_CONFIG = h2.config.H2Configuration(
+    client_side=False,
+    header_encoding=None,
+    # http2_request.py applies RFC 9113 section 8 itself, as stream errors: h2's checks would
+    # end the whole connection for one malformed request.
+    validate_inbound_headers=False,
+    normalize_inbound_headers=False,
+    # stream.py lower-cases and checks what the app sends, and drops connection-specific fields.
+    validate_outbound_headers=False,
+    normalize_outbound_headers=False,
+)
+
+
+class HTTP2Protocol(asyncio.Protocol):
+    """One client connection speaking HTTP/2."""
+
+    def __init__(
+        self,
+        state: ServerState,
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        scheme: str,
+        trusted_proxy: bool,
+    ) -> None:
+        self.state = state
+        self.settings = settings = state.settings
+        self.loop = asyncio.get_running_loop()
+        self.client = client
+        self.server = server
+        self.scheme = scheme
+        self.trusted_proxy = trusted_proxy
+        self.h2 = h2.connection.H2Connection(config=_CONFIG)
+        codes = h2.settings.SettingCodes
+        self.h2.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                codes.MAX_CONCURRENT_STREAMS: settings.h2_max_concurrent_streams,
+                codes.MAX_HEADER_LIST_SIZE: settings.max_header_size,
+                codes.INITIAL_WINDOW_SIZE: settings.h2_stream_window,
+                codes.MAX_FRAME_SIZE: settings.h2_max_frame_size,
+                codes.ENABLE_CONNECT_PROTOCOL: 1 if settings.websocket else 0,
+            },
+        )
+        self.h2.decoder.max_header_list_size = settings.max_header_size
+        self.streams: dict[int, StreamCycle] = {}
+        self.starting: list[StreamCycle] = []  # opened in this read: their apps start after it
+        self.flush_pending = False
+        self.closed = False
+        self.goaway_sent = False
+        self.peer_gone = False  # the client sent GOAWAY: no more streams will come
+        self.last_stream_id = 0  # after our GOAWAY: streams above it are refused
+        self.idle_since = state.ticks
+        self.stalled_tick = 0
+        self.flood_window = 0.0
+        self.flood_counts: dict[str, int] = {}
+        self.backlog = b""
+        self.feeding: asyncio.Handle | None = None
+        self._handlers: dict[type, Any] = {
+            h2.events.RequestReceived: self._on_request,
+            h2.events.DataReceived: self._on_data,
+            h2.events.StreamEnded: self._on_stream_ended,
+            h2.events.StreamReset: self._on_stream_reset,
+            h2.events.WindowUpdated: self._on_window_updated,
+            h2.events.RemoteSettingsChanged: self._on_settings,
+            h2.events.PingReceived: self._on_ping,
+            h2.events.PriorityUpdated: self._on_priority,
+            h2.events.UnknownFrameReceived: self._on_unknown_frame,
+            h2.events.ConnectionTerminated: self._on_goaway,
+            h2.events.TrailersReceived: self._on_trailers,
+        }
+
+    # ------------------------------------------------------------------ the handover
+    def start(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Take over `transport` (its first bytes `data`, the preface among them) and answer
+        with our SETTINGS."""
+        self.transport = transport
+        self.flow = FlowControl(transport)
+        state = self.state
+        state.connections.add(self)
+        self.h2.initiate_connection()
+        window = self.settings.h2_connection_window
+        if window > RFC_WINDOW:
+            self.h2.increment_flow_control_window(window - RFC_WINDOW)
+        self._flush()
+        if state.shutting_down:
+            self.shutdown(state.keep_idle)
+        if data:
+            self.data_received(data)
+
+    # ------------------------------------------------------------------ asyncio callbacks
+    def data_received(self, data: bytes) -> None:
+        if self.backlog:  # reading is paused, but a transport may hand over what it had read
+            self.backlog += data
+            return
+        started = time.perf_counter()
+        size = len(data)
+        if size <= SLICE:
+            self._receive(data)
+        else:
+            at = 0
+            while at < size and not self.closed:
+                self._receive(data[at : at + SLICE])
+                at += SLICE
+                if at < size and (
+                    self.flow.write_paused or time.perf_counter() - started > READ_BUDGET
+                ):
+                    self.backlog = data[at:]
+                    break
+        if self.backlog and not self.closed:
+            self.flow.pause_reading()
+            if self.feeding is None and not self.flow.write_paused:
+                self.feeding = self.loop.call_soon(self._continue)
+
+    def _continue(self) -> None:
+        self.feeding = None
+        data, self.backlog = self.backlog, b""
+        if data and not self.closed:
+            self.data_received(data)
+        if self.feeding is None and not self.backlog and not self.flow.write_paused:
+            self.flow.resume_reading()
+
+    def _receive(self, data: bytes) -> None:
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self._connection_error(exc)
+            return
+        handlers = self._handlers
+        for event in events:
+            handler = handlers.get(type(event))
+            if handler is not None:
+                handler(event)
+            if self.closed:
+                return
+        if self.starting:
+            starting, self.starting = self.starting, []
+            start = self.state.start
+            for stream in starting:
+                if not stream.disconnected:  # reset in the same read: its app never starts
+                    start(stream)
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.forget(self)
+        if self.feeding is not None:
+            self.feeding.cancel()
+            self.feeding = None
+        self.backlog = b""
+        streams, self.streams = self.streams, {}
+        for stream in streams.values():
+            stream.disconnect()
+        self.flow.resume_writing()
+        if self.state.shutting_down:
+            self.state.check_idle()
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+        self.stalled_tick = self.state.ticks
+        # What a client sends makes us write (acknowledgements, responses): one that does not
+        # read would otherwise grow the write buffer without bound.
+        self.flow.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+        if self.backlog:
+            if self.feeding is None:
+                self.feeding = self.loop.call_soon(self._continue)
+        elif not self.closed:
+            self.flow.resume_reading()
+
+    # ------------------------------------------------------------------ h2 events
+    def _on_request(self, event: h2.events.RequestReceived) -> None:
+        stream_id = event.stream_id
+        if (self.goaway_sent and stream_id > self.last_stream_id) or self.peer_gone:
+            self.h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)  # safe to retry
+            return
+        settings = self.settings
+        state = self.state
+        try:
+            head = parse_head(
+                event.headers,  # type: ignore[arg-type]
+                settings.limit_request_fields,
+                settings.limit_request_field_size,
+                settings.websocket,
+            )
+            scope = request_scope(
+                head,
+                self.scheme,
+                self.client,
+                self.server,
+                settings.root_path,
+                state.lifespan_state.copy(),
+            )
+        except MalformedRequest as exc:
+            self._refuse(stream_id, str(exc))
+            return
+        except HeadTooLarge as exc:
+            self._answer_head_too_large(stream_id, str(exc))
+            return
+        if self.trusted_proxy:
+            apply_proxy_headers(
+                scope, settings.trusted_peers, settings.forwarded_host, settings.forwarded_headers
+            )
+        if head.protocol:
+            self._refuse(stream_id, "extended CONNECT is not served yet")
+            return
+        stream = StreamCycle(
+            self,
+            stream_id,
+            scope,
+            perf_counter() if state.timed else 0.0,
+            bool(event.stream_ended),
+        )
+        self.streams[stream_id] = stream
+        self.starting.append(stream)
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        stream = self.streams.get(event.stream_id)  # type: ignore[arg-type]
+        size = event.flow_controlled_length or 0
+        if not event.data and not event.stream_ended:
+            self._count("empty data frames")
+        if stream is None or stream.response is Response.DONE:
+            if size:  # nobody will read it: give the window back now
+                self.h2.acknowledge_received_data(size, event.stream_id)  # type: ignore[arg-type]
+            return
+        stream.feed_body(event.data or b"", size)
+
+    def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
+        stream = self.streams.get(event.stream_id)  # type: ignore[arg-type]
+        if stream is not None:
+            stream.end_body()
+
+    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        pass  # ASGI has no request trailers; StreamEnded follows and ends the body
+
+    def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
+        self._count("stream resets")
+        stream = self.streams.pop(event.stream_id, None)  # type: ignore[arg-type]
+        if stream is not None:
+            stream.disconnect()
+            self._release(stream)
+            self._maybe_idle()
+
+    def _on_window_updated(self, event: h2.events.WindowUpdated) -> None:
+        if event.stream_id:
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream.window_opened()
+        else:
+            self._windows_opened()
+
+    def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
+        self._count("settings frames")
+        if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
+            self._windows_opened()
+
+    def _on_ping(self, event: h2.events.PingReceived) -> None:
+        self._count("pings")  # h2 has queued the acknowledgement
+
+    def _on_priority(self, event: h2.events.PriorityUpdated) -> None:
+        self._count("priority frames")  # streams are served in the order they come
+
+    def _on_unknown_frame(self, event: h2.events.UnknownFrameReceived) -> None:
+        self._count("unknown frames")
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        """The client is done with the connection: finish its open streams, then close. After
+        an error code, nothing it has open will be read: close now."""
+        self.peer_gone = True
+        if event.error_code != ErrorCodes.NO_ERROR or not self.streams:
+            self._close()
+            return
+        # h2 refuses to send once it received GOAWAY; the client still reads its responses.
+        self.h2.state_machine.state = h2.connection.ConnectionState.SERVER_OPEN
+
+    def _windows_opened(self) -> None:
+        for stream in self.streams.values():
+            stream.window_opened()
+
+    # ------------------------------------------------------------------ errors and defences
+    def _refuse(self, stream_id: int, detail: str) -> None:
+        """A malformed request: reset its stream (RFC 9113 8.1.1), serve the others."""
+        logger.warning("malformed HTTP/2 request from %s: %s", self._peer(), detail)
+        self.state.count_rejected()
+        self.h2.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+
+    def _answer_head_too_large(self, stream_id: int, detail: str) -> None:
+        logger.warning("431 Request Header Fields Too Large from %s: %s", self._peer(), detail)
+        self.state.count_rejected()
+        fields: Fields = [(b":status", b"431"), *self.state.default_fields]
+        self.h2.send_headers(stream_id, fields, end_stream=True)
+
+    def _count(self, kind: str) -> None:
+        """Count one cheap frame; past its FLOOD_LIMITS rate, end the connection."""
+        now = self.loop.time()
+        if now - self.flood_window >= 1.0:
+            self.flood_window = now
+            self.flood_counts = {}
+        counts = self.flood_counts
+        seen = counts[kind] = counts.get(kind, 0) + 1
+        if seen > FLOOD_LIMITS[kind]:
+            logger.warning(
+                "closing the HTTP/2 connection from %s: more than %d %s in a second",
+                self._peer(),
+                FLOOD_LIMITS[kind],
+                kind,
+            )
+            self.state.count_rejected()
+            self._abort(ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def _connection_error(self, exc: h2.exceptions.ProtocolError) -> None:
+        """h2 found a connection error (a bad frame, a flow-control violation, too many
+        streams, an oversized header list): it has queued GOAWAY; send it and close."""
+        logger.warning("HTTP/2 connection error from %s: %s", self._peer(), exc)
+        self.state.count_rejected()
+        self._close()
+
+    def _abort(self, code: ErrorCodes) -> None:
+        self.h2.close_connection(error_code=code, last_stream_id=self.h2.highest_inbound_stream_id)
+        self._close()
+
+    def _close(self) -> None:
+        """Write what h2 has queued (GOAWAY among it) and close; open streams are cut."""
+        if self.closed:
+            return
+        self._flush()
+        self.closed = True
+        self.backlog = b""
+        for stream in self.streams.values():
+            stream.disconnect()
+        self.transport.close()
+
+    def _peer(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "unix socket"
+
+    # ------------------------------------------------------------------ writing (StreamCarrier)
+    def _flush(self) -> None:
+        self.flush_pending = False
+        data = self.h2.data_to_send()
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def flush_soon(self) -> None:
+        """Write on the next loop pass: the responses of many streams then leave in one write."""
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.loop.call_soon(self._flush)
+
+    def send_head(self, stream: StreamCycle, fields: Fields, end: bool) -> None:
+        if self.closed:
+            return
+        self.h2.send_headers(stream.stream_id, fields, end_stream=end)
+        self.flush_soon()
+
+    async def send_body(self, stream: StreamCycle, data: bytes, end: bool) -> None:
+        connection = self.h2
+        stream_id = stream.stream_id
+        while not stream.disconnected and not self.closed:
+            try:
+                window = connection.local_flow_control_window(stream_id)
+            except h2.exceptions.StreamClosedError:
+                stream.disconnect()
+                break
+            size = min(window, connection.max_outbound_frame_size)
+            if len(data) <= size:
+                connection.send_data(stream_id, data, end_stream=end)
+                break
+            if size > 0:
+                connection.send_data(stream_id, data[:size])
+                data = data[size:]
+                continue
+            self.flush_soon()  # what fitted goes now; the rest waits for WINDOW_UPDATE
+            stream.window_tick = self.state.ticks
+            stream.window_waiter = self.loop.create_future()
+            try:
+                await stream.window_waiter
+            finally:
+                stream.window_waiter = None
+        self.flush_soon()
+        if self.flow.write_paused:
+            await self.flow.drain()
+        if stream.disconnected and not end:
+            raise ClientDisconnected("client disconnected while the response was sent")
+
+    def send_final_data(self, stream: StreamCycle, data: bytes) -> None:
+        """The server's own short answer (500, 503, 408): sent now if the peer's windows take
+        it, else the stream is reset (a client that opens no window gets no answer)."""
+        if self.closed or stream.disconnected:
+            return
+        window = self.h2.local_flow_control_window(stream.stream_id)
+        if len(data) <= min(window, self.h2.max_outbound_frame_size):
+            self.h2.send_data(stream.stream_id, data, end_stream=True)
+        else:
+            self.h2.reset_stream(stream.stream_id, ErrorCodes.INTERNAL_ERROR)
+        self.flush_soon()
+
+    def send_trailers(self, stream: StreamCycle, fields: Fields) -> None:
+        if self.closed or stream.disconnected:
+            return
+        self.h2.send_headers(stream.stream_id, fields, end_stream=True)
+        self.flush_soon()
+
+    def consumed(self, stream: StreamCycle, size: int) -> None:
+        if not self.closed:
+            self.h2.acknowledge_received_data(size, stream.stream_id)
+            self.flush_soon()
+
+    def reset(self, stream: StreamCycle) -> None:
+        if not self.closed and not stream.disconnected:
+            self.h2.reset_stream(stream.stream_id, ErrorCodes.INTERNAL_ERROR)
+            self.flush_soon()
+
+    def response_complete(self, stream: StreamCycle) -> None:
+        """`stream`'s response is complete (or reset): count and log it, free what it held."""
+        state = self.state
+        self.streams.pop(stream.stream_id, None)
+        state.requests += 1
+        request_done = state.request_done
+        if request_done is not None:
+            request_done(stream)
+        if state.access_logger is not None:
+            state.log_access(self, stream)
+        if not stream.body_complete and not stream.disconnected and not self.closed:
+            # Answered before the whole body came: ask the client to stop sending it, without
+            # calling it an error (RFC 9113 8.1).
+            self.h2.reset_stream(stream.stream_id, ErrorCodes.NO_ERROR)
+            self.flush_soon()
+        self._release(stream)
+        self._maybe_idle()
+
+    def _release(self, stream: StreamCycle) -> None:
+        """Give back the window of body bytes nobody will read now."""
+        if stream.unacknowledged and not self.closed:
+            size, stream.unacknowledged = stream.unacknowledged, 0
+            stream.body = []
+            self.h2.acknowledge_received_data(size, stream.stream_id)
+            self.flush_soon()
+
+    def _maybe_idle(self) -> None:
+        if self.streams:
+            return
+        self.idle_since = self.state.ticks
+        if (self.goaway_sent or self.peer_gone) and not self.closed:
+            self.loop.call_later(DRAIN_GRACE, self._close)
+
+    # ------------------------------------------------------------------ timers and shutdown
+    def on_tick(self) -> None:
+        """Close an idle connection; end streams whose body or window stopped coming."""
+        state, settings = self.state, self.settings
+        if self.closed:
+            return
+        if self.flow.write_paused and state.timed_out(self.stalled_tick, settings.timeout_send):
+            logger.warning(
+                "closing the HTTP/2 connection from %s: it took no response bytes for %gs",
+                self._peer(),
+                settings.timeout_send,
+            )
+            self.closed = True
+            self.transport.abort()  # close() would wait for the buffer to drain: it never will
+            return
+        if not self.streams:
+            if state.timed_out(self.idle_since, settings.timeout_keep_alive):
+                self.shutdown()
+            return
+        for stream in list(self.streams.values()):
+            if stream.window_waiter is not None and state.timed_out(
+                stream.window_tick, settings.timeout_send
+            ):
+                logger.warning(
+                    "resetting HTTP/2 stream %d from %s: its window stayed shut for %gs",
+                    stream.stream_id,
+                    self._peer(),
+                    settings.timeout_send,
+                )
+                self.h2.reset_stream(stream.stream_id, ErrorCodes.FLOW_CONTROL_ERROR)
+                self.streams.pop(stream.stream_id, None)
+                stream.disconnect()
+                self.flush_soon()
+            elif stream.waits_for_body() and state.timed_out(
+                stream.wait_tick, settings.timeout_request_body
+            ):
+                logger.warning(
+                    "408 for %s: no request body bytes for %gs",
+                    stream.describe(),
+                    settings.timeout_request_body,
+                )
+                state.count_rejected()
+                if stream.response is Response.START:
+                    stream.answer(408, "Request Timeout\n")
+                else:
+                    self.reset(stream)
+                stream.disconnect()
+        self._maybe_idle()
+
+    def shutdown(self, keep_idle: float = 0.0, fresh_grace: float = 0.0) -> None:
+        """Graceful stop: GOAWAY with the last stream id; those streams finish, then the close.
+
+        The GOAWAY is built here rather than by h2, whose state machine would refuse to send
+        the responses still owed (see the module's docstring).
+        """
+        if self.closed or self.goaway_sent:
+            return
+        self._flush()
+        self.goaway_sent = True
+        self.last_stream_id = self.h2.highest_inbound_stream_id
+        goaway = GoAwayFrame(stream_id=0, last_stream_id=self.last_stream_id, error_code=0)
+        self.transport.write(goaway.serialize())
+        if not self.streams:
+            self.loop.call_later(max(keep_idle, DRAIN_GRACE), self._close)
