@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Interleaved benchmark harness for ASGI/WSGI servers (stdlib only + wrk + taskset).
+"""Interleaved benchmark harness for ASGI/WSGI servers (stdlib only + wrk or h2load + taskset).
 
 For every round, every server is started fresh, in the order given (A B C A B C ...):
 
@@ -8,7 +8,8 @@ For every round, every server is started fresh, in the order given (A B C A B C 
   3. check the body (expect / expect_len)    -> verified
   4. settle, read RSS/PSS over the process tree via /proc -> idle memory
   5. warm-up load (same client, shorter)
-  6. measured load: wrk (http) or ws_client.py (ws), client optionally pinned
+  6. measured load: wrk (http), h2load (h2load: HTTP/2 prior knowledge, or HTTP/1.1 with
+     --h1) or ws_client.py (ws), client optionally pinned
      (`taskset -c CLIENT_CPUS`); server CPU time over the window is read from /proc
   7. read RSS/PSS again                      -> memory after load
   8. SIGTERM the root pid, time until root and every descendant are gone
@@ -32,6 +33,13 @@ it checked after the stop: the JSON's "times" (CLOCK_MONOTONIC of each message i
 the measured window, with no gap over the suite's "sidecar_max_gap" seconds (1.5), else the trial fails.
 
 Servers are started with cwd={app_dir}, so relative paths in a template resolve there: use {repo}.
+
+In suites.json a server may be an object instead of a template string:
+  {"cmd": TEMPLATE, "client_args": "--h1", "probe": "http1"}
+client_args go to the load client after the suite's own (h2load: a later -c/-m wins); probe is how
+readiness and the body are checked: "http1" (stdlib http.client) or "h2c" (curl
+--http2-prior-knowledge, for servers that speak only HTTP/2 on the port); default: the suite's.
+On the command line: --client-args NAME=ARGS.
 
 Examples:
   python bench.py --suite hello                       # suites from suites.json
@@ -68,7 +76,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOST = "127.0.0.1"  # never anything else
 
 DEFAULTS = {
-    "mode": "http",            # http | ws
+    "mode": "http",            # http (wrk) | h2load | ws
     "app": "asgi_hello:app",
     "path": "/",
     "expect": None,            # substring the body must contain
@@ -96,7 +104,10 @@ DEFAULTS = {
     "max_other_cpu": 15.0,     # a trial with more foreign CPU load (% of a core) than this is redone
     "retries": 2,              # ... at most this many times, after waiting for a quiet box
     "sidecar_max_gap": 1.5,    # seconds a sidecar (subscriber.py) may go without a message in the window
-    "quiet_pct": 15.0,         # wait before each trial until the box is below this busy % (of a core)           # ws_client.py --raw (hand-rolled frames) instead of the websockets library
+    "quiet_pct": 15.0,         # wait before each trial until the box is below this busy % (of a core)
+    "probe": "http1",          # readiness/body check: http1 (http.client) | h2c (curl --http2-prior-knowledge)
+    "h2_conns": 10,            # h2load -c (mode h2load)
+    "h2_streams": 10,          # h2load -m: concurrent streams per connection (pipelined requests with --h1)
     "servers": {},
 }
 
@@ -235,6 +246,21 @@ def http_get(port: int, path: str, timeout: float = 1.0):
         c.close()
 
 
+def h2c_get(port: int, path: str, timeout: float = 1.0):
+    """GET over cleartext HTTP/2 with prior knowledge (curl), for servers that answer nothing else
+    on the port (granian --http 2). Raises OSError unless the answer came over HTTP/2."""
+    argv = ["curl", "-sS", "--http2-prior-knowledge", "--max-time", str(timeout), "-o", "-",
+            "-w", "\n%{http_code} %{http_version}", f"http://{HOST}:{port}{path}"]
+    p = subprocess.run(argv, capture_output=True, timeout=timeout + 5)
+    body, _, tail = p.stdout.rpartition(b"\n")
+    if p.returncode != 0:
+        raise OSError(p.stderr.decode(errors="replace").strip())
+    code, version = tail.decode().split()
+    if version != "2":
+        raise OSError(f"answered over HTTP/{version}, not HTTP/2")
+    return int(code), body
+
+
 def _dur_ms(s: str) -> float:
     m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", s.strip())
     if not m:
@@ -269,6 +295,53 @@ def parse_wrk(out: str) -> dict:
     return r
 
 
+def parse_h2load(out: str) -> dict:
+    """h2load's summary: req/s, request counts, status classes, and its `time for request` row
+    (min/max/mean/sd over all requests; the percentiles come from --log-file, see h2load_latency)."""
+    r: dict = {}
+    m = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s, ([\d.]+)(\w+)/s", out)
+    if m:
+        r["elapsed_s"], r["rps"] = float(m.group(1)), float(m.group(2))
+        r["mib_per_s"] = _size_mib(m.group(3), m.group(4))
+    else:
+        r["rps"] = None
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out)
+    if m:
+        for k, v in zip(("requests", "started", "done", "succeeded", "failed", "errored", "timeout"),
+                        map(int, m.groups())):
+            r[k] = v
+    m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    if m:
+        r["status"] = dict(zip(("2xx", "3xx", "4xx", "5xx"), map(int, m.groups())))
+    m = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    if m:
+        r["lat_min_ms"], r["lat_max_ms"], r["lat_avg_ms"], r["lat_stdev_ms"] = (
+            _dur_ms(m.group(i)) for i in (1, 2, 3, 4))
+    m = re.search(r"Application protocol: (\S+)", out)
+    r["protocol"] = m.group(1) if m else None
+    st = r.get("status", {})
+    r["non2xx"] = st.get("3xx", 0) + st.get("4xx", 0) + st.get("5xx", 0)
+    r["errors"] = r.get("failed", 0) + r.get("errored", 0) + r.get("timeout", 0) + r["non2xx"]
+    return r
+
+
+def h2load_latency(path: str) -> dict:
+    """p50/p90/p99 (nearest rank) of the per-request times in an h2load --log-file
+    (start us, status, us until the end of the response; status -1 for a failed stream)."""
+    us = []
+    with open(path) as f:
+        for line in f:
+            parts = line.split("\t")
+            if len(parts) >= 3 and parts[1] != "-1":
+                us.append(int(parts[2]))
+    if not us:
+        return {}
+    us.sort()
+    return {f"p{q}_ms": us[min(len(us) - 1, max(0, -(-len(us) * q // 100) - 1))] / 1000.0
+            for q in (50, 90, 99)} | {"logged_requests": len(us)}
+
+
 def _children_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -290,6 +363,7 @@ class Trial:
     def __init__(self, suite: dict, name: str, template: str, round_no: int, args, log_dir: str):
         self.s, self.name, self.template, self.round = suite, name, template, round_no
         self.args, self.log_dir = args, log_dir
+        self.opts = suite.get("server_opts", {}).get(name, {})  # client_args, probe
         self.res: dict = {"server": name, "round": round_no}
         self.proc = None
 
@@ -336,15 +410,16 @@ class Trial:
         logf.close()
         deadline = t0 + self.s["ready_timeout"]
         body = None
+        get = h2c_get if self.opts.get("probe", self.s["probe"]) == "h2c" else http_get
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.res["error"] = f"exited early rc={self.proc.returncode}"
                 return False
             try:
-                status, body = http_get(port, self.s["path"], timeout=1.0)
+                status, body = get(port, self.s["path"], timeout=1.0)
                 if status == 200:
                     break
-            except (OSError, http.client.HTTPException):
+            except (OSError, http.client.HTTPException, subprocess.TimeoutExpired):
                 pass
             time.sleep(0.005)
         else:
@@ -369,6 +444,38 @@ class Trial:
         c0 = _children_cpu()
         p = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
         return p.stdout + p.stderr, _children_cpu() - c0
+
+    def _h2load(self, seconds: float, log_file: str | None = None) -> tuple[str, float]:
+        url = f"http://{HOST}:{self.port}{self.s['path']}"
+        argv = self._client_prefix() + ["h2load", "-t1", f"-c{self.s['h2_conns']}", f"-m{self.s['h2_streams']}",
+                                        f"-D{int(seconds)}"]
+        c, m = self.s["h2_conns"], self.s["h2_streams"]  # client_args may use {h2_conns} {h2_streams} {h2_total}
+        extra = self.opts.get("client_args", "").format(h2_conns=c, h2_streams=m, h2_total=c * m)
+        argv += shlex.split(extra)  # after -c/-m: h2load takes the last one
+        if log_file:
+            argv.append(f"--log-file={log_file}")
+        argv.append(url)
+        self.res["client_cmd"] = " ".join(argv)
+        c0 = _children_cpu()
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        return p.stdout + p.stderr, _children_cpu() - c0
+
+    def _h2load_results(self, out: str, log_file: str) -> None:
+        """h2load's summary plus percentiles from its per-request log (read after the window, so
+        this process's parsing does not count as foreign CPU load), and a check that it spoke the
+        protocol it was meant to (h2c, or http/1.1 with --h1)."""
+        self.res["h2load_tail"] = out[out.find("finished in"):] if "finished in" in out else out[-2000:]
+        self.res.update(parse_h2load(out))
+        try:
+            self.res.update(h2load_latency(log_file))
+            os.unlink(log_file)  # ~30 bytes a request; the percentiles are kept
+        except OSError:
+            pass
+        want = "http/1.1" if "--h1" in shlex.split(self.opts.get("client_args", "")) else "h2c"
+        if self.res.get("protocol") != want:
+            self.res["error"] = f"h2load spoke {self.res.get('protocol')}, not {want}"
+        elif not self.res.get("done"):
+            self.res["error"] = "h2load: no request done"
 
     def _ws(self, msgs: int) -> tuple[dict, float]:
         url = f"ws://{HOST}:{self.port}/"
@@ -395,16 +502,21 @@ class Trial:
             self.res.update(r)
             self.res["rps"] = r.get("msgs_per_s")
         else:
+            h2 = self.s["mode"] == "h2load"
             if self.s["warmup"] > 0:
-                self._wrk(self.s["warmup"])
+                (self._h2load if h2 else self._wrk)(self.s["warmup"])
             by0, sys0 = tree_cpu_by_pid(self.proc.pid), sys_cpu()
             w0 = time.monotonic()
-            out, ccpu = self._wrk(self.s["duration"])
+            log_file = os.path.join(self.log_dir, f"{self.name}-r{self.round}.h2load.tsv")
+            out, ccpu = self._h2load(self.s["duration"], log_file) if h2 else self._wrk(self.s["duration"])
             self.res["window"] = [w0, time.monotonic()]  # CLOCK_MONOTONIC, as a sidecar's times
             by1, sys1 = tree_cpu_by_pid(self.proc.pid), sys_cpu()
             cpu0, cpu1 = sum(by0.values()), sum(by1.values())
-            self.res["wrk_raw"] = out
-            self.res.update(parse_wrk(out))
+            if h2:
+                self._h2load_results(out, log_file)
+            else:
+                self.res["wrk_raw"] = out
+                self.res.update(parse_wrk(out))
             dur = self.res.get("elapsed_s") or self.s["duration"]
             self.res["server_cpu_pct"] = 100.0 * (cpu1 - cpu0) / dur
             # per process, root first: shows whether the load was spread over the workers
@@ -562,19 +674,27 @@ def load_suites(args) -> list[dict]:
         servers = s.get("servers") or {}
         if isinstance(servers, str):
             servers = cfg["server_sets"][servers]
-        servers = dict(servers)
+        opts = {k: dict(v) for k, v in servers.items() if isinstance(v, dict)}  # {"cmd": ..., "client_args": ...}
+        servers = {k: (v["cmd"] if isinstance(v, dict) else v) for k, v in servers.items()}
         for spec in args.server or []:
             if "=" not in spec:
                 raise SystemExit(f"--server wants NAME=TEMPLATE, got {spec!r}")
             k, v = spec.split("=", 1)
             servers[k.strip()] = v.strip()
+        for spec in args.client_args or []:
+            if "=" not in spec:
+                raise SystemExit(f"--client-args wants NAME=ARGS, got {spec!r}")
+            k, v = spec.split("=", 1)
+            opts.setdefault(k.strip(), {})["client_args"] = v.strip()
         only = args.only or s.get("default_only")  # a suite may leave extra servers out by default
         if only:
             keep = [x.strip() for x in only.split(",")]
             servers = {k: v for k, v in servers.items() if k in keep}
         s["servers"] = servers
+        s["server_opts"] = {k: v for k, v in opts.items() if k in servers}
         for key in ("mode", "path", "expect", "rounds", "duration", "warmup", "connections", "threads",
-                    "server_cpus", "client_cpus", "workers", "baseline", "ws_conns", "ws_msgs", "ws_size"):
+                    "server_cpus", "client_cpus", "workers", "baseline", "ws_conns", "ws_msgs", "ws_size",
+                    "h2_conns", "h2_streams", "probe"):
             v = getattr(args, key, None)
             if v is not None:
                 s[key] = v
@@ -629,7 +749,24 @@ def env_info(args) -> dict:
         info["wrk"] = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     except Exception:
         info["wrk"] = None
+    try:
+        info["h2load"] = subprocess.run(["h2load", "--version"], capture_output=True, text=True).stdout.strip()
+    except Exception:
+        info["h2load"] = None
     return info
+
+
+def round_ratios(trials: list[dict], name: str, base: str, key: str = "rps") -> list[float]:
+    """name's `key` / base's `key` for every round where both have a good trial."""
+    out = []
+    for t in trials:
+        if t["server"] != name or "error" in t or not t.get(key):
+            continue
+        b = next((x for x in trials if x["server"] == base and x["round"] == t["round"]
+                  and x.get(key) and "error" not in x), None)
+        if b:
+            out.append(t[key] / b[key])
+    return out
 
 
 def summarize(suite: dict, trials: list[dict]) -> dict:
@@ -639,12 +776,7 @@ def summarize(suite: dict, trials: list[dict]) -> dict:
     for n in names:
         ts = [t for t in trials if t["server"] == n and "error" not in t and t.get("rps")]
         errs = [t.get("error") for t in trials if t["server"] == n and t.get("error")]
-        ratios = []
-        for t in ts:
-            b = next((x for x in trials if x["server"] == base and x["round"] == t["round"]
-                      and x.get("rps") and "error" not in x), None)
-            if b:
-                ratios.append(t["rps"] / b["rps"])
+        ratios = round_ratios(trials, n, base)
 
         def col(key, sub=None):
             vals = [(t.get(key) or {}).get(sub) if sub else t.get(key) for t in ts]
@@ -656,6 +788,7 @@ def summarize(suite: dict, trials: list[dict]) -> dict:
             "rps": col("rps"), "ratio": {"median": _median(ratios), "min": _span(ratios)[0],
                                          "max": _span(ratios)[1]},
             "p50_ms": col("p50_ms"), "p99_ms": col("p99_ms"), "mib_per_s": col("mib_per_s"),
+            "lat_avg_ms": col("lat_avg_ms"), "lat_stdev_ms": col("lat_stdev_ms"),
             "server_cpu_pct": col("server_cpu_pct"), "client_cpu_pct": col("client_cpu_pct"),
             "other_cpu_pct": col("other_cpu_pct"), "steal_pct": col("steal_pct"),
             "rss_idle_mib": col("mem_idle", "rss_mib"), "rss_after_mib": col("mem_after", "rss_mib"),
@@ -669,7 +802,12 @@ def summarize(suite: dict, trials: list[dict]) -> dict:
             "noisy_rounds": sum(1 for t in ts if t.get("noisy")),
             "verified": all(t.get("verified") for t in ts) if ts else False,
             "cmd": (last or {}).get("cmd"),
+            "client_cmd": (last or {}).get("client_cmd"),
         }
+        for other in (suite.get("compare") or {}).get(n, []):  # e.g. devserve (h2c) vs devserve-h1
+            if other not in suite["servers"]:
+                continue
+            out[n].setdefault("vs", {})[other] = col_of(round_ratios(trials, n, other))
         scs = [t["sidecar"] for t in ts if t.get("sidecar")]
         if scs:
             out[n]["sidecar"] = {
@@ -705,6 +843,10 @@ def markdown(suite: dict, summ: dict) -> str:
         load = (f"ws_client.py{' --raw' if suite.get('ws_raw') else ' (websockets library)'}: "
                 f"{suite['ws_conns']} connections x {suite['ws_msgs']} echo round trips, "
                 f"{suite['ws_size']}-byte text messages")
+    elif suite["mode"] == "h2load":
+        load = (f"h2load -t1 -c{suite['h2_conns']} -m{suite['h2_streams']} -D{suite['duration']} "
+                f"(warm-up run {suite['warmup']}s); p50/p99 from its per-request --log-file, "
+                "mean ms = its `time for request` mean")
     else:
         load = f"wrk -t{suite['threads']} -c{suite['connections']} -d{suite['duration']}s --latency (warm-up {suite['warmup']}s)"
     pin = (f"server pinned to CPU {suite['server_cpus']}, client pinned to CPU {suite['client_cpus']}"
@@ -718,6 +860,9 @@ def markdown(suite: dict, summ: dict) -> str:
     ]
     rate = "msgs/s" if ws else "req/s"
     hdr = [f"server", rate, f"x {suite['baseline']}", "p50 ms", "p99 ms"]
+    h2 = suite["mode"] == "h2load"
+    if h2:
+        hdr.append("mean ms")
     if not ws and any((v["mib_per_s"]["median"] or 0) > 50 for v in summ.values()):
         hdr.append("MiB/s")
     hdr += ["srv CPU %", "client CPU %", "other CPU %", "RSS idle MiB", "RSS after MiB", "PSS after MiB",
@@ -726,6 +871,8 @@ def markdown(suite: dict, summ: dict) -> str:
     lines.append("|" + "---|" * len(hdr))
     for n, v in summ.items():
         row = [f"`{n}`", _fmt(v["rps"], 0), _fmt(v["ratio"], 2), _fmt(v["p50_ms"], 2), _fmt(v["p99_ms"], 2)]
+        if h2:
+            row.append(_fmt(v["lat_avg_ms"], 2))
         if "MiB/s" in hdr:
             row.append(_fmt(v["mib_per_s"], 0))
         procs = v["rss_after_by_proc_mib"]
@@ -751,7 +898,12 @@ def markdown(suite: dict, summ: dict) -> str:
     fails = {n: v["errors"] for n, v in summ.items() if v["errors"]}
     if fails:
         lines += ["", "Failures: " + "; ".join(f"`{n}`: {e}" for n, e in fails.items())]
+    for n, v in summ.items():
+        for other, r in (v.get("vs") or {}).items():
+            lines += ["", f"`{n}` / `{other}` req/s, per round: {_fmt(r, 2)}"]
     lines += ["", "Commands:", ""] + [f"- `{n}`: `{v['cmd']}`" for n, v in summ.items() if v["cmd"]]
+    if h2:
+        lines += ["", "Load:", ""] + [f"- `{n}`: `{v['client_cmd']}`" for n, v in summ.items() if v.get("client_cmd")]
     return "\n".join(lines) + "\n"
 
 
@@ -764,7 +916,7 @@ def main(argv=None):
     ap.add_argument("--only", help="comma-separated server names to keep")
     ap.add_argument("--app", help="module or module:attr in the app dir (default asgi_hello:app)")
     ap.add_argument("--app-dir", help="directory the servers are started in (default apps/)")
-    ap.add_argument("--mode", choices=["http", "ws"])
+    ap.add_argument("--mode", choices=["http", "h2load", "ws"])
     ap.add_argument("--path")
     ap.add_argument("--expect", help="substring the body must contain")
     ap.add_argument("--rounds", type=int)
@@ -782,6 +934,11 @@ def main(argv=None):
     ap.add_argument("--ws-msgs", type=int)
     ap.add_argument("--ws-size", type=int)
     ap.add_argument("--ws-raw", action="store_true", help="use ws_client.py --raw")
+    ap.add_argument("--h2-conns", type=int, help="h2load -c (mode h2load)")
+    ap.add_argument("--h2-streams", type=int, help="h2load -m (mode h2load)")
+    ap.add_argument("--probe", choices=["http1", "h2c"], help="readiness/body check (default: the suite's)")
+    ap.add_argument("--client-args", action="append",
+                    help="NAME=ARGS: extra load-client arguments for one server, e.g. 'devserve-h1=--h1'")
     ap.add_argument("--python", default=sys.executable, help="interpreter for {python} (default: this one)")
     ap.add_argument("--client-python", default=sys.executable, help="interpreter for ws_client.py")
     ap.add_argument("--dist", action="append", help="extra distribution to record the version of")
@@ -796,9 +953,15 @@ def main(argv=None):
         for n, s in cfg["suites"].items():
             print(f"{n:14s} {s.get('description', '')}")
         return 0
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk not found (apt-get install -y wrk)")
     suites = load_suites(args)
+    modes = {s["mode"] for s in suites}
+    if "http" in modes and shutil.which("wrk") is None:
+        raise SystemExit("wrk not found (apt-get install -y wrk)")
+    if "h2load" in modes and shutil.which("h2load") is None:
+        raise SystemExit("h2load not found (apt-get install -y nghttp2-client)")
+    probes = {o.get("probe", s["probe"]) for s in suites for o in [{}, *s["server_opts"].values()]}
+    if "h2c" in probes and shutil.which("curl") is None:
+        raise SystemExit("curl not found (the h2c probe uses curl --http2-prior-knowledge)")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.out or os.path.join(HERE, "results", "-".join(s["name"] for s in suites) + "-" + stamp)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -810,7 +973,8 @@ def main(argv=None):
         take_snapshot(args.devserve_rev)
     info["devserve_source"] = devserve_source()
     md = [f"## Benchmark run {info['date']}", "",
-          f"Host: {info.get('cpu_model')}, {info['cpus']} CPUs, kernel {info['kernel']}; {info.get('wrk')}", "",
+          f"Host: {info.get('cpu_model')}, {info['cpus']} CPUs, kernel {info['kernel']}; {info.get('wrk')}; "
+          f"{info.get('h2load')}", "",
           "Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items() if v), "",
           f"devserve's code: {info['devserve_source']}", ""]
     all_cpus = set(range(os.cpu_count()))

@@ -5,7 +5,8 @@ Usage: python ratios.py results/<run>.json [more.json ...]
 
 Ratios are computed per round (server / baseline measured in the same round), then the median
 over rounds is shown with (min-max). req/s ratio > 1 means faster than the baseline; p99 ratio
-< 1 means a lower (better) tail latency. Stdlib only.
+< 1 means a lower (better) tail latency. A suite with "compare" (the h2-* suites: devserve over
+HTTP/2 vs its own HTTP/1.1) also gets those per-round ratios. Stdlib only.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def report(path: str) -> str:
             "RSS idle MiB",
             "RSS after MiB",
             "srv CPU %",
+            "failed req",
             "ok",
         ]
         lines.append("| " + " | ".join(hdr) + " |")
@@ -90,9 +92,17 @@ def report(path: str) -> str:
                 _med(v["rss_idle_mib"], 1),
                 _med(v["rss_after_mib"], 1),
                 _med(v["server_cpu_pct"]),
+                str(v.get("load_errors_total", "n/a")),
                 ok,
             ]
             lines.append("| " + " | ".join(row) + " |")
+        for name, others in (suite.get("compare") or {}).items():
+            for other in others:
+                if name in summ and other in summ:
+                    lines.append(
+                        f"\n{name} / {other} req/s, per round: "
+                        f"{_fmt(_ratios(trials, name, other, 'rps'))}"
+                    )
         lines.append("")
     return "\n".join(lines)
 

@@ -2,7 +2,7 @@
 # devserve vs uvicorn (and optionally the other peers), suites hello and json, 1 worker, pinned.
 #
 # Usage: benchmarks/run.sh [--peers] [--rounds N] [--duration S] [--suites "hello json"]
-#                          [--out PREFIX] [--restart | --reload | --metrics]
+#                          [--out PREFIX] [--restart | --reload | --metrics | --h2]
 #                          [-- extra bench.py / restart_bench.py / reload_bench.py arguments]
 #   --peers           also granian, hypercorn and gunicorn+uvicorn (or BENCH_PEERS=1)
 #   --rounds N        interleaved rounds (default 5, from suites.json)
@@ -18,6 +18,10 @@
 #   --metrics         instead: the cost of live metrics, devserve --no-metrics vs metrics on vs metrics
 #                     on + a control-API subscriber (suite "metrics"; --rounds, --duration, --out apply;
 #                     default 20 rounds x 5 s; add `-- --devserve-rev HEAD` to pin the code)
+#   --h2              instead: HTTP/2 with h2load, devserve (h2c prior knowledge) vs hypercorn and granian,
+#                     plus devserve's own HTTP/1.1 under h2load --h1; suites h2-hello-10x10 h2-hello-1x100
+#                     h2-json-10x10 h2-json-1x100 (--suites picks others); ratios to hypercorn;
+#                     --rounds, --duration, --out apply (default 5 rounds x 5 s; installs nghttp2-client)
 # Environment:
 #   PEERS_VENV           peers venv (default /tmp/peers-venv; created with setup_peers.sh if missing)
 #   BENCH_DEVSERVE_CMD   override devserve's command template (placeholders as in suites.json;
@@ -34,7 +38,8 @@ PEERS=${BENCH_PEERS:-0}
 RESTART=0
 RELOAD=0
 METRICS=0
-SUITES="hello json"
+H2=0
+SUITES=""
 ROUNDS=""
 DURATION=""
 OUT=""
@@ -50,8 +55,9 @@ while [ $# -gt 0 ]; do
     --restart) RESTART=1 ;;
     --reload) RELOAD=1 ;;
     --metrics) METRICS=1 ;;
+    --h2) H2=1 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -87,10 +93,31 @@ if [ "$RELOAD" = 1 ]; then
   mkdir -p "$(dirname "$OUT")"
   exec "$VENV/bin/python" "$HERE/reload_bench.py" ${ARGS[@]+"${ARGS[@]}"} --out "$OUT" ${EXTRA[@]+"${EXTRA[@]}"}
 fi
+command -v taskset >/dev/null || { echo "run.sh: taskset (util-linux) is required" >&2; exit 1; }
+if [ "$H2" = 1 ]; then
+  # HTTP/2: h2load against devserve, hypercorn, granian and devserve's HTTP/1.1 (--h1), interleaved
+  if ! command -v h2load >/dev/null; then
+    apt-get install -y nghttp2-client || { apt-get update && apt-get install -y nghttp2-client; }
+  fi
+  command -v curl >/dev/null || { echo "run.sh: curl is required (the h2c readiness probe)" >&2; exit 1; }
+  SUITES=${SUITES:-"h2-hello-10x10 h2-hello-1x100 h2-json-10x10 h2-json-1x100"}
+  ARGS=()
+  for s in $SUITES; do ARGS+=(--suite "$s"); done
+  [ -n "$ROUNDS" ] && ARGS+=(--rounds "$ROUNDS")
+  [ -n "$DURATION" ] && ARGS+=(--duration "$DURATION")
+  if [ -n "${BENCH_DEVSERVE_CMD:-}" ]; then
+    ARGS+=(--server "devserve=$BENCH_DEVSERVE_CMD" --server "devserve-h1=$BENCH_DEVSERVE_CMD")
+  fi
+  [ -z "$OUT" ] && OUT="$HERE/results/h2-$(date +%Y%m%d-%H%M%S)"
+  mkdir -p "$(dirname "$OUT")"
+  "$VENV/bin/python" "$HERE/bench.py" ${ARGS[@]+"${ARGS[@]}"} --out "$OUT" ${EXTRA[@]+"${EXTRA[@]}"}
+  echo
+  "$VENV/bin/python" "$HERE/ratios.py" "$OUT.json" | tee "$OUT.ratios.md"
+  exit 0
+fi
 if ! command -v wrk >/dev/null; then
   apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
 fi
-command -v taskset >/dev/null || { echo "run.sh: taskset (util-linux) is required" >&2; exit 1; }
 
 if [ "$METRICS" = 1 ]; then
   # devserve-no-metrics, devserve, devserve+subscriber interleaved; ratios to devserve-no-metrics
@@ -104,6 +131,7 @@ if [ "$METRICS" = 1 ]; then
 fi
 
 # (b) the run: servers interleaved uvicorn, devserve[, granian, hypercorn, gunicorn+uvicorn]
+SUITES=${SUITES:-"hello json"}
 ONLY=uvicorn,devserve
 [ "$PEERS" = 1 ] && ONLY=uvicorn,devserve,granian,hypercorn,gunicorn+uvicorn
 ARGS=(--only "$ONLY")
