@@ -53,6 +53,7 @@ from devserver.protocols.http2_request import (
 from devserver.protocols.proxy import apply_proxy_headers
 from devserver.protocols.state import ServerState
 from devserver.protocols.stream import Fields, Response, StreamCycle
+from devserver.protocols.websocket_h2 import StreamTransport, start_websocket
 
 logger = logging.getLogger("devserve.server")
 
@@ -120,6 +121,7 @@ class HTTP2Protocol(asyncio.Protocol):
         )
         self.h2.decoder.max_header_list_size = settings.max_header_size
         self.streams: dict[int, StreamCycle] = {}
+        self.websockets: dict[int, StreamTransport] = {}  # streams carrying a WebSocket
         self.starting: list[StreamCycle] = []  # opened in this read: their apps start after it
         self.flush_pending = False
         self.closed = False
@@ -227,6 +229,7 @@ class HTTP2Protocol(asyncio.Protocol):
         streams, self.streams = self.streams, {}
         for stream in streams.values():
             stream.disconnect()
+        self._lose_websockets()
         self.flow.resume_writing()
         if self.state.shutting_down:
             self.state.check_idle()
@@ -237,9 +240,15 @@ class HTTP2Protocol(asyncio.Protocol):
         # What a client sends makes us write (acknowledgements, responses): one that does not
         # read would otherwise grow the write buffer without bound.
         self.flow.pause_reading()
+        for websocket in list(self.websockets.values()):
+            if websocket.protocol is not None:
+                websocket.protocol.pause_writing()
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
+        for websocket in list(self.websockets.values()):
+            if websocket.protocol is not None and not websocket.write_paused:
+                websocket.protocol.resume_writing()
         if self.backlog:
             if self.feeding is None:
                 self.feeding = self.loop.call_soon(self._continue)
@@ -280,7 +289,10 @@ class HTTP2Protocol(asyncio.Protocol):
                 scope, settings.trusted_peers, settings.forwarded_host, settings.forwarded_headers
             )
         if head.protocol:
-            self._refuse(stream_id, "extended CONNECT is not served yet")
+            if head.protocol != b"websocket":
+                self._refuse(stream_id, f"unknown :protocol {head.protocol[:40]!r}")
+            elif not self.peer_gone:
+                self.websockets[stream_id] = start_websocket(self, stream_id, scope)
             return
         stream = StreamCycle(
             self,
@@ -297,6 +309,11 @@ class HTTP2Protocol(asyncio.Protocol):
         size = event.flow_controlled_length or 0
         if not event.data and not event.stream_ended:
             self._count("empty data frames")
+        if stream is None:
+            websocket = self.websockets.get(event.stream_id)  # type: ignore[arg-type]
+            if websocket is not None:
+                websocket.received(event.data or b"", size)
+                return
         if stream is None or stream.response is Response.DONE:
             if size:  # nobody will read it: give the window back now
                 self.h2.acknowledge_received_data(size, event.stream_id)  # type: ignore[arg-type]
@@ -307,6 +324,8 @@ class HTTP2Protocol(asyncio.Protocol):
         stream = self.streams.get(event.stream_id)  # type: ignore[arg-type]
         if stream is not None:
             stream.end_body()
+        elif event.stream_id in self.websockets:  # the client's half is closed: as a TCP FIN
+            self.close_websocket(self.websockets[event.stream_id])  # type: ignore[index]
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
         pass  # ASGI has no request trailers; StreamEnded follows and ends the body
@@ -317,13 +336,18 @@ class HTTP2Protocol(asyncio.Protocol):
         if stream is not None:
             stream.disconnect()
             self._release(stream)
-            self._maybe_idle()
+        websocket = self.websockets.pop(event.stream_id, None)  # type: ignore[arg-type]
+        if websocket is not None:
+            websocket.lost()
+        self._maybe_idle()
 
     def _on_window_updated(self, event: h2.events.WindowUpdated) -> None:
         if event.stream_id:
             stream = self.streams.get(event.stream_id)
             if stream is not None:
                 stream.window_opened()
+            elif event.stream_id in self.websockets:
+                self.pump(self.websockets[event.stream_id])
         else:
             self._windows_opened()
 
@@ -354,6 +378,8 @@ class HTTP2Protocol(asyncio.Protocol):
     def _windows_opened(self) -> None:
         for stream in self.streams.values():
             stream.window_opened()
+        for websocket in list(self.websockets.values()):
+            self.pump(websocket)
 
     # ------------------------------------------------------------------ errors and defences
     def _refuse(self, stream_id: int, detail: str) -> None:
@@ -406,6 +432,7 @@ class HTTP2Protocol(asyncio.Protocol):
         self.backlog = b""
         for stream in self.streams.values():
             stream.disconnect()
+        self._lose_websockets()
         self.transport.close()
 
     def _peer(self) -> str:
@@ -515,11 +542,74 @@ class HTTP2Protocol(asyncio.Protocol):
             self.flush_soon()
 
     def _maybe_idle(self) -> None:
-        if self.streams:
+        if self.streams or self.websockets:
             return
         self.idle_since = self.state.ticks
         if (self.goaway_sent or self.peer_gone) and not self.closed:
             self.loop.call_later(DRAIN_GRACE, self._close)
+
+    # ------------------------------------------------------------------ WebSockets (RFC 8441)
+    def send_websocket_head(self, websocket: StreamTransport, fields: Fields, end: bool) -> None:
+        if self.closed or websocket.ended:
+            return
+        self.h2.send_headers(websocket.stream_id, fields, end_stream=end)
+        self.flush_soon()
+        if end:
+            self._websocket_ended(websocket)
+
+    def pump(self, websocket: StreamTransport) -> None:
+        """Send what the WebSocket wrote as far as the peer's windows allow; END_STREAM after
+        the last of it once it closed."""
+        if websocket.ended or self.closed:
+            return
+        connection, stream_id, pending = self.h2, websocket.stream_id, websocket.pending
+        try:
+            while pending:
+                window = connection.local_flow_control_window(stream_id)
+                size = min(window, connection.max_outbound_frame_size, len(pending))
+                if size <= 0:
+                    break
+                connection.send_data(stream_id, bytes(pending[:size]))
+                del pending[:size]
+            if websocket.closing and not pending:
+                connection.end_stream(stream_id)
+                websocket.ended = True
+        except h2.exceptions.StreamClosedError:
+            websocket.ended = True
+        self.flush_soon()
+        websocket.sent()
+        if websocket.ended:
+            self._websocket_ended(websocket)
+
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        if size and not self.closed:
+            self.h2.acknowledge_received_data(size, stream_id)
+            self.flush_soon()
+
+    def close_websocket(self, websocket: StreamTransport) -> None:
+        """The client ended its half of the stream: the WebSocket is over; end ours."""
+        protocol, websocket.protocol = websocket.protocol, None
+        if protocol is not None:
+            protocol.connection_lost(None)
+        websocket.closing = True
+        self.pump(websocket)
+
+    def reset_websocket(self, websocket: StreamTransport) -> None:
+        if not websocket.ended and not self.closed:
+            self.h2.reset_stream(websocket.stream_id, ErrorCodes.CANCEL)
+            self.flush_soon()
+        websocket.ended = True
+        self._websocket_ended(websocket)
+
+    def _websocket_ended(self, websocket: StreamTransport) -> None:
+        self.websockets.pop(websocket.stream_id, None)
+        websocket.lost()
+        self._maybe_idle()
+
+    def _lose_websockets(self) -> None:
+        websockets, self.websockets = self.websockets, {}
+        for websocket in websockets.values():
+            websocket.lost()
 
     # ------------------------------------------------------------------ timers and shutdown
     def on_tick(self) -> None:
@@ -537,7 +627,9 @@ class HTTP2Protocol(asyncio.Protocol):
             self.transport.abort()  # close() would wait for the buffer to drain: it never will
             return
         if not self.streams:
-            if state.timed_out(self.idle_since, settings.timeout_keep_alive):
+            if not self.websockets and state.timed_out(
+                self.idle_since, settings.timeout_keep_alive
+            ):
                 self.shutdown()
             return
         for stream in list(self.streams.values()):
@@ -583,5 +675,5 @@ class HTTP2Protocol(asyncio.Protocol):
         self.last_stream_id = self.h2.highest_inbound_stream_id
         goaway = GoAwayFrame(stream_id=0, last_stream_id=self.last_stream_id, error_code=0)
         self.transport.write(goaway.serialize())
-        if not self.streams:
+        if not self.streams and not self.websockets:
             self.loop.call_later(max(keep_idle, DRAIN_GRACE), self._close)

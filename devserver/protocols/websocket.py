@@ -111,6 +111,7 @@ class WebSocketProtocol(asyncio.Protocol):
     """One upgraded connection: the handshake, then frames both ways, until the close."""
 
     stream_id: int | None = None  # set when it runs on an HTTP/2 stream (RFC 8441)
+    ACCEPTED = 101  # the handshake's status that opens the WebSocket (200 over HTTP/2)
 
     def __init__(
         self, state: ServerState, transport: asyncio.Transport, http_scope: HTTPScope
@@ -162,7 +163,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.flow.pause_reading()  # a client must wait for our 101 before it sends frames
         self.early = rest
         response = self._validate()
-        if response.status_code != 101:
+        if response.status_code != self.ACCEPTED:
             self._reject_handshake(response)
             return
         self.handshake = response
@@ -201,8 +202,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.phase = Phase.CLOSED
         if self.settings.server_header:
             response.headers["Server"] = "devserve"
-        self.ws.send_response(response)
-        self._flush()
+        self._send_handshake_response(response)
         self.transport.close()
         self._log(response.status_code, len(response.body))
 
@@ -299,7 +299,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.phase is Phase.OPEN:
             return not self._queue_full()
         # Closed after a 101 (not a refused or denied handshake, which never read frames).
-        return self.phase is Phase.CLOSED and self.status == 101
+        return self.phase is Phase.CLOSED and self.status == self.ACCEPTED
 
     # ------------------------------------------------------------------ frames → messages
     def _on_frame(self, frame: Frame) -> None:
@@ -453,10 +453,9 @@ class WebSocketProtocol(asyncio.Protocol):
             response.headers[name.decode("latin-1")] = value.decode("latin-1")
         if self.settings.server_header:
             response.headers["Server"] = "devserve"
-        self.ws.send_response(response)
+        self._send_handshake_response(response)
         self.phase = Phase.OPEN
-        self._flush()
-        self._log(101, 0)
+        self._log(response.status_code, 0)
         if self.state.stats is not None:
             self.state.stats.ws_opened += 1
         self.last_ping_at = self.loop.time()
@@ -467,6 +466,12 @@ class WebSocketProtocol(asyncio.Protocol):
             self.data_received(early)
         if self.state.shutting_down and self.phase is Phase.OPEN:
             self._close(CloseCode.SERVICE_RESTART, "server shutting down")
+
+    def _send_handshake_response(self, response: Response) -> None:
+        """Write the handshake's answer (101, or a refusal) as the connection's protocol frames
+        it: here an HTTP/1.1 head."""
+        self.ws.send_response(response)
+        self._flush()
 
     def _send_data(self, message: Mapping[str, Any]) -> None:
         text = message.get("text")
@@ -501,25 +506,40 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.denial_headers is not None:
             headers, self.denial_headers = self.denial_headers, None
             if more_body:
-                self._write_head(self.denial_status, headers, b"transfer-encoding: chunked\r\n")
+                self._write_head(self.denial_status, headers, None)
             else:
                 self._write_denial(self.denial_status, headers, body)
                 return
         if body:
             self.bytes_sent += len(body)
-            self.transport.write(wire.chunk(body))
+        self._write_part(body, not more_body)
         if not more_body:
-            self.transport.write(wire.LAST_CHUNK)
             self._end_denial()
 
     def _write_denial(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         self.bytes_sent = len(body)
-        self._write_head(status, headers, b"content-length: %d\r\n" % len(body), body)
+        self._write_head(status, headers, len(body), body)
         self._end_denial()
 
+    def _write_part(self, body: bytes, last: bool) -> None:
+        """A part of a streamed denial body: an HTTP/1.1 chunk."""
+        if body:
+            self.transport.write(wire.chunk(body))
+        if last:
+            self.transport.write(wire.LAST_CHUNK)
+
     def _write_head(
-        self, status: int, headers: list[tuple[bytes, bytes]], framing: bytes, body: bytes = b""
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        length: int | None,
+        body: bytes = b"",
     ) -> None:
+        """The denial's head, and its whole `body` when `length` is known (else chunks follow)."""
+        if length is None:
+            framing = b"transfer-encoding: chunked\r\n"
+        else:
+            framing = b"content-length: %d\r\n" % length
         parts = [wire.STATUS_LINES[status], self.state.default_headers]
         for name, value in headers:
             lower = name.lower()
