@@ -13,8 +13,9 @@ send at most one window that nobody reads.
 
 from __future__ import annotations
 
+import asyncio
 import http
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake
@@ -27,17 +28,35 @@ from devserver.protocols import wire
 from devserver.protocols.state import ServerState
 from devserver.protocols.websocket import _DEFLATE, Phase, WebSocketProtocol, _frames_logger
 
-if TYPE_CHECKING:
-    from devserver.protocols.http2 import HTTP2Protocol
-
 WRITE_HIGH_WATER = 65536  # bytes held for the peer's window before the WebSocket pauses writing
 WRITE_LOW_WATER = 16384
+
+
+class StreamCarrier(Protocol):
+    """What a WebSocket's stream needs of its connection (protocols/http2.py's HTTP2Protocol)."""
+
+    state: ServerState
+    transport: asyncio.Transport
+
+    def send_websocket_head(
+        self, websocket: StreamTransport, fields: list[tuple[bytes, bytes]], end: bool
+    ) -> None: ...
+
+    def pump(self, websocket: StreamTransport) -> None:
+        """Send what `websocket` wrote, as far as the peer's windows allow."""
+        ...
+
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        """Give `size` bytes of window back to the stream and the connection."""
+        ...
+
+    def reset_websocket(self, websocket: StreamTransport) -> None: ...
 
 
 class StreamTransport:
     """One HTTP/2 stream, as the transport a WebSocketProtocol writes to and reads from."""
 
-    def __init__(self, conn: HTTP2Protocol, stream_id: int) -> None:
+    def __init__(self, conn: StreamCarrier, stream_id: int) -> None:
         self.conn = conn
         self.stream_id = stream_id
         self.protocol: Http2WebSocket | None = None
@@ -204,7 +223,7 @@ def _response(status: http.HTTPStatus, text: str) -> Response:
     )
 
 
-def start_websocket(conn: HTTP2Protocol, stream_id: int, scope: HTTPScope) -> StreamTransport:
+def start_websocket(conn: StreamCarrier, stream_id: int, scope: HTTPScope) -> StreamTransport:
     """Open a WebSocket on `stream_id`: check its handshake and run the app."""
     transport = StreamTransport(conn, stream_id)
     Http2WebSocket(conn.state, transport, scope).start(b"")
