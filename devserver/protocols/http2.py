@@ -18,7 +18,7 @@ accounting; this module owns what a server decides:
   so one connection cannot hold the loop;
 - timers (on the server's tick): idle connections, bodies that stop, responses whose window
   never opens (--timeout-send);
-- graceful close: GOAWAY with the last stream id, the streams below it finish, then the close.
+- graceful close: GOAWAY in two steps (RFC 9113 6.8), the streams it names finish, then the close.
 
 h2 moves its state machine to CLOSED when it sends or receives GOAWAY, after which it refuses to
 send anything. A graceful GOAWAY is therefore written here, beside h2 (its frame is built by
@@ -75,6 +75,9 @@ FLOOD_LIMITS = {
 SLICE = 65536
 READ_BUDGET = 0.002
 DRAIN_GRACE = 0.25  # seconds a connection stays open after its graceful GOAWAY when idle
+GOAWAY_ROUND_TRIP = 1.0  # the longest wait for the drain's PING to come back
+DRAIN_PING = b"draining"  # the opaque data of that PING
+MAX_STREAM_ID = 2**31 - 1
 
 _CONFIG = h2.config.H2Configuration(
     client_side=False,
@@ -127,7 +130,10 @@ class HTTP2Protocol(asyncio.Protocol):
         self.closed = False
         self.goaway_sent = False
         self.peer_gone = False  # the client sent GOAWAY: no more streams will come
-        self.last_stream_id = 0  # after our GOAWAY: streams above it are refused
+        self.last_stream_id = MAX_STREAM_ID  # after our final GOAWAY: streams above it are refused
+        self.final_goaway: asyncio.TimerHandle | None = None
+        self.draining = False  # the final GOAWAY is sent: close once the streams are done
+        self.keep_idle = 0.0
         self.idle_since = state.ticks
         self.stalled_tick = 0
         self.flood_window = 0.0
@@ -142,6 +148,7 @@ class HTTP2Protocol(asyncio.Protocol):
             h2.events.WindowUpdated: self._on_window_updated,
             h2.events.RemoteSettingsChanged: self._on_settings,
             h2.events.PingReceived: self._on_ping,
+            h2.events.PingAckReceived: self._on_ping_ack,
             h2.events.PriorityUpdated: self._on_priority,
             h2.events.UnknownFrameReceived: self._on_unknown_frame,
             h2.events.ConnectionTerminated: self._on_goaway,
@@ -258,7 +265,7 @@ class HTTP2Protocol(asyncio.Protocol):
     # ------------------------------------------------------------------ h2 events
     def _on_request(self, event: h2.events.RequestReceived) -> None:
         stream_id = event.stream_id
-        if (self.goaway_sent and stream_id > self.last_stream_id) or self.peer_gone:
+        if stream_id > self.last_stream_id or self.peer_gone:
             self.h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)  # safe to retry
             return
         settings = self.settings
@@ -545,8 +552,8 @@ class HTTP2Protocol(asyncio.Protocol):
         if self.streams or self.websockets:
             return
         self.idle_since = self.state.ticks
-        if (self.goaway_sent or self.peer_gone) and not self.closed:
-            self.loop.call_later(DRAIN_GRACE, self._close)
+        if (self.draining or self.peer_gone) and not self.closed:
+            self.loop.call_later(max(self.keep_idle, DRAIN_GRACE), self._close)
 
     # ------------------------------------------------------------------ WebSockets (RFC 8441)
     def send_websocket_head(self, websocket: StreamTransport, fields: Fields, end: bool) -> None:
@@ -663,17 +670,41 @@ class HTTP2Protocol(asyncio.Protocol):
         self._maybe_idle()
 
     def shutdown(self, keep_idle: float = 0.0, fresh_grace: float = 0.0) -> None:
-        """Graceful stop: GOAWAY with the last stream id; those streams finish, then the close.
+        """Graceful stop, in the two steps RFC 9113 6.8 advises: GOAWAY naming the highest
+        stream id there can be, and a PING; once the PING comes back (one round trip: every
+        stream the client opened before it saw the GOAWAY has arrived), or after
+        GOAWAY_ROUND_TRIP, GOAWAY with the real last stream id. Streams up to it finish; any
+        later one is refused (REFUSED_STREAM, safe to retry); then the connection closes.
 
-        The GOAWAY is built here rather than by h2, whose state machine would refuse to send
+        The GOAWAYs are built here rather than by h2, whose state machine would refuse to send
         the responses still owed (see the module's docstring).
         """
         if self.closed or self.goaway_sent:
             return
         self._flush()
         self.goaway_sent = True
+        self.keep_idle = keep_idle
+        self.transport.write(_goaway(MAX_STREAM_ID))
+        self.h2.ping(DRAIN_PING)
+        self._flush()
+        self.final_goaway = self.loop.call_later(GOAWAY_ROUND_TRIP, self._final_goaway)
+
+    def _on_ping_ack(self, event: h2.events.PingAckReceived) -> None:
+        if event.ping_data == DRAIN_PING and self.final_goaway is not None:
+            self.final_goaway.cancel()
+            self._final_goaway()
+
+    def _final_goaway(self) -> None:
+        self.final_goaway = None
+        if self.closed:
+            return
+        self._flush()
         self.last_stream_id = self.h2.highest_inbound_stream_id
-        goaway = GoAwayFrame(stream_id=0, last_stream_id=self.last_stream_id, error_code=0)
-        self.transport.write(goaway.serialize())
+        self.transport.write(_goaway(self.last_stream_id))
+        self.draining = True
         if not self.streams and not self.websockets:
-            self.loop.call_later(max(keep_idle, DRAIN_GRACE), self._close)
+            self.loop.call_later(max(self.keep_idle, DRAIN_GRACE), self._close)
+
+
+def _goaway(last_stream_id: int) -> bytes:
+    return GoAwayFrame(stream_id=0, last_stream_id=last_stream_id, error_code=0).serialize()
