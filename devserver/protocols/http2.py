@@ -459,9 +459,13 @@ class HTTP2Protocol(asyncio.Protocol):
             self.loop.call_soon(self._flush)
 
     def send_head(self, stream: StreamCycle, fields: Fields, end: bool) -> None:
-        if self.closed:
+        if self.closed or stream.disconnected:
             return
-        self.h2.send_headers(stream.stream_id, fields, end_stream=end)
+        try:
+            self.h2.send_headers(stream.stream_id, fields, end_stream=end)
+        except h2.exceptions.StreamClosedError:  # reset by the client in the meantime
+            stream.disconnect()
+            return
         self.flush_soon()
 
     async def send_body(self, stream: StreamCycle, data: bytes, end: bool) -> None:
@@ -499,17 +503,23 @@ class HTTP2Protocol(asyncio.Protocol):
         it, else the stream is reset (a client that opens no window gets no answer)."""
         if self.closed or stream.disconnected:
             return
-        window = self.h2.local_flow_control_window(stream.stream_id)
-        if len(data) <= min(window, self.h2.max_outbound_frame_size):
-            self.h2.send_data(stream.stream_id, data, end_stream=True)
-        else:
-            self.h2.reset_stream(stream.stream_id, ErrorCodes.INTERNAL_ERROR)
+        try:
+            window = self.h2.local_flow_control_window(stream.stream_id)
+            if len(data) <= min(window, self.h2.max_outbound_frame_size):
+                self.h2.send_data(stream.stream_id, data, end_stream=True)
+            else:
+                self.h2.reset_stream(stream.stream_id, ErrorCodes.INTERNAL_ERROR)
+        except h2.exceptions.StreamClosedError:
+            stream.disconnect()
         self.flush_soon()
 
     def send_trailers(self, stream: StreamCycle, fields: Fields) -> None:
         if self.closed or stream.disconnected:
             return
-        self.h2.send_headers(stream.stream_id, fields, end_stream=True)
+        try:
+            self.h2.send_headers(stream.stream_id, fields, end_stream=True)
+        except h2.exceptions.StreamClosedError:
+            stream.disconnect()
         self.flush_soon()
 
     def consumed(self, stream: StreamCycle, size: int) -> None:

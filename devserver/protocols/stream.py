@@ -248,13 +248,13 @@ class StreamCycle:
         self.conn.send_head(self, fields, end)
 
     async def _send_body(self, body: bytes, more_body: bool) -> None:
-        if self.length_left is not None:
+        if not wire.has_body(self.status, self.is_head):
+            body = b""  # HEAD, 204, 304: whatever the app sends is not sent, nor counted
+        elif self.length_left is not None:
             left = self.length_left = self.length_left - len(body)
             if left < 0 or (left and not more_body):
                 _length_mismatch(left)
         last = not more_body and not self.trailers
-        if not wire.has_body(self.status, self.is_head):
-            body = b""
         if self.fields is not None:
             self._head(end=last and not body)
             if not more_body and not body:
