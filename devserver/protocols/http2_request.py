@@ -26,6 +26,9 @@ _CONNECTION_SPECIFIC = frozenset(
 )
 _PSEUDO = frozenset((b":method", b":scheme", b":path", b":authority", b":protocol"))
 _SCHEMES = frozenset((b"http", b"https"))
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a method (RFC 9110 9.1)
+# Decoded once: the few common methods repeat forever.
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
 class MalformedRequest(Exception):
@@ -133,12 +136,11 @@ def request_scope(
     state: dict[str, Any],
 ) -> HTTPScope:
     """The ASGI http scope of a checked head (ASGI HTTP spec 2.4, http_version "2")."""
-    try:
+    method = _METHODS.get(head.method)
+    if method is None:
+        if not _TOKEN.fullmatch(head.method):
+            raise MalformedRequest(f"invalid :method {_show(head.method)}")
         method = head.method.decode("ascii")
-    except UnicodeDecodeError:
-        raise MalformedRequest("non-ASCII :method") from None
-    if not method.isupper() and not method.replace("-", "").isalnum():
-        raise MalformedRequest(f"invalid :method {method[:40]!r}")
     try:
         return http_scope(
             method, "2", head.path, head.headers, scheme, client, server, root_path, state
