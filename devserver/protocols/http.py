@@ -695,6 +695,13 @@ class HTTPProtocol(asyncio.Protocol):
         self.pipeline.clear()
         self.unparsed = None
 
+    def is_idle(self) -> bool:
+        """No request is being read or answered (--limit-connections may close it)."""
+        return self.cycle is None and not self.in_head
+
+    def close_idle(self) -> None:
+        self.transport.close()
+
     def _close_if_idle(self) -> None:
         if self.cycle is None and not self.in_head:
             self.transport.close()
@@ -729,12 +736,10 @@ def make_room(state: ServerState, newcomer: HTTPProtocol | None = None) -> None:
         if conn.transport.is_closing():
             continue
         still_open += 1
-        if (
-            isinstance(conn, HTTPProtocol)
-            and conn is not newcomer
-            and conn.cycle is None
-            and not conn.in_head
-            and (not conn.fresh or state.timed_out(conn.idle_since, LATE_CONNECTION_GRACE))
+        if conn is newcomer or not isinstance(conn, HTTPProtocol | HTTP2Protocol):
+            continue
+        if conn.is_idle() and (
+            not conn.fresh or state.timed_out(conn.idle_since, LATE_CONNECTION_GRACE)
         ):
             idle.append(conn)
     excess = still_open - state.settings.limit_connections + 1
@@ -742,12 +747,12 @@ def make_room(state: ServerState, newcomer: HTTPProtocol | None = None) -> None:
         state.resume_accepting()  # if it was paused: a connection has closed since
         return
     for conn in sorted(idle, key=_idle_order)[:excess]:
-        conn.transport.close()
+        conn.close_idle()
     if len(idle) < excess:
         state.pause_accepting()
 
 
-def _idle_order(conn: HTTPProtocol) -> tuple[bool, int]:
+def _idle_order(conn: HTTPProtocol | HTTP2Protocol) -> tuple[bool, int]:
     return (conn.fresh, conn.idle_since)
 
 

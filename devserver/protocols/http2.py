@@ -135,6 +135,7 @@ class HTTP2Protocol(asyncio.Protocol):
         self.draining = False  # the final GOAWAY is sent: close once the streams are done
         self.keep_idle = 0.0
         self.idle_since = state.ticks
+        self.fresh = True  # no stream has been opened on it yet
         self.stalled_tick = 0
         self.flood_window = 0.0
         self.flood_counts: dict[str, int] = {}
@@ -310,6 +311,7 @@ class HTTP2Protocol(asyncio.Protocol):
         )
         self.streams[stream_id] = stream
         self.starting.append(stream)
+        self.fresh = False
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         stream = self.streams.get(event.stream_id)  # type: ignore[arg-type]
@@ -629,6 +631,17 @@ class HTTP2Protocol(asyncio.Protocol):
             websocket.lost()
 
     # ------------------------------------------------------------------ timers and shutdown
+    def is_idle(self) -> bool:
+        """No stream is open (--limit-connections may close it)."""
+        return not self.streams and not self.websockets and not self.closed
+
+    def close_idle(self) -> None:
+        """Close at once, with a GOAWAY that says no stream was left unanswered."""
+        if not self.closed:
+            self._flush()
+            self.transport.write(_goaway(self.h2.highest_inbound_stream_id))
+            self._close()
+
     def on_tick(self) -> None:
         """Close an idle connection; end streams whose body or window stopped coming."""
         state, settings = self.state, self.settings
