@@ -12,6 +12,10 @@ Request records (what the panels' request stream shows) are sampled: at most `li
 spread over the tick at random (a record is only built, at the tick, for a request picked), and
 the rest counted as dropped. Slow requests, 5xx responses and traced
 requests are always kept.
+
+HTTP requests are counted by protocol too: `PROTOCOLS` names the two, "h1" (HTTP/1.0 and 1.1)
+and "h2" (HTTP/2, told by the exchange's stream id). WebSocket sessions are not in these counts
+(their records say which protocol carried them).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ RECORD_TEXT = 1024
 RECORD_EXCEPTION = 16 * 1024  # a failed request's traceback keeps its last this many characters
 TICK_RECORD_CHARS = 256 * 1024
 CUT = "…"  # ends a shortened value
+PROTOCOLS = ("h1", "h2")  # the order of a tick's "protocols" counts
 
 
 # --------------------------------------------------------------------------- the buckets
@@ -210,6 +215,7 @@ def make_record(
         "path": shorten(path),
         "query": shorten(query),
         "http_version": scope["http_version"],
+        "stream": exchange.stream_id,
         "scheme": scope["scheme"],
         "client": f"{client[0]}:{client[1]}" if client else None,
         "status": exchange.status,
@@ -323,16 +329,18 @@ class RecordSampler:
 class WorkerStats:
     """The counters of one worker process, reset by every `take()`.
 
-    Counting a request appends one tuple (duration, status, bytes in, bytes out) and makes four
-    comparisons; the histogram, the sums and the status classes are worked out once per tick,
-    with C-level calls (see `take` and `histogram`). Two clock reads per request stay: one when
-    the head is parsed (protocols/http.py) and one here.
+    Counting a request appends one tuple (duration, status, bytes in, bytes out) and makes five
+    comparisons (an HTTP/2 request also adds one to `h2`); the histogram, the sums and the
+    status classes are worked out once per tick, with C-level calls (see `take` and
+    `histogram`). Two clock reads per request stay: one when the head is parsed
+    (protocols/http.py) and one here.
     """
 
     __slots__ = (
         "sampler",
         "slow",
         "done",
+        "h2",
         "sessions",
         "rejected",
         "ws_opened",
@@ -349,6 +357,7 @@ class WorkerStats:
 
     def _reset(self) -> None:
         self.done: list[tuple[float, int, int, int]] = []  # one per request this tick
+        self.h2 = 0  # of them, those that came over HTTP/2
         self.sessions = 0  # WebSocket sessions ended this tick
         self.rejected = 0  # malformed requests answered by the server itself
         self.ws_opened = 0
@@ -362,6 +371,8 @@ class WorkerStats:
         done = self.done
         status = exchange.status
         done.append((seconds, status, exchange.bytes_received, exchange.bytes_sent))
+        if exchange.stream_id is not None:
+            self.h2 += 1
         if seconds >= self.slow or status >= 500 or exchange.trace is not None:
             self.sampler.keep(exchange, seconds, len(done))
         elif len(done) == self.sampler.next_pick:
@@ -394,6 +405,7 @@ class WorkerStats:
             "duration_max": durations[-1] if durations else 0.0,
             "bytes_in": bytes_in,
             "bytes_out": bytes_out,
+            "protocols": [len(done) - self.h2, self.h2],
             "rejected": self.rejected,
             "ws_opened": self.ws_opened,
             "ws_received": self.ws_received,

@@ -13,10 +13,12 @@ import dataclasses
 import itertools
 import math
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -27,7 +29,11 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from devserver.channel import Tick
+from devserver.control import prometheus
 from devserver.control.client import ControlClient
+from devserver.stats import WorkerStats
+from devserver.supervisor.metrics import Metrics
 from tests.utils import Process, devserve_command, spawned, until
 
 APPS = str(Path(__file__).parent / "cli_apps")
@@ -197,6 +203,8 @@ def test_requests_by_status_and_the_latency_histogram_match_the_requests_sent(
         == {"1xx": 0, "3xx": 0, **expected}
     )
     assert family(families, "devserve_requests").type == "counter"
+    assert total(families, "devserve_requests_by_protocol_total", protocol="h1") == len(sent)
+    assert total(families, "devserve_requests_by_protocol_total", protocol="h2") == 0
     latency = family(families, LATENCY)
     assert latency.type == "histogram"
     per_worker = by_worker(families, "devserve_requests_total")
@@ -204,6 +212,99 @@ def test_requests_by_status_and_the_latency_histogram_match_the_requests_sent(
     counts = {worker: check_classic_histogram(latency, worker) for worker in per_worker}
     assert counts == per_worker
     assert sum(counts.values()) == len(sent)
+
+
+def _exchange(stream_id: int | None) -> SimpleNamespace:
+    """A finished request as a worker's stats read it; over HTTP/2 when it has a stream id."""
+    scope = {
+        "type": "http",
+        "path": "/",
+        "query_string": b"",
+        "http_version": "1.1" if stream_id is None else "2",
+        "scheme": "http",
+        "client": None,
+        "headers": [],
+    }
+    return SimpleNamespace(
+        scope=scope,
+        method="GET",
+        status=200,
+        bytes_sent=0,
+        bytes_received=0,
+        started_at=time.perf_counter(),
+        trace=None,
+        failure=None,
+        stream_id=stream_id,
+    )
+
+
+def test_requests_by_protocol_are_labelled_h1_and_h2_under_each_slot() -> None:
+    """Requests a worker's stats counted over HTTP/1.1 and HTTP/2 reach
+    devserve_requests_by_protocol_total{protocol="h1"|"h2"} under the worker's slot, through the
+    supervisor's sums; a slot that served only one protocol shows 0 for the other."""
+    metrics = Metrics()
+    served = {(41, 1): [None, 1, None, 3, 5], (42, 2): [1, 3], (43, 1): [None]}
+    for (pid, slot), streams in served.items():
+        worker = WorkerStats()
+        for stream_id in streams:
+            worker.request_done(_exchange(stream_id))  # type: ignore[arg-type]
+        tick = Tick(len(streams), 0, 0, stats=worker.take())
+        metrics.on_tick(SimpleNamespace(pid=pid, slot=slot), tick)  # type: ignore[arg-type]
+    supervisor = SimpleNamespace(
+        metrics=metrics, workers={}, slot_restarts={}, target=2, generation=1, ready=True
+    )
+    text, _ = prometheus.render(supervisor, "")  # type: ignore[arg-type]
+    families = list(text_string_to_metric_families(text.decode()))
+    assert family(families, "devserve_requests_by_protocol").type == "counter"
+    counted = {
+        (sample.labels["worker"], sample.labels["protocol"]): sample.value
+        for sample in samples_of(families)
+        if sample.name == "devserve_requests_by_protocol_total"
+    }
+    assert counted == {("1", "h1"): 3, ("1", "h2"): 3, ("2", "h1"): 0, ("2", "h2"): 2}
+
+
+def test_http2_requests_are_told_apart_in_records_metrics_status_and_the_access_log(
+    tmp_path: Path,
+) -> None:
+    """A real devserve serves 3 requests over HTTP/2 (cleartext, prior knowledge: one connection,
+    streams 1, 3, 5) and 2 over HTTP/1.1: their records say http_version "2" with the stream id
+    (HTTP/1.1's: "1.1", null), /metrics counts them as h2 and h1, the status snapshot's
+    `protocols` too, and the access log writes HTTP/2."""
+    with devserve(tmp_path) as server:
+        stream = server.control.subscribe()
+        with httpx.Client(base_url=server.url, http1=False, http2=True, timeout=10) as client:
+            answers = [client.get(f"/?over=h2-{n}") for n in range(3)]
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            answers += [client.get(f"/?over=h1-{n}") for n in range(2)]
+        records: dict[str, tuple[str, int | None]] = {}
+        deadline = time.monotonic() + DEADLINE
+        for message in stream:
+            if message["type"] == "requests":
+                found = message["requests"]
+                records |= {r["query"]: (r["http_version"], r["stream"]) for r in found}
+            if len(records) >= 5 or time.monotonic() > deadline:
+                break
+        stream.close()
+        families = scrape_until(server.admin, lambda f: requests_seen(f) >= 5, "5 requests")
+        protocols = server.control.request("status")["totals"]["protocols"]
+        server.process.out.wait_for(r'"GET /\?over=h1-1 HTTP/1\.1" 200')
+        logged = server.process.out.text
+    assert [(a.http_version, a.status_code) for a in answers] == [("HTTP/2", 200)] * 3 + [
+        ("HTTP/1.1", 200)
+    ] * 2
+    assert records == {
+        "over=h2-0": ("2", 1),
+        "over=h2-1": ("2", 3),
+        "over=h2-2": ("2", 5),
+        "over=h1-0": ("1.1", None),
+        "over=h1-1": ("1.1", None),
+    }
+    assert total(families, "devserve_requests_by_protocol_total", protocol="h2") == 3
+    assert total(families, "devserve_requests_by_protocol_total", protocol="h1") == 2
+    assert protocols == {"h1": 2, "h2": 3}
+    for n in range(3):
+        assert f'"GET /?over=h2-{n} HTTP/2" 200' in logged
 
 
 def test_body_byte_counters_match_the_bodies_sent_and_received(tmp_path: Path) -> None:

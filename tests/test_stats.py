@@ -78,6 +78,7 @@ class Exchange:
     status: int = 200
     trace: Any = None
     failure: BaseException | None = None
+    stream_id: int | None = None  # set (with http_version "2") for an HTTP/2 request
     method: str = "GET"
     bytes_sent: int = 2
     bytes_received: int = 0
@@ -93,6 +94,58 @@ class Exchange:
             "headers": [(b"host", b"x"), (b"authorization", b"Bearer t"), (b"Cookie", b"c=1")],
         }
     )
+
+
+def _over_h2(stream_id: int, **fields: Any) -> Exchange:
+    """A request that came on HTTP/2 stream `stream_id`."""
+    exchange = Exchange(stream_id=stream_id, started_at=time.perf_counter(), **fields)
+    exchange.scope["http_version"] = "2"
+    return exchange
+
+
+def test_requests_are_counted_by_protocol_and_records_name_their_stream() -> None:
+    """A tick counts its HTTP requests as h1 (HTTP/1.0, 1.1) and h2; a WebSocket session is in
+    neither. Each record has its http_version and `stream`: the stream id over HTTP/2, None over
+    HTTP/1.1, across the channel too."""
+    worker = stats.WorkerStats(slow=9.0)
+    worker.request_done(Exchange(started_at=time.perf_counter()))
+    worker.request_done(_over_h2(1))
+    old = Exchange(started_at=time.perf_counter())
+    old.scope["http_version"] = "1.0"
+    worker.request_done(old)
+    worker.request_done(_over_h2(3, status=404))
+    worker.request_done(_over_h2(5))
+    session = _over_h2(7, status=101)
+    session.scope["type"] = "websocket"
+    worker.websocket_done(session)
+    tick = decode(encode(Tick(5, 0, 0, elapsed=0.25, stats=worker.take()))[4:])
+    assert isinstance(tick, Tick) and tick.stats is not None
+    assert tick.stats["protocols"] == [2, 3]
+    shown = [(r["type"], r["http_version"], r["stream"]) for r in tick.stats["records"]]
+    assert shown == [
+        ("http", "1.1", None),
+        ("http", "2", 1),
+        ("http", "1.0", None),
+        ("http", "2", 3),
+        ("http", "2", 5),
+        ("websocket", "2", 7),
+    ]
+    assert worker.take()["protocols"] == [0, 0]  # taken: counting starts over
+
+
+def test_the_supervisor_adds_up_protocols_per_worker_slot_and_total() -> None:
+    """Ticks' protocol counts add up in the worker's snapshot view, its slot (what /metrics
+    reads) and the totals, and stay in the totals and the slot after the worker exits."""
+    metrics = Metrics(Clock())
+    first, second = Worker(10, 1), Worker(11, 2)
+    for worker, protocols in ((first, [3, 1]), (second, [0, 4]), (first, [1, 2])):
+        deltas = _deltas(sum(protocols), 0.004) | {"protocols": protocols}
+        metrics.on_tick(worker, Tick(0, 0, 0, stats=deltas))  # type: ignore[arg-type]
+    assert metrics.worker_view(10)["protocols"] == {"h1": 4, "h2": 3}
+    assert metrics.worker_view(11)["protocols"] == {"h1": 0, "h2": 4}
+    metrics.forget(10)
+    assert metrics.totals_view()["protocols"] == {"h1": 4, "h2": 7}
+    assert metrics.slots[1].protocols == [4, 3]
 
 
 def test_sampling_keeps_a_bounded_uniform_sample_and_every_notable_request() -> None:
@@ -163,6 +216,7 @@ class Clock:
 def _deltas(requests: int, seconds: float, errors: int = 0) -> dict[str, Any]:
     return {
         "statuses": [0, requests - errors, 0, 0, errors],
+        "protocols": [requests, 0],
         "buckets": [[stats.bucket_of(seconds), requests]] if requests else [],
         "duration_sum": seconds * requests,
         "duration_max": seconds if requests else 0.0,

@@ -158,6 +158,7 @@ def _exchange(headers: list[tuple[bytes, bytes]], path: str = "/", status: int =
         started_at=time.perf_counter(),
         trace=None,
         failure=None,
+        stream_id=None,
     )
 
 
@@ -247,6 +248,7 @@ def test_the_record_ring_is_bounded_by_bytes_and_streamed_in_small_batches() -> 
 def _stats(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "statuses": [0, len(records), 0, 0, 0],
+        "protocols": [len(records), 0],
         "buckets": [],
         "duration_sum": 0.0,
         "duration_max": 0.0,

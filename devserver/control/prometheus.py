@@ -122,6 +122,15 @@ def _counters(slots: list[tuple[int, Counters]]) -> Iterator[Metric]:
         for name, count in zip(STATUS_CLASSES, counters.statuses, strict=True):
             requests.add_metric([str(slot), name], count)
     yield requests
+    protocols = CounterMetricFamily(
+        "devserve_requests_by_protocol",
+        "HTTP responses sent, by protocol: h1 (HTTP/1.0 and 1.1) or h2 (HTTP/2).",
+        labels=["worker", "protocol"],
+    )
+    for slot, counters in slots:
+        for name, count in zip(stats.PROTOCOLS, counters.protocols, strict=True):
+            protocols.add_metric([str(slot), name], count)
+    yield protocols
     simple = {
         "bytes_in": ("devserve_request_body_bytes", "Request body bytes received."),
         "bytes_out": ("devserve_response_body_bytes", "Response body bytes sent."),

@@ -79,6 +79,13 @@ Windows = TypedDict("Windows", {"1s": Window, "10s": Window, "60s": Window})
 Statuses = TypedDict("Statuses", {"1xx": int, "2xx": int, "3xx": int, "4xx": int, "5xx": int})
 
 
+class Protocols(TypedDict):
+    """HTTP requests by the protocol that carried them (WebSocket sessions aside)."""
+
+    h1: int  # HTTP/1.0 and HTTP/1.1
+    h2: int  # HTTP/2
+
+
 class Failure(TypedDict):
     """The latest generation that did not start (also the fields of a `failed` event)."""
 
@@ -111,6 +118,7 @@ class Counts(TypedDict):
     """What a worker, and the total, count since it started."""
 
     statuses: Statuses
+    protocols: Protocols
     bytes_in: int
     bytes_out: int
     rejected: int
@@ -267,7 +275,8 @@ class Record(TypedDict):
     method: str
     path: str
     query: str
-    http_version: str
+    http_version: str  # "1.0", "1.1" or "2"
+    stream: int | None  # the HTTP/2 stream id; None over HTTP/1
     scheme: str
     client: str | None
     status: int

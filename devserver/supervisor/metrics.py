@@ -44,6 +44,7 @@ class Counters:
 
     requests: int = 0
     statuses: list[int] = field(default_factory=lambda: [0] * 5)
+    protocols: list[int] = field(default_factory=lambda: [0] * len(stats.PROTOCOLS))
     buckets: dict[int, int] = field(default_factory=dict)
     duration_sum: float = 0.0  # seconds
     bytes_in: int = 0
@@ -62,6 +63,8 @@ class Counters:
             return
         for index, count in enumerate(deltas["statuses"]):
             self.statuses[index] += count
+        for index, count in enumerate(deltas["protocols"]):
+            self.protocols[index] += count
         stats.merge(self.buckets, deltas["buckets"])
         self.duration_sum += deltas["duration_sum"]
         for name in _COUNTERS:
@@ -72,6 +75,7 @@ class Counters:
         return {
             "requests": self.requests,
             "statuses": dict(zip(STATUS_CLASSES, self.statuses, strict=True)),
+            "protocols": dict(zip(stats.PROTOCOLS, self.protocols, strict=True)),
             **{name: getattr(self, name) for name in _COUNTERS},
             "records_dropped": self.records_dropped,
         }
