@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dashboard.tui import format as fmt
 from tests.dashboard_server import Dashboard, browser_page, dashboard, free_address
 from tests.utils import require_module
 
@@ -73,7 +74,8 @@ def test_a_request_appears_in_the_stream_and_opens_in_the_inspector(
     tmp_path: Path, page: sync_api.Page
 ) -> None:
     """A traced request made by the test shows in the stream; clicking it opens the inspector
-    with its path, status and ASGI message timeline, and its secret header redacted."""
+    with its path, status, protocol and ASGI message timeline, and its secret header redacted;
+    its worker's h2 cell says none of its requests came over HTTP/2."""
     with dashboard(tmp_path) as board:
         page.goto(board.url)
         expect(page.locator("#connection")).to_have_attribute(
@@ -95,11 +97,49 @@ def test_a_request_appears_in_the_stream_and_opens_in_the_inspector(
         expect(inspector).to_contain_text("/pid")
         expect(inspector).to_contain_text("200")
         expect(inspector).to_contain_text("[redacted]")
+        expect(inspector.locator("tr", has_text="protocol")).to_have_text("protocolHTTP/1.1")
+        expect(page.locator(f'#workers tr[data-pid="{pid}"] td.h2')).to_have_text("0%")
         expect(inspector.locator(".timeline-row", has_text="http.response.start")).to_have_count(1)
         text = inspector.inner_text()
         board.process.out.stop()
     assert record_id is not None and record_id.startswith(f"{pid}-")
     assert "app-secret" not in text
+
+
+SHARES = [(0, 0), (0, 7), (1, 1000), (41, 100), (999, 1000), (5, 5)]  # (part, whole)
+
+
+def test_an_http2_request_shows_its_protocol_and_stream(
+    tmp_path: Path, page: sync_api.Page
+) -> None:
+    """A request over HTTP/2 (cleartext, prior knowledge) opens in the inspector as HTTP/2 with
+    its stream id; its worker's h2 cell counts it (one request of two: 50%); and the page's
+    shares read as the terminal panel's."""
+    with dashboard(tmp_path) as board:
+        page.goto(board.url)
+        expect(page.locator("#connection")).to_have_attribute(
+            "data-state", "connected", timeout=WAIT
+        )
+        with httpx.Client(http1=False, http2=True, timeout=5) as client:
+            answer = client.get(board.app_url() + "/pid?over=h2")
+        assert httpx.get(board.app_url() + "/pid?over=h1", timeout=5).text == answer.text
+        page.locator("#requests tbody tr[data-id]", has_text="/pid?over=h2").click(timeout=WAIT)
+        inspector = page.locator("#inspector")
+        expect(inspector.locator("tr", has_text="protocol")).to_have_text(
+            "protocolHTTP/2, stream 1"
+        )
+        cell = page.locator(f'#workers tr[data-pid="{answer.text}"] td.h2')
+        expect(cell).to_have_text("50%", timeout=WAIT)
+        shares = page.evaluate(
+            """async (cases) => {
+                const fmt = await import("/static/format.js");
+                return cases.map(([part, whole]) => fmt.share(part, whole));
+            }""",
+            SHARES,
+        )
+        board.process.out.stop()
+    assert answer.http_version == "HTTP/2"
+    assert shares == [fmt.share(part, whole) for part, whole in SHARES]
 
 
 def test_an_apps_exception_shows_in_the_events_with_its_traceback(

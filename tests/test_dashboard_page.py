@@ -21,7 +21,7 @@ sync_api = require_module("playwright.sync_api")
 expect = sync_api.expect
 WAIT = 15_000  # ms: a worker boots, the stream's next snapshot comes within a second
 TOKEN = "first-hour-test-token-0123456789"
-SIZES = [(800, 900), (1210, 800), (1280, 800), (1920, 1080)]
+SIZES = [(800, 900), (1165, 800), (1210, 800), (1280, 800), (1920, 1080)]
 TRACE_NEXT = 10  # the terminal panel's `t` (dashboard/tui/app.py)
 
 

@@ -10,17 +10,22 @@ pytest writes, then accept them with `pytest tests/test_panel_snapshots.py --sna
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Footer, RichLog, Static
 from textual.widgets._toast import Toast
 
 from dashboard.tui import Feed, Panel
+from dashboard.tui import format as fmt
+from dashboard.tui.events import is_access_line
 from dashboard.tui.keys import QUIT_ATTACHED, TRACE_NEXT
 from dashboard.tui.sample import RECORDS, START, SampleClient
 from dashboard.tui.screens import ConfirmScreen, HelpScreen, InspectorScreen, inspect
@@ -266,6 +271,14 @@ def test_access_lines_show_only_once_asked_for() -> None:
     play(scenario)
 
 
+@pytest.mark.parametrize("version", ["1.0", "1.1", "2"])
+def test_an_access_line_is_told_whatever_its_protocol(version: str) -> None:
+    """`a` hides the access log's lines over HTTP/2 too (their request line ends in HTTP/2)."""
+    line = f'127.0.0.1:53122 - "GET /api/items HTTP/{version}" 200 2100B 1.1ms'
+    assert is_access_line({"kind": "log", "source": "worker", "line": line, "t": START})
+    assert not is_access_line({"kind": "log", "source": "worker", "line": "GET / HTTP/2"})
+
+
 def test_k_outside_the_workers_pane_says_what_to_do() -> None:
     async def scenario(panel: Panel, pilot: Pilot[Any]) -> None:
         panel.query_one("#requests").focus()
@@ -326,6 +339,55 @@ def test_every_text_about_t_names_the_number_it_traces() -> None:
         assert any(said in str(part) for part in untraced)
 
     play(scenario)
+
+
+def test_the_workers_h2_column_shows_each_workers_http2_share_where_there_is_room() -> None:
+    """Wide, the workers table has an H2 column: the share of each worker's requests that came
+    over HTTP/2 (a dash for one that served none); at 80 columns it is the first to go."""
+
+    async def wide(panel: Panel, pilot: Pilot[Any]) -> None:
+        table = panel.query_one("#workers", DataTable)
+        assert [str(cell) for cell in table.get_column("H2")] == ["20%", "40%", "60%", fmt.DASH]
+
+    async def narrow(panel: Panel, pilot: Pilot[Any]) -> None:
+        table = panel.query_one("#workers", DataTable)
+        labels = [str(column.label) for column in table.columns.values()]
+        assert "H2" not in labels and {"REQS", "RPS", "P50", "P99"} <= set(labels), labels
+
+    play(wide, SIZES["200x50"])
+    play(narrow, SIZES["80x24"])
+
+
+@pytest.mark.parametrize(
+    ("part", "whole", "shown"),
+    [
+        (0, 0, fmt.DASH),
+        (0, 7, "0%"),
+        (1, 1000, "<1%"),
+        (41, 100, "41%"),
+        (999, 1000, ">99%"),
+        (5, 5, "100%"),
+    ],
+)
+def test_a_share_never_rounds_a_few_away(part: int, whole: int, shown: str) -> None:
+    assert fmt.share(part, whole) == shown
+
+
+def rendered(parts: list[Any]) -> str:
+    console = Console(width=120, record=True, file=io.StringIO())
+    for part in parts:
+        console.print(part)
+    return console.export_text()
+
+
+def test_the_inspector_shows_the_protocol_and_an_http2_requests_stream() -> None:
+    """The inspector's scope names the protocol as people write it, with the stream id of a
+    request that came over HTTP/2."""
+    over_h2 = rendered(inspect({**RECORDS[0], "http_version": "2", "stream": 5}))
+    assert re.search(r"^protocol +HTTP/2, stream 5 *$", over_h2, re.MULTILINE), over_h2
+    over_h1 = rendered(inspect({**RECORDS[0], "http_version": "1.1", "stream": None}))
+    assert re.search(r"^protocol +HTTP/1\.1 *$", over_h1, re.MULTILINE), over_h1
+    assert "stream" not in over_h1 and "http_version" not in over_h1
 
 
 def test_the_inspector_shows_the_exception_a_record_carries() -> None:

@@ -84,6 +84,23 @@ def percent(value: float | None, digits: int = 0) -> str:
     return f"{value:.{digits}f}%"
 
 
+def share(part: int, whole: int) -> str:
+    """`part` of `whole` in percent: 0%, "<1%", 41%, ">99%", 100%; a dash when `whole` is 0
+    (a share rounded to 0% or 100% would hide the few that are not)."""
+    if not whole:
+        return DASH
+    if 0 < whole - part < whole / 100:
+        return ">99%"
+    return percent(100 * part / whole)
+
+
+def protocol(record: dict[str, Any]) -> str:
+    """A record's protocol as people write it: "HTTP/1.1", "HTTP/2, stream 3"."""
+    text = f"HTTP/{record.get('http_version')}"
+    stream = record.get("stream")
+    return text if stream is None else f"{text}, stream {stream}"
+
+
 def clock(unix: float) -> str:
     """Local wall-clock time with milliseconds: 12:04:11.203."""
     local = time.localtime(unix)

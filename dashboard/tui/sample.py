@@ -54,6 +54,7 @@ def _worker(pid: int, slot: int, state: str, uptime: float, requests: int, rps: 
         "cpu_percent": 9.0 if booting else 21.0 + slot,
         "loop_lag": 0.2,
         "windows": windows,
+        "protocols": {"h1": requests - requests * slot // 5, "h2": requests * slot // 5},
     }
 
 
@@ -116,6 +117,9 @@ def snapshot(failure: Message | None = None) -> Message:
     }
 
 
+H2_STREAMS = {1: 5, 5: 7}  # the records that came over HTTP/2: their stream ids
+
+
 def _record(
     seq: int, pid: int, method: str, path: str, status: int, ms: float, size: int
 ) -> Message:
@@ -130,7 +134,8 @@ def _record(
         "method": method,
         "path": path,
         "query": query,
-        "http_version": "1.1",
+        "http_version": "2" if seq in H2_STREAMS else "1.1",
+        "stream": H2_STREAMS.get(seq),
         "scheme": "http",
         "client": "127.0.0.1:53122",
         "status": status,

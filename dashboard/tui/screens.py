@@ -17,7 +17,7 @@ from dashboard.tui import format as fmt
 from dashboard.tui.events import is_access_line
 from dashboard.tui.keys import TRACE_NEXT
 
-SCOPE_FIELDS = ("type", "http_version", "scheme", "method", "path", "query", "client")
+SCOPE_FIELDS = ("type", "protocol", "scheme", "method", "path", "query", "client")
 LOGGED_WITHIN = 1.0  # seconds after a request ended that its worker's log of it may arrive
 
 
@@ -96,8 +96,9 @@ def inspect(record: dict[str, Any], events: Iterable[dict[str, Any]] = ()) -> li
     scope.add_column()
     # Text, never str: a str cell is read as markup, and "[redacted]" would vanish
     for field in SCOPE_FIELDS:
-        if record.get(field) not in (None, ""):
-            scope.add_row(field, Text(str(record[field])))
+        value = fmt.protocol(record) if field == "protocol" else record.get(field)
+        if value not in (None, ""):
+            scope.add_row(field, Text(str(value)))
     scope.add_row(
         "bytes", f"in {fmt.size(record['bytes_in'])}, out {fmt.size(record['bytes_out'])}"
     )

@@ -36,6 +36,7 @@ WORKER_COLUMNS = (
     Column("UP", 6, drop=6),
     Column("REQS", 6),
     Column("RPS", 5),
+    Column("H2", 4, drop=8),  # the share of its requests that came over HTTP/2
     Column("INFL", 4, drop=4),
     Column("P50", 7),
     Column("P99", 7),
@@ -132,6 +133,7 @@ def worker_cells(worker: dict[str, Any]) -> dict[str, Text | str]:
         "UP": fmt.uptime(worker["uptime"]),
         "REQS": fmt.count(worker["requests"]),
         "RPS": fmt.count(fmt.window(worker, "1s").get("rps")),
+        "H2": h2_share(worker),
         "INFL": str(worker["in_flight"]),
         "P50": fmt.millis(recent.get("p50")),
         "P99": fmt.millis(recent.get("p99")),
@@ -139,6 +141,13 @@ def worker_cells(worker: dict[str, Any]) -> dict[str, Text | str]:
         "CPU": fmt.percent(worker["cpu_percent"]),
         "RST": str(worker["restarts"]),
     }
+
+
+def h2_share(worker: dict[str, Any]) -> str:
+    """The share of the worker's HTTP requests that came over HTTP/2 (a dash before any)."""
+    protocols = worker.get("protocols") or {}
+    h1, h2 = protocols.get("h1", 0), protocols.get("h2", 0)
+    return fmt.share(h2, h1 + h2)
 
 
 def request_cells(record: dict[str, Any]) -> dict[str, Text | str]:

@@ -68,6 +68,20 @@ export function percent(value, digits = 0) {
   return value.toFixed(digits) + "%";
 }
 
+/** part of whole in percent: 0%, "<1%", 41%, ">99%", 100%; a dash when whole is 0 (a share
+ * rounded to 0% or 100% would hide the few that are not). */
+export function share(part, whole) {
+  if (!whole) return DASH;
+  if (whole - part > 0 && whole - part < whole / 100) return ">99%";
+  return percent((100 * part) / whole);
+}
+
+/** A record's protocol as people write it: "HTTP/1.1", "HTTP/2, stream 3". */
+export function protocol(record) {
+  const text = `HTTP/${record.http_version}`;
+  return record.stream == null ? text : `${text}, stream ${record.stream}`;
+}
+
 /** Local wall-clock time with milliseconds: 12:04:11.203 (unix seconds in). */
 export function clock(unix, withMillis = true) {
   const date = new Date(unix * 1000);

@@ -7,7 +7,7 @@ import * as fmt from "./format.js";
 import { TRACE_NEXT } from "./controls.js";
 import { h } from "./dom.js";
 
-const SCOPE_FIELDS = ["type", "http_version", "scheme", "method", "path", "query", "client"];
+const SCOPE_FIELDS = ["type", "protocol", "scheme", "method", "path", "query", "client"];
 
 export class Inspector {
   constructor(dialog) {
@@ -55,8 +55,9 @@ function title(record, generation) {
 }
 
 function scopeRows(record) {
-  const present = SCOPE_FIELDS.filter((field) => record[field] != null && record[field] !== "");
-  const rows = present.map((field) => [field, String(record[field])]);
+  const value = (field) => (field === "protocol" ? fmt.protocol(record) : record[field]);
+  const present = SCOPE_FIELDS.filter((field) => value(field) != null && value(field) !== "");
+  const rows = present.map((field) => [field, String(value(field))]);
   rows.push(["worker", `pid ${record.pid}, slot ${record.slot}`]);
   rows.push(["bytes", `in ${fmt.size(record.bytes_in)}, out ${fmt.size(record.bytes_out)}`]);
   return rows;

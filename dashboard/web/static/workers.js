@@ -18,6 +18,7 @@ const COLUMNS = [
   ["up", (w) => fmt.uptime(w.uptime)],
   ["reqs", (w) => fmt.count(w.requests)],
   ["rps", (w) => fmt.count(fmt.window_(w, "10s").rps)],
+  ["h2", h2Share],
   ["inflight", (w) => String(w.in_flight)],
   ["p50", (w) => fmt.millis(fmt.window_(w, "10s").p50)],
   ["p99", (w) => fmt.millis(fmt.window_(w, "10s").p99)],
@@ -25,6 +26,12 @@ const COLUMNS = [
   ["cpu", (w) => fmt.percent(w.cpu_percent)],
   ["restarts", (w) => String(w.restarts)],
 ];
+
+/** The share of the worker's HTTP requests that came over HTTP/2 (a dash before any). */
+function h2Share(worker) {
+  const { h1 = 0, h2 = 0 } = worker.protocols || {};
+  return fmt.share(h2, h1 + h2);
+}
 
 export class WorkersTable {
   /** onKill(pid) when a row's kill button is pressed. */
