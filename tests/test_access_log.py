@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
+from devserver.logging import make_access_logger
 from tests.utils import Process, devserve_command, read_response, run_devserve, until
 
 APPS = str(Path(__file__).parent / "cli_apps")
@@ -248,3 +252,45 @@ def test_invalid_access_log_format_is_rejected_at_startup() -> None:
         popen.stdout.close()
     assert line.startswith("devserve: error: --access-log-format")
     assert popen.returncode == 2
+
+
+def _over_h2() -> SimpleNamespace:
+    """A finished request as the access log reads it, from HTTP/2 stream 3."""
+    scope = {
+        "type": "http",
+        "http_version": "2",
+        "path": "/items",
+        "raw_path": b"/items",
+        "query_string": b"page=2",
+        "client": ("127.0.0.1", 5000),
+        "headers": [(b"user-agent", b"h2-client")],
+    }
+    return SimpleNamespace(
+        scope=scope, method="GET", status=200, bytes_sent=5, started_at=time.perf_counter()
+    )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        (None, r'^127\.0\.0\.1:5000 - "GET /items\?page=2 HTTP/2" 200 5B \d+\.\dms$'),
+        ('"%(r)s" %(H)s', r'^"GET /items\?page=2 HTTP/2" HTTP/2$'),
+    ],
+)
+def test_an_http2_request_logs_as_http_2(fmt: str | None, expected: str) -> None:
+    """A request that came over HTTP/2 (http_version "2") is logged as `HTTP/2`, in the default
+    line and in the gunicorn atoms r and H."""
+    logger = logging.getLogger("devserve.access")
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        make_access_logger(fmt, colour=False)(None, _over_h2())  # type: ignore[arg-type]
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    (line,) = lines
+    assert re.match(expected, line), line
