@@ -703,7 +703,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.transport.close()
 
     def _close_if_idle(self) -> None:
-        if self.cycle is None and not self.in_head:
+        # not once handed over: its first bytes may have made it an HTTP/2 or WebSocket one
+        if self.cycle is None and not self.in_head and self.transport.get_protocol() is self:
             self.transport.close()
 
     async def send_file(self, file: IO[bytes], count: int, offset: int = 0) -> int:
