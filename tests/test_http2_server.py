@@ -24,12 +24,15 @@ from tests.h2_load import H2Load
 from tests.utils import Process, run_devserve, run_server, until
 
 APP = """\
+import asyncio
+
 VERSION = {version!r}
 
 
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
+    await asyncio.sleep(0.02)  # so that every drain finds streams in flight
     body = VERSION.encode()
     headers = [(b"content-length", b"%d" % len(body))]
     await send({{"type": "http.response.start", "status": 200, "headers": headers}})
