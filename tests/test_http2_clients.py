@@ -403,12 +403,6 @@ def test_chromium_loads_the_demo_page_over_h2(browser: Any, certificates: Certif
 
 
 # ------------------------------------------------------------------------------ found here
-@pytest.mark.xfail(
-    reason="bug: accepted sockets lack TCP_NODELAY under the asyncio loop (sockets.py makes "
-    "the listener with proto 0, so asyncio's _set_nodelay skips it): Nagle holds each new "
-    "HTTP/2 connection's first response for the client's delayed ACK, ~40 ms",
-    strict=True,
-)
 def test_http2_connections_do_not_wait_for_nagle() -> None:
     """An HTTP/2 server writes SETTINGS, their ACK and the response in separate small writes;
     without TCP_NODELAY the kernel holds the response until the client ACKs (40 ms later on

@@ -28,7 +28,6 @@ from websockets.streams import StreamReader
 from tests.utils import Process, run_devserve
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
-WEBSOCKET_XFAIL = pytest.mark.xfail(reason="WebSocket over HTTP/2 not built yet", strict=False)
 
 
 @contextlib.contextmanager
@@ -262,7 +261,6 @@ def test_fastapi_server_sent_events_over_h2(fastapi_http: httpx.Client) -> None:
         assert list(lines) == [], "the stream ends after `limit` events"
 
 
-@WEBSOCKET_XFAIL
 def test_fastapi_websocket_over_extended_connect(fastapi_server: Process) -> None:
     """An RFC 8441 WebSocket on an HTTP/2 stream: messages echo back, and "bye" brings the
     app's close code and reason, then the stream's end."""
@@ -276,7 +274,6 @@ def test_fastapi_websocket_over_extended_connect(fastapi_server: Process) -> Non
     assert (closed.code, closed.reason) == (4000, "goodbye from fastapi")
 
 
-@WEBSOCKET_XFAIL
 def test_fastapi_websocket_client_close_over_extended_connect(fastapi_server: Process) -> None:
     """The client's close code reaches the app's WebSocketDisconnect; the HTTP/2 connection
     carries on serving requests beside the WebSocket's stream."""
@@ -315,7 +312,6 @@ def test_starlette_routes_over_h2(starlette_server: Process) -> None:
     assert (missing.status_code, wrong_method.status_code) == (404, 405)
 
 
-@WEBSOCKET_XFAIL
 def test_starlette_websocket_over_extended_connect(starlette_server: Process) -> None:
     """The WebSocketEndpoint greets each JSON message with the lifespan's greeting; the
     client's close is answered with a close frame."""
