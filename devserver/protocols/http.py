@@ -269,6 +269,9 @@ class HTTPProtocol(asyncio.Protocol):
             if len(data) < len(PREFACE) and PREFACE.startswith(data):
                 self.preface = data  # a preface cut across reads: wait for the rest
                 return None
+        elif data.startswith(PREFACE[: len(data)]) and len(data) >= len(b"PRI * HTTP/2"):
+            self._reject(505, "HTTP/2 is off (--http 1)")
+            return None
         if not settings.http1:
             self._reject(505, "this server speaks HTTP/2 only (--http 2)")
             return None

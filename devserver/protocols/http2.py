@@ -74,6 +74,7 @@ FLOOD_LIMITS = {
 # (as protocols/websocket.py does), so a read of thousands of tiny frames cannot hold the loop.
 SLICE = 65536
 READ_BUDGET = 0.002
+SEND_CHUNK = 65536  # a large body is written, and the socket's backlog heeded, this often
 DRAIN_GRACE = 0.25  # seconds a connection stays open after its graceful GOAWAY when idle
 GOAWAY_ROUND_TRIP = 1.0  # the longest wait for the drain's PING to come back
 DRAIN_PING = b"draining"  # the opaque data of that PING
@@ -90,6 +91,25 @@ _CONFIG = h2.config.H2Configuration(
     validate_outbound_headers=False,
     normalize_outbound_headers=False,
 )
+
+
+_State = h2.connection.ConnectionState
+_Input = h2.connection.ConnectionInputs
+
+
+class _StateMachine(h2.connection.H2ConnectionStateMachine):
+    """h2's connection state machine, except that a GOAWAY from the client closes nothing.
+
+    h2 moves to CLOSED on it and then refuses every frame: the DATA that ends a stream in flight,
+    read with the GOAWAY, and the responses the client still waits for, which RFC 9113 6.8 lets
+    finish. HTTP2Protocol refuses new streams itself once the client went away.
+    """
+
+    _transitions = {
+        **h2.connection.H2ConnectionStateMachine._transitions,
+        (_State.IDLE, _Input.RECV_GOAWAY): (None, _State.IDLE),
+        (_State.SERVER_OPEN, _Input.RECV_GOAWAY): (None, _State.SERVER_OPEN),
+    }
 
 
 class HTTP2Protocol(asyncio.Protocol):
@@ -111,6 +131,7 @@ class HTTP2Protocol(asyncio.Protocol):
         self.scheme = scheme
         self.trusted_proxy = trusted_proxy
         self.h2 = h2.connection.H2Connection(config=_CONFIG)
+        self.h2.state_machine = _StateMachine()
         codes = h2.settings.SettingCodes
         self.h2.local_settings = h2.settings.Settings(
             client=False,
@@ -127,6 +148,7 @@ class HTTP2Protocol(asyncio.Protocol):
         self.websockets: dict[int, StreamTransport] = {}  # streams carrying a WebSocket
         self.starting: list[StreamCycle] = []  # opened in this read: their apps start after it
         self.flush_pending = False
+        self.unflushed = 0  # DATA bytes given to h2 since the last write
         self.closed = False
         self.goaway_sent = False
         self.peer_gone = False  # the client sent GOAWAY: no more streams will come
@@ -141,6 +163,14 @@ class HTTP2Protocol(asyncio.Protocol):
         self.flood_counts: dict[str, int] = {}
         self.backlog = b""
         self.feeding: asyncio.Handle | None = None
+        self.settings_seen = False  # the client's preface ends with SETTINGS (RFC 9113 3.4)
+        # Frame headers are read here as they arrive (see _frames_fit): where the next one
+        # begins, the part of one cut across reads, and the header block being received.
+        self.frame_skip = len(PREFACE)
+        self.frame_head = b""
+        self.header_block = 0
+        # a header block's encoded size is about its decoded size: twice the list's limit
+        self.header_block_limit = 2 * settings.max_header_size
         self._handlers: dict[type, Any] = {
             h2.events.RequestReceived: self._on_request,
             h2.events.DataReceived: self._on_data,
@@ -207,11 +237,20 @@ class HTTP2Protocol(asyncio.Protocol):
             self.flow.resume_reading()
 
     def _receive(self, data: bytes) -> None:
+        if not self._frames_fit(data):
+            return
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             self._connection_error(exc)
             return
+        if not events:
+            return
+        if not self.settings_seen:
+            if type(events[0]) is not h2.events.RemoteSettingsChanged:
+                self._fail(ErrorCodes.PROTOCOL_ERROR, "the preface is not followed by SETTINGS")
+                return
+            self.settings_seen = True
         handlers = self._handlers
         for event in events:
             handler = handlers.get(type(event))
@@ -378,11 +417,8 @@ class HTTP2Protocol(asyncio.Protocol):
         """The client is done with the connection: finish its open streams, then close. After
         an error code, nothing it has open will be read: close now."""
         self.peer_gone = True
-        if event.error_code != ErrorCodes.NO_ERROR or not self.streams:
+        if event.error_code != ErrorCodes.NO_ERROR or not (self.streams or self.websockets):
             self._close()
-            return
-        # h2 refuses to send once it received GOAWAY; the client still reads its responses.
-        self.h2.state_machine.state = h2.connection.ConnectionState.SERVER_OPEN
 
     def _windows_opened(self) -> None:
         for stream in self.streams.values():
@@ -421,6 +457,55 @@ class HTTP2Protocol(asyncio.Protocol):
             self.state.count_rejected()
             self._abort(ErrorCodes.ENHANCE_YOUR_CALM)
 
+    def _frames_fit(self, data: bytes) -> bool:
+        """Check the header of every frame as it arrives: one longer than MAX_FRAME_SIZE, or a
+        header block (HEADERS and its CONTINUATIONs) longer than twice --max-header-size, ends
+        the connection before its bytes are held. h2 would buffer either whole first: a 16 MiB
+        frame, or CONTINUATIONs up to 64 frames of any size."""
+        at, end = self.frame_skip, len(data)
+        if self.frame_head:  # a header cut across reads (then frame_skip is 0): complete it
+            need = 9 - len(self.frame_head)
+            head = self.frame_head + data[:need]
+            if len(head) < 9:
+                self.frame_head = head
+                return True
+            self.frame_head = b""
+            if not self._frame_fits(head, 0):
+                return False
+            at = need + int.from_bytes(head[:3], "big")
+        while at + 9 <= end:
+            if not self._frame_fits(data, at):
+                return False
+            at += 9 + int.from_bytes(data[at : at + 3], "big")
+        if at < end:
+            self.frame_head, self.frame_skip = data[at:], 0
+        else:
+            self.frame_skip = at - end
+        return True
+
+    def _frame_fits(self, data: bytes, at: int) -> bool:
+        length = int.from_bytes(data[at : at + 3], "big")
+        if length > self.settings.h2_max_frame_size:
+            self._fail(ErrorCodes.FRAME_SIZE_ERROR, f"a frame of {length} bytes")
+            return False
+        kind = data[at + 3]
+        if kind == 0x1 or kind == 0x9:  # HEADERS, CONTINUATION
+            self.header_block = length if kind == 0x1 else self.header_block + length
+            if data[at + 4] & 0x4:  # END_HEADERS
+                self.header_block = 0
+            elif self.header_block > self.header_block_limit:
+                self._fail(
+                    ErrorCodes.ENHANCE_YOUR_CALM,
+                    f"a header block of more than {self.header_block_limit} bytes",
+                )
+                return False
+        return True
+
+    def _fail(self, code: ErrorCodes, detail: str) -> None:
+        logger.warning("HTTP/2 connection error from %s: %s", self._peer(), detail)
+        self.state.count_rejected()
+        self._abort(code)
+
     def _connection_error(self, exc: h2.exceptions.ProtocolError) -> None:
         """h2 found a connection error (a bad frame, a flow-control violation, too many
         streams, an oversized header list): it has queued GOAWAY; send it and close."""
@@ -450,6 +535,7 @@ class HTTP2Protocol(asyncio.Protocol):
     # ------------------------------------------------------------------ writing (StreamCarrier)
     def _flush(self) -> None:
         self.flush_pending = False
+        self.unflushed = 0
         data = self.h2.data_to_send()
         if data and not self.transport.is_closing():
             self.transport.write(data)
@@ -471,21 +557,32 @@ class HTTP2Protocol(asyncio.Protocol):
         self.flush_soon()
 
     async def send_body(self, stream: StreamCycle, data: bytes, end: bool) -> None:
+        """DATA frames as the peer's windows allow; every SEND_CHUNK bytes they are written and,
+        if the socket is backed up, the send waits for it to drain (and the loop gets a turn)."""
         connection = self.h2
         stream_id = stream.stream_id
+        view = memoryview(data)
+        at, size = 0, len(data)
+        unflushed = 0
         while not stream.disconnected and not self.closed:
             try:
                 window = connection.local_flow_control_window(stream_id)
             except h2.exceptions.StreamClosedError:
                 stream.disconnect()
                 break
-            size = min(window, connection.max_outbound_frame_size)
-            if len(data) <= size:
-                connection.send_data(stream_id, data, end_stream=end)
+            room = min(window, connection.max_outbound_frame_size)
+            if size - at <= room:
+                connection.send_data(stream_id, view[at:] if at else data, end_stream=end)
                 break
-            if size > 0:
-                connection.send_data(stream_id, data[:size])
-                data = data[size:]
+            if room > 0:
+                connection.send_data(stream_id, view[at : at + room])
+                at += room
+                unflushed += room
+                if unflushed >= SEND_CHUNK:
+                    unflushed = 0
+                    self._flush()
+                    if self.flow.write_paused:
+                        await self.flow.drain()
                 continue
             self.flush_soon()  # what fitted goes now; the rest waits for WINDOW_UPDATE
             stream.window_tick = self.state.ticks
@@ -494,7 +591,11 @@ class HTTP2Protocol(asyncio.Protocol):
                 await stream.window_waiter
             finally:
                 stream.window_waiter = None
-        self.flush_soon()
+        self.unflushed += size
+        if self.unflushed >= SEND_CHUNK:
+            self._flush()  # and heed the socket now: an app may send on without a pause
+        else:
+            self.flush_soon()
         if self.flow.write_paused:
             await self.flow.drain()
         if stream.disconnected and not end:

@@ -26,6 +26,9 @@ _CONNECTION_SPECIFIC = frozenset(
 )
 _PSEUDO = frozenset((b":method", b":scheme", b":path", b":authority", b":protocol"))
 _SCHEMES = frozenset((b"http", b"https"))
+# White space and control bytes have no place in a request target or an authority (RFC 3986)
+_INVALID_TARGET = re.compile(rb"[\x00-\x20\x7f]")
+_TARGETS = frozenset((b":path", b":authority"))
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a method (RFC 9110 9.1)
 # Decoded once: the few common methods repeat forever.
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
@@ -102,6 +105,8 @@ def parse_head(
 def _set_pseudo(head: RequestHead, name: bytes, value: bytes, connect: bool) -> None:
     if name not in _PSEUDO or (name == b":protocol" and not connect):
         raise MalformedRequest(f"unknown pseudo-header {_show(name)}")
+    if name in _TARGETS and _INVALID_TARGET.search(value):
+        raise MalformedRequest(f"invalid {_show(name)} {_show(value)}")  # as HTTP/1.1: a 400
     attribute = name[1:].decode()
     if getattr(head, attribute):
         raise MalformedRequest(f"duplicate pseudo-header {_show(name)}")
