@@ -24,11 +24,13 @@ _INVALID_VALUE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")
 _CONNECTION_SPECIFIC = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
-_PSEUDO = frozenset((b":method", b":scheme", b":path", b":authority", b":protocol"))
+_PSEUDO = {
+    name: name[1:].decode()
+    for name in (b":method", b":scheme", b":path", b":authority", b":protocol")
+}
 _SCHEMES = frozenset((b"http", b"https"))
 # White space and control bytes have no place in a request target or an authority (RFC 3986)
 _INVALID_TARGET = re.compile(rb"[\x00-\x20\x7f]")
-_TARGETS = frozenset((b":path", b":authority"))
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a method (RFC 9110 9.1)
 # Decoded once: the few common methods repeat forever.
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
@@ -103,15 +105,15 @@ def parse_head(
 
 
 def _set_pseudo(head: RequestHead, name: bytes, value: bytes, connect: bool) -> None:
-    if name not in _PSEUDO or (name == b":protocol" and not connect):
+    attribute = _PSEUDO.get(name)
+    if attribute is None or (attribute == "protocol" and not connect):
         raise MalformedRequest(f"unknown pseudo-header {_show(name)}")
-    if name in _TARGETS and _INVALID_TARGET.search(value):
-        raise MalformedRequest(f"invalid {_show(name)} {_show(value)}")  # as HTTP/1.1: a 400
-    attribute = name[1:].decode()
     if getattr(head, attribute):
         raise MalformedRequest(f"duplicate pseudo-header {_show(name)}")
     if not value:
         raise MalformedRequest(f"empty pseudo-header {_show(name)}")
+    if (attribute == "path" or attribute == "authority") and _INVALID_TARGET.search(value):
+        raise MalformedRequest(f"invalid {_show(name)} {_show(value)}")  # as HTTP/1.1: a 400
     setattr(head, attribute, value)
 
 
