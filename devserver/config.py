@@ -546,6 +546,19 @@ class Config:
         group="HTTP/2",
         metavar="BYTES",
     )
+    h2_ping_interval: float = option(
+        20.0,
+        "PING an HTTP/2 client with open streams that sent nothing for this many seconds "
+        "(0: never).",
+        _seconds,
+        group="HTTP/2",
+    )
+    h2_ping_timeout: float = option(
+        20.0,
+        "Close an HTTP/2 connection whose PING is this many seconds late (0: never).",
+        _seconds,
+        group="HTTP/2",
+    )
     ws: str = option(
         "auto",
         "WebSocket support: auto and websockets serve it; none leaves Upgrade requests to the app "

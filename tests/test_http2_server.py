@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,3 +156,40 @@ def test_limit_connections_closes_an_idle_http2_connection_with_goaway() -> None
         assert goaway is not None and (goaway.last_stream_id, goaway.error_code) == (1, 0)
         [open_one] = [client for client in idle if not client.closed]
         assert open_one.get() == 3
+
+
+def test_a_silent_client_with_a_stream_open_is_pinged_then_closed() -> None:
+    """A stream waits on the app while its client goes silent: after --h2-ping-interval the
+    server PINGs; a client that answers keeps the connection, one that does not is closed
+    after --h2-ping-timeout and the app's receive() says http.disconnect."""
+    disconnected = threading.Event()
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["path"] == "/quick":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+            return
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        disconnected.set()
+
+    options = {"h2_ping_interval": 0.2, "h2_ping_timeout": 0.3}
+    with run_server(app, **options) as server:
+        answering, silent = Client(server.port), Client(server.port)
+        for client in (answering, silent):
+            stream_id = client.h2.get_next_available_stream_id()
+            headers = [(":method", "POST"), (":scheme", "http"), (":path", "/wait"),
+                       (":authority", "t")]  # fmt: skip
+            client.h2.send_headers(stream_id, headers)
+            client.sock.sendall(client.h2.data_to_send())
+        # the answering one reads (h2 acknowledges each PING) until it has seen two PINGs
+        answering.read_until(
+            lambda: sum(isinstance(e, h2.events.PingReceived) for e in answering.events) >= 2
+        )
+        assert not answering.closed
+        assert answering.get("/quick") > 1  # still served
+        assert disconnected.wait(5), "the silent client's stream was never ended"
+        silent.read_until(lambda: False)
+        assert silent.closed
+        assert any(isinstance(e, h2.events.PingReceived) for e in silent.events)
+        answering.sock.close()  # its stream waits on: the server would wait for it to stop

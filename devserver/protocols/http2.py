@@ -78,6 +78,7 @@ SEND_CHUNK = 65536  # a large body is written, and the socket's backlog heeded, 
 DRAIN_GRACE = 0.25  # seconds a connection stays open after its graceful GOAWAY when idle
 GOAWAY_ROUND_TRIP = 1.0  # the longest wait for the drain's PING to come back
 DRAIN_PING = b"draining"  # the opaque data of that PING
+KEEPALIVE_PING = b"alive?\x00\x00"  # and of a keepalive one
 MAX_STREAM_ID = 2**31 - 1
 
 _CONFIG = h2.config.H2Configuration(
@@ -157,6 +158,8 @@ class HTTP2Protocol(asyncio.Protocol):
         self.draining = False  # the final GOAWAY is sent: close once the streams are done
         self.keep_idle = 0.0
         self.idle_since = state.ticks
+        self.read_tick = state.ticks  # when the client last sent anything
+        self.ping_tick: int | None = None  # when our keepalive PING went, until its answer
         self.fresh = True  # no stream has been opened on it yet
         self.stalled_tick = 0
         self.flood_window = 0.0
@@ -206,6 +209,7 @@ class HTTP2Protocol(asyncio.Protocol):
 
     # ------------------------------------------------------------------ asyncio callbacks
     def data_received(self, data: bytes) -> None:
+        self.read_tick = self.state.ticks
         if self.backlog:  # reading is paused, but a transport may hand over what it had read
             self.backlog += data
             return
@@ -757,6 +761,8 @@ class HTTP2Protocol(asyncio.Protocol):
             self.closed = True
             self.transport.abort()  # close() would wait for the buffer to drain: it never will
             return
+        if self._keepalive_failed():
+            return
         if not self.streams:
             if not self.websockets and state.timed_out(
                 self.idle_since, settings.timeout_keep_alive
@@ -813,8 +819,33 @@ class HTTP2Protocol(asyncio.Protocol):
         self._flush()
         self.final_goaway = self.loop.call_later(GOAWAY_ROUND_TRIP, self._final_goaway)
 
+    def _keepalive_failed(self) -> bool:
+        """With streams open and nothing read for --h2-ping-interval, PING the client; close the
+        connection if the answer is --h2-ping-timeout late (a peer gone without a word would
+        otherwise hold a long response, or a WebSocket, forever)."""
+        state, settings = self.state, self.settings
+        if self.ping_tick is not None:
+            if not state.timed_out(self.ping_tick, settings.h2_ping_timeout):
+                return False
+            logger.warning(
+                "closing the HTTP/2 connection from %s: no answer to a PING in %gs",
+                self._peer(),
+                settings.h2_ping_timeout,
+            )
+            self._abort(ErrorCodes.NO_ERROR)
+            return True
+        if (self.streams or self.websockets) and state.timed_out(
+            self.read_tick, settings.h2_ping_interval
+        ):
+            self.ping_tick = state.ticks
+            self.h2.ping(KEEPALIVE_PING)
+            self._flush()
+        return False
+
     def _on_ping_ack(self, event: h2.events.PingAckReceived) -> None:
-        if event.ping_data == DRAIN_PING and self.final_goaway is not None:
+        if event.ping_data == KEEPALIVE_PING:
+            self.ping_tick = None
+        elif event.ping_data == DRAIN_PING and self.final_goaway is not None:
             self.final_goaway.cancel()
             self._final_goaway()
 

@@ -104,6 +104,8 @@ class HTTPSettings:
     h2_max_frame_size: int = 16384
     h2_stream_window: int = 65535
     h2_connection_window: int = 262144
+    h2_ping_interval: float = 20.0
+    h2_ping_timeout: float = 20.0
 
     @classmethod
     def from_config(cls, config: Config) -> HTTPSettings:
@@ -142,6 +144,8 @@ class HTTPSettings:
             h2_max_frame_size=config.h2_max_frame_size,
             h2_stream_window=config.h2_stream_window,
             h2_connection_window=config.h2_connection_window,
+            h2_ping_interval=config.h2_ping_interval,
+            h2_ping_timeout=config.h2_ping_timeout,
         )
 
 
@@ -318,5 +322,7 @@ def tick_interval(settings: HTTPSettings) -> float:
     ]
     if settings.websocket:
         timers += [settings.ws_ping_interval, settings.ws_ping_timeout]
+    if settings.http2:
+        timers += [settings.h2_ping_interval, settings.h2_ping_timeout]
     timeouts = [t for t in timers if t > 0]
     return max(0.01, min([1.0, *(t / 4 for t in timeouts)]))
