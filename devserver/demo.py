@@ -18,7 +18,7 @@ Scope = dict[str, Any]
 EXPLAINED = {
     "type": "Which protocol this connection speaks: 'http', 'websocket' or 'lifespan'.",
     "asgi": "The ASGI version (3.0) and the spec version the server implements.",
-    "http_version": "'1.0' or '1.1', from the request line.",
+    "http_version": "'1.0' or '1.1' from the request line, or '2' for an HTTP/2 stream.",
     "method": "The request method, upper case.",
     "scheme": "'http' or 'https' (or what a trusted proxy said in X-Forwarded-Proto).",
     "path": "The path, percent-decoded to text, with root_path in front.",
