@@ -5,8 +5,10 @@ Usage: python ratios.py results/<run>.json [more.json ...]
 
 Ratios are computed per round (server / baseline measured in the same round), then the median
 over rounds is shown with (min-max). req/s ratio > 1 means faster than the baseline; p99 ratio
-< 1 means a lower (better) tail latency. A suite with "compare" (the h2-* suites: devserve over
-HTTP/2 vs its own HTTP/1.1) also gets those per-round ratios. Stdlib only.
+< 1 means a lower (better) tail latency. "srv CPU us/req" is the server's CPU time per request
+(its CPU % over the window / req/s): on a shared machine, where the server does not always get
+its whole core, it moves less than req/s does. A suite with "compare" (the h2-* suites: devserve
+over HTTP/2 vs its own HTTP/1.1) also gets those per-round ratios. Stdlib only.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ def report(path: str) -> str:
     for entry in data["suites"]:
         suite, summ, trials = entry["suite"], entry["summary"], entry["trials"]
         base = suite["baseline"]
+        for t in trials:  # server CPU per request, us (older reports lack it: derived here)
+            if t.get("rps") and t.get("server_cpu_pct"):
+                t["cpu_us_per_req"] = t["server_cpu_pct"] * 1e4 / t["rps"]
         rounds = max((t["round"] for t in trials), default=0)
         lines.append(
             f"suite {suite['name']} ({suite['app']}), {rounds} rounds, "
@@ -74,6 +79,8 @@ def report(path: str) -> str:
             "RSS idle MiB",
             "RSS after MiB",
             "srv CPU %",
+            "srv CPU us/req",
+            f"CPU/req x {base}",
             "failed req",
             "ok",
         ]
@@ -83,6 +90,13 @@ def report(path: str) -> str:
             ok = f"{v['ok_rounds']}/{v['ok_rounds'] + v['failed_rounds']}"
             if not v["verified"]:
                 ok += " UNVERIFIED"
+            if v.get("noisy_rounds"):
+                ok += f" ({v['noisy_rounds']} noisy)"
+            mine = [
+                t["cpu_us_per_req"]
+                for t in trials
+                if t["server"] == name and not t.get("error") and t.get("cpu_us_per_req")
+            ]
             row = [
                 name,
                 _med(v["rps"]),
@@ -92,6 +106,8 @@ def report(path: str) -> str:
                 _med(v["rss_idle_mib"], 1),
                 _med(v["rss_after_mib"], 1),
                 _med(v["server_cpu_pct"]),
+                f"{statistics.median(mine):.1f}" if mine else "n/a",
+                _fmt(_ratios(trials, name, base, "cpu_us_per_req")),
                 str(v.get("load_errors_total", "n/a")),
                 ok,
             ]
@@ -100,8 +116,9 @@ def report(path: str) -> str:
             for other in others:
                 if name in summ and other in summ:
                     lines.append(
-                        f"\n{name} / {other} req/s, per round: "
-                        f"{_fmt(_ratios(trials, name, other, 'rps'))}"
+                        f"\n{name} / {other}, per round: req/s "
+                        f"{_fmt(_ratios(trials, name, other, 'rps'))}; requests per server "
+                        f"CPU-second {_fmt(_ratios(trials, other, name, 'cpu_us_per_req'))}"
                     )
         lines.append("")
     return "\n".join(lines)
