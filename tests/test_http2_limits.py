@@ -494,21 +494,22 @@ def test_client_that_reads_nothing_is_cut_after_timeout_send(
 def test_sends_wait_for_a_client_that_does_not_read(path: str) -> None:
     """An app sends 50 MB (in 64 KiB sends, or in one) to a client that opened its windows but
     reads nothing: the send waits for the socket to drain (as over HTTP/1.1), so the server
-    holds a bounded amount, and other connections are served meanwhile. (Once a send went
-    on without ever looking at the socket: 47 MB ended up in the transport's buffer.)"""
+    holds a bounded amount; it stops reading that client meanwhile, and serves the others.
+    (Once a send went on without looking at the socket: 47 MB ended up in the write buffer.)"""
     with serving(timeout_send=5) as (server, app), deaf_client(server) as client:
         client.request(path)
 
-        def state() -> tuple[bool, int] | None:
+        def state() -> tuple[bool, int, bool] | None:
             [conn] = h2_connections(server)
             waiting = waiting_to_drain(server.server)
             if app.seen and (waiting or server.server.state.in_flight == 0):
-                return waiting, conn.transport.get_write_buffer_size()
+                return waiting, conn.transport.get_write_buffer_size(), conn.flow.read_paused
             return None
 
-        waiting, buffered = until(lambda: server.call(state), "the app to wait or end")
+        waiting, buffered, read_paused = until(lambda: server.call(state), "the app to wait")
         assert waiting, f"the app sent it all: {buffered} bytes held by the server"
         assert buffered < 4 * 2**20
+        assert read_paused, "the server reads on while its write buffer is full"
         assert_serves(server)
 
 
