@@ -259,12 +259,6 @@ def test_malformed_and_good_requests_interleaved_in_one_write(
     assert sorted(app.paths) == sorted(f"/good{n}" for n in range(0, 12, 2))
 
 
-@pytest.mark.xfail(
-    reason="bug (a gap, the 'MadeYouReset' class, CVE-2025-8671): resets the server sends for "
-    "malformed requests count against no flood limit: one connection had 10,000 malformed "
-    "requests reset in 1.4 s, each with its own warning line, and was never closed",
-    strict=True,
-)
 def test_malformed_request_flood_gets_enhance_your_calm(server: Running, app: Recorder) -> None:
     """Hundreds of malformed requests a second on one connection (each costs the server a
     parse, a reset and a log line; over HTTP/1.1 each would cost a connection): GOAWAY

@@ -11,11 +11,12 @@ accounting; this module owns what a server decides:
 - backpressure: a request body's window is given back only as the app reads it, and a response
   waits for the peer's window, then for the socket to drain;
 - defences: a stream reset by its client in the read that opened it never starts its app, and a
-  client that sends more resets, pings, SETTINGS, PRIORITY, empty DATA or unknown frames a
-  second than FLOOD_LIMITS allows gets GOAWAY ENHANCE_YOUR_CALM (the 2023 "rapid reset" attack
-  and its relatives); h2 bounds CONTINUATION runs (64 frames) and the decoded header list
-  (SETTINGS_MAX_HEADER_LIST_SIZE, --max-header-size); reads are fed in slices with a time budget
-  so one connection cannot hold the loop;
+  client that sends more resets, pings, SETTINGS, PRIORITY, empty DATA, unknown frames or
+  malformed requests a second than FLOOD_LIMITS allows gets GOAWAY ENHANCE_YOUR_CALM (the 2023
+  "rapid reset" attack and its relatives); frame headers are checked as they arrive, so an
+  oversized frame or header block is refused before it is held; h2 bounds the decoded header
+  list (SETTINGS_MAX_HEADER_LIST_SIZE, --max-header-size); reads are fed in slices with a time
+  budget so one connection cannot hold the loop;
 - timers (on the server's tick): idle connections, bodies that stop, responses whose window
   never opens (--timeout-send);
 - graceful close: GOAWAY in two steps (RFC 9113 6.8), the streams it names finish, then the close.
@@ -69,6 +70,7 @@ FLOOD_LIMITS = {
     "priority frames": 200,
     "empty data frames": 200,
     "unknown frames": 100,
+    "malformed requests": 50,
 }
 # Reads are fed to h2 in slices; after READ_BUDGET seconds the rest waits for the next loop pass
 # (as protocols/websocket.py does), so a read of thousands of tiny frames cannot hold the loop.
@@ -435,7 +437,11 @@ class HTTP2Protocol(asyncio.Protocol):
         """A malformed request: reset its stream (RFC 9113 8.1.1), serve the others."""
         logger.warning("malformed HTTP/2 request from %s: %s", self._peer(), detail)
         self.state.count_rejected()
-        self.h2.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+        # Each costs a parse, a reset and a log line, where over HTTP/1.1 it would cost the
+        # client its connection ("MadeYouReset", CVE-2025-8671): past a rate, GOAWAY.
+        self._count("malformed requests")
+        if not self.closed:
+            self.h2.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
 
     def _answer_head_too_large(self, stream_id: int, detail: str) -> None:
         logger.warning("431 Request Header Fields Too Large from %s: %s", self._peer(), detail)

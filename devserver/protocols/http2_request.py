@@ -70,7 +70,7 @@ def parse_head(
     headers = head.headers
     cookies: list[bytes] = []
     has_host = False
-    if len(fields) > max_fields:
+    if len(fields) > max_fields + len(_PSEUDO):  # counted exactly below, without pseudo-headers
         raise HeadTooLarge(f"more than {max_fields} header fields")
     for name, value in fields:
         if len(name) + len(value) > max_field_size:
@@ -97,6 +97,8 @@ def parse_head(
                 raise MalformedRequest("host differs from :authority")
         headers.append((name, value))
     _check_pseudo(head)
+    if len(headers) + len(cookies) > max_fields:  # as HTTP/1.1 counts them: Host among them
+        raise HeadTooLarge(f"more than {max_fields} header fields")
     if cookies:
         headers.append((b"cookie", b"; ".join(cookies)))
     if head.authority and not has_host:  # the app and proxies read the host header (ASGI)
