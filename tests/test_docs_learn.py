@@ -22,7 +22,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.utils import Process, clean_env, devserve_command, run_devserve
+from tests.utils import Process, clean_env, devserve_command, require_tool, run_devserve
 
 ROOT = Path(__file__).resolve().parent.parent
 LEARN = ROOT / "docs" / "examples" / "learn"
@@ -113,10 +113,16 @@ def real_traces(app: str, interactions: list[Callable[[Process], object]]) -> li
     return list(normalized(output).values())
 
 
-def check_quoted(chapter: str, app: str, scripts: dict[str, Callable[[Process], object]]) -> None:
+def check_quoted(
+    chapter: str,
+    app: str,
+    scripts: dict[str, Callable[[Process], object]],
+    elsewhere: frozenset[str] = frozenset(),
+) -> None:
     """Each trace quoted in `chapter` (keyed by its scope line) equals the one devserve logs
-    when the matching script of `scripts` is run against `app`."""
-    quoted = quoted_traces(chapter)
+    when the matching script of `scripts` is run against `app`; the traces keyed in `elsewhere`
+    (of another app, or not the same from run to run) are checked by a test of their own."""
+    quoted = [group for group in quoted_traces(chapter) if group[1] not in elsewhere]
     assert quoted, f"no --trace excerpt found in {chapter}"
     keys = [group[1] for group in quoted]
     assert sorted(keys) == sorted(scripts), "every quoted trace needs a script, and no more"
@@ -492,3 +498,218 @@ def test_wsgi_chapter_trace_excerpt_is_what_devserve_logs() -> None:
         "wsgi_app:app",
         {"scope http GET /hello world HTTP/1.1 from 127.0.0.1:PORT, 3 headers": curl_hello_world},
     )
+
+
+# --- HTTP/2 (docs/learn/http2.md) ---------------------------------------------------------------
+
+h2client_module = _load("h2client")
+H2_GET = ("GET", "/hello?name=ada")
+H2_TRACE = "scope http GET /hello?name=ada HTTP/2 from 127.0.0.1:PORT, 1 headers"
+H1_TRACE = "scope http GET /hello?name=ada HTTP/1.1 from 127.0.0.1:PORT, 2 headers"
+UPLOAD_TRACE = "scope http POST /upload HTTP/2 from 127.0.0.1:PORT, 2 headers"
+UPGRADE_H2C = (
+    b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+    b"HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
+)
+
+
+def h2client(server: Process, *args: str) -> str:
+    """What the chapter's `python3 docs/examples/learn/h2client.py PORT ARGS` prints."""
+    done = subprocess.run(
+        [sys.executable, str(LEARN / "h2client.py"), str(server.port), *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**clean_env(), "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def frame_lines(output: str, port: int | str = 8000) -> list[str]:
+    """The client's frame log without what changes between runs (the date, the port)."""
+    lines = [line.rstrip() for line in output.splitlines() if "date: " not in line]
+    return [line.replace(f"127.0.0.1:{port}", "127.0.0.1:PORT") for line in lines]
+
+
+def starting_at(lines: list[str], first: str) -> list[str]:
+    return lines[lines.index(first) :]
+
+
+def quoted_block(chapter: str, containing: str) -> list[str]:
+    """The lines of the one code block of `chapter` that holds the line `containing`."""
+    blocks = re.findall(
+        r"^```[a-z]*\n(.*?)^```", (CHAPTERS / chapter).read_text(encoding="utf-8"), re.M | re.S
+    )
+    found = [block for block in blocks if containing in block.splitlines()]
+    assert len(found) == 1, f"{len(found)} blocks of {chapter} hold {containing!r}"
+    return frame_lines(found[0])
+
+
+@pytest.fixture(scope="module")
+def hello_idle() -> Iterator[Process]:
+    """hello:app with a keep-alive timeout short enough for a test to wait for its GOAWAY."""
+    with serve("hello:app", "--timeout-keep-alive", "0.5") as server:
+        yield server
+
+
+def test_h2client_get_gets_the_frames_the_chapter_shows(hello: Process) -> None:
+    """Step 2: the preface, both SETTINGS, the window, the response's HEADERS and DATA."""
+    real = frame_lines(h2client(hello, *H2_GET), hello.port)
+    quoted = quoted_block("http2.md", "      :path: /hello?name=ada")
+    # the client's SETTINGS ACK goes out when the server's SETTINGS come in: where it falls
+    # among the frames read in the same recv() varies
+    assert real.count("> SETTINGS ACK") == quoted.count("> SETTINGS ACK") == 1
+    real.remove("> SETTINGS ACK")
+    quoted.remove("> SETTINGS ACK")
+    assert real == quoted
+
+
+def test_frame_bytes_are_as_the_chapter_reads_them(capsys: pytest.CaptureFixture[str]) -> None:
+    """Step 2's --hex: the HEADERS frame h2 builds for 127.0.0.1:8000 and a SETTINGS ACK."""
+    conn = h2client_module.h2.connection.H2Connection(
+        h2client_module.h2.config.H2Configuration(client_side=True)
+    )
+    conn.initiate_connection()
+    head = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1:8000")]
+    conn.send_headers(1, [*head, (":path", "/hello?name=ada")], end_stream=True)
+    log = h2client_module.FrameLog(">", preface=True, hexdump=True)
+    log.feed(conn.data_to_send())
+    h2client_module.FrameLog("<", hexdump=True).feed(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")
+    printed = capsys.readouterr().out.splitlines()
+    quoted = quoted_block("http2.md", "      00 00 00 04 01 00 00 00 00")
+    assert quoted[0] == "> HEADERS stream=1 END_HEADERS END_STREAM"
+    assert quoted[1] == printed[printed.index(quoted[0]) + 1]
+    assert quoted[-2:] == printed[-2:] == ["< SETTINGS ACK", "      00 00 00 04 01 00 00 00 00"]
+
+
+def test_http2_chapter_trace_excerpts_are_what_devserve_logs() -> None:
+    """Step 3: the same GET over HTTP/1.1 and over HTTP/2, message by message."""
+    check_quoted(
+        "http2.md",
+        "hello:app",
+        {H1_TRACE: lambda server: raw(server, GET_HELLO), H2_TRACE: lambda s: h2client(s, *H2_GET)},
+        elsewhere=frozenset({UPLOAD_TRACE}),
+    )
+
+
+def test_an_app_that_waits_stops_the_upload_at_one_window() -> None:
+    """Step 5: 65,535 bytes go out, then nothing until the app reads them a second later."""
+    with serve("slow:app") as server:
+        output = h2client(server, "POST", "/upload", "200000")
+        server.out.wait_for(r'"POST /upload HTTP/2" 200')
+        lines = server.out.text
+    before_window = output.split("< WINDOW_UPDATE stream=1")[0]
+    assert sum(map(int, re.findall(r"> DATA stream=1 (\d+) bytes", before_window))) == 65535
+    assert re.search(r"got 200000 bytes in \d message\(s\), the first 65535 bytes", output)
+    (real,) = [group for group in normalized(lines).values() if group[1] == UPLOAD_TRACE]
+    assert real[0] == "1"
+    assert real[2] == "receive http.request body=65535B more_body=True"
+    assert re.search(r"trace \d+:1 \+1\d{3}\.\d+ ms receive http.request body=65535B", lines)
+    (quoted,) = [group for group in quoted_traces("http2.md") if group[1] == UPLOAD_TRACE]
+    assert quoted[:3] == real[:3] and quoted[-2:] == real[-2:]
+    sizes = [int(size) for size in re.findall(r"body=(\d+)B more_body", " ".join(quoted))]
+    assert sum(sizes) == 200000 and quoted[-3].endswith("more_body=False")
+
+
+def test_a_stop_says_goaway_twice_and_still_answers_the_open_stream() -> None:
+    """Step 6: GOAWAY for every stream, PING, GOAWAY for stream 1, its response, the close."""
+    with serve("slow:app") as server:
+        command = [sys.executable, str(LEARN / "h2client.py"), str(server.port)]
+        with subprocess.Popen(
+            [*command, "GET", "/?wait=1.5", "--wait"], stdout=subprocess.PIPE, text=True
+        ) as client:
+            server.out.wait_for(r"scope http GET /\?wait=1.5 HTTP/2")
+            server.out.stop()
+            output, _ = client.communicate(timeout=10)
+    first = "< GOAWAY last_stream_id=2147483647 NO_ERROR"
+    quoted = starting_at(quoted_block("http2.md", "< PING b'draining'"), first)
+    assert starting_at(frame_lines(output, server.port), first) == quoted
+
+
+def test_an_idle_connection_gets_the_same_goodbye(hello_idle: Process) -> None:
+    """Step 6: after --timeout-keep-alive, the two GOAWAYs (the client answers the PING)."""
+    real = frame_lines(h2client(hello_idle, "GET", "/hello", "--wait"), hello_idle.port)
+    assert real[-5:] == [
+        "< GOAWAY last_stream_id=2147483647 NO_ERROR",
+        "< PING b'draining'",
+        "> PING ACK b'draining'",
+        "< GOAWAY last_stream_id=1 NO_ERROR",
+        "(the server closed the connection)",
+    ]
+
+
+def test_rapid_reset_gets_enhance_your_calm_and_runs_no_app(hello_idle: Process) -> None:
+    """Step 7: 150 streams opened and reset in one write: no app runs, GOAWAY 0xb, the close."""
+    apps = hello_idle.out.count(r"scope http GET / HTTP/2")
+    quoted = quoted_block("http2.md", "> RST_STREAM stream=1 CANCEL")
+    real = frame_lines(h2client(hello_idle, "--reset", "150"))
+    assert starting_at(real, "> HEADERS stream=1 END_HEADERS END_STREAM") == quoted
+    hello_idle.out.wait_for(r"more than 100 stream resets in a second")
+    assert hello_idle.out.count(r"scope http GET / HTTP/2") == apps
+
+
+def test_a_65th_frame_of_a_header_block_ends_the_connection(hello_idle: Process) -> None:
+    """Step 7: HEADERS and 64 CONTINUATION frames: GOAWAY PROTOCOL_ERROR, the close."""
+    quoted = quoted_block("http2.md", "> CONTINUATION stream=1")
+    real = frame_lines(h2client(hello_idle, "--continuation", "64"))
+    assert starting_at(real, "> HEADERS stream=1 END_STREAM") == quoted
+    hello_idle.out.wait_for(r"HTTP/2 connection error from .*: Too many continuation frames")
+
+
+def test_exercise_2_a_header_block_of_64_frames_is_served(hello_idle: Process) -> None:
+    """Exercise 2: HEADERS and 63 CONTINUATION frames are a request like any other."""
+    served = h2client(hello_idle, "--continuation", "63")
+    assert "      :status: 200" in served and "PROTOCOL_ERROR" not in served
+
+
+def test_exercise_2_a_hundred_resets_a_second_are_allowed(hello_idle: Process) -> None:
+    """Exercise 2: 100 resets get no ENHANCE_YOUR_CALM; the idle close names stream 199."""
+    resets = h2client(hello_idle, "--reset", "100").splitlines()
+    assert "ENHANCE_YOUR_CALM" not in " ".join(resets)
+    assert resets[-2:] == [
+        "< GOAWAY last_stream_id=199 NO_ERROR",
+        "(the server closed the connection)",
+    ]
+
+
+def test_exercise_1_curl_and_nghttp_are_served_over_http2(hello: Process) -> None:
+    """Exercise 1: curl with prior knowledge, and nghttp, whose PRIORITY frames come first."""
+    curl = require_tool("curl")
+    url = f"{hello.url}/hello"
+    served = hello.out.count(r'"GET /hello HTTP/2" 200')
+    done = subprocess.run(
+        [curl, "-s", "--http2-prior-knowledge", url], capture_output=True, timeout=10
+    )
+    assert done.stdout == b"hello from GET /hello\n"
+    nghttp = subprocess.run(
+        [require_tool("nghttp"), "-nv", url], capture_output=True, text=True, timeout=10
+    )
+    assert "send PRIORITY frame" in nghttp.stdout
+    opened = re.search(r"send HEADERS frame <[^>]*stream_id=(\d+)>", nghttp.stdout)
+    assert opened is not None and int(opened.group(1)) > 1
+    assert "[SETTINGS_ENABLE_CONNECT_PROTOCOL(0x08):1]" in nghttp.stdout
+    hello.out.wait_for(r'"GET /hello HTTP/2" 200', count=served + 2)
+
+
+def test_exercise_3_an_h2c_upgrade_is_served_over_http11_then_closed(hello: Process) -> None:
+    """Exercise 3: curl --http2 in cleartext offers h2c; the answer is HTTP/1.1, then close."""
+    if shutil.which("curl"):
+        command = ["curl", "-si", "--http2", f"{hello.url}/hello"]
+        answer = subprocess.run(command, capture_output=True, timeout=10, check=True).stdout
+    else:
+        answer = raw(hello, UPGRADE_H2C)
+    lines, body = head_and_body(answer)
+    assert lines[0] == "HTTP/1.1 200 OK" and "connection: close" in lines
+    assert body == b"hello from GET /hello\n"
+
+
+def test_exercise_4_http2_only_answers_http11_with_505() -> None:
+    """Exercise 4: --http 2 refuses an HTTP/1.1 request with 505 and serves h2client."""
+    with serve("hello:app", "--http", "2") as server:
+        lines, body = head_and_body(raw(server, GET_HELLO))
+        assert lines[0] == "HTTP/1.1 505 HTTP Version Not Supported"
+        assert body == b"HTTP Version Not Supported\n"
+        assert "< DATA stream=1 END_STREAM 22 bytes b'hello from GET /hello\\n'" in h2client(
+            server, *H2_GET
+        )
