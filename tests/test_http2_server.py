@@ -20,6 +20,7 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 
 from tests.h2_load import H2Load
 from tests.utils import Process, run_devserve, run_server, until
@@ -193,3 +194,39 @@ def test_a_silent_client_with_a_stream_open_is_pinged_then_closed() -> None:
         assert silent.closed
         assert any(isinstance(e, h2.events.PingReceived) for e in silent.events)
         answering.sock.close()  # its stream waits on: the server would wait for it to stop
+
+
+def test_a_stream_window_below_the_default_takes_effect_without_breaking_an_early_upload() -> None:
+    """--h2-stream-window below 65,535 reaches the client as a SETTINGS update, applied once it
+    is acknowledged: a client may send a default window on a stream before it reads it (RFC
+    9113 6.9.3), and that upload is served, not a FLOW_CONTROL_ERROR."""
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        size, more = 0, True
+        while more:
+            message = await receive()
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d" % size})
+
+    with run_server(app, h2_stream_window=16384) as server:
+        client = Client(server.port)  # its preface and SETTINGS are sent; nothing read yet
+        headers = [(":method", "POST"), (":scheme", "http"), (":path", "/up"), (":authority", "t")]
+        client.h2.send_headers(1, headers)
+        for at in range(0, 65535, 16384):  # in frames of the default largest size
+            client.h2.send_data(1, b"x" * min(16384, 65535 - at), end_stream=at + 16384 >= 65535)
+        client.sock.sendall(client.h2.data_to_send())
+        client.read_until(lambda: any(isinstance(e, h2.events.StreamEnded) for e in client.events))
+        body = b"".join(e.data for e in client.events if isinstance(e, h2.events.DataReceived))
+        assert body == b"65535", client.events
+        settings = [e for e in client.events if isinstance(e, h2.events.RemoteSettingsChanged)]
+        windows = [
+            change.new_value
+            for event in settings
+            for code, change in event.changed_settings.items()
+            if code == h2.settings.SettingCodes.INITIAL_WINDOW_SIZE
+        ]
+        assert windows[-1:] == [16384], settings  # the smaller window did come, as an update

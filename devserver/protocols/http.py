@@ -205,14 +205,14 @@ class HTTPProtocol(asyncio.Protocol):
         self.trusted_proxy = (
             self.settings.proxy_headers and peer_host in self.settings.trusted_peers
         )
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
-            self._switch_to_http2(b"")  # TLS chose HTTP/2 (ALPN): no HTTP/1.1 is spoken here
-            return
         state = self.state
         state.connections.add(self)
         if len(state.connections) >= self.settings.limit_connections:
             make_room(state, self)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            self._switch_to_http2(b"")  # TLS chose HTTP/2 (ALPN): no HTTP/1.1 is spoken here
+            return
         if state.shutting_down:  # accepted just before the listener closed: still answer it
             state.idle.clear()
             self.shutdown(max(state.keep_idle, LATE_CONNECTION_GRACE))

@@ -30,6 +30,7 @@ the client has open still get their responses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from time import perf_counter
@@ -141,7 +142,9 @@ class HTTP2Protocol(asyncio.Protocol):
             initial_values={
                 codes.MAX_CONCURRENT_STREAMS: settings.h2_max_concurrent_streams,
                 codes.MAX_HEADER_LIST_SIZE: settings.max_header_size,
-                codes.INITIAL_WINDOW_SIZE: settings.h2_stream_window,
+                # A smaller window only by the update below: a client may send a default
+                # window's worth on each stream before it has read these (RFC 9113 6.9.3).
+                codes.INITIAL_WINDOW_SIZE: max(settings.h2_stream_window, RFC_WINDOW),
                 codes.MAX_FRAME_SIZE: settings.h2_max_frame_size,
                 codes.ENABLE_CONNECT_PROTOCOL: 1 if settings.websocket else 0,
             },
@@ -200,11 +203,15 @@ class HTTP2Protocol(asyncio.Protocol):
         state = self.state
         state.connections.add(self)
         self.h2.initiate_connection()
+        if self.settings.h2_stream_window < RFC_WINDOW:  # applied once the client acknowledges it
+            stream_window = h2.settings.SettingCodes.INITIAL_WINDOW_SIZE
+            self.h2.update_settings({stream_window: self.settings.h2_stream_window})
         window = self.settings.h2_connection_window
         if window > RFC_WINDOW:
             self.h2.increment_flow_control_window(window - RFC_WINDOW)
         self._flush()
-        if state.shutting_down:
+        if state.shutting_down:  # accepted just before the listener closed: still answer it
+            state.idle.clear()
             self.shutdown(state.keep_idle)
         if data:
             self.data_received(data)
@@ -254,6 +261,7 @@ class HTTP2Protocol(asyncio.Protocol):
             return
         if not self.settings_seen:
             if type(events[0]) is not h2.events.RemoteSettingsChanged:
+                self.h2.clear_outbound_data_buffer()  # no answer to what came instead
                 self._fail(ErrorCodes.PROTOCOL_ERROR, "the preface is not followed by SETTINGS")
                 return
             self.settings_seen = True
@@ -521,6 +529,9 @@ class HTTP2Protocol(asyncio.Protocol):
         streams, an oversized header list): it has queued GOAWAY; send it and close."""
         logger.warning("HTTP/2 connection error from %s: %s", self._peer(), exc)
         self.state.count_rejected()
+        if self.h2.state_machine.state is not _State.CLOSED:  # h2 raised before its GOAWAY
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.h2.close_connection(error_code=ErrorCodes.PROTOCOL_ERROR)
         self._close()
 
     def _abort(self, code: ErrorCodes) -> None:
