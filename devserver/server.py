@@ -196,7 +196,11 @@ class Server:
                 second = now
                 state.refresh_default_headers()
             for conn in list(state.connections):
-                conn.on_tick()
+                try:
+                    conn.on_tick()
+                except Exception:  # one connection's fault must not stop every timer
+                    logger.exception("a connection's timers failed; closing it")
+                    conn.transport.abort()
             if state.accept_paused:
                 make_room(state)  # a busy connection may have gone idle since
 

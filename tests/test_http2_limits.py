@@ -577,13 +577,14 @@ def test_stalled_body_gets_408_on_its_stream(server_log: list[logging.LogRecord]
 
 
 def test_stalled_body_after_the_response_began_resets_the_stream() -> None:
-    """The same stall once the response has begun: RST_STREAM (INTERNAL_ERROR) on the stream,
-    the app learns of the disconnect, the connection serves on."""
+    """The same stall once the response has begun: RST_STREAM (CANCEL: the stream is no longer
+    wanted) on the stream, the app learns of the disconnect, the connection serves on, and the
+    stream is forgotten (the connection can idle again)."""
     with serving(timeout_request_body=0.3) as (server, app), connect(server) as client:
         stream_id = client.request("/stream", "POST", end_stream=False)
         client.read_until(lambda: client.streams[stream_id].status, "the streamed head")
         response = client.response(stream_id)
-        assert response.status == 200 and response.reset == ErrorCodes.INTERNAL_ERROR
+        assert response.status == 200 and response.reset == ErrorCodes.CANCEL
         [seen] = server.call(lambda: app.seen)
         until(lambda: seen.messages, "the app's disconnect")
         assert seen.messages[-1]["type"] == "http.disconnect"

@@ -235,7 +235,7 @@ class RequestCycle:
         for name, value in message.get("headers", ()):
             lower = name.lower()
             if lower == b"content-length":
-                length = _content_length(value)
+                length = content_length(value)
             elif lower == b"transfer-encoding":
                 chunked = value.strip().lower() == b"chunked"
                 if not chunked:
@@ -300,7 +300,7 @@ class RequestCycle:
             if self.length_left is not None:
                 left = self.length_left = self.length_left - len(body)
                 if left < 0 or (left and not more_body):
-                    _length_mismatch(left)
+                    length_mismatch(left)
         self.bytes_sent += len(body)
         data = head + payload if head else payload
         if data:
@@ -361,7 +361,7 @@ class RequestCycle:
             if self.chunked and not self.trailers:
                 self.conn.transport.write(wire.LAST_CHUNK)
             if self.length_left:
-                _length_mismatch(self.length_left)
+                length_mismatch(self.length_left)
             self._finish_body()
 
     def _file_part(self, file: Any, message: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -447,13 +447,13 @@ class RequestCycle:
             self.conn.transport.close()
 
 
-def _length_mismatch(left: int) -> None:
+def length_mismatch(left: int) -> None:
     if left < 0:
         raise ASGIProtocolError("response body longer than its Content-Length")
     raise ASGIProtocolError(f"response body {left} bytes shorter than its Content-Length")
 
 
-def _content_length(value: bytes) -> int:
+def content_length(value: bytes) -> int:
     text = value.strip()
     if not text.isdigit():
         raise ASGIProtocolError(f"invalid response Content-Length {value!r}")

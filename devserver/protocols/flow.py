@@ -7,6 +7,16 @@ touched when the state actually changes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
+
+try:  # the socket's unsent bytes (Linux); elsewhere only the transport's buffer is counted
+    import fcntl
+    import termios
+
+    _OUTQ: int | None = termios.TIOCOUTQ
+except (ImportError, AttributeError):
+    _OUTQ = None
 
 
 class FlowControl:
@@ -52,3 +62,17 @@ class FlowControl:
             if self._drain_waiter is None:
                 self._drain_waiter = asyncio.get_running_loop().create_future()
             await self._drain_waiter
+
+
+def unsent_bytes(transport: asyncio.Transport) -> int:
+    """Bytes written that the client has not taken: the transport's buffer and, where the
+    system says (Linux's SIOCOUTQ), the socket's send queue, which can hold megabytes and
+    drains in steps too coarse to show progress by the buffer alone."""
+    unsent = transport.get_write_buffer_size()
+    sock = transport.get_extra_info("socket")
+    if sock is not None and _OUTQ is not None:
+        with contextlib.suppress(OSError, ValueError):
+            buffer = bytearray(4)
+            fcntl.ioctl(sock.fileno(), _OUTQ, buffer)
+            unsent += int.from_bytes(buffer, sys.byteorder, signed=True)
+    return unsent

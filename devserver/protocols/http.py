@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import http
 import logging
 import re
-import sys
 from time import perf_counter
 from typing import IO, Any, NoReturn
 
@@ -26,21 +24,13 @@ import httptools
 from devserver.asgi import HTTPScope
 from devserver.protocols import wire
 from devserver.protocols.cycle import RequestCycle
-from devserver.protocols.flow import FlowControl
+from devserver.protocols.flow import FlowControl, unsent_bytes
 from devserver.protocols.http2 import PREFACE, HTTP2Protocol
 from devserver.protocols.proxy import apply_proxy_headers
 from devserver.protocols.scope import http_scope
 from devserver.protocols.sendfile import send_file
 from devserver.protocols.state import HTTPSettings, ServerState
 from devserver.protocols.websocket import WebSocketProtocol, is_websocket_upgrade
-
-try:  # the socket's unsent bytes (Linux); elsewhere only the transport's buffer is counted
-    import fcntl
-    import termios
-
-    _OUTQ: int | None = termios.TIOCOUTQ
-except (ImportError, AttributeError):
-    _OUTQ = None
 
 logger = logging.getLogger("devserve.server")
 
@@ -231,7 +221,7 @@ class HTTPProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         self.flow.pause_writing()
         self.stalled_tick = self.state.ticks
-        self.stalled_buffer = self._unsent()
+        self.stalled_buffer = unsent_bytes(self.transport)
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
@@ -625,19 +615,6 @@ class HTTPProtocol(asyncio.Protocol):
         elif state.timed_out(self.idle_since, settings.timeout_keep_alive):
             self.transport.close()
 
-    def _unsent(self) -> int:
-        """Bytes written that the client has not taken: the transport's buffer and, where the
-        system says (Linux's SIOCOUTQ), the socket's send queue, which can hold megabytes and
-        drains in steps too coarse to show progress by the buffer alone."""
-        unsent = self.transport.get_write_buffer_size()
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None and _OUTQ is not None:
-            with contextlib.suppress(OSError, ValueError):
-                buffer = bytearray(4)
-                fcntl.ioctl(sock.fileno(), _OUTQ, buffer)
-                unsent += int.from_bytes(buffer, sys.byteorder, signed=True)
-        return unsent
-
     def _peer(self) -> str:
         return f"{self.client[0]}:{self.client[1]}" if self.client else "unix socket"
 
@@ -645,7 +622,7 @@ class HTTPProtocol(asyncio.Protocol):
         """Abort the connection when its client has taken none of what waits for it for
         --timeout-send (a client that stopped reading would hold it, an app's send() and a
         WSGI thread forever); any progress starts the count again."""
-        buffered = self._unsent()
+        buffered = unsent_bytes(self.transport)
         if buffered < self.stalled_buffer:
             self.stalled_tick, self.stalled_buffer = self.state.ticks, buffered
             return False

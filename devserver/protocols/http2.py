@@ -44,8 +44,9 @@ import h2.settings
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
+from devserver.protocols.cycle import Response
 from devserver.protocols.errors import ClientDisconnected
-from devserver.protocols.flow import FlowControl
+from devserver.protocols.flow import FlowControl, unsent_bytes
 from devserver.protocols.http2_request import (
     HeadTooLarge,
     MalformedRequest,
@@ -54,8 +55,8 @@ from devserver.protocols.http2_request import (
 )
 from devserver.protocols.proxy import apply_proxy_headers
 from devserver.protocols.state import ServerState
-from devserver.protocols.stream import Fields, Response, StreamCycle
-from devserver.protocols.websocket_h2 import StreamTransport, start_websocket
+from devserver.protocols.stream import Fields, StreamCycle
+from devserver.protocols.websocket_h2 import Http2WebSocket, StreamTransport
 
 logger = logging.getLogger("devserve.server")
 
@@ -166,7 +167,9 @@ class HTTP2Protocol(asyncio.Protocol):
         self.read_tick = state.ticks  # when the client last sent anything
         self.ping_tick: int | None = None  # when our keepalive PING went, until its answer
         self.fresh = True  # no stream has been opened on it yet
-        self.stalled_tick = 0
+        self.stalled_tick = 0  # while writes are paused: since when the client took nothing
+        self.stalled_buffer = 0  # ...and how much waited for it then
+        self.running = 0  # streams (and WebSockets) of this connection whose app runs
         self.flood_window = 0.0
         self.flood_counts: dict[str, int] = {}
         self.backlog = b""
@@ -252,6 +255,9 @@ class HTTP2Protocol(asyncio.Protocol):
     def _receive(self, data: bytes) -> None:
         if not self._frames_fit(data):
             return
+        if self.flush_pending:
+            # h2 drops what it has queued when it reads a GOAWAY: responses go out first.
+            self._flush()
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -277,6 +283,7 @@ class HTTP2Protocol(asyncio.Protocol):
             start = self.state.start
             for stream in starting:
                 if not stream.disconnected:  # reset in the same read: its app never starts
+                    self.app_started(stream)
                     start(stream)
         self._flush()
 
@@ -298,6 +305,7 @@ class HTTP2Protocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         self.flow.pause_writing()
         self.stalled_tick = self.state.ticks
+        self.stalled_buffer = unsent_bytes(self.transport)
         # What a client sends makes us write (acknowledgements, responses): one that does not
         # read would otherwise grow the write buffer without bound.
         self.flow.pause_reading()
@@ -319,10 +327,16 @@ class HTTP2Protocol(asyncio.Protocol):
     # ------------------------------------------------------------------ h2 events
     def _on_request(self, event: h2.events.RequestReceived) -> None:
         stream_id = event.stream_id
-        if stream_id > self.last_stream_id or self.peer_gone:
-            self.h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)  # safe to retry
-            return
         settings = self.settings
+        if (
+            stream_id > self.last_stream_id
+            or self.peer_gone
+            # Apps of streams the client has reset still run: they count against the limit,
+            # or a client could start any number by resetting each (CVE-2023-44487).
+            or self.running >= settings.h2_max_concurrent_streams
+        ):
+            self._reset(stream_id, ErrorCodes.REFUSED_STREAM)  # safe to retry
+            return
         state = self.state
         try:
             head = parse_head(
@@ -343,7 +357,7 @@ class HTTP2Protocol(asyncio.Protocol):
             self._refuse(stream_id, str(exc))
             return
         except HeadTooLarge as exc:
-            self._answer_head_too_large(stream_id, str(exc))
+            self._answer_head_too_large(stream_id, str(exc), not event.stream_ended)
             return
         if self.trusted_proxy:
             apply_proxy_headers(
@@ -352,8 +366,11 @@ class HTTP2Protocol(asyncio.Protocol):
         if head.protocol:
             if head.protocol != b"websocket":
                 self._refuse(stream_id, f"unknown :protocol {head.protocol[:40]!r}")
-            elif not self.peer_gone:
-                self.websockets[stream_id] = start_websocket(self, stream_id, scope)
+                return
+            # registered first: its handshake may end the stream at once (a refusal, a 503)
+            transport = self.websockets[stream_id] = StreamTransport(self, stream_id)
+            Http2WebSocket(state, transport, scope).start(b"")
+            self.fresh = False
             return
         stream = StreamCycle(
             self,
@@ -394,10 +411,9 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
         self._count("stream resets")
-        stream = self.streams.pop(event.stream_id, None)  # type: ignore[arg-type]
+        stream = self.streams.get(event.stream_id)  # type: ignore[arg-type]
         if stream is not None:
-            stream.disconnect()
-            self._release(stream)
+            self._end_stream(stream, None)
         websocket = self.websockets.pop(event.stream_id, None)  # type: ignore[arg-type]
         if websocket is not None:
             websocket.lost()
@@ -440,6 +456,34 @@ class HTTP2Protocol(asyncio.Protocol):
         for websocket in list(self.websockets.values()):
             self.pump(websocket)
 
+    # ------------------------------------------------------------------ ending streams
+    def _reset(self, stream_id: int, code: ErrorCodes) -> None:
+        """RST_STREAM, unless the stream or the connection is already gone."""
+        if self.closed:
+            return
+        with contextlib.suppress(h2.exceptions.StreamClosedError):
+            self.h2.reset_stream(stream_id, code)
+        self.flush_soon()
+
+    def _end_stream(self, stream: StreamCycle, code: ErrorCodes | None) -> None:
+        """End `stream` before its response did (reset with `code`, or by the client: None):
+        forget it, give back the window of its unread body; its app sees http.disconnect."""
+        if code is not None:
+            self._reset(stream.stream_id, code)
+        self.streams.pop(stream.stream_id, None)
+        stream.disconnect()
+        self._release(stream)
+
+    def app_started(self, session: StreamCycle | Http2WebSocket) -> None:
+        session.counted = True
+        self.running += 1
+
+    def app_finished(self, session: StreamCycle | Http2WebSocket) -> None:
+        """`session`'s app returned (or never ran: a 503): one more may start."""
+        if session.counted:
+            session.counted = False
+            self.running -= 1
+
     # ------------------------------------------------------------------ errors and defences
     def _refuse(self, stream_id: int, detail: str) -> None:
         """A malformed request: reset its stream (RFC 9113 8.1.1), serve the others."""
@@ -448,14 +492,19 @@ class HTTP2Protocol(asyncio.Protocol):
         # Each costs a parse, a reset and a log line, where over HTTP/1.1 it would cost the
         # client its connection ("MadeYouReset", CVE-2025-8671): past a rate, GOAWAY.
         self._count("malformed requests")
-        if not self.closed:
-            self.h2.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+        self._reset(stream_id, ErrorCodes.PROTOCOL_ERROR)
 
-    def _answer_head_too_large(self, stream_id: int, detail: str) -> None:
+    def _answer_head_too_large(self, stream_id: int, detail: str, body_follows: bool) -> None:
         logger.warning("431 Request Header Fields Too Large from %s: %s", self._peer(), detail)
         self.state.count_rejected()
+        self._count("malformed requests")  # as cheap to send, as costly to answer
+        if self.closed:
+            return
         fields: Fields = [(b":status", b"431"), *self.state.default_fields]
-        self.h2.send_headers(stream_id, fields, end_stream=True)
+        with contextlib.suppress(h2.exceptions.StreamClosedError):
+            self.h2.send_headers(stream_id, fields, end_stream=True)
+        if body_follows:  # no need to send it (RFC 9113 8.1)
+            self._reset(stream_id, ErrorCodes.NO_ERROR)
 
     def _count(self, kind: str) -> None:
         """Count one cheap frame; past its FLOOD_LIMITS rate, end the connection."""
@@ -548,6 +597,7 @@ class HTTP2Protocol(asyncio.Protocol):
         for stream in self.streams.values():
             stream.disconnect()
         self._lose_websockets()
+        self.flow.resume_writing()  # a send waiting to drain wakes, and finds its client gone
         self.transport.close()
 
     def _peer(self) -> str:
@@ -584,7 +634,8 @@ class HTTP2Protocol(asyncio.Protocol):
         stream_id = stream.stream_id
         view = memoryview(data)
         at, size = 0, len(data)
-        unflushed = 0
+        unflushed = 0  # of this send: a long body is written every SEND_CHUNK
+        waiting_since: int | None = None  # the tick since which the window let nothing out
         while not stream.disconnected and not self.closed:
             try:
                 window = connection.local_flow_control_window(stream_id)
@@ -596,6 +647,7 @@ class HTTP2Protocol(asyncio.Protocol):
                 connection.send_data(stream_id, view[at:] if at else data, end_stream=end)
                 break
             if room > 0:
+                waiting_since = None
                 connection.send_data(stream_id, view[at : at + room])
                 at += room
                 unflushed += room
@@ -606,13 +658,14 @@ class HTTP2Protocol(asyncio.Protocol):
                         await self.flow.drain()
                 continue
             self.flush_soon()  # what fitted goes now; the rest waits for WINDOW_UPDATE
-            stream.window_tick = self.state.ticks
+            if waiting_since is None:  # a WINDOW_UPDATE that opens no room is no progress
+                waiting_since = stream.window_tick = self.state.ticks
             stream.window_waiter = self.loop.create_future()
             try:
                 await stream.window_waiter
             finally:
                 stream.window_waiter = None
-        self.unflushed += size
+        self.unflushed += size  # of all sends since the last write
         if self.unflushed >= SEND_CHUNK:
             self._flush()  # and heed the socket now: an app may send on without a pause
         else:
@@ -632,7 +685,8 @@ class HTTP2Protocol(asyncio.Protocol):
             if len(data) <= min(window, self.h2.max_outbound_frame_size):
                 self.h2.send_data(stream.stream_id, data, end_stream=True)
             else:
-                self.h2.reset_stream(stream.stream_id, ErrorCodes.INTERNAL_ERROR)
+                self._reset(stream.stream_id, ErrorCodes.INTERNAL_ERROR)
+                stream.disconnected = True  # ended: nothing more is sent on it
         except h2.exceptions.StreamClosedError:
             stream.disconnect()
         self.flush_soon()
@@ -652,9 +706,9 @@ class HTTP2Protocol(asyncio.Protocol):
             self.flush_soon()
 
     def reset(self, stream: StreamCycle) -> None:
-        if not self.closed and not stream.disconnected:
-            self.h2.reset_stream(stream.stream_id, ErrorCodes.INTERNAL_ERROR)
-            self.flush_soon()
+        if not stream.disconnected:
+            self._reset(stream.stream_id, ErrorCodes.INTERNAL_ERROR)
+            stream.disconnected = True
 
     def response_complete(self, stream: StreamCycle) -> None:
         """`stream`'s response is complete (or reset): count and log it, free what it held."""
@@ -666,19 +720,19 @@ class HTTP2Protocol(asyncio.Protocol):
             request_done(stream)
         if state.access_logger is not None:
             state.log_access(self, stream)
-        if not stream.body_complete and not stream.disconnected and not self.closed:
+        if not stream.body_complete and not stream.disconnected:
             # Answered before the whole body came: ask the client to stop sending it, without
             # calling it an error (RFC 9113 8.1).
-            self.h2.reset_stream(stream.stream_id, ErrorCodes.NO_ERROR)
-            self.flush_soon()
+            self._reset(stream.stream_id, ErrorCodes.NO_ERROR)
         self._release(stream)
         self._maybe_idle()
 
     def _release(self, stream: StreamCycle) -> None:
         """Give back the window of body bytes nobody will read now."""
+        stream.body = []
+        stream.body_size = 0
         if stream.unacknowledged and not self.closed:
             size, stream.unacknowledged = stream.unacknowledged, 0
-            stream.body = []
             self.h2.acknowledge_received_data(size, stream.stream_id)
             self.flush_soon()
 
@@ -693,9 +747,14 @@ class HTTP2Protocol(asyncio.Protocol):
     def send_websocket_head(self, websocket: StreamTransport, fields: Fields, end: bool) -> None:
         if self.closed or websocket.ended:
             return
-        self.h2.send_headers(websocket.stream_id, fields, end_stream=end)
+        try:
+            self.h2.send_headers(websocket.stream_id, fields, end_stream=end)
+        except h2.exceptions.StreamClosedError:
+            end = True
+        websocket.head_sent = True
         self.flush_soon()
         if end:
+            websocket.ended = True
             self._websocket_ended(websocket)
 
     def pump(self, websocket: StreamTransport) -> None:
@@ -732,13 +791,15 @@ class HTTP2Protocol(asyncio.Protocol):
         protocol, websocket.protocol = websocket.protocol, None
         if protocol is not None:
             protocol.connection_lost(None)
+        if not websocket.head_sent:  # gone before its handshake was answered: no DATA first
+            self.reset_websocket(websocket)
+            return
         websocket.closing = True
         self.pump(websocket)
 
     def reset_websocket(self, websocket: StreamTransport) -> None:
-        if not websocket.ended and not self.closed:
-            self.h2.reset_stream(websocket.stream_id, ErrorCodes.CANCEL)
-            self.flush_soon()
+        if not websocket.ended:
+            self._reset(websocket.stream_id, ErrorCodes.CANCEL)
         websocket.ended = True
         self._websocket_ended(websocket)
 
@@ -765,21 +826,16 @@ class HTTP2Protocol(asyncio.Protocol):
             self._close()
 
     def on_tick(self) -> None:
-        """Close an idle connection; end streams whose body or window stopped coming."""
+        """Close an idle or stalled connection; end streams whose body or window stopped
+        coming; keep the WebSockets on it alive."""
         state, settings = self.state, self.settings
-        if self.closed:
+        if self.flow.write_paused and self._send_stalled():
+            return  # checked even once closed: a close waits for a buffer that never drains
+        if self.closed or self._keepalive_failed():
             return
-        if self.flow.write_paused and state.timed_out(self.stalled_tick, settings.timeout_send):
-            logger.warning(
-                "closing the HTTP/2 connection from %s: it took no response bytes for %gs",
-                self._peer(),
-                settings.timeout_send,
-            )
-            self.closed = True
-            self.transport.abort()  # close() would wait for the buffer to drain: it never will
-            return
-        if self._keepalive_failed():
-            return
+        for websocket in list(self.websockets.values()):
+            if websocket.protocol is not None:
+                websocket.protocol.on_tick()
         if not self.streams:
             if not self.websockets and state.timed_out(
                 self.idle_since, settings.timeout_keep_alive
@@ -796,10 +852,7 @@ class HTTP2Protocol(asyncio.Protocol):
                     self._peer(),
                     settings.timeout_send,
                 )
-                self.h2.reset_stream(stream.stream_id, ErrorCodes.FLOW_CONTROL_ERROR)
-                self.streams.pop(stream.stream_id, None)
-                stream.disconnect()
-                self.flush_soon()
+                self._end_stream(stream, ErrorCodes.FLOW_CONTROL_ERROR)
             elif stream.waits_for_body() and state.timed_out(
                 stream.wait_tick, settings.timeout_request_body
             ):
@@ -811,10 +864,35 @@ class HTTP2Protocol(asyncio.Protocol):
                 state.count_rejected()
                 if stream.response is Response.START:
                     stream.answer(408, "Request Timeout\n")
+                    stream.disconnect()
                 else:
-                    self.reset(stream)
-                stream.disconnect()
+                    self._end_stream(stream, ErrorCodes.CANCEL)
         self._maybe_idle()
+
+    def _send_stalled(self) -> bool:
+        """Abort the connection when its client has taken none of what waits for it for
+        --timeout-send; any progress starts the count again (as HTTP/1.1's)."""
+        buffered = unsent_bytes(self.transport)
+        if buffered < self.stalled_buffer:
+            self.stalled_tick, self.stalled_buffer = self.state.ticks, buffered
+            return False
+        if not self.state.timed_out(self.stalled_tick, self.settings.timeout_send):
+            return False
+        logger.warning(
+            "closing the HTTP/2 connection from %s: it took no response bytes for %gs",
+            self._peer(),
+            self.settings.timeout_send,
+        )
+        self._hang_up()
+        return True
+
+    def _hang_up(self) -> None:
+        """Abort: the client takes nothing, so a close would wait for it forever."""
+        self.closed = True
+        for stream in self.streams.values():
+            stream.disconnect()
+        self.flow.resume_writing()
+        self.transport.abort()
 
     def shutdown(self, keep_idle: float = 0.0, fresh_grace: float = 0.0) -> None:
         """Graceful stop, in the two steps RFC 9113 6.8 advises: GOAWAY naming the highest
@@ -828,6 +906,9 @@ class HTTP2Protocol(asyncio.Protocol):
         """
         if self.closed or self.goaway_sent:
             return
+        for websocket in list(self.websockets.values()):
+            if websocket.protocol is not None:
+                websocket.protocol.shutdown(keep_idle)  # a close frame: 1012, restarting
         self._flush()
         self.goaway_sent = True
         self.keep_idle = keep_idle
@@ -849,7 +930,7 @@ class HTTP2Protocol(asyncio.Protocol):
                 self._peer(),
                 settings.h2_ping_timeout,
             )
-            self._abort(ErrorCodes.NO_ERROR)
+            self._hang_up()  # it answers nothing: it would not read a GOAWAY either
             return True
         if (self.streams or self.websockets) and state.timed_out(
             self.read_tick, settings.h2_ping_interval

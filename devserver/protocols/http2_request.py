@@ -13,17 +13,13 @@ import re
 from typing import Any
 
 from devserver.asgi import Headers, HTTPScope
+from devserver.protocols import wire
 from devserver.protocols.scope import http_scope
 
 # Lower-case token characters only: RFC 9113 8.2.1 makes an upper-case name malformed.
 _INVALID_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")
 # No NUL, CR or LF anywhere, and no white space at either end (RFC 9113 8.2.1).
 _INVALID_VALUE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")
-# Connection-specific fields have no meaning in HTTP/2 (RFC 9113 8.2.2): a request that carries
-# one was made for another protocol, and passing it on could smuggle a hop's framing.
-_CONNECTION_SPECIFIC = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
-)
 _PSEUDO = {
     name: name[1:].decode()
     for name in (b":method", b":scheme", b":path", b":authority", b":protocol")
@@ -84,7 +80,7 @@ def parse_head(
             continue
         if _INVALID_NAME.search(name) or not name:
             raise MalformedRequest(f"invalid header name {_show(name)}")
-        if name in _CONNECTION_SPECIFIC:
+        if name in wire.CONNECTION_SPECIFIC:  # made for another protocol, or a hop's framing
             raise MalformedRequest(f"connection-specific header {_show(name)}")
         if name == b"te" and value != b"trailers":
             raise MalformedRequest("te other than 'trailers'")

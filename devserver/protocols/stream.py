@@ -11,7 +11,6 @@ connection (protocols/http2.py's HTTP2Protocol, a `StreamCarrier`) writes the fr
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import os
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 
 from devserver.asgi import HTTPIncoming, HTTPRequestEvent, HTTPScope, Outgoing
 from devserver.protocols import wire
+from devserver.protocols.cycle import Response, content_length, length_mismatch
 from devserver.protocols.errors import ASGIProtocolError, ClientDisconnected
 from devserver.protocols.state import ServerState
 from devserver.tracing import Trace
@@ -26,11 +26,6 @@ from devserver.tracing import Trace
 logger = logging.getLogger("devserve.server")
 
 FILE_CHUNK = 1 << 16  # a pathsend/zerocopysend file is read and framed in parts this large
-# Response fields HTTP/2 forbids (RFC 9113 8.2.2): dropped from what the app sends, since an app
-# written for HTTP/1.1 sends them in good faith.
-_CONNECTION_SPECIFIC = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
-)
 
 Fields = list[tuple[bytes, bytes]]
 
@@ -62,12 +57,9 @@ class StreamCarrier(Protocol):
         """End the stream with RST_STREAM (a response that cannot be completed)."""
         ...
 
-
-class Response(enum.Enum):
-    START = "waiting for http.response.start"
-    BODY = "sending the body"
-    TRAILERS = "sending trailers"
-    DONE = "complete"
+    def app_finished(self, stream: StreamCycle) -> None:
+        """`stream`'s app returned, or never ran (a 503)."""
+        ...
 
 
 class StreamCycle:
@@ -99,6 +91,7 @@ class StreamCycle:
         "started_at",
         "trace",
         "failure",
+        "counted",
     )
 
     def __init__(
@@ -134,6 +127,7 @@ class StreamCycle:
         self.started_at = started_at
         self.trace: Trace | None = None
         self.failure: BaseException | None = None
+        self.counted = False  # its app counts among the connection's running ones
 
     # ------------------------------------------------------------------ fed by the connection
     def feed_body(self, data: bytes, flow_controlled: int) -> None:
@@ -227,10 +221,10 @@ class StreamCycle:
         length: int | None = None
         for name, value in message.get("headers", ()):
             lower = name.lower()
-            if lower in _CONNECTION_SPECIFIC:
-                continue
+            if lower in wire.CONNECTION_SPECIFIC:  # none in HTTP/2 (RFC 9113 8.2.2); an app
+                continue  # written for HTTP/1.1 sends them in good faith
             if lower == b"content-length":
-                length = _content_length(value)
+                length = content_length(value)
             wire.check_header(name, value)
             fields.append((lower, value))
         self.status = status
@@ -253,7 +247,7 @@ class StreamCycle:
         elif self.length_left is not None:
             left = self.length_left = self.length_left - len(body)
             if left < 0 or (left and not more_body):
-                _length_mismatch(left)
+                length_mismatch(left)
         last = not more_body and not self.trailers
         if self.fields is not None:
             self._head(end=last and not body)
@@ -276,8 +270,10 @@ class StreamCycle:
     def _send_trailers(self, message: Mapping[str, Any]) -> None:
         fields: Fields = []
         for name, value in message.get("headers", ()):
-            wire.check_header(name, value)
-            fields.append((name.lower(), value))
+            wire.check_header(name, value)  # a pseudo-header's ":" is refused here too
+            lower = name.lower()
+            if lower not in wire.CONNECTION_SPECIFIC:
+                fields.append((lower, value))
         if message.get("more_trailers", False):
             raise ASGIProtocolError("more_trailers is not supported over HTTP/2: send them at once")
         self.conn.send_trailers(self, fields)
@@ -320,8 +316,10 @@ class StreamCycle:
             )
         if size - offset < count:
             raise ASGIProtocolError(f"zerocopysend: the file ended {count - size + offset} early")
-        if count == 0:
-            await self._send_body(b"", more)
+        if self.length_left is not None and count > self.length_left:
+            raise ASGIProtocolError("response body longer than its Content-Length")
+        if count == 0 or not wire.has_body(self.status, self.is_head):
+            await self._send_body(b"", more)  # HEAD, 204, 304: the file is not read
             return
         while count:
             part = os.pread(file.fileno(), min(count, FILE_CHUNK), offset)  # type: ignore[union-attr]
@@ -337,11 +335,13 @@ class StreamCycle:
         return self.disconnected
 
     def answer_busy(self) -> None:
+        self.conn.app_finished(self)  # it never ran
         self.answer(503, "Service Unavailable: too many requests in flight")
 
     def app_ended(self, failed: bool) -> None:
         """The app's call is over: a failure, or a response it left unfinished, becomes a 500
         (or a reset stream, once the response has begun)."""
+        self.conn.app_finished(self)
         if failed:
             self._abort_response()
         elif self.response is not Response.DONE and not self.disconnected:
@@ -354,14 +354,15 @@ class StreamCycle:
 
     def answer(self, status: int, text: str) -> None:
         """Answer on the app's behalf (500, 503, 408, 431), in one HEADERS and one DATA."""
-        payload = b"" if self.is_head else text.encode()
+        body = text.encode()
+        payload = b"" if self.is_head else body
         self.status = status
         self.response = Response.DONE
         fields: Fields = [
             (b":status", b"%d" % status),
             *self.conn.state.default_fields,
             (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", b"%d" % len(text.encode())),
+            (b"content-length", b"%d" % len(body)),
         ]
         self.conn.send_head(self, fields, not payload)
         if payload:
@@ -378,16 +379,3 @@ class StreamCycle:
             self.response = Response.DONE
             self.conn.reset(self)
             self.conn.response_complete(self)
-
-
-def _length_mismatch(left: int) -> None:
-    if left < 0:
-        raise ASGIProtocolError("response body longer than its Content-Length")
-    raise ASGIProtocolError(f"response body {left} bytes shorter than its Content-Length")
-
-
-def _content_length(value: bytes) -> int:
-    text = value.strip()
-    if not text.isdigit():
-        raise ASGIProtocolError(f"invalid response Content-Length {value!r}")
-    return int(text)

@@ -112,6 +112,9 @@ class WebSocketProtocol(asyncio.Protocol):
 
     stream_id: int | None = None  # set when it runs on an HTTP/2 stream (RFC 8441)
     ACCEPTED = 101  # the handshake's status that opens the WebSocket (200 over HTTP/2)
+    # It is a connection of the server's own (ticks, shutdown, --limit-connections); over
+    # HTTP/2 it is a stream, and its connection passes those on.
+    OWN_CONNECTION = True
 
     def __init__(
         self, state: ServerState, transport: asyncio.Transport, http_scope: HTTPScope
@@ -158,7 +161,8 @@ class WebSocketProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ the handover
     def start(self, rest: bytes) -> None:
         """Validate the handshake, then run the app; `rest` followed the head in the same read."""
-        self.state.connections.add(self)
+        if self.OWN_CONNECTION:
+            self.state.connections.add(self)
         self.state.websockets += 1
         self.flow.pause_reading()  # a client must wait for our 101 before it sends frames
         self.early = rest
@@ -167,6 +171,9 @@ class WebSocketProtocol(asyncio.Protocol):
             self._reject_handshake(response)
             return
         self.handshake = response
+        self._run_app()
+
+    def _run_app(self) -> None:
         self.state.start(self)
 
     def _validate(self) -> Response:

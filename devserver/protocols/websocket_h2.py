@@ -32,7 +32,7 @@ WRITE_HIGH_WATER = 65536  # bytes held for the peer's window before the WebSocke
 WRITE_LOW_WATER = 16384
 
 
-class StreamCarrier(Protocol):
+class WebSocketCarrier(Protocol):
     """What a WebSocket's stream needs of its connection (protocols/http2.py's HTTP2Protocol)."""
 
     state: ServerState
@@ -52,17 +52,24 @@ class StreamCarrier(Protocol):
 
     def reset_websocket(self, websocket: StreamTransport) -> None: ...
 
+    def app_started(self, session: Http2WebSocket) -> None:
+        """Its app runs: it counts against the connection's streams (see HTTP2Protocol)."""
+        ...
+
+    def app_finished(self, session: Http2WebSocket) -> None: ...
+
 
 class StreamTransport:
     """One HTTP/2 stream, as the transport a WebSocketProtocol writes to and reads from."""
 
-    def __init__(self, conn: StreamCarrier, stream_id: int) -> None:
+    def __init__(self, conn: WebSocketCarrier, stream_id: int) -> None:
         self.conn = conn
         self.stream_id = stream_id
         self.protocol: Http2WebSocket | None = None
         self.pending = bytearray()  # written, waiting for the peer's window
         self.closing = False  # close() was called: END_STREAM once `pending` is sent
         self.ended = False  # END_STREAM or RST_STREAM was sent
+        self.head_sent = False  # the handshake's answer (HEADERS) was sent
         self.reading = True
         self.unacknowledged = 0  # DATA read while reading was paused: its window is held back
         self.write_paused = False
@@ -134,6 +141,7 @@ class Http2WebSocket(WebSocketProtocol):
     """A WebSocket on an HTTP/2 stream: the RFC 8441 handshake, then WebSocketProtocol."""
 
     ACCEPTED = 200
+    OWN_CONNECTION = False
 
     def __init__(
         self, state: ServerState, transport: StreamTransport, http_scope: HTTPScope
@@ -141,6 +149,7 @@ class Http2WebSocket(WebSocketProtocol):
         super().__init__(state, transport, http_scope)  # type: ignore[arg-type]
         self.stream_transport = transport
         self.stream_id = transport.stream_id
+        self.counted = False  # its app counts among the connection's running ones
         transport.protocol = self
         # No HTTP/1.1 handshake for websockets to parse: its protocol starts open, and only
         # negotiates the extensions (_validate).
@@ -150,6 +159,18 @@ class Http2WebSocket(WebSocketProtocol):
             logger=_frames_logger,
             state=State.OPEN,
         )
+
+    def _run_app(self) -> None:
+        self.stream_transport.conn.app_started(self)
+        super()._run_app()
+
+    def answer_busy(self) -> None:
+        self.stream_transport.conn.app_finished(self)
+        super().answer_busy()
+
+    def app_ended(self, failed: bool) -> None:
+        self.stream_transport.conn.app_finished(self)
+        super().app_ended(failed)
 
     def _validate(self) -> Response:
         """RFC 8441 section 5: a CONNECT with :protocol websocket and Sec-WebSocket-Version 13."""
@@ -221,10 +242,3 @@ def _response(status: http.HTTPStatus, text: str) -> Response:
         ),
         body,
     )
-
-
-def start_websocket(conn: StreamCarrier, stream_id: int, scope: HTTPScope) -> StreamTransport:
-    """Open a WebSocket on `stream_id`: check its handshake and run the app."""
-    transport = StreamTransport(conn, stream_id)
-    Http2WebSocket(conn.state, transport, scope).start(b"")
-    return transport

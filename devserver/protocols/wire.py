@@ -11,6 +11,11 @@ import http
 import re
 
 CRLF = b"\r\n"
+# Fields that describe one connection, not the message (RFC 9110 7.6.1): HTTP/2 has no place
+# for them (RFC 9113 8.2.2), in a request or a response.
+CONNECTION_SPECIFIC = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
+)
 LAST_CHUNK = b"0\r\n\r\n"
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 
