@@ -120,7 +120,10 @@ class Client:
 
     def read_until(self, done: object) -> None:
         while not done() and not self.closed:  # type: ignore[operator]
-            data = self.sock.recv(65536)
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:  # an abort (a peer that answered no PING)
+                data = b""
             if not data:
                 self.closed = True
                 break
