@@ -10,13 +10,12 @@ accounting; this module owns what a server decides:
   gets its stream reset with PROTOCOL_ERROR and the connection lives on);
 - backpressure: a request body's window is given back only as the app reads it, and a response
   waits for the peer's window, then for the socket to drain;
-- defences: a stream reset by its client in the read that opened it never starts its app, and a
-  client that sends more resets, pings, SETTINGS, PRIORITY, empty DATA, unknown frames or
-  malformed requests a second than FLOOD_LIMITS allows gets GOAWAY ENHANCE_YOUR_CALM (the 2023
-  "rapid reset" attack and its relatives); frame headers are checked as they arrive, so an
-  oversized frame or header block is refused before it is held; h2 bounds the decoded header
-  list (SETTINGS_MAX_HEADER_LIST_SIZE, --max-header-size); reads are fed in slices with a time
-  budget so one connection cannot hold the loop;
+- defences (http2_guard.py): frame headers are checked as they arrive, floods of cheap frames
+  and malformed requests end the connection; a stream reset by its client in the read that
+  opened it never starts its app, and the apps of reset streams still count against the
+  stream limit; h2 bounds the decoded header list (SETTINGS_MAX_HEADER_LIST_SIZE,
+  --max-header-size); reads are fed in slices with a time budget so one connection cannot hold
+  the loop;
 - timers (on the server's tick): idle connections, bodies that stop, responses whose window
   never opens (--timeout-send);
 - graceful close: GOAWAY in two steps (RFC 9113 6.8), the streams it names finish, then the close.
@@ -47,6 +46,7 @@ from hyperframe.frame import GoAwayFrame
 from devserver.protocols.cycle import Response
 from devserver.protocols.errors import ClientDisconnected
 from devserver.protocols.flow import FlowControl, unsent_bytes
+from devserver.protocols.http2_guard import FLOOD_LIMITS, FloodCounter, FrameGuard
 from devserver.protocols.http2_request import (
     HeadTooLarge,
     MalformedRequest,
@@ -62,18 +62,6 @@ logger = logging.getLogger("devserve.server")
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 RFC_WINDOW = 65535  # every window's size before SETTINGS or WINDOW_UPDATE change it
-# Frames a client may send per second, by kind, before it gets GOAWAY ENHANCE_YOUR_CALM. Each
-# costs the server work (a reset stream, a PING or SETTINGS acknowledgement to write) while it
-# costs the client nothing; browsers send a handful of each per page.
-FLOOD_LIMITS = {
-    "stream resets": 100,
-    "pings": 50,
-    "settings frames": 50,
-    "priority frames": 200,
-    "empty data frames": 200,
-    "unknown frames": 100,
-    "malformed requests": 50,
-}
 # Reads are fed to h2 in slices; after READ_BUDGET seconds the rest waits for the next loop pass
 # (as protocols/websocket.py does), so a read of thousands of tiny frames cannot hold the loop.
 SLICE = 65536
@@ -170,18 +158,14 @@ class HTTP2Protocol(asyncio.Protocol):
         self.stalled_tick = 0  # while writes are paused: since when the client took nothing
         self.stalled_buffer = 0  # ...and how much waited for it then
         self.running = 0  # streams (and WebSockets) of this connection whose app runs
-        self.flood_window = 0.0
-        self.flood_counts: dict[str, int] = {}
+        self.floods = FloodCounter()
         self.backlog = b""
         self.feeding: asyncio.Handle | None = None
         self.settings_seen = False  # the client's preface ends with SETTINGS (RFC 9113 3.4)
-        # Frame headers are read here as they arrive (see _frames_fit): where the next one
-        # begins, the part of one cut across reads, and the header block being received.
-        self.frame_skip = len(PREFACE)
-        self.frame_head = b""
-        self.header_block = 0
         # a header block's encoded size is about its decoded size: twice the list's limit
-        self.header_block_limit = 2 * settings.max_header_size
+        self.frame_guard = FrameGuard(
+            settings.h2_max_frame_size, 2 * settings.max_header_size, len(PREFACE)
+        )
         self._handlers: dict[type, Any] = {
             h2.events.RequestReceived: self._on_request,
             h2.events.DataReceived: self._on_data,
@@ -253,7 +237,9 @@ class HTTP2Protocol(asyncio.Protocol):
             self.flow.resume_reading()
 
     def _receive(self, data: bytes) -> None:
-        if not self._frames_fit(data):
+        refused = self.frame_guard.check(data)
+        if refused is not None:
+            self._fail(*refused)
             return
         if self.flush_pending:
             # h2 drops what it has queued when it reads a GOAWAY: responses go out first.
@@ -508,13 +494,7 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def _count(self, kind: str) -> None:
         """Count one cheap frame; past its FLOOD_LIMITS rate, end the connection."""
-        now = self.loop.time()
-        if now - self.flood_window >= 1.0:
-            self.flood_window = now
-            self.flood_counts = {}
-        counts = self.flood_counts
-        seen = counts[kind] = counts.get(kind, 0) + 1
-        if seen > FLOOD_LIMITS[kind]:
+        if self.floods.over(kind, self.loop.time()):
             logger.warning(
                 "closing the HTTP/2 connection from %s: more than %d %s in a second",
                 self._peer(),
@@ -523,50 +503,6 @@ class HTTP2Protocol(asyncio.Protocol):
             )
             self.state.count_rejected()
             self._abort(ErrorCodes.ENHANCE_YOUR_CALM)
-
-    def _frames_fit(self, data: bytes) -> bool:
-        """Check the header of every frame as it arrives: one longer than MAX_FRAME_SIZE, or a
-        header block (HEADERS and its CONTINUATIONs) longer than twice --max-header-size, ends
-        the connection before its bytes are held. h2 would buffer either whole first: a 16 MiB
-        frame, or CONTINUATIONs up to 64 frames of any size."""
-        at, end = self.frame_skip, len(data)
-        if self.frame_head:  # a header cut across reads (then frame_skip is 0): complete it
-            need = 9 - len(self.frame_head)
-            head = self.frame_head + data[:need]
-            if len(head) < 9:
-                self.frame_head = head
-                return True
-            self.frame_head = b""
-            if not self._frame_fits(head, 0):
-                return False
-            at = need + int.from_bytes(head[:3], "big")
-        while at + 9 <= end:
-            if not self._frame_fits(data, at):
-                return False
-            at += 9 + int.from_bytes(data[at : at + 3], "big")
-        if at < end:
-            self.frame_head, self.frame_skip = data[at:], 0
-        else:
-            self.frame_skip = at - end
-        return True
-
-    def _frame_fits(self, data: bytes, at: int) -> bool:
-        length = int.from_bytes(data[at : at + 3], "big")
-        if length > self.settings.h2_max_frame_size:
-            self._fail(ErrorCodes.FRAME_SIZE_ERROR, f"a frame of {length} bytes")
-            return False
-        kind = data[at + 3]
-        if kind == 0x1 or kind == 0x9:  # HEADERS, CONTINUATION
-            self.header_block = length if kind == 0x1 else self.header_block + length
-            if data[at + 4] & 0x4:  # END_HEADERS
-                self.header_block = 0
-            elif self.header_block > self.header_block_limit:
-                self._fail(
-                    ErrorCodes.ENHANCE_YOUR_CALM,
-                    f"a header block of more than {self.header_block_limit} bytes",
-                )
-                return False
-        return True
 
     def _fail(self, code: ErrorCodes, detail: str) -> None:
         logger.warning("HTTP/2 connection error from %s: %s", self._peer(), detail)
