@@ -187,7 +187,11 @@ def main(argv=None) -> int:
         cfg = json.load(f)
     suite = dict(cfg["suites"][a.suite])
     suite.setdefault("path", "/")
-    templates = dict(cfg["server_sets"][suite["servers"]])
+    # an entry may be {"cmd": TEMPLATE, ...} (bench.py's per-server options): the template only
+    templates = {
+        k: (v["cmd"] if isinstance(v, dict) else v)
+        for k, v in cfg["server_sets"][suite["servers"]].items()
+    }
     for spec in a.server:
         k, v = spec.split("=", 1)
         templates[k] = v

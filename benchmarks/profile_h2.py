@@ -48,7 +48,7 @@ GROUPS = [
     ("h2 state machine, flow-control accounting", "/h2/"),
     ("devserve protocols/http2*.py", "devserver/protocols/http2"),
     ("devserve protocols/stream.py (ASGI cycle over h2)", "devserver/protocols/stream.py"),
-    ("devserve protocols/http.py, cycle.py (HTTP/1.1)", "devserver/protocols/"),
+    ("devserve protocols/ other (state, scope, cycle, flow, http.py)", "devserver/protocols/"),
     ("devserve stats, tracing, other", "devserver/"),
     ("app", "benchmarks/apps/"),
     ("asyncio (Python part)", "/asyncio/"),
