@@ -717,3 +717,27 @@ def test_client_goaway_with_an_error_closes_at_once() -> None:
         [seen] = server.call(lambda: app.seen)
         until(lambda: seen.messages, "the app's disconnect")
         assert seen.messages[-1]["type"] == "http.disconnect"
+
+
+def test_a_huge_hpack_table_offered_by_the_client_is_not_taken() -> None:
+    """A client's SETTINGS_HEADER_TABLE_SIZE of 4 GiB: devserve's HPACK encoder keeps a 4 KiB
+    table all the same (with it, each distinct response field was kept, and searched for every
+    field encoded after: each response cost more than the last), and the client still decodes
+    every response."""
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        path = scope["path"].encode()
+        headers = [(b"x-request-id", path * 4)]  # a new value for every response
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    settings = {SettingCodes.HEADER_TABLE_SIZE: 2**32 - 1}
+    with run_server(app) as server, connect(server, settings=settings) as client:
+        for number in range(300):
+            response = client.get(f"/{number:05d}")
+            assert dict(response.headers)[b"x-request-id"] == f"/{number:05d}".encode() * 4
+        [conn] = h2_connections(server)
+        table = server.call(lambda: conn.h2.encoder.header_table)
+        assert server.call(lambda: (table.maxsize, table._current_size <= 4096)) == (4096, True)

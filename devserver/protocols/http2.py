@@ -66,6 +66,7 @@ RFC_WINDOW = 65535  # every window's size before SETTINGS or WINDOW_UPDATE chang
 # (as protocols/websocket.py does), so a read of thousands of tiny frames cannot hold the loop.
 SLICE = 65536
 READ_BUDGET = 0.002
+ENCODER_TABLE_SIZE = 4096  # bytes: our HPACK encoder's table, whatever larger the client allows
 SEND_CHUNK = 65536  # a large body is written, and the socket's backlog heeded, this often
 DRAIN_GRACE = 0.25  # seconds a connection stays open after its graceful GOAWAY when idle
 GOAWAY_ROUND_TRIP = 1.0  # the longest wait for the drain's PING to come back
@@ -417,8 +418,20 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
         self._count("settings frames")
-        if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
+        changed = event.changed_settings
+        if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in changed:
             self._windows_opened()
+        if h2.settings.SettingCodes.HEADER_TABLE_SIZE in changed:
+            # The client's table size is what our HPACK encoder may use, not must: hpack keeps
+            # every distinct response field up to it and searches them all for each field, so
+            # a client offering 4 GiB would make each response cost more than the last.
+            encoder = self.h2.encoder
+            if encoder.header_table_size > ENCODER_TABLE_SIZE:
+                encoder.header_table_size = ENCODER_TABLE_SIZE
+                # and the client hears only of that size: the larger one was never used
+                encoder.table_size_changes = [
+                    size for size in encoder.table_size_changes if size <= ENCODER_TABLE_SIZE
+                ]
 
     def _on_ping(self, event: h2.events.PingReceived) -> None:
         self._count("pings")  # h2 has queued the acknowledgement
