@@ -412,3 +412,32 @@ def test_head_with_pathsend_reads_no_file(tmp_path: Path, monkeypatch: pytest.Mo
         assert reads == []
         got = client.response(client.request("/file"), timeout=10)
         assert len(got.body) == size and sum(reads) == size
+
+
+def test_a_close_frame_sent_before_the_accept_waits_for_it(
+    server_log: list[logging.LogRecord],
+) -> None:
+    """A client sends a close frame right behind its extended CONNECT, with a window of one
+    byte for the answer: the frame waits, unparsed, until the app accepts (as over HTTP/1.1).
+    It was parsed at once: websockets answered the close before the accept, the phase went
+    OPEN at the accept all the same, and the app's return raised InvalidState from the task
+    ('Task exception was never retrieved'), once per stream a client opened."""
+    app = WebSocketApp()
+    settings = {SettingCodes.INITIAL_WINDOW_SIZE: 1}
+    close_frame = bytes([0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE8 ^ 2])  # masked, code 1000
+    failures: list[BaseException] = []
+    with serving(app) as (server, _), connect(server, settings=settings) as client:
+        server.loop.call_soon_threadsafe(
+            server.loop.set_exception_handler,
+            lambda loop, context: failures.append(context.get("exception") or Exception()),
+        )
+        stream_id = client.headers(ws_fields(), end_stream=False)
+        client.data(stream_id, close_frame)
+        until(
+            lambda: server.call(lambda: app.received[-1:] == ["websocket.disconnect"]),
+            "the app's websocket.disconnect",
+        )
+        assert server.call(lambda: app.received) == ["websocket.connect", "websocket.disconnect"]
+        assert client.get("/after").status == 200, client.summary()
+    assert failures == []
+    assert [r.getMessage() for r in server_log if r.levelno >= logging.ERROR] == []

@@ -603,7 +603,7 @@ class WebSocketProtocol(asyncio.Protocol):
             if not failed:
                 logger.error("ASGI app returned without accepting WebSocket %s", self._path())
             self._write_denial(500, [], b"Internal Server Error\n")
-        elif phase is Phase.OPEN:
+        elif phase is Phase.OPEN and self.ws.state is State.OPEN:  # not once a close began
             self._close(CloseCode.INTERNAL_ERROR if failed else CloseCode.NORMAL_CLOSURE, "")
         elif phase is Phase.DENIAL:
             if not failed:

@@ -71,6 +71,8 @@ class StreamTransport:
         self.ended = False  # END_STREAM or RST_STREAM was sent
         self.head_sent = False  # the handshake's answer (HEADERS) was sent
         self.reading = True
+        self.held = bytearray()  # DATA that came while reading was paused
+        self.feeding: asyncio.Handle | None = None
         self.unacknowledged = 0  # DATA read while reading was paused: its window is held back
         self.write_paused = False
 
@@ -96,8 +98,24 @@ class StreamTransport:
         self.reading = False
 
     def resume_reading(self) -> None:
+        if self.reading:
+            return
         self.reading = True
-        if self.unacknowledged:
+        if self.held and self.feeding is None:  # on the next loop pass: never from inside
+            self.feeding = asyncio.get_running_loop().call_soon(self._feed_held)  # a send
+        elif self.unacknowledged:
+            size, self.unacknowledged = self.unacknowledged, 0
+            self.conn.acknowledge(self.stream_id, size)
+
+    def _feed_held(self) -> None:
+        """What came while reading was paused goes to the WebSocket now, then the window
+        back (unless the WebSocket paused again meanwhile: it keeps the rest itself)."""
+        self.feeding = None
+        held, self.held = bytes(self.held), bytearray()
+        protocol = self.protocol
+        if protocol is not None and held:
+            protocol.data_received(held)
+        if self.reading and self.unacknowledged:
             size, self.unacknowledged = self.unacknowledged, 0
             self.conn.acknowledge(self.stream_id, size)
 
@@ -109,14 +127,18 @@ class StreamTransport:
 
     # what the connection calls
     def received(self, data: bytes, flow_controlled: int) -> None:
-        """DATA for the WebSocket: its frames, then the window back unless reading is paused."""
+        """DATA for the WebSocket: its frames, then the window back. While reading is paused
+        (before the accept; while the app lags) the bytes are held as they came, unparsed: a
+        compressed message could be a thousand times its size once parsed. The window they
+        took stays shut meanwhile, so what is held is at most one stream window."""
+        if not self.reading or self.held:
+            self.held += data
+            self.unacknowledged += flow_controlled
+            return
         protocol = self.protocol
         if protocol is not None and data:
             protocol.data_received(data)
-        if self.reading:
-            self.conn.acknowledge(self.stream_id, flow_controlled)
-        else:
-            self.unacknowledged += flow_controlled
+        self.conn.acknowledge(self.stream_id, flow_controlled)
 
     def sent(self) -> None:
         """Part of `pending` left: resume a paused writer once it is low."""
@@ -132,6 +154,10 @@ class StreamTransport:
         """The stream ended (reset, or the connection went): as a lost connection."""
         self.ended = True
         self.pending.clear()
+        self.held.clear()
+        if self.feeding is not None:
+            self.feeding.cancel()
+            self.feeding = None
         protocol, self.protocol = self.protocol, None
         if protocol is not None:
             protocol.connection_lost(None)
