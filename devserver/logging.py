@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from devserver.redaction import Redactor, printable
-from devserver.stats import Exchange
+from devserver.stats import Exchange, shorten
 
 if TYPE_CHECKING:
     from devserver.config import Config
@@ -279,11 +279,13 @@ class Atoms(Mapping[str, str]):
         if key.startswith("{"):
             name, kind = key[1:-2].lower(), key[-1]
             if kind == "i":
-                return self.redactor.header(name, _header(scope["headers"], name.encode("latin-1")))
+                value = _header(scope["headers"], name.encode("latin-1"))
+                return shorten(self.redactor.header(name, value))
             if kind == "e":
                 return os.environ.get(key[1:-2], "-")
             return "-"  # response headers are not kept after they are written
-        return printable(self._value(key))
+        # cut: over HTTP/2 a long path or header is re-sent as one byte of HPACK
+        return printable(shorten(self._value(key)))
 
     def _value(self, key: str) -> str:
         scope, cycle = self.cycle.scope, self.cycle
@@ -316,12 +318,14 @@ def _client(scope: Mapping[str, Any]) -> str:
 
 
 def _request_line(cycle: Exchange, redactor: Redactor) -> str:
+    """The request line, its target cut to RECORD_TEXT characters: over HTTP/2 a 4 KB path can
+    be sent again as one byte of HPACK, and each such request must not log 4 KB."""
     scope = cycle.scope
     query = scope["query_string"]
     target = scope["raw_path"].decode("latin-1")
     if query:
         target += "?" + redactor.query(query.decode("latin-1"))
-    return f"{cycle.method} {target} HTTP/{scope['http_version']}"
+    return f"{cycle.method} {shorten(target)} HTTP/{scope['http_version']}"
 
 
 _ATOM_FUNCS: dict[str, Callable[[Any, Exchange, float], str]] = {
@@ -331,7 +335,7 @@ _ATOM_FUNCS: dict[str, Callable[[Any, Exchange, float], str]] = {
     "t": lambda conn, c, d: time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
     "r": lambda conn, c, d: "-",  # r and q: Atoms redacts them
     "m": lambda conn, c, d: c.method,
-    "U": lambda conn, c, d: c.scope["path"],
+    "U": lambda conn, c, d: shorten(c.scope["path"]),
     "q": lambda conn, c, d: "-",
     "H": lambda conn, c, d: f"HTTP/{c.scope['http_version']}",
     "s": lambda conn, c, d: str(c.status),

@@ -254,16 +254,16 @@ def test_invalid_access_log_format_is_rejected_at_startup() -> None:
     assert popen.returncode == 2
 
 
-def _over_h2() -> SimpleNamespace:
+def _over_h2(path: str = "/items", agent: bytes = b"h2-client") -> SimpleNamespace:
     """A finished request as the access log reads it, from HTTP/2 stream 3."""
     scope = {
         "type": "http",
         "http_version": "2",
-        "path": "/items",
-        "raw_path": b"/items",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"page=2",
         "client": ("127.0.0.1", 5000),
-        "headers": [(b"user-agent", b"h2-client")],
+        "headers": [(b"user-agent", agent)],
     }
     return SimpleNamespace(
         scope=scope, method="GET", status=200, bytes_sent=5, started_at=time.perf_counter()
@@ -280,6 +280,23 @@ def _over_h2() -> SimpleNamespace:
 def test_an_http2_request_logs_as_http_2(fmt: str | None, expected: str) -> None:
     """A request that came over HTTP/2 (http_version "2") is logged as `HTTP/2`, in the default
     line and in the gunicorn atoms r and H."""
+    (line,) = access_lines(fmt, _over_h2())
+    assert re.match(expected, line), line
+
+
+@pytest.mark.parametrize("fmt", [None, "%(r)s %(U)s %({user-agent}i)s"])
+def test_long_paths_and_headers_are_cut_in_the_access_log(fmt: str | None) -> None:
+    """A 5,000-character path and User-Agent (over HTTP/2, HPACK re-sends them as one byte
+    each): every field of the line is cut to 1,024 characters, the cut marked."""
+    request = _over_h2("/" + "p" * 5000, b"a" * 5000)
+    (line,) = access_lines(fmt, request)
+    assert len(line) < 3 * 1024 + 100, len(line)
+    assert "p" * 1000 + "…" in line
+    if fmt is not None:
+        assert "a" * 1000 + "…" in line
+
+
+def access_lines(fmt: str | None, request: SimpleNamespace) -> list[str]:
     logger = logging.getLogger("devserve.access")
     lines: list[str] = []
     handler = logging.Handler()
@@ -288,9 +305,8 @@ def test_an_http2_request_logs_as_http_2(fmt: str | None, expected: str) -> None
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        make_access_logger(fmt, colour=False)(None, _over_h2())  # type: ignore[arg-type]
+        make_access_logger(fmt, colour=False)(None, request)  # type: ignore[arg-type]
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-    (line,) = lines
-    assert re.match(expected, line), line
+    return lines
