@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import hpack
 import pytest
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
-from hyperframe.frame import Frame, GoAwayFrame, PingFrame
+from hyperframe.frame import Frame, GoAwayFrame, PingFrame, WindowUpdateFrame
 
 from devserver.protocols.http2 import FLOOD_LIMITS, HTTP2Protocol
 from tests.h2_apps import Recorder
@@ -277,7 +277,9 @@ def test_rapid_reset_past_the_limit_gets_enhance_your_calm(
     assert any("more than 100 stream resets in a second" in m for m in warnings(server_log))
 
 
-def flood(client: H2Client, kind: str, count: int) -> None:
+def flood(
+    client: H2Client, kind: str, count: int, held_app_runs: Callable[[], object] = lambda: None
+) -> None:
     """`count` frames of `kind` in one write (empty DATA on stream 1, opened first)."""
     frames: list[Frame]
     if kind == "pings":
@@ -288,13 +290,43 @@ def flood(client: H2Client, kind: str, count: int) -> None:
         frames = [priority_frame(2 * n + 101) for n in range(count)]
     elif kind == "unknown frames":
         frames = [unknown_frame(0xFA, 0) for _ in range(count)]
+    elif kind == "tiny window updates":
+        frames = [WindowUpdateFrame(0, window_increment=1) for _ in range(count)]
+    elif kind == "refused streams":
+        # one stream whose app runs on after its reset fills a limit of one running app:
+        # every stream after it is refused (built by hand: the client's h2 would open none)
+        held = client.request("/hold", "POST", end_stream=False)
+        held_app_runs()  # a reset in the read that opened it would start no app
+        client.reset(held)
+        client.barrier()
+        # one at a time: h2 counts a stream open until its reset is sent, after the read, and
+        # a second one in the same read would pass the limit of one (a connection error)
+        for _ in range(count):
+            refused = client.request("/r")
+            client.read_until(client.answered(refused), "a reset")
+            if client.closed:
+                break
+        return
     else:
         client.request("/slow", "POST", end_stream=False)
         frames = [data_frame(1, b"") for _ in range(count)]
     client.send_frame(*frames)
 
 
-KINDS = ["pings", "settings frames", "priority frames", "empty data frames", "unknown frames"]
+def limited_to_one(kind: str) -> dict[str, int]:
+    """The server's options for a flood of `kind`: refused streams need the stream limit met."""
+    return {"h2_max_concurrent_streams": 1} if kind == "refused streams" else {}
+
+
+KINDS = [
+    "pings",
+    "settings frames",
+    "priority frames",
+    "empty data frames",
+    "unknown frames",
+    "tiny window updates",
+    "refused streams",
+]
 # What the client sends of each kind anyway: its SETTINGS at the start, the barrier's PING.
 ALREADY = {"pings": 1, "settings frames": 1}
 
@@ -306,9 +338,9 @@ def test_flood_past_the_limit_gets_enhance_your_calm(
     """One more frame of a cheap kind than FLOOD_LIMITS allows in a second: GOAWAY
     ENHANCE_YOUR_CALM, close, a warning naming the kind; other connections are served."""
     limit = FLOOD_LIMITS[kind]
-    with serving() as (server, _):
+    with serving(**limited_to_one(kind)) as (server, app):
         with connect(server) as client:
-            flood(client, kind, limit + 1)
+            flood(client, kind, limit + 1, lambda: calls(server, app, 1))
             assert_goaway(client, ErrorCodes.ENHANCE_YOUR_CALM)
         assert_serves(server)
     assert any(f"more than {limit} {kind} in a second" in m for m in warnings(server_log))
@@ -318,9 +350,15 @@ def test_flood_past_the_limit_gets_enhance_your_calm(
 def test_flood_up_to_the_limit_is_served(kind: str) -> None:
     """As many frames of a cheap kind as FLOOD_LIMITS allows in a second: the connection goes
     on and serves the next request."""
-    with serving() as (server, _), connect(server) as client:
-        flood(client, kind, FLOOD_LIMITS[kind] - ALREADY.get(kind, 0))
+    with serving(**limited_to_one(kind)) as (server, app), connect(server) as client:
+        flood(
+            client, kind, FLOOD_LIMITS[kind] - ALREADY.get(kind, 0), lambda: calls(server, app, 1)
+        )
         assert client.stays_open(), client.summary()
+        if kind == "refused streams":  # its app still runs: the next is refused as well
+            server.call(app.open)
+            [conn] = h2_connections(server)
+            until(lambda: server.call(lambda: conn.running == 0), "the held app to end")
         assert client.get("/after").status == 200
 
 
@@ -741,3 +779,14 @@ def test_a_huge_hpack_table_offered_by_the_client_is_not_taken() -> None:
         [conn] = h2_connections(server)
         table = server.call(lambda: conn.h2.encoder.header_table)
         assert server.call(lambda: (table.maxsize, table._current_size <= 4096)) == (4096, True)
+
+
+@pytest.mark.parametrize(("length", "status"), [(100, 200), (101, 414)])
+def test_path_longer_than_limit_request_line_answers_414(length: int, status: int) -> None:
+    """A :path longer than --limit-request-line: 414 on its stream, as HTTP/1.1 answers a long
+    request line (HPACK would otherwise let a client re-send a huge path as one byte)."""
+    with serving(limit_request_line=100) as (server, app), connect(server) as client:
+        response = client.get("/" + "p" * (length - 1))
+        assert response.status == status, client.summary()
+        assert client.get("/after").status == 200
+        assert server.call(lambda: len(app.paths)) == (2 if status == 200 else 1)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http
 import logging
 import time
 from time import perf_counter
@@ -66,6 +67,7 @@ RFC_WINDOW = 65535  # every window's size before SETTINGS or WINDOW_UPDATE chang
 # (as protocols/websocket.py does), so a read of thousands of tiny frames cannot hold the loop.
 SLICE = 65536
 READ_BUDGET = 0.002
+TINY_WINDOW_UPDATE = 1024  # bytes: a WINDOW_UPDATE smaller than this counts as a cheap frame
 ENCODER_TABLE_SIZE = 4096  # bytes: our HPACK encoder's table, whatever larger the client allows
 SEND_CHUNK = 65536  # a large body is written, and the socket's backlog heeded, this often
 DRAIN_GRACE = 0.25  # seconds a connection stays open after its graceful GOAWAY when idle
@@ -323,6 +325,7 @@ class HTTP2Protocol(asyncio.Protocol):
             or self.running >= settings.h2_max_concurrent_streams
         ):
             self._reset(stream_id, ErrorCodes.REFUSED_STREAM)  # safe to retry
+            self._count("refused streams")
             return
         state = self.state
         try:
@@ -330,6 +333,7 @@ class HTTP2Protocol(asyncio.Protocol):
                 event.headers,  # type: ignore[arg-type]
                 settings.limit_request_fields,
                 settings.limit_request_field_size,
+                settings.limit_request_line,
                 settings.websocket,
             )
             scope = request_scope(
@@ -344,7 +348,7 @@ class HTTP2Protocol(asyncio.Protocol):
             self._refuse(stream_id, str(exc))
             return
         except HeadTooLarge as exc:
-            self._answer_head_too_large(stream_id, str(exc), not event.stream_ended)
+            self._answer_too_large(stream_id, exc, not event.stream_ended)
             return
         if self.trusted_proxy:
             apply_proxy_headers(
@@ -407,6 +411,11 @@ class HTTP2Protocol(asyncio.Protocol):
         self._maybe_idle()
 
     def _on_window_updated(self, event: h2.events.WindowUpdated) -> None:
+        if (event.delta or 0) < TINY_WINDOW_UPDATE:
+            # each may wake every send waiting for the window, to send a few bytes
+            self._count("tiny window updates")
+            if self.closed:
+                return
         if event.stream_id:
             stream = self.streams.get(event.stream_id)
             if stream is not None:
@@ -493,13 +502,15 @@ class HTTP2Protocol(asyncio.Protocol):
         self._count("malformed requests")
         self._reset(stream_id, ErrorCodes.PROTOCOL_ERROR)
 
-    def _answer_head_too_large(self, stream_id: int, detail: str, body_follows: bool) -> None:
-        logger.warning("431 Request Header Fields Too Large from %s: %s", self._peer(), detail)
+    def _answer_too_large(self, stream_id: int, exc: HeadTooLarge, body_follows: bool) -> None:
+        """431 (or 414) on the stream, as HTTP/1.1 answers the same head."""
+        phrase = http.HTTPStatus(exc.status).phrase
+        logger.warning("%d %s from %s: %s", exc.status, phrase, self._peer(), exc)
         self.state.count_rejected()
         self._count("malformed requests")  # as cheap to send, as costly to answer
         if self.closed:
             return
-        fields: Fields = [(b":status", b"431"), *self.state.default_fields]
+        fields: Fields = [(b":status", b"%d" % exc.status), *self.state.default_fields]
         with contextlib.suppress(h2.exceptions.StreamClosedError):
             self.h2.send_headers(stream_id, fields, end_stream=True)
         if body_follows:  # no need to send it (RFC 9113 8.1)
@@ -525,7 +536,9 @@ class HTTP2Protocol(asyncio.Protocol):
     def _connection_error(self, exc: h2.exceptions.ProtocolError) -> None:
         """h2 found a connection error (a bad frame, a flow-control violation, too many
         streams, an oversized header list): it has queued GOAWAY; send it and close."""
-        logger.warning("HTTP/2 connection error from %s: %s", self._peer(), exc)
+        logger.warning(
+            "HTTP/2 connection error from %s: %s: %s", self._peer(), type(exc).__name__, exc
+        )
         self.state.count_rejected()
         if self.h2.state_machine.state is not _State.CLOSED:  # h2 raised before its GOAWAY
             with contextlib.suppress(h2.exceptions.ProtocolError):
@@ -678,8 +691,7 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def _release(self, stream: StreamCycle) -> None:
         """Give back the window of body bytes nobody will read now."""
-        stream.body = []
-        stream.body_size = 0
+        stream.body = b""
         if stream.unacknowledged and not self.closed:
             size, stream.unacknowledged = stream.unacknowledged, 0
             self.h2.acknowledge_received_data(size, stream.stream_id)

@@ -26,6 +26,8 @@ FLOOD_LIMITS = {
     "empty data frames": 200,
     "unknown frames": 100,
     "malformed requests": 50,  # also 431s: as cheap to send, as costly to answer
+    "refused streams": 200,  # past --h2-max-concurrent-streams running apps, or a GOAWAY
+    "tiny window updates": 200,  # under 1 KiB: each may wake every send waiting for a window
 }
 _HEADERS, _CONTINUATION = 0x1, 0x9
 _END_HEADERS = 0x4

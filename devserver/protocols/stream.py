@@ -72,7 +72,6 @@ class StreamCycle:
         "method",
         "is_head",
         "body",
-        "body_size",
         "unacknowledged",
         "body_complete",
         "body_reported",
@@ -107,8 +106,9 @@ class StreamCycle:
         self.scope = scope
         self.method: str = scope["method"]
         self.is_head = self.method == "HEAD"
-        self.body: list[bytes] = []
-        self.body_size = 0
+        # the unread body: the first part as it came, more grown in place (a list of parts
+        # would cost ~50 bytes each, and a client may send 2-byte DATA frames)
+        self.body: bytes | bytearray = b""
         self.unacknowledged = 0  # flow-controlled bytes received and not yet given back
         self.body_complete = body_complete
         self.body_reported = False
@@ -136,13 +136,23 @@ class StreamCycle:
             return
         self.bytes_received += len(data)
         if data:
-            self.body.append(data)
-            self.body_size += len(data)
+            body = self.body
+            if not body:
+                self.body = data
+            else:
+                if type(body) is bytes:
+                    body = self.body = bytearray(body)
+                body += data
             self._wake()
 
     def end_body(self) -> None:
         self.body_complete = True
         self._wake()
+
+    @property
+    def body_size(self) -> int:
+        """Bytes of body received and not yet read by the app."""
+        return len(self.body)
 
     def waits_for_body(self) -> bool:
         waiter = self.waiter
@@ -150,6 +160,7 @@ class StreamCycle:
 
     def disconnect(self) -> None:
         self.disconnected = True
+        self.body = b""  # nobody will read it: not held while the app runs on
         self._wake()
         self.window_opened()
 
@@ -178,9 +189,9 @@ class StreamCycle:
                 self.waiter = None
 
     def _take_body(self) -> HTTPRequestEvent:
-        parts, self.body = self.body, []
-        body = parts[0] if len(parts) == 1 else b"".join(parts)
-        self.body_size = 0
+        body, self.body = self.body, b""
+        if type(body) is not bytes:
+            body = bytes(body)
         if self.unacknowledged:
             size, self.unacknowledged = self.unacknowledged, 0
             self.conn.consumed(self, size)
