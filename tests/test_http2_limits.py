@@ -14,7 +14,6 @@ import logging
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import hpack
 import pytest
@@ -22,7 +21,7 @@ from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 from hyperframe.frame import Frame, GoAwayFrame, PingFrame, WindowUpdateFrame
 
-from devserver.protocols.http2 import FLOOD_LIMITS, HTTP2Protocol
+from devserver.protocols.http2 import FLOOD_LIMITS
 from tests.h2_apps import Recorder
 from tests.h2_client import (
     H2Client,
@@ -32,40 +31,11 @@ from tests.h2_client import (
     settings_frame,
     unknown_frame,
 )
+from tests.h2_serving import calls, connect, h2_connections, serving
 from tests.utils import Running, run_devserve, run_server, until, waiting_to_drain
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 MAX_STREAM_ID = 2**31 - 1
-
-
-@contextlib.contextmanager
-def serving(**options: Any) -> Iterator[tuple[Running, Recorder]]:
-    """A server of a fresh Recorder; its held requests are let go before it stops."""
-    app = Recorder()
-    options.setdefault("timeout_graceful_shutdown", 0.5)
-    with run_server(app, **options) as server:
-        try:
-            yield server, app
-        finally:
-            with contextlib.suppress(RuntimeError):  # a test may have stopped it already
-                server.loop.call_soon_threadsafe(app.open)
-
-
-def connect(server: Running, **options: Any) -> contextlib.AbstractContextManager[H2Client]:
-    return H2Client.connect(server.host, server.port, **options)
-
-
-def calls(server: Running, app: Recorder, count: int) -> list[str]:
-    """Wait until the app has been called `count` times; the paths it was called for."""
-    return until(
-        lambda: server.call(lambda: app.paths if len(app.paths) >= count else None),
-        f"{count} call(s) of the app",
-    )
-
-
-def h2_connections(server: Running) -> list[HTTP2Protocol]:
-    """The server's HTTP/2 connections (call on its loop)."""
-    return [c for c in server.server.state.connections if isinstance(c, HTTP2Protocol)]
 
 
 def assert_goaway(client: H2Client, code: ErrorCodes, last: int | None = None) -> None:

@@ -20,7 +20,6 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,44 +27,13 @@ import pytest
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
-from devserver.protocols.http2 import FLOOD_LIMITS, HTTP2Protocol
-from tests.h2_apps import Recorder
+from devserver.protocols.http2 import FLOOD_LIMITS
 from tests.h2_client import Fields, H2Client, Stream, unread
-from tests.utils import Running, collected_records, run_server, until
+from tests.h2_serving import calls, connect, h2_connections, serving
+from tests.utils import collected_records, until
 
 MAX_STREAM_ID = 2**31 - 1
 WINDOW_ZERO = {SettingCodes.INITIAL_WINDOW_SIZE: 0}
-
-
-@contextlib.contextmanager
-def serving(app: Any = None, **options: Any) -> Iterator[tuple[Running, Recorder]]:
-    """A server of `app` (a fresh Recorder by default); the Recorder's held requests are let go
-    before it stops."""
-    recorder = Recorder()
-    options.setdefault("timeout_graceful_shutdown", 0.5)
-    with run_server(app or recorder, **options) as server:
-        try:
-            yield server, recorder
-        finally:
-            with contextlib.suppress(RuntimeError):  # a test may have stopped it already
-                server.loop.call_soon_threadsafe(recorder.open)
-
-
-def connect(server: Running, **options: Any) -> contextlib.AbstractContextManager[H2Client]:
-    return H2Client.connect(server.host, server.port, **options)
-
-
-def calls(server: Running, app: Recorder, count: int) -> list[str]:
-    """Wait until the app has been called `count` times; the paths it was called for."""
-    return until(
-        lambda: server.call(lambda: app.paths if len(app.paths) >= count else None),
-        f"{count} call(s) of the app",
-    )
-
-
-def h2_connections(server: Running) -> list[HTTP2Protocol]:
-    """The server's HTTP/2 connections (call on its loop)."""
-    return [c for c in server.server.state.connections if isinstance(c, HTTP2Protocol)]
 
 
 def assert_idles_out(client: H2Client, last: int) -> None:

@@ -329,12 +329,7 @@ class RequestCycle:
         self.conn.response_complete(self)
 
     async def _send_path(self, message: Mapping[str, Any]) -> None:
-        path = message.get("path")
-        if not isinstance(path, str) or not os.path.isabs(path):
-            raise ASGIProtocolError(
-                f"http.response.pathsend: 'path' must be absolute, got {path!r}"
-            )
-        with open(path, "rb") as file:  # the whole file, as a zero-copy send of it
+        with open(path_to_send(message), "rb") as file:  # the whole file, as a zero-copy send
             await self._send_zerocopy({"file": file, "offset": 0})
 
     async def _send_zerocopy(self, message: Mapping[str, Any]) -> None:
@@ -345,7 +340,7 @@ class RequestCycle:
         """
         file = message.get("file")
         more = bool(message.get("more_body", False))
-        offset, count, size = self._file_part(file, message)
+        offset, count, size = file_part(file, message, self.length_left)
         if self.head:
             if self.length_left is None and not more and not self.trailers and not self.chunked:
                 self.length_left = count
@@ -363,26 +358,6 @@ class RequestCycle:
             if self.length_left:
                 length_mismatch(self.length_left)
             self._finish_body()
-
-    def _file_part(self, file: Any, message: Mapping[str, Any]) -> tuple[int, int, int]:
-        """(offset, count, file size) of a zerocopysend message, defaults filled in."""
-        try:
-            size = os.fstat(file.fileno()).st_size
-            offset = message.get("offset")
-            if offset is None:
-                offset = file.tell()  # the spec: from the file's current position
-        except (AttributeError, OSError, ValueError):
-            raise ASGIProtocolError(
-                f"http.response.zerocopysend: 'file' must be an open OS-level file, got {file!r}"
-            ) from None
-        count = message.get("count")
-        if count is None:
-            count = self.length_left if self.length_left is not None else max(0, size - offset)
-        if type(offset) is not int or type(count) is not int or offset < 0 or count < 0:
-            raise ASGIProtocolError(
-                f"http.response.zerocopysend: invalid offset {offset!r} or count {count!r}"
-            )
-        return offset, count, size
 
     async def _send_file_part(self, file: Any, offset: int, count: int, size: int) -> None:
         if self.chunked:
@@ -458,3 +433,35 @@ def content_length(value: bytes) -> int:
     if not text.isdigit():
         raise ASGIProtocolError(f"invalid response Content-Length {value!r}")
     return int(text)
+
+
+def path_to_send(message: Mapping[str, Any]) -> str:
+    """The file of an http.response.pathsend message: an absolute path (its spec)."""
+    path = message.get("path")
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise ASGIProtocolError(f"http.response.pathsend: 'path' must be absolute, got {path!r}")
+    return path
+
+
+def file_part(
+    file: Any, message: Mapping[str, Any], length_left: int | None
+) -> tuple[int, int, int]:
+    """(offset, count, file size) of a zerocopysend message, defaults filled in: without a count,
+    what is left of the response's Content-Length (`length_left`), else the rest of the file."""
+    try:
+        size = os.fstat(file.fileno()).st_size
+        offset = message.get("offset")
+        if offset is None:
+            offset = file.tell()  # the spec: from the file's current position
+    except (AttributeError, OSError, ValueError):
+        raise ASGIProtocolError(
+            f"http.response.zerocopysend: 'file' must be an open OS-level file, got {file!r}"
+        ) from None
+    count = message.get("count")
+    if count is None:
+        count = length_left if length_left is not None else max(0, size - offset)
+    if type(offset) is not int or type(count) is not int or offset < 0 or count < 0:
+        raise ASGIProtocolError(
+            f"http.response.zerocopysend: invalid offset {offset!r} or count {count!r}"
+        )
+    return offset, count, size

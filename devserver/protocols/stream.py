@@ -18,7 +18,13 @@ from typing import Any, Protocol
 
 from devserver.asgi import HTTPIncoming, HTTPRequestEvent, HTTPScope, Outgoing
 from devserver.protocols import wire
-from devserver.protocols.cycle import Response, content_length, length_mismatch
+from devserver.protocols.cycle import (
+    Response,
+    content_length,
+    file_part,
+    length_mismatch,
+    path_to_send,
+)
 from devserver.protocols.errors import ASGIProtocolError, ClientDisconnected
 from devserver.protocols.state import ServerState
 from devserver.tracing import Trace
@@ -296,12 +302,7 @@ class StreamCycle:
         self.conn.response_complete(self)
 
     async def _send_path(self, message: Mapping[str, Any]) -> None:
-        path = message.get("path")
-        if not isinstance(path, str) or not os.path.isabs(path):
-            raise ASGIProtocolError(
-                f"http.response.pathsend: 'path' must be absolute, got {path!r}"
-            )
-        with open(path, "rb") as file:
+        with open(path_to_send(message), "rb") as file:
             await self._send_zerocopy({"file": file, "offset": 0})
 
     async def _send_zerocopy(self, message: Mapping[str, Any]) -> None:
@@ -309,22 +310,7 @@ class StreamCycle:
         (each part needs a frame header, and TLS would encrypt it anyway), so it is read."""
         file = message.get("file")
         more = bool(message.get("more_body", False))
-        try:
-            offset = message.get("offset")
-            if offset is None:
-                offset = file.tell()  # type: ignore[union-attr]
-            size = os.fstat(file.fileno()).st_size  # type: ignore[union-attr]
-        except (AttributeError, OSError, ValueError):
-            raise ASGIProtocolError(
-                f"http.response.zerocopysend: 'file' must be an open OS-level file, got {file!r}"
-            ) from None
-        count = message.get("count")
-        if count is None:
-            count = self.length_left if self.length_left is not None else max(0, size - offset)
-        if type(offset) is not int or type(count) is not int or offset < 0 or count < 0:
-            raise ASGIProtocolError(
-                f"http.response.zerocopysend: invalid offset {offset!r} or count {count!r}"
-            )
+        offset, count, size = file_part(file, message, self.length_left)
         if size - offset < count:
             raise ASGIProtocolError(f"zerocopysend: the file ended {count - size + offset} early")
         if self.length_left is not None and count > self.length_left:
