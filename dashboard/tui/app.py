@@ -19,6 +19,7 @@ from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, RichLog, Static
@@ -142,6 +143,13 @@ class Panel(App[None]):
 
     # ------------------------------------------------------------------ drawing
     def redraw(self) -> None:
+        """The interval's tick: draw what the feed has that is new."""
+        try:
+            self._redraw()
+        except NoMatches:  # the panel is closing: the timer outlived its screen's widgets
+            return
+
+    def _redraw(self) -> None:
         feed = self.feed
         if feed.version == self.drawn:
             return
