@@ -22,13 +22,22 @@ except (ImportError, AttributeError):
 class FlowControl:
     """Read pausing and write draining for one transport."""
 
-    __slots__ = ("_transport", "read_paused", "write_paused", "_drain_waiter")
+    __slots__ = (
+        "_transport",
+        "read_paused",
+        "write_paused",
+        "_drain_waiter",
+        "_stalled_tick",
+        "_stalled_buffer",
+    )
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
         self.read_paused = False
         self.write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._stalled_tick = 0  # while writes are paused: since when the client took nothing
+        self._stalled_buffer = 0  # ...and how much waited for it then
 
     def pause_reading(self) -> None:
         if not self.read_paused:
@@ -50,6 +59,19 @@ class FlowControl:
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def writes_paused_at(self, tick: int) -> None:
+        """Writes paused at the server's `tick`: the time a stall (stalled_since) counts from."""
+        self._stalled_tick, self._stalled_buffer = tick, unsent_bytes(self._transport)
+
+    def stalled_since(self, tick: int) -> int:
+        """While writes are paused: the tick since which the client has taken none of what waits
+        for it (the transport's buffer and the socket's queue); any progress, seen now at `tick`,
+        starts the count again."""
+        buffered = unsent_bytes(self._transport)
+        if buffered < self._stalled_buffer:
+            self._stalled_tick, self._stalled_buffer = tick, buffered
+        return self._stalled_tick
 
     @property
     def draining(self) -> bool:

@@ -24,7 +24,7 @@ import httptools
 from devserver.asgi import HTTPScope
 from devserver.protocols import wire
 from devserver.protocols.cycle import RequestCycle
-from devserver.protocols.flow import FlowControl, unsent_bytes
+from devserver.protocols.flow import FlowControl
 from devserver.protocols.http2 import PREFACE, HTTP2Protocol
 from devserver.protocols.proxy import apply_proxy_headers
 from devserver.protocols.scope import http_scope
@@ -148,8 +148,6 @@ class HTTPProtocol(asyncio.Protocol):
         "upgrade_rest",
         "unparsed",
         "unparsed_at",
-        "stalled_tick",
-        "stalled_buffer",
         "preface",
     )
 
@@ -172,8 +170,6 @@ class HTTPProtocol(asyncio.Protocol):
         self.chunks = 0
         self.chunk_framing = 0  # bytes read for it that were not body bytes
         self.idle_since = state.ticks
-        self.stalled_tick = 0  # while writes are paused: since when the client took nothing
-        self.stalled_buffer = 0  # ...and how much waited for it then
         self.parsing: RequestCycle | None = None
         self.cycle: RequestCycle | None = None
         self.pipeline: collections.deque[RequestCycle] = collections.deque()
@@ -220,8 +216,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
-        self.stalled_tick = self.state.ticks
-        self.stalled_buffer = unsent_bytes(self.transport)
+        self.flow.writes_paused_at(self.state.ticks)
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
@@ -622,11 +617,8 @@ class HTTPProtocol(asyncio.Protocol):
         """Abort the connection when its client has taken none of what waits for it for
         --timeout-send (a client that stopped reading would hold it, an app's send() and a
         WSGI thread forever); any progress starts the count again."""
-        buffered = unsent_bytes(self.transport)
-        if buffered < self.stalled_buffer:
-            self.stalled_tick, self.stalled_buffer = self.state.ticks, buffered
-            return False
-        if not self.state.timed_out(self.stalled_tick, self.settings.timeout_send):
+        stalled_since = self.flow.stalled_since(self.state.ticks)
+        if not self.state.timed_out(stalled_since, self.settings.timeout_send):
             return False
         logger.warning(
             "closing the connection from %s: it took no response bytes for %gs",

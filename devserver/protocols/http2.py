@@ -46,7 +46,7 @@ from hyperframe.frame import GoAwayFrame
 
 from devserver.protocols.cycle import Response
 from devserver.protocols.errors import ClientDisconnected
-from devserver.protocols.flow import FlowControl, unsent_bytes
+from devserver.protocols.flow import FlowControl
 from devserver.protocols.http2_guard import FLOOD_LIMITS, FloodCounter, FrameGuard
 from devserver.protocols.http2_request import (
     HeadTooLarge,
@@ -158,8 +158,6 @@ class HTTP2Protocol(asyncio.Protocol):
         self.read_tick = state.ticks  # when the client last sent anything
         self.ping_tick: int | None = None  # when our keepalive PING went, until its answer
         self.fresh = True  # no stream has been opened on it yet
-        self.stalled_tick = 0  # while writes are paused: since when the client took nothing
-        self.stalled_buffer = 0  # ...and how much waited for it then
         self.running = 0  # streams (and WebSockets) of this connection whose app runs
         self.floods = FloodCounter()
         self.backlog = b""
@@ -293,8 +291,7 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
-        self.stalled_tick = self.state.ticks
-        self.stalled_buffer = unsent_bytes(self.transport)
+        self.flow.writes_paused_at(self.state.ticks)
         # What a client sends makes us write (acknowledgements, responses): one that does not
         # read would otherwise grow the write buffer without bound.
         self.flow.pause_reading()
@@ -833,11 +830,8 @@ class HTTP2Protocol(asyncio.Protocol):
     def _send_stalled(self) -> bool:
         """Abort the connection when its client has taken none of what waits for it for
         --timeout-send; any progress starts the count again (as HTTP/1.1's)."""
-        buffered = unsent_bytes(self.transport)
-        if buffered < self.stalled_buffer:
-            self.stalled_tick, self.stalled_buffer = self.state.ticks, buffered
-            return False
-        if not self.state.timed_out(self.stalled_tick, self.settings.timeout_send):
+        stalled_since = self.flow.stalled_since(self.state.ticks)
+        if not self.state.timed_out(stalled_since, self.settings.timeout_send):
             return False
         logger.warning(
             "closing the HTTP/2 connection from %s: it took no response bytes for %gs",
